@@ -1,0 +1,142 @@
+// Package conf is the single shared XML configuration of every tmon probe and
+// collector: its model, defaults, validation (errors name file, line and
+// element) and the validFrom switch-over time. It sits before every stage of
+// the data flow: each component loads the same file and picks its own part.
+package conf
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/tmon-project/tmon/flow"
+)
+
+// Config is one validated configuration file. Every slice is in document
+// order; indexes into Probes, Classes and Collectors are stable identifiers
+// shared by all components that load the same file.
+type Config struct {
+	File      string    // path it was loaded from (for messages)
+	Version   string    // free text, logged with the switch-over event
+	ValidFrom time.Time // when this version takes effect (zero: immediately)
+
+	Interval   time.Duration // aggregation interval of histograms and counters
+	Transport  Transport
+	Probes     []Probe
+	Collectors []Collector
+	Classes    []Class
+}
+
+// Transport holds the probe-to-collector protocol parameters (trafMon 1.5).
+type Transport struct {
+	MaxPDUSize        int           // bytes of UDP payload; default 1400
+	MaxBuildTime      time.Duration // flush a PDU under construction after this; default 1s
+	MinGap            time.Duration // minimum time between two sends to one collector; default 2ms
+	InitialTimeout    time.Duration // first ack timeout; default 500ms
+	TimeoutIncrement  time.Duration // added to the timeout at each retry; default 500ms
+	TimeoutMultiplier float64       // multiplies the timeout at each retry; default 1
+	MaxRetries        int           // retries before long-retry mode; default 5
+	FinalTimeout      time.Duration // age after which a PDU is given up; default 10m
+	BreakBorder       time.Duration // window before a break kept forever; default 30s
+	Heartbeat         time.Duration // heartbeat period when idle; default 5s
+}
+
+// Probe is one probe process and its capture interfaces.
+type Probe struct {
+	Name       string
+	ID         uint16 // numeric id carried in every PDU; unique, non-zero
+	Core       int    // CPU the sieve goroutine is pinned to; -1: not pinned (default)
+	Interfaces []Interface
+	Line       int // line of the <probe> element, for messages
+}
+
+// Interface is one capture point of a probe.
+type Interface struct {
+	Name string // OS interface name (live) or a label for a capture file
+	Hop  string // hop name this interface observes; empty when not on a one-way path
+}
+
+// Collector is one collector instance; probes send everything to each.
+type Collector struct {
+	Name    string
+	Address netip.AddrPort // UDP address it listens on
+	Spool   string         // spool directory; default "spool/<name>"
+}
+
+// Class is a flow class: which packets belong to it (Filter), how they split
+// into granular flow instances (Granular), which fields NAT may change
+// (Mask), and the one-way measurement over its hops (OneWay, optional).
+type Class struct {
+	Name     string
+	Index    int // position in Config.Classes; the class id on the wire
+	Filter   Filter
+	Granular flow.Set // fields that split the class into instances
+	Mask     flow.Set // fields masked to zero before signing (NAT); Src, Dst, SrcPort, DstPort, DSCP, ECN, FlowLabel allowed
+	OneWay   *OneWay  // nil when the class has no one-way measurement
+	Line     int
+}
+
+// OneWay is the per-packet one-way measurement of a class.
+type OneWay struct {
+	Hops       []Hop         // the path, in travel order; at least two
+	Pairs      []HopPair     // hop pairs whose delay is histogrammed; default: first→last
+	MaxTransit time.Duration // largest plausible first-to-last transit; sightings further apart never match; default 1s
+	Timeout    time.Duration // after this (data time, from the first sighting) an incomplete record is lost/missed; default 2×MaxTransit
+	DupWindow  time.Duration // a second sighting of a packet at one hop within this is a duplicate; default 1ms
+	Resolution time.Duration // time quantum of sightings on the wire; default 1ns (exact)
+	Size       bool          // carry the IP length of each sighting
+	PerPacket  bool          // write one spool record per reconciled packet
+}
+
+// Hop is one named point of a one-way path. A hop may be observed at several
+// interfaces (alternative routes); each is "probe/interface".
+type Hop struct {
+	Name       string
+	Interfaces []ProbeInterface
+}
+
+// ProbeInterface names an interface of a probe.
+type ProbeInterface struct {
+	Probe     int // index in Config.Probes
+	Interface int // index in Probe.Interfaces
+}
+
+// HopPair is a pair of hops whose one-way delay is histogrammed.
+type HopPair struct {
+	From, To int             // indexes into OneWay.Hops; From < To
+	Slices   []time.Duration // ascending slice edges; bin i is [Slices[i-1], Slices[i]); first bin below Slices[0], last at or above the last edge
+}
+
+// Filter is a flow-class filter in trafMon's three-level normal form:
+//
+//	[NOT] AND( [NOT] OR( [NOT] AND(predicates...) ... ) ... )
+//
+// An empty Filter matches every IP packet.
+type Filter struct {
+	Not    bool
+	Groups []OrGroup // all must hold
+}
+
+// OrGroup is the second level: at least one term must hold.
+type OrGroup struct {
+	Not   bool
+	Terms []AndTerm
+}
+
+// AndTerm is the third level: all predicates must hold.
+type AndTerm struct {
+	Not   bool
+	Preds []Pred
+}
+
+// Pred is a predicate on one field: the value lies in one of Ranges (numeric
+// fields) or in one of Prefixes (address fields).
+type Pred struct {
+	Field    flow.Field
+	Not      bool
+	Ranges   []Range        // inclusive; numeric fields
+	Prefixes []netip.Prefix // address fields
+	Line     int
+}
+
+// Range is an inclusive numeric range.
+type Range struct{ Lo, Hi uint32 }

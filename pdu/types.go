@@ -1,0 +1,53 @@
+// Package pdu is the wire format between probes and collectors: every PDU
+// type, its compact encoding and decoding, the CRC that guards it, and acks.
+// The probe's analyser fills builders; the transport sends the encoded bytes;
+// the collector decodes them for reconciliation and the spool. The byte layout
+// is specified in docs/pdu.md.
+package pdu
+
+import "github.com/tmon-project/tmon/flow"
+
+// Type is the PDU type carried in every header.
+type Type uint8
+
+const (
+	TypeAck       Type = 1 // collector → probe: acknowledges one PDU
+	TypeHeartbeat Type = 2 // probe → collector when idle; carries the probe clock
+	TypeFlowDef   Type = 3 // flow instance definitions
+	TypeSightings Type = 4 // one-way sightings
+	TypeEvents    Type = 5 // remarkable events
+	TypeBye       Type = 6 // probe → collector: clean end of session, nothing more will come
+)
+
+// Header starts every PDU.
+type Header struct {
+	Type    Type
+	Probe   uint16 // probe id from the configuration
+	Session uint32 // chosen at probe start; a new value means the probe restarted
+	Seq     uint32 // PDU id within the session, from 1, per collector
+	// ProbeTime is the probe's data clock (ns since epoch) when the PDU was
+	// closed: the probe has reported every sighting captured before it.
+	ProbeTime int64
+}
+
+// FlowDef announces one flow instance seen on one interface of the probe.
+type FlowDef struct {
+	ID    uint32   // per probe (and session) numeric id used by sightings
+	Iface uint8    // interface index within the probe
+	Key   flow.Key // class and granular values
+}
+
+// Sighting is one packet seen at one interface: a one-way observation.
+type Sighting struct {
+	Flow uint32 // FlowDef.ID
+	Sig  uint32
+	TS   int64  // capture time, ns since epoch (quantised to the class resolution)
+	Size uint32 // IP length; 0 when the class does not carry sizes
+}
+
+// Event is a remarkable event (trafMon 1.7).
+type Event struct {
+	TS     int64  // ns since epoch
+	Kind   string // short machine-readable kind, e.g. "capture.drops"
+	Detail string // human-readable detail
+}

@@ -1,0 +1,43 @@
+package sieve
+
+// Record is what the sieve hands to the analyser for every packet that at
+// least one flow class wants: the dissected header fields, the classes it
+// belongs to and its signature. It is a fixed-size value copied through the
+// ring; it holds no pointer into the capture buffer, so the buffer can be
+// released as soon as Sieve returns. Size: 96 bytes.
+type Record struct {
+	TS      int64  // capture time, ns since the Unix epoch (kernel or file timestamp)
+	Classes uint64 // bit i set: the packet belongs to flow class i
+	Sig     uint32 // signature over the invariant bytes (see Sign); 0 is a valid value
+	Length  uint32 // IP total length in bytes (IPv6: 40 + payload length)
+
+	Src, Dst  [16]byte // IPv4 addresses in the first 4 bytes, the rest zero
+	SrcPort   uint16   // TCP/UDP; for non-first fragments 0
+	DstPort   uint16
+	VLAN      uint16 // outermost VLAN id, 0 when untagged
+	FragOff   uint16 // fragment offset in 8-byte units (IPv4 and IPv6)
+	FragID    uint32 // IPv4 identification / IPv6 fragment identification
+	FlowLabel uint32
+
+	Iface     uint8 // index of the capture interface within the probe
+	IPVersion uint8 // 4 or 6
+	Proto     uint8 // upper-layer protocol (after IPv6 extension headers)
+	DSCP      uint8
+	ECN       uint8
+	TTL       uint8
+	ICMPType  uint8
+	ICMPCode  uint8
+	TCPFlags  uint8
+	Flags     Flags
+}
+
+// Flags describe how the packet was dissected.
+type Flags uint8
+
+const (
+	FlagFragment  Flags = 1 << iota // an IP fragment (first or not)
+	FlagMoreFrags                   // more-fragments bit set
+	FlagTruncated                   // capture shorter than the IP length: signature covers only the captured bytes
+	FlagICMPError                   // ICMP error: addresses/ports are those of the inner (offending) packet
+	FlagNoL4                        // no transport header (non-first fragment or unknown protocol): port fields are zero
+)
