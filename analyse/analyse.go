@@ -1,0 +1,270 @@
+// Package analyse is the probe's stateful stage, after the sieve and its ring
+// and before the PDU builders: it discovers granular flow instances and
+// announces each once with a numeric per-probe id, maps non-first IP
+// fragments to the flow of their first fragment, and turns packets of
+// one-way classes into sightings. Protocol analysers (round trips, TCP, FTP,
+// counters) plug in here later, as further consumers of the same records.
+//
+// An Analyser is used by one goroutine. Per packet it does not allocate once
+// the flow and fragment tables have grown to the traffic's working set.
+package analyse
+
+import (
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/flow"
+	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/sieve"
+)
+
+// Output receives what the analyser produces. The probe's PDU layer
+// implements it; tests record into slices.
+type Output interface {
+	// FlowDef announces a new flow instance; it precedes every sighting of it.
+	FlowDef(d pdu.FlowDef)
+	// Sighting reports one packet of a one-way class seen at one interface.
+	Sighting(s pdu.Sighting, resolutionExp uint8, withSize bool)
+}
+
+// Stats counts what the analyser did; read them from the analyser's goroutine
+// or after it stopped.
+type Stats struct {
+	Records        uint64 // records received from the sieve
+	Sightings      uint64 // one-way sightings produced
+	Flows          uint64 // flow instances discovered
+	ICMPErrors     uint64 // ICMP errors skipped for one-way (they travel backwards)
+	FragPending    uint64 // non-first fragments that waited for their first fragment
+	FragOrphans    uint64 // non-first fragments whose first fragment never came (no sighting)
+	FragPendingMax uint64 // pending fragments dropped because the pending buffer was full
+}
+
+// classInfo is the per-class state compiled from the configuration.
+type classInfo struct {
+	granular flow.Set
+	oneWay   bool
+	resExp   uint8
+	res      int64
+	size     bool
+	hop      []bool // by interface index of this probe: interface observes a hop of the class
+}
+
+type instKey struct {
+	key   flow.Key
+	iface uint8
+}
+
+type fragKey struct {
+	src, dst [16]byte
+	id       uint32
+	proto    uint8
+	iface    uint8
+}
+
+type fragEntry struct {
+	classes uint64
+	flows   [64]uint32 // flow id per class bit, valid where classes has the bit
+	ts      int64      // time of the first fragment
+}
+
+// Analyser turns sieve records into flow definitions and sightings.
+type Analyser struct {
+	classes []classInfo
+	out     Output
+	flows   map[instKey]uint32
+	nextID  uint32
+	frags   map[fragKey]*fragEntry
+	pending []sieve.Record // non-first fragments seen before their first fragment
+	maxPend int
+	fragTTL int64
+	lastGC  int64
+	free    []*fragEntry
+	stats   Stats
+}
+
+// Config tunes an Analyser; the zero value is usable.
+type Config struct {
+	// FragTimeout is how long (data time) a fragment set stays known and a
+	// non-first fragment waits for its first fragment. Default 2s.
+	FragTimeout time.Duration
+	// MaxPending bounds the fragments waiting for their first fragment.
+	// Default 4096.
+	MaxPending int
+}
+
+// New builds the analyser of probe number probe (index into cfg.Probes).
+func New(cfg *conf.Config, probe int, out Output, c Config) (*Analyser, error) {
+	if probe < 0 || probe >= len(cfg.Probes) {
+		return nil, fmt.Errorf("analyse: probe index %d out of range", probe)
+	}
+	if len(cfg.Classes) > 64 {
+		return nil, fmt.Errorf("analyse: %d flow classes, at most 64", len(cfg.Classes))
+	}
+	if c.FragTimeout <= 0 {
+		c.FragTimeout = 2 * time.Second
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 4096
+	}
+	a := &Analyser{
+		out:     out,
+		flows:   make(map[instKey]uint32),
+		frags:   make(map[fragKey]*fragEntry),
+		maxPend: c.MaxPending,
+		fragTTL: int64(c.FragTimeout),
+	}
+	ifaces := len(cfg.Probes[probe].Interfaces)
+	for ci := range cfg.Classes {
+		cl := &cfg.Classes[ci]
+		info := classInfo{granular: cl.Granular, hop: make([]bool, ifaces)}
+		if ow := cl.OneWay; ow != nil {
+			info.oneWay = true
+			info.size = ow.Size
+			res := ow.Resolution
+			if res <= 0 {
+				res = time.Nanosecond
+			}
+			info.res = int64(res)
+			for r := int64(1); r < info.res; r *= 10 {
+				info.resExp++
+			}
+			for _, h := range ow.Hops {
+				for _, pi := range h.Interfaces {
+					if pi.Probe == probe {
+						info.hop[pi.Interface] = true
+					}
+				}
+			}
+		}
+		a.classes = append(a.classes, info)
+	}
+	return a, nil
+}
+
+// Stats returns the counters so far.
+func (a *Analyser) Stats() Stats { return a.stats }
+
+// Packet analyses one record. rec is not retained.
+func (a *Analyser) Packet(rec *sieve.Record) {
+	a.stats.Records++
+	if rec.Flags&sieve.FlagFragment != 0 {
+		a.fragment(rec)
+		return
+	}
+	a.classify(rec, nil)
+}
+
+// classify assigns rec to the flow instance of each of its classes and emits
+// sightings. When fe is non-nil the record is the first fragment of a set and
+// the flow ids are remembered there for the later fragments.
+func (a *Analyser) classify(rec *sieve.Record, fe *fragEntry) {
+	for m := rec.Classes; m != 0; m &= m - 1 {
+		ci := trailingZeros(m)
+		info := &a.classes[ci]
+		id := a.instance(rec, ci, info)
+		if fe != nil {
+			fe.flows[ci] = id
+		}
+		a.sight(rec, id, info)
+	}
+}
+
+func (a *Analyser) sight(rec *sieve.Record, id uint32, info *classInfo) {
+	if !info.oneWay || int(rec.Iface) >= len(info.hop) || !info.hop[rec.Iface] {
+		return
+	}
+	if rec.Flags&sieve.FlagICMPError != 0 {
+		// An ICMP error travels back towards the source: it is not a packet
+		// of this one-way path.
+		a.stats.ICMPErrors++
+		return
+	}
+	ts := rec.TS
+	if info.res > 1 {
+		ts -= floorMod(ts, info.res)
+	}
+	var size uint32
+	if info.size {
+		size = rec.Length
+	}
+	a.stats.Sightings++
+	a.out.Sighting(pdu.Sighting{Flow: id, Sig: rec.Sig, TS: ts, Size: size}, info.resExp, info.size)
+}
+
+func floorMod(x, m int64) int64 {
+	r := x % m
+	if r < 0 {
+		r += m
+	}
+	return r
+}
+
+// instance returns the flow id of rec's instance of class ci, announcing it
+// when new.
+func (a *Analyser) instance(rec *sieve.Record, ci int, info *classInfo) uint32 {
+	k := instKey{key: Key(rec, uint16(ci), info.granular), iface: rec.Iface}
+	if id, ok := a.flows[k]; ok {
+		return id
+	}
+	id := a.nextID
+	a.nextID++
+	a.flows[k] = id
+	a.stats.Flows++
+	a.out.FlowDef(pdu.FlowDef{ID: id, Iface: rec.Iface, Key: k.key})
+	return id
+}
+
+// Key builds the granular flow key of rec in class class: the fields of g,
+// the others left zero.
+func Key(rec *sieve.Record, class uint16, g flow.Set) flow.Key {
+	k := flow.Key{Class: class, Fields: g}
+	if g == 0 {
+		return k
+	}
+	if g.Has(flow.Src) {
+		k.Src = addr(rec.IPVersion, &rec.Src)
+	}
+	if g.Has(flow.Dst) {
+		k.Dst = addr(rec.IPVersion, &rec.Dst)
+	}
+	if g.Has(flow.SrcPort) {
+		k.SrcPort = rec.SrcPort
+	}
+	if g.Has(flow.DstPort) {
+		k.DstPort = rec.DstPort
+	}
+	if g.Has(flow.VLAN) {
+		k.VLAN = rec.VLAN
+	}
+	if g.Has(flow.FlowLabel) {
+		k.FlowLabel = rec.FlowLabel
+	}
+	if g.Has(flow.Proto) {
+		k.Proto = rec.Proto
+	}
+	if g.Has(flow.DSCP) {
+		k.DSCP = rec.DSCP
+	}
+	if g.Has(flow.ICMPType) {
+		k.ICMPType = rec.ICMPType
+	}
+	if g.Has(flow.ICMPCode) {
+		k.ICMPCode = rec.ICMPCode
+	}
+	if g.Has(flow.IPVersion) {
+		k.IPVersion = rec.IPVersion
+	}
+	return k
+}
+
+func addr(v uint8, b *[16]byte) netip.Addr {
+	if v == 4 {
+		return netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]})
+	}
+	return netip.AddrFrom16(*b)
+}
+
+func trailingZeros(m uint64) int { return bits.TrailingZeros64(m) }

@@ -1,0 +1,164 @@
+package analyse
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/flow"
+	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/sieve"
+)
+
+type recorder struct {
+	defs []pdu.FlowDef
+	sigs []pdu.Sighting
+	exp  []uint8
+}
+
+func (r *recorder) FlowDef(d pdu.FlowDef) { r.defs = append(r.defs, d) }
+func (r *recorder) Sighting(s pdu.Sighting, exp uint8, _ bool) {
+	r.sigs = append(r.sigs, s)
+	r.exp = append(r.exp, exp)
+}
+
+// testConfig: probe 0 has interfaces a0 (hop A) and x0 (no hop); class 0 is
+// one-way A→B split on ip.src/l4.dport at 1µs resolution; class 1 has no
+// one-way measurement.
+func testConfig() *conf.Config {
+	return &conf.Config{
+		Probes: []conf.Probe{
+			{Name: "p", ID: 1, Interfaces: []conf.Interface{{Name: "a0", Hop: "A"}, {Name: "x0"}}},
+			{Name: "q", ID: 2, Interfaces: []conf.Interface{{Name: "b0", Hop: "B"}}},
+		},
+		Classes: []conf.Class{
+			{Name: "ow", Granular: flow.Set(0).With(flow.Src).With(flow.DstPort), OneWay: &conf.OneWay{
+				Hops: []conf.Hop{
+					{Name: "A", Interfaces: []conf.ProbeInterface{{Probe: 0, Interface: 0}}},
+					{Name: "B", Interfaces: []conf.ProbeInterface{{Probe: 1, Interface: 0}}},
+				},
+				Resolution: time.Microsecond, Size: true,
+			}},
+			{Name: "count", Index: 1},
+		},
+	}
+}
+
+func rec(ts int64, iface uint8, src string, dport uint16, classes uint64) sieve.Record {
+	r := sieve.Record{TS: ts, Iface: iface, IPVersion: 4, DstPort: dport, Classes: classes, Sig: uint32(ts), Length: 100, Proto: 17}
+	a := netip.MustParseAddr(src).As4()
+	copy(r.Src[:], a[:])
+	return r
+}
+
+func TestFlowsAndSightings(t *testing.T) {
+	out := &recorder{}
+	a, err := New(testConfig(), 0, out, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts := []sieve.Record{
+		rec(1_000_001_999, 0, "10.0.0.1", 5000, 3), // new flow in class 0 and 1
+		rec(1_000_002_000, 0, "10.0.0.1", 5000, 3), // same flows
+		rec(1_000_003_000, 0, "10.0.0.2", 5000, 1), // new instance of class 0
+		rec(1_000_004_000, 1, "10.0.0.1", 5000, 1), // interface without hop: flow, no sighting
+		rec(-1_500, 0, "10.0.0.1", 5000, 1),        // negative time quantises downwards
+	}
+	for i := range pkts {
+		a.Packet(&pkts[i])
+	}
+	if len(out.defs) != 4 {
+		t.Fatalf("flow defs = %d, want 4: %+v", len(out.defs), out.defs)
+	}
+	if out.defs[0].Key.Class != 0 || out.defs[1].Key.Class != 1 || out.defs[3].Iface != 1 {
+		t.Errorf("unexpected defs %+v", out.defs)
+	}
+	if got := out.defs[0].Key.Src; got != netip.MustParseAddr("10.0.0.1") {
+		t.Errorf("key src = %v", got)
+	}
+	wantTS := []int64{1_000_001_000, 1_000_002_000, 1_000_003_000, -2_000}
+	wantFlow := []uint32{0, 0, 2, 0}
+	if len(out.sigs) != len(wantTS) {
+		t.Fatalf("sightings = %d, want %d", len(out.sigs), len(wantTS))
+	}
+	for i, s := range out.sigs {
+		if s.TS != wantTS[i] || s.Flow != wantFlow[i] || s.Size != 100 || out.exp[i] != 3 {
+			t.Errorf("sighting %d = %+v exp %d, want ts %d flow %d size 100 exp 3", i, s, out.exp[i], wantTS[i], wantFlow[i])
+		}
+	}
+}
+
+func TestFragmentsFollowFirst(t *testing.T) {
+	out := &recorder{}
+	a, _ := New(testConfig(), 0, out, Config{})
+	first := rec(10, 0, "10.0.0.9", 5001, 1)
+	first.Flags = sieve.FlagFragment | sieve.FlagMoreFrags
+	first.FragID = 7
+	later := rec(5, 0, "10.0.0.9", 0, 1) // arrives before the first: must wait
+	later.Flags = sieve.FlagFragment | sieve.FlagNoL4
+	later.FragID, later.FragOff = 7, 185
+	last := rec(20, 0, "10.0.0.9", 0, 1)
+	last.Flags = sieve.FlagFragment | sieve.FlagNoL4
+	last.FragID, last.FragOff = 7, 370
+	other := rec(21, 0, "10.0.0.9", 0, 1) // fragment of a set never started
+	other.Flags = sieve.FlagFragment | sieve.FlagNoL4
+	other.FragID, other.FragOff = 8, 185
+	for _, r := range []*sieve.Record{&later, &first, &last, &other} {
+		a.Packet(r)
+	}
+	a.Close()
+	if len(out.defs) != 1 {
+		t.Fatalf("defs %+v", out.defs)
+	}
+	if len(out.sigs) != 3 {
+		t.Fatalf("sightings %+v, want first, pending, last", out.sigs)
+	}
+	for _, s := range out.sigs {
+		if s.Flow != 0 {
+			t.Errorf("fragment sighting under flow %d, want 0", s.Flow)
+		}
+	}
+	if st := a.Stats(); st.FragPending != 2 || st.FragOrphans != 1 {
+		t.Errorf("stats %+v, want 2 pending, 1 orphan", st)
+	}
+}
+
+func TestICMPErrorNotSighted(t *testing.T) {
+	out := &recorder{}
+	a, _ := New(testConfig(), 0, out, Config{})
+	r := rec(1, 0, "10.0.0.1", 5000, 1)
+	r.Flags = sieve.FlagICMPError
+	a.Packet(&r)
+	if len(out.sigs) != 0 || a.Stats().ICMPErrors != 1 {
+		t.Errorf("ICMP error sighted: %+v", out.sigs)
+	}
+}
+
+type discard struct{}
+
+func (discard) FlowDef(pdu.FlowDef)                {}
+func (discard) Sighting(pdu.Sighting, uint8, bool) {}
+
+func TestPacketDoesNotAllocate(t *testing.T) {
+	a, _ := New(testConfig(), 0, discard{}, Config{})
+	r := rec(1, 0, "10.0.0.1", 5000, 3)
+	a.Packet(&r)
+	if n := testing.AllocsPerRun(1000, func() { r.TS++; a.Packet(&r) }); n != 0 {
+		t.Errorf("Packet allocates %.1f times per packet", n)
+	}
+}
+
+func BenchmarkPacket(b *testing.B) {
+	a, _ := New(testConfig(), 0, discard{}, Config{})
+	recs := make([]sieve.Record, 64)
+	for i := range recs {
+		recs[i] = rec(int64(i), 0, "10.0.0.1", uint16(5000+i%16), 3)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a.Packet(&recs[i&63])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+}
