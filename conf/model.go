@@ -19,11 +19,12 @@ type Config struct {
 	Version   string    // free text, logged with the switch-over event
 	ValidFrom time.Time // when this version takes effect (zero: immediately)
 
-	Interval   time.Duration // aggregation interval of histograms and counters
+	Interval   time.Duration // aggregation interval of histograms and counters; default 60s; whole seconds dividing one hour
 	Transport  Transport
 	Probes     []Probe
 	Collectors []Collector
 	Classes    []Class
+	Line       int // line of the <tmon> element, for messages (0 when built in code)
 }
 
 // Transport holds the probe-to-collector protocol parameters (trafMon 1.5).
@@ -38,6 +39,7 @@ type Transport struct {
 	FinalTimeout      time.Duration // age after which a PDU is given up; default 10m
 	BreakBorder       time.Duration // window before a break kept forever; default 30s
 	Heartbeat         time.Duration // heartbeat period when idle; default 5s
+	Line              int           // line of the <transport> element; 0 when absent or built in code
 }
 
 // Probe is one probe process and its capture interfaces.
@@ -53,6 +55,7 @@ type Probe struct {
 type Interface struct {
 	Name string // OS interface name (live) or a label for a capture file
 	Hop  string // hop name this interface observes; empty when not on a one-way path
+	Line int    // line of the <interface> element, for messages
 }
 
 // Collector is one collector instance; probes send everything to each.
@@ -60,6 +63,7 @@ type Collector struct {
 	Name    string
 	Address netip.AddrPort // UDP address it listens on
 	Spool   string         // spool directory; default "spool/<name>"
+	Line    int            // line of the <collector> element, for messages
 }
 
 // Class is a flow class: which packets belong to it (Filter), how they split
@@ -85,6 +89,7 @@ type OneWay struct {
 	Resolution time.Duration // time quantum of sightings on the wire; default 1ns (exact)
 	Size       bool          // carry the IP length of each sighting
 	PerPacket  bool          // write one spool record per reconciled packet
+	Line       int           // line of the <oneWay> element, for messages
 }
 
 // Hop is one named point of a one-way path. A hop may be observed at several
@@ -103,7 +108,8 @@ type ProbeInterface struct {
 // HopPair is a pair of hops whose one-way delay is histogrammed.
 type HopPair struct {
 	From, To int             // indexes into OneWay.Hops; From < To
-	Slices   []time.Duration // ascending slice edges; bin i is [Slices[i-1], Slices[i]); first bin below Slices[0], last at or above the last edge
+	Slices   []time.Duration // ascending slice edges; bin i is [Slices[i-1], Slices[i]); first bin below Slices[0], last at or above the last edge; default DefaultSlices
+	Line     int             // line of the <hopPair> element (0 for the default pair), for messages
 }
 
 // Filter is a flow-class filter in trafMon's three-level normal form:
@@ -114,18 +120,21 @@ type HopPair struct {
 type Filter struct {
 	Not    bool
 	Groups []OrGroup // all must hold
+	Line   int       // line of the <filter> element; 0 when absent
 }
 
 // OrGroup is the second level: at least one term must hold.
 type OrGroup struct {
 	Not   bool
 	Terms []AndTerm
+	Line  int // line of the <or>/<nor> element, or of the lone <match> it was made from
 }
 
 // AndTerm is the third level: all predicates must hold.
 type AndTerm struct {
 	Not   bool
 	Preds []Pred
+	Line  int // line of the <and>/<nand> element, or of the lone <match> it was made from
 }
 
 // Pred is a predicate on one field: the value lies in one of Ranges (numeric

@@ -1,0 +1,603 @@
+package conf
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tmon-project/tmon/flow"
+)
+
+// maxFileSize bounds what Parse reads: a configuration is a few kilobytes,
+// and a component should not exhaust its memory on a wrong file.
+const maxFileSize = 4 << 20
+
+// Load reads, checks and returns the configuration file at path. Errors name
+// the file, the line and the element; several are joined (errors.Join), each
+// an *Error.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("conf: %w", err)
+	}
+	defer f.Close()
+	return Parse(f, path)
+}
+
+// Parse reads, checks and returns a configuration from r; name is used as the
+// file name in Config.File and in errors. Omitted values get the defaults
+// documented on the model. Errors of form (unknown element or attribute, bad
+// value) are all reported first; only a file free of them is validated
+// (Validate), since a half-read element would cause misleading follow-on
+// errors.
+func Parse(r io.Reader, name string) (*Config, error) {
+	root, err := readTree(r, name)
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{errList: errList{file: name}}
+	c := p.config(root)
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	c.File = name
+	resolveHops(c)
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// node is one element of the document with the line its start tag begins on.
+type node struct {
+	name     string
+	attrs    []xml.Attr
+	line     int
+	kids     []*node
+	textLine int // line of the first non-blank character data inside; 0 if none
+}
+
+// readTree decodes the document into a tree of nodes. Only XML syntax is
+// checked here; the tree is checked against the grammar afterwards, so that
+// every grammar error can be reported, not only the first.
+func readTree(r io.Reader, name string) (*node, error) {
+	lr := &io.LimitedReader{R: r, N: maxFileSize + 1}
+	d := xml.NewDecoder(lr)
+	var root *node
+	var stack []*node
+	for {
+		// The position before Token is where the next token starts: the
+		// decoder consumes blanks as character data tokens of their own.
+		line, _ := d.InputPos()
+		tok, err := d.Token()
+		if lr.N <= 0 {
+			return nil, &Error{File: name, Err: fmt.Errorf("file larger than %d bytes", maxFileSize)}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var se *xml.SyntaxError
+			if errors.As(err, &se) {
+				return nil, &Error{File: name, Line: se.Line, Err: fmt.Errorf("XML syntax: %s", se.Msg)}
+			}
+			return nil, &Error{File: name, Line: line, Err: fmt.Errorf("XML: %w", err)}
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			n := &node{name: t.Name.Local, attrs: t.Attr, line: line}
+			if t.Name.Space != "" {
+				n.name = t.Name.Space + ":" + t.Name.Local
+			}
+			if len(stack) == 0 {
+				if root != nil {
+					return nil, &Error{File: name, Line: line, Elem: "<" + n.name + ">", Err: errors.New("second root element")}
+				}
+				root = n
+			} else {
+				top := stack[len(stack)-1]
+				top.kids = append(top.kids, n)
+			}
+			stack = append(stack, n)
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+		case xml.CharData:
+			if strings.TrimSpace(string(t)) == "" {
+				continue
+			}
+			if len(stack) == 0 {
+				return nil, &Error{File: name, Line: line, Err: errors.New("text outside the root element")}
+			}
+			if top := stack[len(stack)-1]; top.textLine == 0 {
+				top.textLine = line
+			}
+		case xml.Directive:
+			return nil, &Error{File: name, Line: line, Err: errors.New("<!DOCTYPE> and other directives are not supported")}
+		}
+	}
+	if root == nil {
+		return nil, &Error{File: name, Err: errors.New("no <tmon> element")}
+	}
+	return root, nil
+}
+
+// parser turns the node tree into a Config, collecting errors.
+type parser struct {
+	errList
+}
+
+// label renders n with its identifying attributes for messages.
+func label(n *node) string {
+	var keys []string
+	switch n.name {
+	case "match":
+		keys = []string{"field"}
+	case "probe", "collector", "flowClass", "interface":
+		keys = []string{"name"}
+	case "oneWay":
+		keys = []string{"hops"}
+	case "hopPair":
+		keys = []string{"from", "to"}
+	}
+	var kv []string
+	for _, k := range keys {
+		for _, a := range n.attrs {
+			if a.Name.Space == "" && a.Name.Local == k {
+				kv = append(kv, k, a.Value)
+				break
+			}
+		}
+	}
+	return elem(n.name, kv...)
+}
+
+func (p *parser) errf(n *node, format string, args ...any) {
+	p.addf(n.line, label(n), format, args...)
+}
+
+// attrs holds the attributes of one element, checked against its grammar.
+type attrs struct {
+	p    *parser
+	n    *node
+	vals map[string]string
+}
+
+// attrs checks the attributes of n against known and returns them.
+func (p *parser) attrs(n *node, known ...string) attrs {
+	a := attrs{p: p, n: n, vals: make(map[string]string, len(n.attrs))}
+	for _, at := range n.attrs {
+		name := at.Name.Local
+		if at.Name.Space != "" {
+			name = at.Name.Space + ":" + name
+		}
+		switch {
+		case !slices.Contains(known, name):
+			if len(known) == 0 {
+				p.errf(n, "unknown attribute %q (none allowed)", name)
+			} else {
+				p.errf(n, "unknown attribute %q (known: %s)", name, strings.Join(known, ", "))
+			}
+		case a.has(name):
+			p.errf(n, "attribute %q given twice", name)
+		default:
+			a.vals[name] = at.Value
+		}
+	}
+	if n.textLine != 0 {
+		p.addf(n.textLine, label(n), "unexpected text inside the element")
+	}
+	return a
+}
+
+func (a attrs) has(name string) bool { _, ok := a.vals[name]; return ok }
+
+// required returns the attribute, reporting it when missing or empty.
+func (a attrs) required(name string) (string, bool) {
+	v, ok := a.vals[name]
+	if !ok || strings.TrimSpace(v) == "" {
+		a.p.errf(a.n, "missing attribute %q", name)
+		return "", false
+	}
+	return v, true
+}
+
+// bad reports a bad attribute value.
+func (a attrs) bad(name string, err error) {
+	a.p.errf(a.n, "%s=%q: %w", name, a.vals[name], err)
+}
+
+// The setters below leave *dst unchanged (the default) when the attribute is
+// absent, and report a value that does not parse.
+
+func (a attrs) duration(name string, dst *time.Duration) {
+	if v, ok := a.vals[name]; ok {
+		d, err := parseDuration(v)
+		if err != nil {
+			a.bad(name, err)
+			return
+		}
+		*dst = d
+	}
+}
+
+func (a attrs) boolean(name string, dst *bool) {
+	if v, ok := a.vals[name]; ok {
+		b, err := parseBool(v)
+		if err != nil {
+			a.bad(name, err)
+			return
+		}
+		*dst = b
+	}
+}
+
+func (a attrs) integer(name string, dst *int) {
+	if v, ok := a.vals[name]; ok {
+		i, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			a.bad(name, fmt.Errorf("not an integer"))
+			return
+		}
+		*dst = int(i)
+	}
+}
+
+func (a attrs) float(name string, dst *float64) {
+	if v, ok := a.vals[name]; ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			a.bad(name, fmt.Errorf("not a number"))
+			return
+		}
+		*dst = f
+	}
+}
+
+// unknownKid reports a child element not allowed under parent.
+func (p *parser) unknownKid(parent, kid *node, known ...string) {
+	p.errf(kid, "unknown element in <%s> (known: %s)", parent.name, strings.Join(known, ", "))
+}
+
+// once reports a second occurrence of an element allowed once.
+func (p *parser) once(seen *bool, n *node) bool {
+	if *seen {
+		p.errf(n, "given twice (allowed once)")
+		return false
+	}
+	*seen = true
+	return true
+}
+
+func (p *parser) config(root *node) *Config {
+	c := &Config{Interval: DefaultInterval, Transport: DefaultTransport(), Line: root.line}
+	if root.name != "tmon" {
+		p.errf(root, "root element must be <tmon>")
+		return c
+	}
+	a := p.attrs(root, "version", "validFrom", "interval")
+	c.Version = a.vals["version"]
+	if v, ok := a.vals["validFrom"]; ok {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			a.bad("validFrom", errors.New("want an RFC 3339 time such as 2026-01-01T00:00:00Z"))
+		}
+		c.ValidFrom = t.UTC()
+	}
+	a.duration("interval", &c.Interval)
+	var seenTransport bool
+	for _, k := range root.kids {
+		switch k.name {
+		case "transport":
+			if p.once(&seenTransport, k) {
+				p.transport(k, &c.Transport)
+			}
+		case "collector":
+			c.Collectors = append(c.Collectors, p.collector(k))
+		case "probe":
+			c.Probes = append(c.Probes, p.probe(k))
+		case "flowClass":
+			cl := p.class(k)
+			cl.Index = len(c.Classes)
+			c.Classes = append(c.Classes, cl)
+		default:
+			p.unknownKid(root, k, "transport", "collector", "probe", "flowClass")
+		}
+	}
+	return c
+}
+
+func (p *parser) transport(n *node, t *Transport) {
+	a := p.attrs(n, "maxPduSize", "maxBuildTime", "minGap", "initialTimeout", "timeoutIncrement",
+		"timeoutMultiplier", "maxRetries", "finalTimeout", "breakBorder", "heartbeat")
+	t.Line = n.line
+	a.integer("maxPduSize", &t.MaxPDUSize)
+	a.duration("maxBuildTime", &t.MaxBuildTime)
+	a.duration("minGap", &t.MinGap)
+	a.duration("initialTimeout", &t.InitialTimeout)
+	a.duration("timeoutIncrement", &t.TimeoutIncrement)
+	a.float("timeoutMultiplier", &t.TimeoutMultiplier)
+	a.integer("maxRetries", &t.MaxRetries)
+	a.duration("finalTimeout", &t.FinalTimeout)
+	a.duration("breakBorder", &t.BreakBorder)
+	a.duration("heartbeat", &t.Heartbeat)
+	p.noKids(n)
+}
+
+// noKids reports every child of an element that takes none.
+func (p *parser) noKids(n *node) {
+	for _, k := range n.kids {
+		p.errf(k, "unknown element in <%s> (it takes no elements)", n.name)
+	}
+}
+
+func (p *parser) collector(n *node) Collector {
+	a := p.attrs(n, "name", "address", "spool")
+	c := Collector{Line: n.line}
+	c.Name, _ = a.required("name")
+	if v, ok := a.required("address"); ok {
+		ap, err := parseAddrPort(v)
+		if err != nil {
+			a.bad("address", err)
+		}
+		c.Address = ap
+	}
+	c.Spool = DefaultSpool(c.Name)
+	if v, ok := a.vals["spool"]; ok {
+		c.Spool = v
+	}
+	p.noKids(n)
+	return c
+}
+
+func (p *parser) probe(n *node) Probe {
+	a := p.attrs(n, "name", "id", "core")
+	pr := Probe{Core: DefaultCore, Line: n.line}
+	pr.Name, _ = a.required("name")
+	if v, ok := a.required("id"); ok {
+		id, err := strconv.ParseUint(v, 10, 16)
+		if err != nil {
+			a.bad("id", errors.New("want an integer 1-65535"))
+		}
+		pr.ID = uint16(id)
+	}
+	a.integer("core", &pr.Core)
+	for _, k := range n.kids {
+		if k.name != "interface" {
+			p.unknownKid(n, k, "interface")
+			continue
+		}
+		ia := p.attrs(k, "name", "hop")
+		in := Interface{Line: k.line}
+		in.Name, _ = ia.required("name")
+		in.Hop = ia.vals["hop"]
+		p.noKids(k)
+		pr.Interfaces = append(pr.Interfaces, in)
+	}
+	return pr
+}
+
+func (p *parser) class(n *node) Class {
+	a := p.attrs(n, "name")
+	cl := Class{Line: n.line}
+	cl.Name, _ = a.required("name")
+	var seenFilter, seenGranular, seenMask, seenOneWay bool
+	for _, k := range n.kids {
+		switch k.name {
+		case "filter":
+			if p.once(&seenFilter, k) {
+				cl.Filter = p.filter(k)
+			}
+		case "granular":
+			if p.once(&seenGranular, k) {
+				cl.Granular = p.fields(k)
+			}
+		case "mask":
+			if p.once(&seenMask, k) {
+				cl.Mask = p.fields(k)
+			}
+		case "oneWay":
+			if p.once(&seenOneWay, k) {
+				cl.OneWay = p.oneWay(k)
+			}
+		default:
+			p.unknownKid(n, k, "filter", "granular", "mask", "oneWay")
+		}
+	}
+	return cl
+}
+
+func (p *parser) fields(n *node) flow.Set {
+	a := p.attrs(n, "fields")
+	p.noKids(n)
+	v, ok := a.required("fields")
+	if !ok {
+		return 0
+	}
+	s, err := parseFields(v)
+	if err != nil {
+		a.bad("fields", err)
+	}
+	return s
+}
+
+// notAttr reads the optional not attribute.
+func notAttr(a attrs) bool {
+	var not bool
+	a.boolean("not", &not)
+	return not
+}
+
+// filter reads the first level: <match> (a group of one term of one
+// predicate) and <or>/<nor> groups.
+func (p *parser) filter(n *node) Filter {
+	f := Filter{Not: notAttr(p.attrs(n, "not")), Line: n.line}
+	for _, k := range n.kids {
+		switch k.name {
+		case "match":
+			pr := p.match(k)
+			f.Groups = append(f.Groups, OrGroup{Line: k.line, Terms: []AndTerm{{Line: k.line, Preds: []Pred{pr}}}})
+		case "or", "nor":
+			f.Groups = append(f.Groups, p.or(k))
+		default:
+			p.unknownKid(n, k, "match", "or", "nor")
+		}
+	}
+	return f
+}
+
+// not reads the negation of an <or>/<and> (attribute not) or of its
+// shorthand <nor>/<nand> (which take no attribute).
+func (p *parser) not(n *node) bool {
+	if strings.HasPrefix(n.name, "n") {
+		p.attrs(n)
+		return true
+	}
+	return notAttr(p.attrs(n, "not"))
+}
+
+func (p *parser) or(n *node) OrGroup {
+	g := OrGroup{Not: p.not(n), Line: n.line}
+	for _, k := range n.kids {
+		switch k.name {
+		case "match":
+			g.Terms = append(g.Terms, AndTerm{Line: k.line, Preds: []Pred{p.match(k)}})
+		case "and", "nand":
+			t := AndTerm{Not: p.not(k), Line: k.line}
+			for _, m := range k.kids {
+				if m.name != "match" {
+					p.unknownKid(k, m, "match")
+					continue
+				}
+				t.Preds = append(t.Preds, p.match(m))
+			}
+			if len(t.Preds) == 0 {
+				p.errf(k, "empty: give at least one <match>")
+			}
+			g.Terms = append(g.Terms, t)
+		default:
+			p.unknownKid(n, k, "match", "and", "nand")
+		}
+	}
+	if len(g.Terms) == 0 {
+		p.errf(n, "empty: give at least one <match> or <and>")
+	}
+	return g
+}
+
+func (p *parser) match(n *node) Pred {
+	a := p.attrs(n, "field", "value", "not")
+	p.noKids(n)
+	pr := Pred{Not: notAttr(a), Line: n.line}
+	name, ok := a.required("field")
+	if !ok {
+		return pr
+	}
+	f, err := flow.ParseField(name)
+	if err != nil {
+		p.errf(n, "%w", err)
+		return pr
+	}
+	pr.Field = f
+	v, ok := a.required("value")
+	if !ok {
+		return pr
+	}
+	pr.Ranges, pr.Prefixes, err = parseValues(f, v)
+	if err != nil {
+		a.bad("value", err)
+	}
+	return pr
+}
+
+func (p *parser) oneWay(n *node) *OneWay {
+	a := p.attrs(n, "hops", "maxTransit", "timeout", "dupWindow", "resolution", "perPacket", "size")
+	ow := &OneWay{MaxTransit: DefaultMaxTransit, DupWindow: DefaultDupWindow, Resolution: DefaultResolution, Line: n.line}
+	if v, ok := a.required("hops"); ok {
+		for _, h := range strings.Fields(v) {
+			ow.Hops = append(ow.Hops, Hop{Name: h})
+		}
+	}
+	a.duration("maxTransit", &ow.MaxTransit)
+	ow.Timeout = 2 * ow.MaxTransit
+	a.duration("timeout", &ow.Timeout)
+	a.duration("dupWindow", &ow.DupWindow)
+	a.duration("resolution", &ow.Resolution)
+	a.boolean("perPacket", &ow.PerPacket)
+	a.boolean("size", &ow.Size)
+	for _, k := range n.kids {
+		if k.name != "hopPair" {
+			p.unknownKid(n, k, "hopPair")
+			continue
+		}
+		ow.Pairs = append(ow.Pairs, p.hopPair(k, ow.Hops))
+	}
+	if len(ow.Pairs) == 0 && len(ow.Hops) >= 2 {
+		ow.Pairs = []HopPair{{From: 0, To: len(ow.Hops) - 1, Slices: DefaultSlices()}}
+	}
+	return ow
+}
+
+func (p *parser) hopPair(n *node, hops []Hop) HopPair {
+	a := p.attrs(n, "from", "to", "slices")
+	p.noKids(n)
+	hp := HopPair{Line: n.line, Slices: DefaultSlices()}
+	index := func(attr string, dst *int) {
+		v, ok := a.required(attr)
+		if !ok {
+			return
+		}
+		i := slices.IndexFunc(hops, func(h Hop) bool { return h.Name == v })
+		if i < 0 {
+			names := make([]string, len(hops))
+			for j, h := range hops {
+				names[j] = h.Name
+			}
+			a.bad(attr, fmt.Errorf("not a hop of the path (hops: %s)", strings.Join(names, " ")))
+			return
+		}
+		*dst = i
+	}
+	index("from", &hp.From)
+	index("to", &hp.To)
+	if v, ok := a.vals["slices"]; ok {
+		s, err := parseDurations(v)
+		if err != nil {
+			a.bad("slices", err)
+		}
+		hp.Slices = s
+	}
+	return hp
+}
+
+// resolveHops fills Hop.Interfaces of every one-way path: every interface,
+// in document order, whose hop attribute names the hop.
+func resolveHops(c *Config) {
+	for ci := range c.Classes {
+		ow := c.Classes[ci].OneWay
+		if ow == nil {
+			continue
+		}
+		for hi := range ow.Hops {
+			ow.Hops[hi].Interfaces = c.interfacesOf(ow.Hops[hi].Name)
+		}
+	}
+}
+
+// interfacesOf lists the interfaces observing hop.
+func (c *Config) interfacesOf(hop string) []ProbeInterface {
+	var out []ProbeInterface
+	for pi, pr := range c.Probes {
+		for ii, in := range pr.Interfaces {
+			if in.Hop == hop {
+				out = append(out, ProbeInterface{Probe: pi, Interface: ii})
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,428 @@
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/tmon-project/tmon/flow"
+)
+
+// Limits of the model, fixed by the components that consume it.
+const (
+	MaxClasses = 64  // the sieve carries the classes of a packet in a 64-bit mask
+	MaxHops    = 8   // hops of one one-way path (sightings of a packet are merged in a fixed array)
+	MaxSlices  = 64  // slice edges of one hop-pair histogram
+	MinPDUSize = 256 // room for the PDU header and at least a few records
+	MaxPDUSize = 65000
+)
+
+// MaskAllowed is the set of fields a class may mask before signing: the ones
+// that NAT, or a router re-marking traffic, changes on the way.
+const MaskAllowed = flow.Set(1<<flow.Src | 1<<flow.Dst | 1<<flow.SrcPort | 1<<flow.DstPort |
+	1<<flow.DSCP | 1<<flow.ECN | 1<<flow.FlowLabel)
+
+// Validate checks every rule of the model that Parse checks, so that a Config
+// built in code (tests, generators) can be held to the same contract. It
+// returns the problems joined (errors.Join), each an *Error naming the line
+// recorded in the model, if any.
+func (c *Config) Validate() error {
+	v := &validator{c: c, errList: errList{file: c.File}}
+	if v.file == "" {
+		v.file = "config"
+	}
+	v.config()
+	return errors.Join(v.errs...)
+}
+
+type validator struct {
+	errList
+	c *Config
+}
+
+func (v *validator) config() {
+	c := v.c
+	root := elem("tmon")
+	switch {
+	case c.Interval < time.Second || c.Interval%time.Second != 0:
+		v.addf(c.Line, root, "interval=%q: must be a whole number of seconds, at least 1s", c.Interval)
+	case time.Hour%c.Interval != 0:
+		// Roll-ups into hours and days must not split an interval.
+		v.addf(c.Line, root, "interval=%q: must divide one hour evenly (e.g. 10s, 1m, 5m)", c.Interval)
+	}
+	if !validText(c.Version) {
+		v.addf(c.Line, root, "version=%q: no tabs, line breaks or control characters, at most 256 bytes", c.Version)
+	}
+	v.transport()
+	if len(c.Collectors) == 0 {
+		v.addf(c.Line, root, "no <collector>: give at least one")
+	}
+	if len(c.Probes) == 0 {
+		v.addf(c.Line, root, "no <probe>: give at least one")
+	}
+	v.collectors()
+	v.probes()
+	v.classes()
+}
+
+func (v *validator) transport() {
+	t := &v.c.Transport
+	e := elem("transport")
+	bad := func(attr string, val any, why string) { v.addf(t.Line, e, "%s=%q: %s", attr, fmt.Sprint(val), why) }
+	if t.MaxPDUSize < MinPDUSize || t.MaxPDUSize > MaxPDUSize {
+		bad("maxPduSize", t.MaxPDUSize, fmt.Sprintf("must be between %d and %d", MinPDUSize, MaxPDUSize))
+	}
+	if t.MaxBuildTime <= 0 {
+		bad("maxBuildTime", t.MaxBuildTime, "must be positive")
+	}
+	if t.MinGap <= 0 {
+		bad("minGap", t.MinGap, "must be positive (PDUs are never sent in a burst)")
+	}
+	if t.InitialTimeout <= 0 {
+		bad("initialTimeout", t.InitialTimeout, "must be positive")
+	} else if t.MinGap > t.InitialTimeout {
+		bad("minGap", t.MinGap, fmt.Sprintf("must not exceed initialTimeout (%s)", t.InitialTimeout))
+	}
+	if t.TimeoutIncrement < 0 {
+		bad("timeoutIncrement", t.TimeoutIncrement, "must not be negative")
+	}
+	if math.IsNaN(t.TimeoutMultiplier) || t.TimeoutMultiplier < 1 || t.TimeoutMultiplier > 10 {
+		bad("timeoutMultiplier", t.TimeoutMultiplier, "must be between 1 and 10")
+	}
+	if t.MaxRetries < 0 || t.MaxRetries > 1000 {
+		bad("maxRetries", t.MaxRetries, "must be between 0 and 1000")
+	}
+	if t.FinalTimeout < t.InitialTimeout || t.FinalTimeout <= 0 {
+		bad("finalTimeout", t.FinalTimeout, fmt.Sprintf("must be at least initialTimeout (%s)", t.InitialTimeout))
+	}
+	if t.BreakBorder <= 0 {
+		bad("breakBorder", t.BreakBorder, "must be positive")
+	}
+	if t.Heartbeat <= 0 {
+		bad("heartbeat", t.Heartbeat, "must be positive")
+	} else if t.Heartbeat < t.MinGap {
+		bad("heartbeat", t.Heartbeat, fmt.Sprintf("must be at least minGap (%s)", t.MinGap))
+	}
+}
+
+func (v *validator) collectors() {
+	names := map[string]int{}
+	addrs := map[string]int{}
+	for _, col := range v.c.Collectors {
+		e := elem("collector", "name", col.Name)
+		if !validName(col.Name) {
+			v.addf(col.Line, e, "name=%q: want %s", col.Name, nameRule)
+		} else if l, dup := names[col.Name]; dup {
+			v.addf(col.Line, e, "name=%q: already used by the collector on line %d", col.Name, l)
+		} else {
+			names[col.Name] = col.Line
+		}
+		a := col.Address
+		switch {
+		case !a.IsValid():
+			v.addf(col.Line, e, "address: missing")
+		case a.Port() == 0:
+			v.addf(col.Line, e, "address=%q: port 0", a)
+		case a.Addr().IsUnspecified() || a.Addr().IsMulticast() || a.Addr().Zone() != "":
+			// Probes send to this address: it must name one host.
+			v.addf(col.Line, e, "address=%q: want the unicast address probes send to", a)
+		default:
+			if l, dup := addrs[a.String()]; dup {
+				v.addf(col.Line, e, "address=%q: already used by the collector on line %d", a, l)
+			}
+			addrs[a.String()] = col.Line
+		}
+		if col.Spool == "" || !validText(col.Spool) {
+			v.addf(col.Line, e, "spool=%q: want a directory path", col.Spool)
+		}
+	}
+}
+
+func (v *validator) probes() {
+	names := map[string]int{}
+	ids := map[uint16]int{}
+	for _, pr := range v.c.Probes {
+		e := elem("probe", "name", pr.Name)
+		if !validName(pr.Name) {
+			v.addf(pr.Line, e, "name=%q: want %s", pr.Name, nameRule)
+		} else if l, dup := names[pr.Name]; dup {
+			v.addf(pr.Line, e, "name=%q: already used by the probe on line %d", pr.Name, l)
+		} else {
+			names[pr.Name] = pr.Line
+		}
+		if pr.ID == 0 {
+			v.addf(pr.Line, e, "id=\"0\": must be 1-65535 (0 marks no probe on the wire)")
+		} else if l, dup := ids[pr.ID]; dup {
+			v.addf(pr.Line, e, "id=\"%d\": already used by the probe on line %d", pr.ID, l)
+		} else {
+			ids[pr.ID] = pr.Line
+		}
+		if pr.Core < -1 || pr.Core > 4095 {
+			v.addf(pr.Line, e, "core=\"%d\": want a CPU number, or -1 for none", pr.Core)
+		}
+		if len(pr.Interfaces) == 0 {
+			v.addf(pr.Line, e, "no <interface>: give at least one")
+		}
+		ifs := map[string]int{}
+		for _, in := range pr.Interfaces {
+			ie := elem("interface", "name", in.Name)
+			if !validIfName(in.Name) {
+				v.addf(in.Line, ie, "name=%q: want 1-64 printable ASCII characters, no blanks or '/'", in.Name)
+			} else if l, dup := ifs[in.Name]; dup {
+				v.addf(in.Line, ie, "name=%q: already used in this probe on line %d", in.Name, l)
+			} else {
+				ifs[in.Name] = in.Line
+			}
+			if in.Hop != "" && !validName(in.Hop) {
+				v.addf(in.Line, ie, "hop=%q: want %s", in.Hop, nameRule)
+			}
+		}
+	}
+}
+
+func (v *validator) classes() {
+	names := map[string]int{}
+	for i := range v.c.Classes {
+		cl := &v.c.Classes[i]
+		e := elem("flowClass", "name", cl.Name)
+		if i == MaxClasses {
+			v.addf(cl.Line, e, "more than %d flow classes", MaxClasses)
+		}
+		if !validName(cl.Name) {
+			v.addf(cl.Line, e, "name=%q: want %s", cl.Name, nameRule)
+		} else if l, dup := names[cl.Name]; dup {
+			v.addf(cl.Line, e, "name=%q: already used by the class on line %d", cl.Name, l)
+		} else {
+			names[cl.Name] = cl.Line
+		}
+		if cl.Index != i {
+			v.addf(cl.Line, e, "Index is %d, want its position %d", cl.Index, i)
+		}
+		v.fieldSet(cl, "granular", cl.Granular, func(f flow.Field) bool { return flow.Granular(f) },
+			"cannot split a class (not kept in a flow key)")
+		v.fieldSet(cl, "mask", cl.Mask, MaskAllowed.Has,
+			"cannot be masked (only "+MaskAllowed.String()+")")
+		v.filter(cl)
+		if cl.OneWay != nil {
+			v.oneWay(cl)
+		}
+	}
+}
+
+// fieldSet checks a granular or mask field set.
+func (v *validator) fieldSet(cl *Class, what string, s flow.Set, ok func(flow.Field) bool, why string) {
+	var all flow.Set
+	for _, f := range flow.Fields() {
+		all = all.With(f)
+	}
+	if s&^all != 0 {
+		v.addf(cl.Line, elem(what), "fields: unknown field bits %#x", uint32(s&^all))
+	}
+	for _, f := range flow.Fields() {
+		if s.Has(f) && !ok(f) {
+			v.addf(cl.Line, elem(what), "fields: %s %s", f, why)
+		}
+	}
+}
+
+func (v *validator) filter(cl *Class) {
+	f := &cl.Filter
+	bad := false
+	for _, g := range f.Groups {
+		if len(g.Terms) == 0 {
+			v.addf(g.Line, elem("or"), "empty: give at least one <match> or <and>")
+			bad = true
+		}
+		for _, t := range g.Terms {
+			if len(t.Preds) == 0 {
+				v.addf(t.Line, elem("and"), "empty: give at least one <match>")
+				bad = true
+			}
+			for _, p := range t.Preds {
+				if !v.pred(&p) {
+					bad = true
+				}
+			}
+		}
+	}
+	if bad {
+		return
+	}
+	line := f.Line
+	if line == 0 {
+		line = cl.Line
+	}
+	if f.Not && len(f.Groups) == 0 {
+		v.addf(line, elem("filter", "not", "true"), "matches nothing: an empty filter matches every packet, and not=\"true\" inverts it")
+		return
+	}
+	for _, err := range impossible(f) {
+		v.add(err.line, err.elem, err.err)
+	}
+}
+
+// pred checks one predicate on its own; it reports whether it is sound.
+func (v *validator) pred(p *Pred) bool {
+	e := elem("match", "field", p.Field.String())
+	n := len(v.errs)
+	if p.Field == 0 || p.Field.String() == fmt.Sprintf("field(%d)", uint8(p.Field)) {
+		v.addf(p.Line, e, "unknown field %d", p.Field)
+		return false
+	}
+	if p.Field.IsAddress() {
+		if len(p.Ranges) > 0 {
+			v.addf(p.Line, e, "numeric ranges on an address field")
+		}
+		if len(p.Prefixes) == 0 {
+			v.addf(p.Line, e, "no value")
+		}
+		for _, pf := range p.Prefixes {
+			switch {
+			case !pf.IsValid():
+				v.addf(p.Line, e, "invalid prefix")
+			case pf.Addr().Zone() != "":
+				v.addf(p.Line, e, "value %q: zones are not allowed", pf)
+			case pf.Masked() != pf:
+				v.addf(p.Line, e, "value %q: host bits set (did you mean %s?)", pf, pf.Masked())
+			}
+		}
+	} else {
+		if len(p.Prefixes) > 0 {
+			v.addf(p.Line, e, "address prefixes on a numeric field")
+		}
+		if len(p.Ranges) == 0 {
+			v.addf(p.Line, e, "no value")
+		}
+		max := p.Field.Max()
+		for _, r := range p.Ranges {
+			switch {
+			case r.Lo > r.Hi:
+				v.addf(p.Line, e, "value %d-%d: inverted range", r.Lo, r.Hi)
+			case r.Hi > max:
+				v.addf(p.Line, e, "value %s: out of range (0-%d)", r, max)
+			}
+		}
+	}
+	return len(v.errs) == n
+}
+
+// String renders r as written in a value list: "N" or "N-M".
+func (r Range) String() string {
+	if r.Lo == r.Hi {
+		return fmt.Sprint(r.Lo)
+	}
+	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
+}
+
+func (v *validator) oneWay(cl *Class) {
+	ow := cl.OneWay
+	hopNames := make([]string, len(ow.Hops))
+	for i, h := range ow.Hops {
+		hopNames[i] = h.Name
+	}
+	e := elem("oneWay", "hops", strings.Join(hopNames, " "))
+	if len(ow.Hops) < 2 || len(ow.Hops) > MaxHops {
+		v.addf(ow.Line, e, "%d hops: a path has 2 to %d", len(ow.Hops), MaxHops)
+	}
+	seen := map[string]bool{}
+	for _, h := range ow.Hops {
+		switch {
+		case !validName(h.Name):
+			v.addf(ow.Line, e, "hop %q: want %s", h.Name, nameRule)
+		case seen[h.Name]:
+			v.addf(ow.Line, e, "hop %q: listed twice", h.Name)
+		default:
+			want := v.c.interfacesOf(h.Name)
+			if len(want) == 0 {
+				v.addf(ow.Line, e, "hop %q: no <interface> has hop=%q", h.Name, h.Name)
+			} else if !equalPI(want, h.Interfaces) {
+				v.addf(ow.Line, e, "hop %q: Interfaces %v, want %v (every interface with hop=%q)", h.Name, h.Interfaces, want, h.Name)
+			}
+		}
+		seen[h.Name] = true
+	}
+	if ow.MaxTransit <= 0 {
+		v.addf(ow.Line, e, "maxTransit=%q: must be positive", ow.MaxTransit)
+	} else if ow.Timeout < ow.MaxTransit {
+		v.addf(ow.Line, e, "timeout=%q: must be at least maxTransit (%s)", ow.Timeout, ow.MaxTransit)
+	}
+	if ow.DupWindow < 0 {
+		v.addf(ow.Line, e, "dupWindow=%q: must not be negative", ow.DupWindow)
+	}
+	if !powerOfTen(ow.Resolution) {
+		v.addf(ow.Line, e, "resolution=%q: want a power of ten from 1ns to 1ms", ow.Resolution)
+	}
+	if both := cl.Granular & cl.Mask; both != 0 {
+		// The probes on either side of a NAT see different values of a
+		// masked field, so they would put the same packet in different
+		// flow instances and the sightings would never meet.
+		v.addf(cl.Line, elem("flowClass", "name", cl.Name), "%s both granular and masked in a one-way class", both)
+	}
+	if len(ow.Pairs) == 0 {
+		v.addf(ow.Line, e, "no hop pair")
+	}
+	pairs := map[[2]int]int{}
+	for _, hp := range ow.Pairs {
+		pe := elem("hopPair")
+		if hp.From >= 0 && hp.From < len(ow.Hops) && hp.To >= 0 && hp.To < len(ow.Hops) {
+			pe = elem("hopPair", "from", ow.Hops[hp.From].Name, "to", ow.Hops[hp.To].Name)
+		}
+		line := hp.Line
+		if line == 0 {
+			line = ow.Line
+		}
+		switch {
+		case hp.From < 0 || hp.To >= len(ow.Hops):
+			v.addf(line, pe, "hop index out of range")
+		case hp.From >= hp.To:
+			v.addf(line, pe, "from must come before to in the path")
+		default:
+			k := [2]int{hp.From, hp.To}
+			if l, dup := pairs[k]; dup {
+				v.addf(line, pe, "pair already given on line %d", l)
+			}
+			pairs[k] = line
+		}
+		switch {
+		case len(hp.Slices) == 0:
+			v.addf(line, pe, "slices: give at least one edge")
+		case len(hp.Slices) > MaxSlices:
+			v.addf(line, pe, "slices: %d edges, at most %d", len(hp.Slices), MaxSlices)
+		}
+		for i, s := range hp.Slices {
+			if s <= 0 {
+				v.addf(line, pe, "slices: edge %s must be positive", s)
+				break
+			}
+			if i > 0 && s <= hp.Slices[i-1] {
+				v.addf(line, pe, "slices: edge %s after %s: edges must be strictly ascending", s, hp.Slices[i-1])
+				break
+			}
+		}
+	}
+}
+
+func equalPI(a, b []ProbeInterface) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// powerOfTen reports whether d is 1ns, 10ns, ... or 1ms: sightings are sent
+// as multiples of the resolution, and a decimal quantum keeps spool times exact.
+func powerOfTen(d time.Duration) bool {
+	for q := time.Nanosecond; q <= time.Millisecond; q *= 10 {
+		if d == q {
+			return true
+		}
+	}
+	return false
+}
