@@ -1,0 +1,290 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FileConfig configures a [FileSource].
+type FileConfig struct {
+	// Paths are the capture files, one per probe interface: every packet
+	// of Paths[i] is delivered with Iface i. At least 1, at most 256.
+	Paths []string
+
+	// Speed is the replay speed. 0 (the default) reads as fast as the
+	// consumer takes packets. A positive value paces the replay at the
+	// original timing divided by Speed: the first packet is delivered at
+	// once, each next one at start + (ts − ts0) / Speed. 1 is real time,
+	// 10 is ten times faster.
+	Speed float64
+
+	// Logger receives warnings (a truncated file). nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// FileStats counts what one capture file delivered.
+type FileStats struct {
+	Path      string
+	Format    string // FormatPcap, FormatPcapNs, FormatPcapNg or FormatGzip
+	Packets   uint64 // records delivered
+	Bytes     uint64 // captured bytes delivered
+	Truncated bool   // the file ended inside a record, which was dropped
+}
+
+// FileSource replays capture files as a probe's interfaces. It merges the
+// files in timestamp order (ties go to the lower interface index; a file
+// whose own stamps go backwards is delivered in its order). It is read by one
+// goroutine; Clock, Stats and Close may be called from any goroutine.
+//
+// A file that ends inside a record is counted as truncated (Stats, and a
+// warning in the log) and treated as ended. Any other read error stops the
+// source: ReadPacket returns it, naming the file, the packet number and the
+// offset, from then on.
+type FileSource struct {
+	files  []*fileReader
+	heads  []head
+	speed  float64
+	log    *slog.Logger
+	primed bool  // heads were read once
+	last   int   // index of the file whose head was delivered last, or -1
+	err    error // sticky: io.EOF, a read error or ErrClosed
+
+	// Pacing: wall times are offsets from base, a monotonic reading.
+	base     time.Time
+	timer    *time.Timer
+	started  atomic.Bool
+	ts0      atomic.Int64 // stamp of the first packet delivered
+	startOff atomic.Int64 // wall offset at which it was delivered
+	clock    atomic.Int64 // highest stamp delivered
+
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// head is the next packet of one file, waiting for its turn in the merge.
+type head struct {
+	pkt  Packet
+	done bool
+}
+
+// OpenFiles opens the capture files of cfg and reads their headers. The files
+// stay open until Close.
+func OpenFiles(cfg FileConfig) (*FileSource, error) {
+	if len(cfg.Paths) == 0 {
+		return nil, errors.New("capture: open files: no file given")
+	}
+	if len(cfg.Paths) > math.MaxUint8+1 {
+		return nil, fmt.Errorf("capture: open files: %d files, at most %d interfaces", len(cfg.Paths), math.MaxUint8+1)
+	}
+	if cfg.Speed < 0 || math.IsNaN(cfg.Speed) || math.IsInf(cfg.Speed, 0) {
+		return nil, fmt.Errorf("capture: open files: invalid speed %v (0 for full speed, > 0 for paced)", cfg.Speed)
+	}
+	s := &FileSource{
+		files: make([]*fileReader, 0, len(cfg.Paths)),
+		heads: make([]head, len(cfg.Paths)),
+		speed: cfg.Speed,
+		log:   cfg.Logger,
+		last:  -1,
+		base:  time.Now(),
+		done:  make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	for _, p := range cfg.Paths {
+		r, err := openFile(p)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("capture: open %s: %w", p, err)
+		}
+		s.files = append(s.files, r)
+	}
+	return s, nil
+}
+
+// ReadPacket implements [Source]. data is valid until the next call to
+// ReadPacket, Next or Close.
+func (s *FileSource) ReadPacket() (data []byte, ts int64, iface uint8, linkType uint16, err error) {
+	var p Packet
+	if err := s.Next(&p); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	return p.Data, p.TS, p.Iface, p.LinkType, nil
+}
+
+// Next fills p with the next packet in timestamp order, waiting for its time
+// in paced mode. p.Data is valid until the next call to ReadPacket, Next or
+// Close. It returns io.EOF after the last packet of every file.
+func (s *FileSource) Next(p *Packet) error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.isClosed() {
+		s.err = ErrClosed
+		return s.err
+	}
+	// Refill the head delivered last: that overwrites its file's buffer,
+	// which is why data lives only until the next call.
+	if !s.primed {
+		for i := range s.files {
+			if err := s.advance(i); err != nil {
+				return s.fail(err)
+			}
+		}
+		s.primed = true
+	} else if s.last >= 0 {
+		if err := s.advance(s.last); err != nil {
+			return s.fail(err)
+		}
+	}
+	best := -1
+	for i := range s.heads {
+		if !s.heads[i].done && (best < 0 || s.heads[i].pkt.TS < s.heads[best].pkt.TS) {
+			best = i
+		}
+	}
+	s.last = best
+	if best < 0 {
+		s.err = io.EOF
+		return s.err
+	}
+	*p = s.heads[best].pkt
+	if s.speed > 0 {
+		if err := s.pace(p.TS); err != nil {
+			return s.fail(err)
+		}
+	}
+	if p.TS > s.clock.Load() {
+		s.clock.Store(p.TS)
+	}
+	return nil
+}
+
+// advance reads the next packet of file i into its head.
+func (s *FileSource) advance(i int) error {
+	h := &s.heads[i]
+	data, ci, link, err := s.files[i].next()
+	switch {
+	case err == nil:
+		h.pkt = Packet{
+			Data:     data,
+			TS:       ci.Timestamp.UnixNano(),
+			Iface:    uint8(i),
+			LinkType: link,
+			CapLen:   len(data),
+			WireLen:  ci.Length,
+		}
+		return nil
+	case err == io.EOF:
+		h.done = true
+		return nil
+	case errors.Is(err, ErrTruncated):
+		h.done = true
+		s.log.Warn("capture file truncated: last record dropped", "err", err)
+		return nil
+	}
+	return err
+}
+
+func (s *FileSource) fail(err error) error {
+	if s.isClosed() {
+		err = ErrClosed // reading a file closed under us
+	} else if err != ErrClosed {
+		err = fmt.Errorf("capture: %w", err)
+	}
+	s.err = err
+	return err
+}
+
+// pace waits until the wall time at which a packet stamped ts is due.
+func (s *FileSource) pace(ts int64) error {
+	if !s.started.Load() {
+		s.ts0.Store(ts)
+		s.startOff.Store(int64(time.Since(s.base)))
+		s.started.Store(true)
+		return nil
+	}
+	due := time.Duration(s.startOff.Load()) + time.Duration(float64(ts-s.ts0.Load())/s.speed)
+	return s.waitUntil(due)
+}
+
+// spinWindow is how long before a deadline pacing stops sleeping and spins:
+// timers wake up tens of microseconds late, a spin does not.
+const spinWindow = 100 * time.Microsecond
+
+// waitUntil returns once time.Since(s.base) ≥ due, or ErrClosed.
+func (s *FileSource) waitUntil(due time.Duration) error {
+	if d := due - time.Since(s.base) - spinWindow; d > 0 {
+		if s.timer == nil {
+			s.timer = time.NewTimer(d)
+		} else {
+			s.timer.Reset(d)
+		}
+		select {
+		case <-s.timer.C:
+		case <-s.done:
+			s.timer.Stop()
+			return ErrClosed
+		}
+	}
+	for time.Since(s.base) < due {
+		if s.isClosed() {
+			return ErrClosed
+		}
+	}
+	return nil
+}
+
+// Clock implements [Source]. At full speed it is the highest stamp delivered
+// so far; in paced mode it is the original time that corresponds to the wall
+// clock now, ts0 + elapsed × Speed (never less than the highest stamp
+// delivered), so it keeps advancing through idle gaps of the capture.
+func (s *FileSource) Clock() int64 {
+	c := s.clock.Load()
+	if s.speed > 0 && s.started.Load() {
+		elapsed := time.Since(s.base) - time.Duration(s.startOff.Load())
+		if now := s.ts0.Load() + int64(float64(elapsed)*s.speed); now > c {
+			c = now
+		}
+	}
+	return c
+}
+
+// Stats returns the counters of every file, in interface order.
+func (s *FileSource) Stats() []FileStats {
+	out := make([]FileStats, len(s.files))
+	for i, f := range s.files {
+		out[i] = f.stats()
+	}
+	return out
+}
+
+func (s *FileSource) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close closes the files and makes a waiting or later ReadPacket return
+// ErrClosed.
+func (s *FileSource) Close() error {
+	var errs []error
+	s.closeOnce.Do(func() {
+		close(s.done)
+		for _, f := range s.files {
+			if err := f.f.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("capture: close %s: %w", f.path, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
