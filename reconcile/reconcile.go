@@ -1,0 +1,539 @@
+// Package reconcile is the collector stage that merges the one-way sightings
+// decoded from probe PDUs into per-packet records, turns complete records into
+// per-hop-pair delays and incomplete ones into lost/missed counts, and hands
+// one Interval of statistics per aggregation slot to a Sink (the spool).
+//
+// Data flow: transport (decoded PDUs) ──► reconcile ──Sink──► spool.
+//
+// Matching follows trafMon 4.3: records live in a B-tree keyed on (flow,
+// signature, reference time), so that a sighting finds the record of its
+// packet as the one nearest in time among those sharing its signature; a
+// signature clash (two packets of one flow with the same hash within the
+// maximum transit time) is detected, counted and tolerated.
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/btree"
+
+	"github.com/tmon-project/tmon/conf"
+)
+
+// MaxHops is the largest number of hops of a one-way path: a record keeps its
+// hop times in a fixed array so that it never allocates.
+const MaxHops = 8
+
+// DefaultMaxRecords is the default cap on live records (Options.MaxRecords).
+// A record takes about 100 bytes plus its two index entries: 4 Mi records
+// stay well under 1 GiB.
+const DefaultMaxRecords = 4 << 20
+
+// Sighting is one packet seen at one hop of a one-way path, as decoded from a
+// probe PDU. Sizes: 24 bytes.
+type Sighting struct {
+	Flow uint32 // collector flow id, declared with AddFlow
+	Hop  uint8  // index into the class's OneWay.Hops; alternative interfaces map to the same hop
+	Sig  uint32 // packet signature
+	TS   int64  // capture time, ns since the Unix epoch
+	Size uint32 // IP length when the class carries it, else 0
+}
+
+// Sink receives each aggregation slot once it can no longer change.
+// The Reconciler reuses the Interval and everything it points to after
+// WriteInterval returns: a Sink must copy what it keeps.
+// When WriteInterval fails, the slot stays open and is offered again at the
+// next Advance or Flush.
+type Sink interface {
+	WriteInterval(*Interval) error
+}
+
+// Options tunes a Reconciler. The zero value selects the defaults.
+type Options struct {
+	// MaxRecords caps the live (incomplete) records. When a new record would
+	// exceed it, the record closest to its timeout is expired early and
+	// counted in Counters.Forced; memory stays bounded when a probe goes
+	// silent or a flow's signatures never match. Default DefaultMaxRecords.
+	MaxRecords int
+}
+
+// Counters are cumulative totals since New, for the collector to log and
+// export. Forced, Late and Invalid growing are events worth reporting.
+type Counters struct {
+	Live       int    // records held: incomplete ones, and complete ones kept for the duplicate window
+	Sightings  uint64 // Add calls
+	Completed  uint64 // records with every hop seen
+	Lost       uint64 // incomplete records missing only hops at the end of the path
+	Missed     uint64 // incomplete records missing an earlier hop
+	Duplicates uint64 // sightings dropped as duplicates
+	Clashes    uint64 // records created beside another of the same flow and signature
+	Forced     uint64 // incomplete records expired early because MaxRecords was reached
+	Late       uint64 // sightings dropped because their interval was already closed
+	Invalid    uint64 // sightings of an undeclared flow or a hop outside the path
+	Intervals  uint64 // intervals handed to the Sink
+}
+
+// ErrNoOneWay is returned by AddFlow for a class without a one-way measurement.
+var ErrNoOneWay = errors.New("class has no one-way measurement")
+
+// class is the per-class matching data, converted once from conf.
+type class struct {
+	index     int
+	nhops     int
+	full      uint8 // mask with every hop present
+	pairs     []pair
+	maxT      int64 // MaxTransit, ns
+	timeout   int64 // Timeout, ns
+	dup       int64 // DupWindow, ns
+	perPacket bool
+}
+
+type pair struct {
+	from, to int
+	edges    []int64 // slice edges, ns
+}
+
+// record is one packet being reconciled. Fixed size: records live in a
+// pooled slice and are recycled through a free list.
+type record struct {
+	ts       [MaxHops]int64 // hop times; valid where mask has the bit
+	ref      int64          // time of the sighting that created it: its B-tree key, immutable
+	min      int64          // earliest hop time
+	deadline int64          // min + class timeout: expiry index key
+	flow     uint32
+	sig      uint32
+	hpos     int32 // position in the expiry heap; next free record while free
+	mask     uint8 // hops present
+}
+
+// key orders the matching B-tree: flow and signature first so that one
+// range scan finds the candidates, then reference time, then the record
+// index to keep keys unique.
+type key struct {
+	fs  uint64 // flow<<32 | sig
+	ref int64
+	idx uint32
+}
+
+func keyLess(a, b key) bool {
+	if a.fs != b.fs {
+		return a.fs < b.fs
+	}
+	if a.ref != b.ref {
+		return a.ref < b.ref
+	}
+	return a.idx < b.idx
+}
+
+// Reconciler matches sightings into records and aggregates them per slot.
+//
+// Concurrency: a Reconciler is not safe for concurrent use. AddFlow, Add,
+// Advance, Flush and Counters must be called from one goroutine (the
+// collector's reconcile goroutine); the Sink is called from within Advance
+// and Flush on that goroutine.
+//
+// Costs: Add is O(log n) in the live records and does not allocate once the
+// pools have grown to the steady-state working set.
+type Reconciler struct {
+	interval int64 // slot length, ns
+	classes  []class
+	flows    []int32 // flow id → index into classes; -1: undeclared
+	sink     Sink
+	max      int
+
+	recs []record
+	free int32 // head of the free list; -1 when empty
+	tree *btree.BTreeG[key]
+	heap expiryHeap
+
+	// Candidate scan state: visit is a method value bound once so that
+	// AscendRange does not allocate a closure per sighting.
+	visit func(key) bool
+	cands []uint32
+
+	maxTimeout int64 // largest class timeout: decides when a slot can close
+	wm         int64 // watermark: every sighting before it has been delivered
+	closed     int64 // slots below this number are closed
+	slots      slotWindow
+
+	c Counters
+}
+
+// New returns a Reconciler for the one-way classes of cfg, writing closed
+// intervals to sink. cfg must have been validated; New checks what matching
+// relies on and reports the class at fault.
+func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
+	if cfg == nil || sink == nil {
+		return nil, errors.New("reconcile: new: nil config or sink")
+	}
+	if cfg.Interval <= 0 {
+		return nil, fmt.Errorf("reconcile: new: interval %v is not positive", cfg.Interval)
+	}
+	if opt.MaxRecords <= 0 {
+		opt.MaxRecords = DefaultMaxRecords
+	}
+	if opt.MaxRecords > math.MaxInt32-1 {
+		return nil, fmt.Errorf("reconcile: new: max records %d exceeds %d", opt.MaxRecords, math.MaxInt32-1)
+	}
+	r := &Reconciler{
+		interval: int64(cfg.Interval),
+		classes:  make([]class, len(cfg.Classes)),
+		sink:     sink,
+		max:      opt.MaxRecords,
+		free:     -1,
+		tree:     btree.NewWithFreeListG(32, keyLess, btree.NewFreeListG[key](1024)),
+		wm:       math.MinInt64,
+		closed:   math.MinInt64,
+	}
+	r.visit = r.collect
+	for i := range cfg.Classes {
+		cl := &cfg.Classes[i]
+		r.classes[i].index = -1
+		if cl.OneWay == nil {
+			continue
+		}
+		c, err := newClass(i, cl.OneWay)
+		if err != nil {
+			return nil, fmt.Errorf("reconcile: new: class %q: %w", cl.Name, err)
+		}
+		r.classes[i] = c
+		r.maxTimeout = max(r.maxTimeout, c.timeout)
+	}
+	return r, nil
+}
+
+func newClass(i int, ow *conf.OneWay) (class, error) {
+	n := len(ow.Hops)
+	if n < 2 || n > MaxHops {
+		return class{}, fmt.Errorf("%d hops, want 2 to %d", n, MaxHops)
+	}
+	if ow.MaxTransit <= 0 || ow.Timeout <= 0 || ow.DupWindow < 0 {
+		return class{}, fmt.Errorf("maxTransit %v, timeout %v, dupWindow %v: want positive times", ow.MaxTransit, ow.Timeout, ow.DupWindow)
+	}
+	c := class{
+		index:     i,
+		nhops:     n,
+		full:      uint8(1<<n - 1),
+		maxT:      int64(ow.MaxTransit),
+		timeout:   int64(ow.Timeout),
+		dup:       int64(ow.DupWindow),
+		perPacket: ow.PerPacket,
+	}
+	pairs := ow.Pairs
+	if len(pairs) == 0 {
+		pairs = []conf.HopPair{{From: 0, To: n - 1}}
+	}
+	for _, p := range pairs {
+		if p.From < 0 || p.To >= n || p.From >= p.To {
+			return class{}, fmt.Errorf("hop pair %d→%d outside 0..%d or not in path order", p.From, p.To, n-1)
+		}
+		edges := make([]int64, len(p.Slices))
+		for j, e := range p.Slices {
+			edges[j] = int64(e)
+			if j > 0 && edges[j] <= edges[j-1] {
+				return class{}, fmt.Errorf("hop pair %d→%d: slice edges not ascending at %v", p.From, p.To, e)
+			}
+		}
+		c.pairs = append(c.pairs, pair{from: p.From, to: p.To, edges: edges})
+	}
+	return c, nil
+}
+
+// AddFlow declares collector flow id as an instance of class (an index into
+// Config.Classes). Ids are dense small integers assigned by the collector;
+// re-declaring an id changes its class for later sightings.
+func (r *Reconciler) AddFlow(id uint32, class int) error {
+	if class < 0 || class >= len(r.classes) {
+		return fmt.Errorf("reconcile: add flow %d: class %d out of range", id, class)
+	}
+	if r.classes[class].index < 0 {
+		return fmt.Errorf("reconcile: add flow %d: class %d: %w", id, class, ErrNoOneWay)
+	}
+	for uint32(len(r.flows)) <= id {
+		r.flows = append(r.flows, -1)
+	}
+	r.flows[id] = int32(class)
+	return nil
+}
+
+// Counters returns the cumulative counters.
+func (r *Reconciler) Counters() Counters {
+	c := r.c
+	c.Live = r.heap.len()
+	return c
+}
+
+// Watermark returns the last watermark given to Advance.
+func (r *Reconciler) Watermark() int64 { return r.wm }
+
+func absDiff(a, b int64) int64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}
+
+// Add merges one sighting. It drops (and counts) a sighting of an undeclared
+// flow or hop, one whose interval is already closed, and a duplicate.
+// It does not allocate in steady state.
+func (r *Reconciler) Add(s Sighting) {
+	r.c.Sightings++
+	if s.Flow >= uint32(len(r.flows)) || r.flows[s.Flow] < 0 {
+		r.c.Invalid++
+		return
+	}
+	c := &r.classes[r.flows[s.Flow]]
+	if int(s.Hop) >= c.nhops {
+		r.c.Invalid++
+		return
+	}
+	t := s.TS
+	if r.slotOf(t) < r.closed {
+		r.c.Late++
+		return
+	}
+	h := s.Hop
+	bit := uint8(1) << h
+	fs := uint64(s.Flow)<<32 | uint64(s.Sig)
+
+	r.cands = r.cands[:0]
+	r.tree.AscendRange(key{fs: fs, ref: t - c.maxT}, key{fs: fs, ref: t + c.maxT + 1}, r.visit)
+
+	// A duplicate wins over a match: a copy of a packet already seen at h
+	// must not complete another record that lacks h.
+	best, bestD := int32(-1), int64(math.MaxInt64)
+	for _, i := range r.cands {
+		rec := &r.recs[i]
+		if rec.mask&bit != 0 {
+			if absDiff(rec.ts[h], t) <= c.dup {
+				r.duplicate(c, s.Flow, int(h), t)
+				return
+			}
+			continue
+		}
+		// Candidates come in key order: on equal distance the earlier
+		// reference time wins.
+		if d := absDiff(rec.ref, t); d < bestD {
+			best, bestD = int32(i), d
+		}
+	}
+	if best >= 0 {
+		rec := &r.recs[best]
+		rec.ts[h] = t
+		rec.mask |= bit
+		if rec.mask == c.full {
+			r.complete(c, best)
+			return
+		}
+		if t < rec.min {
+			rec.min = t
+			rec.deadline = t + c.timeout
+			r.heap.fix(r.recs, rec.hpos)
+		}
+		return
+	}
+	if len(r.cands) > 0 {
+		r.clash(c, s.Flow, t)
+	}
+	if r.heap.len() >= r.max {
+		top := r.heap.top()
+		if r.recs[top].mask != r.classes[r.flows[r.recs[top].flow]].full {
+			r.c.Forced++
+		}
+		r.expire(top)
+	}
+	i := r.alloc()
+	rec := &r.recs[i]
+	*rec = record{ref: t, min: t, deadline: t + c.timeout, flow: s.Flow, sig: s.Sig, mask: bit}
+	rec.ts[h] = t
+	r.tree.ReplaceOrInsert(key{fs: fs, ref: t, idx: uint32(i)})
+	r.heap.push(r.recs, i)
+}
+
+func (r *Reconciler) collect(k key) bool {
+	r.cands = append(r.cands, k.idx)
+	return true
+}
+
+func (r *Reconciler) alloc() int32 {
+	if r.free >= 0 {
+		i := r.free
+		r.free = r.recs[i].hpos
+		return i
+	}
+	r.recs = append(r.recs, record{})
+	return int32(len(r.recs) - 1)
+}
+
+// remove takes record i out of both indexes and puts it on the free list.
+func (r *Reconciler) remove(i int32) {
+	rec := &r.recs[i]
+	r.tree.Delete(key{fs: uint64(rec.flow)<<32 | uint64(rec.sig), ref: rec.ref, idx: uint32(i)})
+	r.heap.remove(r.recs, rec.hpos)
+	rec.hpos = r.free
+	r.free = i
+}
+
+// complete turns a record with every hop into one delay per hop pair.
+func (r *Reconciler) complete(c *class, i int32) {
+	rec := &r.recs[i]
+	for p := range c.pairs {
+		pp := &c.pairs[p]
+		from, to := rec.ts[pp.from], rec.ts[pp.to]
+		sl := r.slot(r.slotOf(from))
+		si := sl.stat(rec.flow, c, p)
+		sl.add(si, to-from, pp.edges)
+		sl.order = append(sl.order, orderEntry{stat: si, from: from, to: to})
+		if c.perPacket {
+			sl.iv.Packets = append(sl.iv.Packets, Packet{Flow: rec.flow, Class: c.index, Pair: p, Sig: rec.sig, From: from, To: to})
+		}
+	}
+	r.c.Completed++
+	// Keep the record as a tombstone until the duplicate window after its
+	// last sighting has passed the watermark: a copy of the packet arriving
+	// after completion is then counted as a duplicate, instead of opening a
+	// record that would expire as a false lost or missed packet.
+	last := rec.ts[0]
+	for h := 1; h < c.nhops; h++ {
+		last = max(last, rec.ts[h])
+	}
+	rec.deadline = last + c.dup
+	r.heap.fix(r.recs, rec.hpos)
+}
+
+// expire classifies an incomplete record as lost (only hops at the end of
+// the path missing) or missed (an earlier hop missing) and removes it.
+func (r *Reconciler) expire(i int32) {
+	rec := &r.recs[i]
+	c := &r.classes[r.flows[rec.flow]]
+	if rec.mask == c.full {
+		r.remove(i) // a tombstone: its statistics are already counted
+		return
+	}
+	lost := rec.mask&(rec.mask+1) == 0 // hops present form a prefix 0..k
+	for p := range c.pairs {
+		pp := &c.pairs[p]
+		hasFrom := rec.mask&(1<<pp.from) != 0
+		hasTo := rec.mask&(1<<pp.to) != 0
+		// The interval is decided by the time at hop_from; without it,
+		// by the earliest time the packet was seen.
+		t := rec.min
+		if hasFrom {
+			t = rec.ts[pp.from]
+		}
+		switch {
+		case lost && hasFrom && !hasTo:
+			sl := r.slot(r.slotOf(t))
+			sl.stats[sl.stat(rec.flow, c, p)].Lost++
+		case !lost && (!hasFrom || !hasTo):
+			sl := r.slot(r.slotOf(t))
+			sl.stats[sl.stat(rec.flow, c, p)].Missed++
+		}
+	}
+	if c.perPacket {
+		sl := r.slot(r.slotOf(rec.min))
+		sl.iv.Incomplete = append(sl.iv.Incomplete, Incomplete{
+			Flow: rec.flow, Class: c.index, Sig: rec.sig, Lost: lost, Mask: rec.mask, TS: rec.ts,
+		})
+	}
+	if lost {
+		r.c.Lost++
+	} else {
+		r.c.Missed++
+	}
+	r.remove(i)
+}
+
+// duplicate counts a duplicate sighting at hop h in the slot of its time,
+// for each pair ending at h (the spool's definition).
+func (r *Reconciler) duplicate(c *class, flow uint32, h int, t int64) {
+	r.c.Duplicates++
+	for p := range c.pairs {
+		if c.pairs[p].to == h {
+			sl := r.slot(r.slotOf(t))
+			sl.stats[sl.stat(flow, c, p)].Duplicate++
+		}
+	}
+}
+
+// clash counts a record created beside another of the same flow and
+// signature, in the slot of its time, for every pair of the class: the clash
+// concerns the packet, not a hop.
+func (r *Reconciler) clash(c *class, flow uint32, t int64) {
+	r.c.Clashes++
+	sl := r.slot(r.slotOf(t))
+	for p := range c.pairs {
+		sl.stats[sl.stat(flow, c, p)].Clashes++
+	}
+}
+
+// Advance declares that every sighting before watermark (ns, data time) has
+// been delivered: records whose earliest time is older than watermark minus
+// their class's Timeout are classified lost or missed, and slots whose end
+// is more than the largest Timeout before the watermark are closed and
+// written to the Sink in time order. A watermark not above the previous one
+// changes nothing. The error is the Sink's; the slot that failed and the
+// later ones stay open and are offered again at the next call.
+func (r *Reconciler) Advance(watermark int64) error {
+	if watermark <= r.wm {
+		return nil
+	}
+	r.wm = watermark
+	for r.heap.len() > 0 {
+		i := r.heap.top()
+		if r.recs[i].deadline >= watermark {
+			break
+		}
+		r.expire(i)
+	}
+	// Nothing can land in a slot any more once every record that could
+	// reach into it has expired: slot end + max timeout < watermark.
+	// Slot n ends at (n+1)·interval; it closes when that is at most
+	// watermark − maxTimeout − 1.
+	var limit int64 = math.MinInt64
+	if watermark > math.MinInt64+r.maxTimeout+2*r.interval {
+		limit = floorDiv(watermark-r.maxTimeout-1, r.interval) - 1
+	}
+	return r.closeThrough(limit)
+}
+
+// Flush ends the data: it classifies every live record as lost or missed
+// and closes every slot. Later sightings are counted late.
+func (r *Reconciler) Flush() error {
+	for r.heap.len() > 0 {
+		r.expire(r.heap.top())
+	}
+	r.wm = math.MaxInt64
+	return r.closeThrough(math.MaxInt64)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func (r *Reconciler) slotOf(t int64) int64 { return floorDiv(t, r.interval) }
+
+// closeThrough writes and recycles every open slot numbered ≤ last.
+func (r *Reconciler) closeThrough(last int64) error {
+	for len(r.slots.open) > 0 && r.slots.open[0].n <= last {
+		sl := r.slots.open[0]
+		sl.finish()
+		if err := r.sink.WriteInterval(&sl.iv); err != nil {
+			return fmt.Errorf("reconcile: close interval %s: %w", time.Unix(0, sl.iv.Start).UTC().Format(time.RFC3339), err)
+		}
+		r.c.Intervals++
+		r.slots.pop()
+		r.closed = sl.n + 1
+	}
+	if last != math.MaxInt64 && last+1 > r.closed {
+		r.closed = last + 1
+	}
+	return nil
+}

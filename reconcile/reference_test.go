@@ -1,0 +1,417 @@
+package reconcile
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"sort"
+	"strings"
+
+	"github.com/tmon-project/tmon/conf"
+)
+
+// refRecon is the slow, obvious reconciler the B-tree one is checked
+// against: records in a plain slice scanned in full for every sighting,
+// statistics in maps, the sum of squares in math/big, reordering by
+// comparing every pair of packets. It implements the rules of the package
+// doc, written again without any of the fast one's data structures.
+type refRecon struct {
+	cfg        *conf.Config
+	flows      map[uint32]int
+	recs       []*refRec
+	seq        int
+	max        int
+	wm         int64
+	closed     int64 // slots below are closed
+	slots      map[int64]*refSlot
+	out        []string // canonical text of each closed interval
+	counters   Counters
+	maxTimeout int64
+}
+
+type refRec struct {
+	flow, sig uint32
+	ref       int64
+	seq       int
+	ts        [MaxHops]int64
+	has       [MaxHops]bool
+	done      bool
+	doneUntil int64 // done: kept until the watermark passes this
+}
+
+type refStat struct {
+	count, lost, missed, dup, clash uint64
+	sum                             int64
+	sumsq                           big.Int
+	min, max                        int64
+	hist                            []uint64
+	pk                              [][2]int64 // (from, to) of every delay
+}
+
+type refSlot struct {
+	stats      map[[2]int]*refStat // (flow, pair)
+	packets    []string
+	incomplete []string
+}
+
+func newRef(cfg *conf.Config, maxRecords int) *refRecon {
+	r := &refRecon{cfg: cfg, flows: map[uint32]int{}, max: maxRecords, wm: math.MinInt64, closed: math.MinInt64, slots: map[int64]*refSlot{}}
+	for _, c := range cfg.Classes {
+		if c.OneWay != nil {
+			r.maxTimeout = max(r.maxTimeout, int64(c.OneWay.Timeout))
+		}
+	}
+	return r
+}
+
+func refPairs(ow *conf.OneWay) []conf.HopPair {
+	if len(ow.Pairs) == 0 {
+		return []conf.HopPair{{From: 0, To: len(ow.Hops) - 1}}
+	}
+	return ow.Pairs
+}
+
+func (r *refRecon) ow(flow uint32) *conf.OneWay { return r.cfg.Classes[r.flows[flow]].OneWay }
+
+func (r *refRecon) slotNum(t int64) int64 {
+	// Euclidean division: the floor for a positive divisor, by another road.
+	return new(big.Int).Div(big.NewInt(t), big.NewInt(int64(r.cfg.Interval))).Int64()
+}
+
+func (r *refRecon) stat(t int64, flow uint32, pair int) *refStat {
+	sl := r.slot(t)
+	k := [2]int{int(flow), pair}
+	st := sl.stats[k]
+	if st == nil {
+		st = &refStat{hist: make([]uint64, len(refPairs(r.ow(flow))[pair].Slices)+1)}
+		sl.stats[k] = st
+	}
+	return st
+}
+
+func (r *refRecon) slot(t int64) *refSlot {
+	n := r.slotNum(t)
+	sl := r.slots[n]
+	if sl == nil {
+		sl = &refSlot{stats: map[[2]int]*refStat{}}
+		r.slots[n] = sl
+	}
+	return sl
+}
+
+func (r *refRecon) Add(s Sighting) {
+	r.counters.Sightings++
+	cls, ok := r.flows[s.Flow]
+	if !ok || int(s.Hop) >= len(r.cfg.Classes[cls].OneWay.Hops) {
+		r.counters.Invalid++
+		return
+	}
+	ow := r.cfg.Classes[cls].OneWay
+	t, h := s.TS, int(s.Hop)
+	if r.slotNum(t) < r.closed {
+		r.counters.Late++
+		return
+	}
+	var cands []*refRec
+	for _, rec := range r.recs {
+		if rec.flow == s.Flow && rec.sig == s.Sig && rec.ref >= t-int64(ow.MaxTransit) && rec.ref <= t+int64(ow.MaxTransit) {
+			cands = append(cands, rec)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].ref != cands[j].ref {
+			return cands[i].ref < cands[j].ref
+		}
+		return cands[i].seq < cands[j].seq
+	})
+	for _, c := range cands {
+		if c.has[h] && abs64(c.ts[h]-t) <= int64(ow.DupWindow) {
+			r.counters.Duplicates++
+			for p, hp := range refPairs(ow) {
+				if hp.To == h {
+					r.stat(t, s.Flow, p).dup++
+				}
+			}
+			return
+		}
+	}
+	var best *refRec
+	for _, c := range cands {
+		if !c.has[h] && (best == nil || abs64(c.ref-t) < abs64(best.ref-t)) {
+			best = c
+		}
+	}
+	if best != nil {
+		best.ts[h], best.has[h] = t, true
+		all := true
+		for i := range ow.Hops {
+			all = all && best.has[i]
+		}
+		if all {
+			r.complete(best)
+		}
+		return
+	}
+	if len(cands) > 0 {
+		r.counters.Clashes++
+		for p := range refPairs(ow) {
+			r.stat(t, s.Flow, p).clash++
+		}
+	}
+	if len(r.recs) >= r.max {
+		// Force out the record with the earliest deadline.
+		var oldest *refRec
+		for _, rec := range r.recs {
+			if oldest == nil || r.deadline(rec) < r.deadline(oldest) {
+				oldest = rec
+			}
+		}
+		if !oldest.done {
+			r.counters.Forced++
+		}
+		r.expire(oldest)
+	}
+	rec := &refRec{flow: s.Flow, sig: s.Sig, ref: t, seq: r.seq}
+	r.seq++
+	rec.ts[h], rec.has[h] = t, true
+	r.recs = append(r.recs, rec)
+}
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func (r *refRecon) first(rec *refRec) int64 {
+	m := int64(math.MaxInt64)
+	for h, ok := range rec.has {
+		if ok && rec.ts[h] < m {
+			m = rec.ts[h]
+		}
+	}
+	return m
+}
+
+func (r *refRecon) deadline(rec *refRec) int64 {
+	if rec.done {
+		return rec.doneUntil
+	}
+	return r.first(rec) + int64(r.ow(rec.flow).Timeout)
+}
+
+func (r *refRecon) complete(rec *refRec) {
+	ow := r.ow(rec.flow)
+	for p, hp := range refPairs(ow) {
+		from, to := rec.ts[hp.From], rec.ts[hp.To]
+		d := to - from
+		st := r.stat(from, rec.flow, p)
+		if st.count == 0 || d < st.min {
+			st.min = d
+		}
+		if st.count == 0 || d > st.max {
+			st.max = d
+		}
+		st.count++
+		st.sum += d
+		st.sumsq.Add(&st.sumsq, new(big.Int).Mul(big.NewInt(d), big.NewInt(d)))
+		bin := 0
+		for _, e := range hp.Slices {
+			if d >= int64(e) {
+				bin++
+			}
+		}
+		st.hist[bin]++
+		st.pk = append(st.pk, [2]int64{from, to})
+		if ow.PerPacket {
+			sl := r.slot(from)
+			sl.packets = append(sl.packets, fmt.Sprintf("pkt flow=%d pair=%d from=%d sig=%08x to=%d", rec.flow, p, from, rec.sig, to))
+		}
+	}
+	r.counters.Completed++
+	rec.done = true
+	last := int64(math.MinInt64)
+	for h := range ow.Hops {
+		last = max(last, rec.ts[h])
+	}
+	rec.doneUntil = last + int64(ow.DupWindow)
+}
+
+func (r *refRecon) expire(rec *refRec) {
+	for i, x := range r.recs {
+		if x == rec {
+			r.recs = append(r.recs[:i], r.recs[i+1:]...)
+			break
+		}
+	}
+	if rec.done {
+		return
+	}
+	ow := r.ow(rec.flow)
+	// Lost: the hops seen are exactly 0..k for some k.
+	k := 0
+	for k < len(ow.Hops) && rec.has[k] {
+		k++
+	}
+	lost := true
+	for h := k; h < len(ow.Hops); h++ {
+		lost = lost && !rec.has[h]
+	}
+	for p, hp := range refPairs(ow) {
+		t := r.first(rec)
+		if rec.has[hp.From] {
+			t = rec.ts[hp.From]
+		}
+		if lost && rec.has[hp.From] && !rec.has[hp.To] {
+			r.stat(t, rec.flow, p).lost++
+		}
+		if !lost && (!rec.has[hp.From] || !rec.has[hp.To]) {
+			r.stat(t, rec.flow, p).missed++
+		}
+	}
+	if ow.PerPacket {
+		var hops []string
+		for h := range ow.Hops {
+			if rec.has[h] {
+				hops = append(hops, fmt.Sprint(rec.ts[h]))
+			} else {
+				hops = append(hops, "-")
+			}
+		}
+		sl := r.slot(r.first(rec))
+		sl.incomplete = append(sl.incomplete, fmt.Sprintf("inc flow=%d first=%d sig=%08x lost=%v hops=%s", rec.flow, r.first(rec), rec.sig, lost, strings.Join(hops, ",")))
+	}
+	if lost {
+		r.counters.Lost++
+	} else {
+		r.counters.Missed++
+	}
+}
+
+func (r *refRecon) Advance(w int64) {
+	if w <= r.wm {
+		return
+	}
+	r.wm = w
+	for _, rec := range append([]*refRec(nil), r.recs...) {
+		if r.deadline(rec) < w {
+			r.expire(rec)
+		}
+	}
+	r.closeWhere(func(n int64) bool {
+		end := (n + 1) * int64(r.cfg.Interval)
+		return w > end+r.maxTimeout
+	})
+}
+
+func (r *refRecon) Flush() {
+	for len(r.recs) > 0 {
+		r.expire(r.recs[0])
+	}
+	r.wm = math.MaxInt64
+	r.closeWhere(func(int64) bool { return true })
+}
+
+func (r *refRecon) closeWhere(ok func(int64) bool) {
+	var ns []int64
+	for n := range r.slots {
+		if ok(n) {
+			ns = append(ns, n)
+		}
+	}
+	sort.Slice(ns, func(i, j int) bool { return ns[i] < ns[j] })
+	for _, n := range ns {
+		r.out = append(r.out, r.render(n, r.slots[n]))
+		delete(r.slots, n)
+		r.closed = n + 1
+	}
+}
+
+// render writes a slot in the canonical text that canon writes for an
+// Interval; rows with every counter zero do not exist.
+func (r *refRecon) render(n int64, sl *refSlot) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "interval %d len %d\n", n*int64(r.cfg.Interval), int64(r.cfg.Interval))
+	var keys [][2]int
+	for k := range sl.stats {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i][0] != keys[j][0] {
+			return keys[i][0] < keys[j][0]
+		}
+		return keys[i][1] < keys[j][1]
+	})
+	for _, k := range keys {
+		st := sl.stats[k]
+		var reo uint64
+		for _, a := range st.pk {
+			for _, b := range st.pk {
+				if b[1] < a[1] && b[0] > a[0] {
+					reo++
+					break
+				}
+			}
+		}
+		if st.count+st.lost+st.missed+st.dup+st.clash == 0 {
+			continue
+		}
+		mm := ""
+		if st.count > 0 {
+			mm = fmt.Sprintf("%d %d", st.min, st.max)
+		}
+		fmt.Fprintf(&b, "stat flow=%d class=%d pair=%d n=%d sum=%d sumsq=%s minmax=%s hist=%v lost=%d missed=%d dup=%d reo=%d clash=%d\n",
+			k[0], r.flows[uint32(k[0])], k[1], st.count, st.sum, st.sumsq.String(), mm, st.hist, st.lost, st.missed, st.dup, reo, st.clash)
+	}
+	sort.Strings(sl.packets)
+	for _, p := range sl.packets {
+		b.WriteString(p + "\n")
+	}
+	sort.Strings(sl.incomplete)
+	for _, p := range sl.incomplete {
+		b.WriteString(p + "\n")
+	}
+	return b.String()
+}
+
+// canon writes an Interval in the reference's canonical text. Packets and
+// incomplete rows are sorted as text on both sides: the order within an
+// interval is not part of the contract beyond being deterministic.
+func canon(cfg *conf.Config, iv *Interval) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "interval %d len %d\n", iv.Start, int64(iv.Length))
+	for _, st := range iv.Stats {
+		mm := ""
+		if st.Count > 0 {
+			mm = fmt.Sprintf("%d %d", st.Min, st.Max)
+		}
+		fmt.Fprintf(&b, "stat flow=%d class=%d pair=%d n=%d sum=%d sumsq=%s minmax=%s hist=%v lost=%d missed=%d dup=%d reo=%d clash=%d\n",
+			st.Flow, st.Class, st.Pair, st.Count, st.Sum, st.SumSq.String(), mm, st.Hist, st.Lost, st.Missed, st.Duplicate, st.Reordered, st.Clashes)
+	}
+	var pk []string
+	for _, p := range iv.Packets {
+		pk = append(pk, fmt.Sprintf("pkt flow=%d pair=%d from=%d sig=%08x to=%d", p.Flow, p.Pair, p.From, p.Sig, p.To))
+	}
+	sort.Strings(pk)
+	for _, p := range pk {
+		b.WriteString(p + "\n")
+	}
+	var inc []string
+	for _, in := range iv.Incomplete {
+		var hops []string
+		for h := range cfg.Classes[in.Class].OneWay.Hops {
+			if in.Mask&(1<<h) != 0 {
+				hops = append(hops, fmt.Sprint(in.TS[h]))
+			} else {
+				hops = append(hops, "-")
+			}
+		}
+		inc = append(inc, fmt.Sprintf("inc flow=%d first=%d sig=%08x lost=%v hops=%s", in.Flow, in.First(), in.Sig, in.Lost, strings.Join(hops, ",")))
+	}
+	sort.Strings(inc)
+	for _, p := range inc {
+		b.WriteString(p + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,437 @@
+// Package spool writes the collector's TSV logs (docs/spool.md, version 1):
+// the stable boundary between the online collector and the offline loader.
+//
+// Data flow: reconcile ──Interval──► spool ──files──► loader.
+//
+// Every file is written under a temporary name, synced and renamed, so a
+// loader sees only complete files; a complete file never changes again.
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/reconcile"
+)
+
+// File types: the subdirectory and name prefix of each kind of file.
+const (
+	TypeFlows      = "flows"
+	TypeEvents     = "events"
+	TypeStats      = "owd_stats"
+	TypeHist       = "owd_hist"
+	TypePacket     = "owd_packet"
+	TypeIncomplete = "owd_incomplete"
+)
+
+// Column names of each type, in order (the header line without its '#').
+var (
+	ColsFlows      = []string{"time", "flow", "class", "key"}
+	ColsEvents     = []string{"time", "source", "kind", "detail"}
+	ColsStats      = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "count", "sum_ns", "sumsq_ns2", "min_ns", "max_ns", "lost", "missed", "duplicate", "reordered", "clashes"}
+	ColsHist       = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "slice", "lo_ns", "hi_ns", "count"}
+	ColsPacket     = []string{"interval_start", "class", "flow", "sig", "hop_from", "hop_to", "t_from", "t_to", "delay_ns"}
+	ColsIncomplete = []string{"interval_start", "class", "flow", "sig", "kind", "hops"}
+)
+
+// timeFormat is the UTC interval start in file names.
+const timeFormat = "20060102T150405Z"
+
+// Writer writes one spool directory. It implements reconcile.Sink.
+//
+// Concurrency: a Writer is safe for concurrent use; WriteInterval is
+// typically called by the reconcile goroutine while WriteFlow and
+// WriteEvent come from the collector's other goroutines.
+type Writer struct {
+	dir      string
+	cfg      *conf.Config
+	interval int64 // ns
+
+	mu     sync.Mutex
+	flows  buffer
+	events buffer
+	closed bool
+}
+
+var _ reconcile.Sink = (*Writer)(nil)
+
+// buffer holds the flows or events rows of one interval until the interval
+// is over, so that they are cut into files at the same boundaries as the
+// measurements.
+type buffer struct {
+	typ   string
+	cols  []string
+	start int64 // interval start (ns) of the buffered rows
+	rows  []byte
+	n     int
+}
+
+// New returns a Writer into dir (created if missing) for the classes and
+// interval of cfg. The interval must be a whole number of seconds: file
+// names carry the interval start to the second.
+func New(dir string, cfg *conf.Config) (*Writer, error) {
+	if cfg == nil {
+		return nil, errors.New("spool: new: nil config")
+	}
+	if cfg.Interval < time.Second || cfg.Interval%time.Second != 0 {
+		return nil, fmt.Errorf("spool: new %s: interval %v is not a whole number of seconds", dir, cfg.Interval)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("spool: new: %w", err)
+	}
+	return &Writer{
+		dir:      dir,
+		cfg:      cfg,
+		interval: int64(cfg.Interval),
+		flows:    buffer{typ: TypeFlows, cols: ColsFlows},
+		events:   buffer{typ: TypeEvents, cols: ColsEvents},
+	}, nil
+}
+
+// Dir returns the spool directory.
+func (w *Writer) Dir() string { return w.dir }
+
+// WriteFlow records that the collector learned flow id of the named class
+// at time t; key is the granular field values (docs/spool.md, flows).
+func (w *Writer) WriteFlow(t time.Time, id uint32, class, key string) error {
+	ns := t.UnixNano()
+	var b []byte
+	b = strconv.AppendInt(b, ns, 10)
+	b = append(b, '\t')
+	b = strconv.AppendUint(b, uint64(id), 10)
+	b = appendText(append(b, '\t'), class)
+	b = appendText(append(b, '\t'), key)
+	return w.buffered(&w.flows, ns, b)
+}
+
+// WriteEvent records an event; source is "collector:<name>" or
+// "probe:<name>", kind e.g. "config.switch". TABs and line breaks in the
+// text become spaces.
+func (w *Writer) WriteEvent(t time.Time, source, kind, detail string) error {
+	ns := t.UnixNano()
+	var b []byte
+	b = strconv.AppendInt(b, ns, 10)
+	b = appendText(append(b, '\t'), source)
+	b = appendText(append(b, '\t'), kind)
+	b = appendText(append(b, '\t'), detail)
+	return w.buffered(&w.events, ns, b)
+}
+
+// buffered appends row (without its LF) to buf. A row of a later interval
+// first writes out the rows buffered so far. A row of an earlier interval
+// (a probe's event arriving late) joins the current buffer: a written file
+// is never reopened.
+func (w *Writer) buffered(buf *buffer, ns int64, row []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return fmt.Errorf("spool: write %s: writer closed", buf.typ)
+	}
+	start := w.startOf(ns)
+	var err error
+	if buf.n > 0 && start > buf.start {
+		err = w.cut(buf)
+	}
+	if buf.n == 0 {
+		buf.start = start
+	}
+	buf.rows = append(append(buf.rows, row...), '\n')
+	buf.n++
+	return err
+}
+
+// Cut writes out the buffered flows and events of intervals that ended at
+// or before now: the collector calls it periodically so that a quiet period
+// does not hold rows back.
+func (w *Writer) Cut(now time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	start := w.startOf(now.UnixNano())
+	var errs []error
+	for _, buf := range []*buffer{&w.flows, &w.events} {
+		if buf.n > 0 && buf.start < start {
+			errs = append(errs, w.cut(buf))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close writes the buffered flows and events. Later writes fail.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	var errs []error
+	for _, buf := range []*buffer{&w.flows, &w.events} {
+		if buf.n > 0 {
+			errs = append(errs, w.cut(buf))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cut writes buf to its file and empties it. On failure the rows are
+// dropped: keeping them would mix intervals, and the error is reported.
+func (w *Writer) cut(buf *buffer) error {
+	err := w.writeFile(buf.typ, buf.start, buf.cols, buf.rows)
+	buf.rows = buf.rows[:0]
+	buf.n = 0
+	return err
+}
+
+func (w *Writer) startOf(ns int64) int64 {
+	q := ns / w.interval
+	if ns%w.interval < 0 {
+		q--
+	}
+	return q * w.interval
+}
+
+// WriteInterval writes the files of one closed interval: owd_stats and
+// owd_hist when it has statistics, owd_packet and owd_incomplete when it
+// has per-packet rows. Class and hop names come from the configuration.
+func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
+	if iv.Length != time.Duration(w.interval) {
+		return fmt.Errorf("spool: write interval %d: length %v, spool configured for %v", iv.Start, iv.Length, time.Duration(w.interval))
+	}
+	start := strconv.FormatInt(iv.Start, 10)
+	secs := strconv.FormatFloat(iv.Length.Seconds(), 'f', -1, 64)
+
+	var stats, hist, pkts, inc []byte
+	for i := range iv.Stats {
+		st := &iv.Stats[i]
+		ow, p, err := w.pair(st.Class, st.Pair)
+		if err != nil {
+			return fmt.Errorf("spool: write interval %d: flow %d: %w", iv.Start, st.Flow, err)
+		}
+		pre := appendPrefix(nil, start, secs, w.cfg.Classes[st.Class].Name, st.Flow, ow.Hops[p.From].Name, ow.Hops[p.To].Name)
+		stats = append(stats, pre...)
+		stats = strconv.AppendUint(stats, st.Count, 10)
+		stats = append(stats, '\t')
+		if st.Count > 0 {
+			stats = strconv.AppendInt(stats, st.Sum, 10)
+			stats = append(stats, '\t')
+			stats = st.SumSq.AppendDecimal(stats)
+			stats = append(stats, '\t')
+			stats = strconv.AppendInt(stats, st.Min, 10)
+			stats = append(stats, '\t')
+			stats = strconv.AppendInt(stats, st.Max, 10)
+		} else {
+			stats = append(stats, "0\t0\t\t"...)
+		}
+		for _, v := range [...]uint64{st.Lost, st.Missed, st.Duplicate, st.Reordered, st.Clashes} {
+			stats = strconv.AppendUint(append(stats, '\t'), v, 10)
+		}
+		stats = append(stats, '\n')
+
+		for b, n := range st.Hist {
+			if n == 0 {
+				continue
+			}
+			hist = append(hist, pre...)
+			hist = strconv.AppendInt(hist, int64(b), 10)
+			hist = append(hist, '\t')
+			if b > 0 && b-1 < len(p.Slices) {
+				hist = strconv.AppendInt(hist, int64(p.Slices[b-1]), 10)
+			}
+			hist = append(hist, '\t')
+			if b < len(p.Slices) {
+				hist = strconv.AppendInt(hist, int64(p.Slices[b]), 10)
+			}
+			hist = strconv.AppendUint(append(hist, '\t'), n, 10)
+			hist = append(hist, '\n')
+		}
+	}
+	for i := range iv.Packets {
+		pk := &iv.Packets[i]
+		ow, p, err := w.pair(pk.Class, pk.Pair)
+		if err != nil {
+			return fmt.Errorf("spool: write interval %d: flow %d: %w", iv.Start, pk.Flow, err)
+		}
+		pkts = append(pkts, start...)
+		pkts = appendText(append(pkts, '\t'), w.cfg.Classes[pk.Class].Name)
+		pkts = strconv.AppendUint(append(pkts, '\t'), uint64(pk.Flow), 10)
+		pkts = fmt.Appendf(append(pkts, '\t'), "%08x", pk.Sig)
+		pkts = appendText(append(pkts, '\t'), ow.Hops[p.From].Name)
+		pkts = appendText(append(pkts, '\t'), ow.Hops[p.To].Name)
+		pkts = strconv.AppendInt(append(pkts, '\t'), pk.From, 10)
+		pkts = strconv.AppendInt(append(pkts, '\t'), pk.To, 10)
+		pkts = strconv.AppendInt(append(pkts, '\t'), pk.To-pk.From, 10)
+		pkts = append(pkts, '\n')
+	}
+	for i := range iv.Incomplete {
+		in := &iv.Incomplete[i]
+		ow, err := w.oneWay(in.Class)
+		if err != nil {
+			return fmt.Errorf("spool: write interval %d: flow %d: %w", iv.Start, in.Flow, err)
+		}
+		inc = append(inc, start...)
+		inc = appendText(append(inc, '\t'), w.cfg.Classes[in.Class].Name)
+		inc = strconv.AppendUint(append(inc, '\t'), uint64(in.Flow), 10)
+		inc = fmt.Appendf(append(inc, '\t'), "%08x", in.Sig)
+		if in.Lost {
+			inc = append(inc, "\tlost\t"...)
+		} else {
+			inc = append(inc, "\tmissed\t"...)
+		}
+		for h, hop := range ow.Hops {
+			if h > 0 {
+				inc = append(inc, ' ')
+			}
+			inc = append(appendText(inc, hop.Name), '=')
+			if h < reconcile.MaxHops && in.Mask&(1<<h) != 0 {
+				inc = strconv.AppendInt(inc, in.TS[h], 10)
+			}
+		}
+		inc = append(inc, '\n')
+	}
+
+	for _, f := range [...]struct {
+		typ  string
+		cols []string
+		rows []byte
+	}{{TypeStats, ColsStats, stats}, {TypeHist, ColsHist, hist}, {TypePacket, ColsPacket, pkts}, {TypeIncomplete, ColsIncomplete, inc}} {
+		if len(f.rows) == 0 {
+			continue
+		}
+		if err := w.writeFile(f.typ, iv.Start, f.cols, f.rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Writer) oneWay(class int) (*conf.OneWay, error) {
+	if class < 0 || class >= len(w.cfg.Classes) || w.cfg.Classes[class].OneWay == nil {
+		return nil, fmt.Errorf("class %d has no one-way measurement in the configuration", class)
+	}
+	return w.cfg.Classes[class].OneWay, nil
+}
+
+// pair returns the hop pair, applying the default first→last pair.
+func (w *Writer) pair(class, pair int) (*conf.OneWay, conf.HopPair, error) {
+	ow, err := w.oneWay(class)
+	if err != nil {
+		return nil, conf.HopPair{}, err
+	}
+	if len(ow.Pairs) == 0 && pair == 0 {
+		return ow, conf.HopPair{From: 0, To: len(ow.Hops) - 1}, nil
+	}
+	if pair < 0 || pair >= len(ow.Pairs) {
+		return nil, conf.HopPair{}, fmt.Errorf("class %q: hop pair %d out of range", w.cfg.Classes[class].Name, pair)
+	}
+	p := ow.Pairs[pair]
+	if p.From < 0 || p.To >= len(ow.Hops) {
+		return nil, conf.HopPair{}, fmt.Errorf("class %q: hop pair %d→%d outside the path", w.cfg.Classes[class].Name, p.From, p.To)
+	}
+	return ow, p, nil
+}
+
+func appendPrefix(b []byte, start, secs, class string, flow uint32, from, to string) []byte {
+	b = append(b, start...)
+	b = append(append(b, '\t'), secs...)
+	b = appendText(append(b, '\t'), class)
+	b = strconv.AppendUint(append(b, '\t'), uint64(flow), 10)
+	b = appendText(append(b, '\t'), from)
+	b = appendText(append(b, '\t'), to)
+	return append(b, '\t')
+}
+
+// appendText appends s with TABs and line breaks replaced by spaces, so
+// that free text cannot break the record structure.
+func appendText(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\t', '\n', '\r':
+			b = append(b, ' ')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// testHookBeforeRename, when set by a test, runs after the temporary file
+// is complete and synced, before it is renamed; an error aborts the write.
+var testHookBeforeRename func(tmp string) error
+
+// writeFile writes one complete file atomically: header and rows into
+// .<name>.tmp, fsync, rename to <name>, fsync the directory. If <name>
+// exists already (the collector restarted within the interval), the file
+// is named <type>-<start>.<n>.tsv with the smallest free n ≥ 1, so that a
+// complete file is never replaced.
+func (w *Writer) writeFile(typ string, start int64, cols []string, rows []byte) (err error) {
+	dir := filepath.Join(w.dir, typ)
+	base := typ + "-" + time.Unix(0, start).UTC().Format(timeFormat)
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("spool: write %s: %w", filepath.Join(dir, base+".tsv"), err)
+		}
+	}()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	name := base + ".tsv"
+	for n := 1; ; n++ {
+		_, err := os.Lstat(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		name = base + "." + strconv.Itoa(n) + ".tsv"
+	}
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	hdr := "#" + strings.Join(cols, "\t") + "\n"
+	if _, err := f.WriteString(hdr); err != nil {
+		return err
+	}
+	if _, err := f.Write(rows); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if testHookBeforeRename != nil {
+		if err := testHookBeforeRename(tmp); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	ok = true
+	// The rename is durable only once the directory is synced.
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
