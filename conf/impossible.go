@@ -277,7 +277,10 @@ func lineList(lines []int) string {
 // impossible returns the parts of f that no packet can satisfy. Groups that
 // are plain conjunctions (a lone <match>, an <or> of one <and>) are folded
 // into a context every other term is checked against, since the top level is
-// an AND: a term contradicting the context can never contribute.
+// an AND: a term contradicting the context can never contribute. Reported:
+// a contradictory context, a term contradicting itself, and an <or> whose
+// every term contradicts the context. A redundant term (one of several in an
+// <or>, or in a <nor>) is not an error.
 func impossible(f *Filter) []filterErr {
 	var ctx conj
 	var rest []OrGroup
@@ -300,15 +303,33 @@ func impossible(f *Filter) []filterErr {
 	}
 	var errs []filterErr
 	for _, g := range rest {
+		var dead []filterErr
 		for _, t := range g.Terms {
-			c := ctx
-			for _, p := range t.Preds {
-				if err := c.add(p, false); err != nil {
-					errs = append(errs, *err)
-					break
-				}
+			// A term contradicting itself is a mistake wherever it is.
+			var alone conj
+			if err := alone.addAll(t.Preds); err != nil {
+				errs = append(errs, *err)
+				continue
 			}
+			c := ctx
+			if err := c.addAll(t.Preds); err != nil {
+				dead = append(dead, *err)
+			}
+		}
+		// A term contradicting only the rest of the filter is redundant,
+		// unless every term of a plain OR is: then nothing matches.
+		if !g.Not && len(dead) == len(g.Terms) {
+			errs = append(errs, dead...)
 		}
 	}
 	return errs
+}
+
+func (c *conj) addAll(preds []Pred) *filterErr {
+	for _, p := range preds {
+		if err := c.add(p, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/tmon-project/tmon/flow"
 )
@@ -93,7 +94,8 @@ func readTree(r io.Reader, name string) (*node, error) {
 		case xml.StartElement:
 			n := &node{name: t.Name.Local, attrs: t.Attr, line: line}
 			if t.Name.Space != "" {
-				n.name = t.Name.Space + ":" + t.Name.Local
+				// Namespaced names never match the grammar: the file has no namespace.
+				n.name = "{" + t.Name.Space + "}" + t.Name.Local
 			}
 			if len(stack) == 0 {
 				if root != nil {
@@ -108,9 +110,12 @@ func readTree(r io.Reader, name string) (*node, error) {
 		case xml.EndElement:
 			stack = stack[:len(stack)-1]
 		case xml.CharData:
-			if strings.TrimSpace(string(t)) == "" {
+			text := string(t)
+			trimmed := strings.TrimLeftFunc(text, unicode.IsSpace)
+			if trimmed == "" {
 				continue
 			}
+			line += strings.Count(text[:len(text)-len(trimmed)], "\n")
 			if len(stack) == 0 {
 				return nil, &Error{File: name, Line: line, Err: errors.New("text outside the root element")}
 			}

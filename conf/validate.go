@@ -218,11 +218,11 @@ func (v *validator) fieldSet(cl *Class, what string, s flow.Set, ok func(flow.Fi
 		all = all.With(f)
 	}
 	if s&^all != 0 {
-		v.addf(cl.Line, elem(what), "fields: unknown field bits %#x", uint32(s&^all))
+		v.addf(cl.Line, elem("flowClass", "name", cl.Name), "<%s>: unknown field bits %#x", what, uint32(s&^all))
 	}
 	for _, f := range flow.Fields() {
 		if s.Has(f) && !ok(f) {
-			v.addf(cl.Line, elem(what), "fields: %s %s", f, why)
+			v.addf(cl.Line, elem("flowClass", "name", cl.Name), "<%s>: %s %s", what, f, why)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/tmon-project/tmon/flow"
 )
@@ -219,5 +220,5 @@ func validText(s string) bool {
 			return false
 		}
 	}
-	return len(s) <= 256
+	return len(s) <= 256 && utf8.ValidString(s)
 }

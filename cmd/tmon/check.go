@@ -43,7 +43,7 @@ Exit status: 0 when every file is good, 1 when any has a problem, 2 on usage err
 			printErrors(stderr, err)
 			continue
 		}
-		from := "immediately"
+		from := "valid immediately"
 		if !c.ValidFrom.IsZero() {
 			from = "valid from " + c.ValidFrom.Format(time.RFC3339)
 		}
