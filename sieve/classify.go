@@ -1,0 +1,266 @@
+package sieve
+
+import "github.com/tmon-project/tmon/flow"
+
+// classify returns the classes that want the dissected packet (see prog).
+//
+// A predicate on a field the packet does not have (ports of an ICMP packet,
+// ICMP type of a TCP segment, TCP flags of a UDP datagram) is false, so its
+// negation is true, as in tcpdump filters.
+//
+// A non-first fragment has no transport header: predicates on its ports,
+// TCP flags or ICMP type/code are undecided, and the filter is evaluated in
+// three-valued logic (NOT undecided = undecided; AND is false if any operand
+// is false; OR is true if any operand is true). The fragment is a candidate
+// of every class whose filter comes out true or undecided; the analyser
+// keeps it only for the classes of its first fragment.
+func (s *Sieve) classify(rec *Record, l *layout) uint64 {
+	p := &s.prog
+	var P bits
+	skip := l.absent | l.unknown
+	for i := range p.byteF {
+		bf := &p.byteF[i]
+		if skip&(1<<bf.f) != 0 {
+			continue
+		}
+		t := &bf.tab[byteValue(rec, bf.f)]
+		for w := range p.nw {
+			P[w] |= t[w]
+		}
+	}
+	if l.unknown != 0 {
+		return s.classify3(rec, l, &P)
+	}
+	alive := uint64(0)
+	for i := range p.classes {
+		c := &p.classes[i]
+		ok := true
+		for w := range p.nw {
+			if (P[w]^c.reqNeg[w])&c.reqMask[w] != c.reqMask[w] {
+				ok = false
+			}
+		}
+		if ok {
+			alive |= c.bit
+		}
+	}
+	if alive == 0 {
+		return 0
+	}
+	s.wide(rec, skip, alive, &P)
+	var out uint64
+	for i := range p.classes {
+		c := &p.classes[i]
+		if alive&c.bit != 0 && p.eval2(&P, c) {
+			out |= c.bit
+		}
+	}
+	return out
+}
+
+// wide evaluates the round-2 fields for the classes in alive.
+func (s *Sieve) wide(rec *Record, skip flow.Set, alive uint64, P *bits) {
+	p := &s.prog
+	for i := range p.wideF {
+		wf := &p.wideF[i]
+		if wf.classes&alive == 0 || skip&(1<<wf.f) != 0 {
+			continue
+		}
+		t := &wf.sets[search32(wf.starts, wideValue(rec, wf.f))]
+		for w := range p.nw {
+			P[w] |= t[w]
+		}
+	}
+	for i := range p.addrF {
+		af := &p.addrF[i]
+		if af.classes&alive == 0 {
+			continue
+		}
+		a := &rec.Src
+		if af.f == flow.Dst {
+			a = &rec.Dst
+		}
+		var t *bits
+		if rec.IPVersion == 4 {
+			t = &af.v4sets[search32(af.v4, be32(a[:4]))]
+		} else {
+			t = &af.v6sets[search128(af.v6, addrU128(*a))]
+		}
+		for w := range p.nw {
+			P[w] |= t[w]
+		}
+	}
+}
+
+// eval2 evaluates class c on predicate set P (two-valued: nothing unknown).
+func (p *prog) eval2(P *bits, c *classProg) bool {
+	for gi := c.lo; gi < c.hi; gi++ {
+		g := &p.groups[gi]
+		or := false
+		for ti := g.lo; ti < g.hi; ti++ {
+			t := &p.terms[ti]
+			and := true
+			for li := t.lo; and && li < t.hi; li++ {
+				lw := &p.lits[li]
+				and = (P[lw.w]^lw.neg)&lw.mask == lw.mask
+			}
+			if and != t.not {
+				or = true
+				break
+			}
+		}
+		if or == g.not { // the group is false: so is the conjunction
+			return c.not
+		}
+	}
+	return !c.not
+}
+
+// Three-valued truth.
+const (
+	tFalse = iota
+	tTrue
+	tUnknown
+)
+
+func tNot(v int, not bool) int {
+	if not && v != tUnknown {
+		return tTrue + tFalse - v
+	}
+	return v
+}
+
+// classify3 is classify for a packet with undecided fields.
+func (s *Sieve) classify3(rec *Record, l *layout, P *bits) uint64 {
+	p := &s.prog
+	var U bits
+	for f := flow.Field(1); f <= flow.TCPFlags; f++ {
+		if l.unknown&(1<<f) != 0 {
+			for w := range p.nw {
+				U[w] |= p.onField[f][w]
+			}
+		}
+	}
+	all := uint64(0)
+	for i := range p.classes {
+		all |= p.classes[i].bit
+	}
+	s.wide(rec, l.absent|l.unknown, all, P)
+	var out uint64
+	for i := range p.classes {
+		c := &p.classes[i]
+		v := tTrue
+		for gi := c.lo; gi < c.hi && v != tFalse; gi++ {
+			g := &p.groups[gi]
+			or := tFalse
+			for ti := g.lo; ti < g.hi && or != tTrue; ti++ {
+				t := &p.terms[ti]
+				and := tTrue
+				for li := t.lo; and != tFalse && li < t.hi; li++ {
+					lw := &p.lits[li]
+					val := (P[lw.w] ^ lw.neg) & lw.mask &^ U[lw.w]
+					unk := U[lw.w] & lw.mask
+					switch {
+					case val|unk != lw.mask:
+						and = tFalse
+					case unk != 0:
+						and = tUnknown
+					}
+				}
+				switch tNot(and, t.not) {
+				case tTrue:
+					or = tTrue
+				case tUnknown:
+					or = tUnknown
+				}
+			}
+			switch tNot(or, g.not) {
+			case tFalse:
+				v = tFalse
+			case tUnknown:
+				v = tUnknown
+			}
+		}
+		if tNot(v, c.not) != tFalse {
+			out |= c.bit
+		}
+	}
+	return out
+}
+
+// search32 returns the index of the last element of starts (ascending,
+// starts[0] == 0) that is ≤ v.
+func search32(starts []uint32, v uint32) int {
+	if len(starts) <= 8 {
+		i := 0
+		for i+1 < len(starts) && starts[i+1] <= v {
+			i++
+		}
+		return i
+	}
+	lo, hi := 0, len(starts) // invariant: starts[lo] ≤ v < starts[hi]
+	for hi-lo > 1 {
+		m := int(uint(lo+hi) >> 1)
+		if starts[m] <= v {
+			lo = m
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+func search128(starts []u128, v u128) int {
+	lo, hi := 0, len(starts)
+	for hi-lo > 1 {
+		m := int(uint(lo+hi) >> 1)
+		if !less128(v, starts[m]) {
+			lo = m
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// byteValue returns the value of an 8-bit field of rec.
+func byteValue(rec *Record, f flow.Field) uint8 {
+	switch f {
+	case flow.IPVersion:
+		return rec.IPVersion
+	case flow.Proto:
+		return rec.Proto
+	case flow.DSCP:
+		return rec.DSCP
+	case flow.ECN:
+		return rec.ECN
+	case flow.TTL:
+		return rec.TTL
+	case flow.Fragment:
+		return uint8(rec.Flags & FlagFragment)
+	case flow.ICMPType:
+		return rec.ICMPType
+	case flow.ICMPCode:
+		return rec.ICMPCode
+	case flow.TCPFlags:
+		return rec.TCPFlags
+	}
+	return 0
+}
+
+// wideValue returns the value of a wider numeric field of rec.
+func wideValue(rec *Record, f flow.Field) uint32 {
+	switch f {
+	case flow.Length:
+		return rec.Length
+	case flow.FlowLabel:
+		return rec.FlowLabel
+	case flow.SrcPort:
+		return uint32(rec.SrcPort)
+	case flow.DstPort:
+		return uint32(rec.DstPort)
+	case flow.VLAN:
+		return uint32(rec.VLAN)
+	}
+	return 0
+}

@@ -1,0 +1,449 @@
+package sieve
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/flow"
+)
+
+// Limits of one compiled configuration.
+const (
+	MaxClasses = 64             // classes are bits of a uint64
+	MaxPreds   = 64 * predWords // distinct predicates over all classes
+	predWords  = 4
+)
+
+// bits is a set of predicates (bit i: predicate i holds).
+type bits [predWords]uint64
+
+// The compiled sieve (trafMon 3.4): every distinct predicate of every class's
+// filter is numbered once. Per packet, each field that some predicate tests
+// is loaded once and turned, by one table lookup, into the set of its
+// predicates that hold; the sets are OR-ed into one predicate bitset. Each
+// class's three-level filter is then a walk over bitmask tests:
+//
+//	term  = [NOT] (P ^ neg) & mask == mask        (a conjunction of literals)
+//	group = [NOT] OR(terms)
+//	class = [NOT] AND(groups)
+//
+// Fields are evaluated in two rounds: first the 8-bit fields (one 256-entry
+// table each); then, before the 16/20/32-bit and address fields (interval
+// tables), classes whose required literals already failed are dropped and a
+// field no remaining class tests is skipped.
+type prog struct {
+	nw      int         // words of bits in use
+	byteF   []byteField // round 1
+	wideF   []wideField // round 2: numeric fields wider than 8 bits
+	addrF   []addrField // round 2: Src, Dst
+	onField [flow.TCPFlags + 1]bits
+
+	classes []classProg
+	groups  []groupProg
+	terms   []termProg
+	lits    []litWord
+}
+
+// byteField evaluates the predicates on one 8-bit field: tab[v] are the
+// predicates that hold for value v.
+type byteField struct {
+	f   flow.Field
+	tab [256]bits
+}
+
+// wideField evaluates the predicates on a numeric field by elementary
+// intervals: starts is ascending and begins with 0; sets[i] holds on
+// [starts[i], starts[i+1]).
+type wideField struct {
+	f       flow.Field
+	classes uint64 // classes with a predicate on f
+	starts  []uint32
+	sets    []bits
+}
+
+// addrField does the same for an address field, separately per family.
+type addrField struct {
+	f       flow.Field
+	classes uint64
+	v4      []uint32
+	v4sets  []bits
+	v6      [][2]uint64
+	v6sets  []bits
+}
+
+type classProg struct {
+	lo, hi  uint32 // groups
+	not     bool
+	bit     uint64
+	reqMask bits // literals on 8-bit fields that must hold for the class to match
+	reqNeg  bits
+}
+
+type groupProg struct {
+	lo, hi uint32 // terms
+	not    bool
+}
+
+type termProg struct {
+	lo, hi uint32 // lits
+	not    bool
+}
+
+// litWord is the part of a term's conjunction in one word of bits: the
+// predicates in mask, negated where neg has the bit.
+type litWord struct {
+	w         uint8
+	mask, neg uint64
+}
+
+// Compile builds the sieve of cfg: all classes' filters in one structure,
+// the signature mask (the union of every class's Mask: a packet must hash the
+// same whatever classes it matched) and the set of one-way classes. It
+// rejects configurations it cannot compile: more than MaxClasses classes or
+// MaxPreds distinct predicates, unknown fields, ranges on address fields,
+// prefixes on numeric fields, inverted ranges and invalid prefixes.
+func Compile(cfg *conf.Config) (*Sieve, error) {
+	if len(cfg.Classes) > MaxClasses {
+		return nil, fmt.Errorf("sieve: compile: %d classes, at most %d", len(cfg.Classes), MaxClasses)
+	}
+	c := compiler{ids: map[string]int{}}
+	s := &Sieve{nClasses: len(cfg.Classes), sigMask: signatureMask(cfg)}
+	for ci := range cfg.Classes {
+		cl := &cfg.Classes[ci]
+		if cl.OneWay != nil {
+			s.oneWay |= 1 << ci
+		}
+		if err := c.class(ci, cl); err != nil {
+			return nil, fmt.Errorf("sieve: compile: class %q (line %d): %w", cl.Name, cl.Line, err)
+		}
+	}
+	c.build(&s.prog)
+	return s, nil
+}
+
+// signatureMask is the union of the classes' Mask, restricted to the fields
+// the signature can mask.
+func signatureMask(cfg *conf.Config) flow.Set {
+	var m flow.Set
+	for i := range cfg.Classes {
+		m |= cfg.Classes[i].Mask
+	}
+	return m & maskable
+}
+
+// maskable are the fields Sign can zero.
+const maskable = flow.Set(1<<flow.Src | 1<<flow.Dst | 1<<flow.SrcPort | 1<<flow.DstPort |
+	1<<flow.DSCP | 1<<flow.ECN | 1<<flow.FlowLabel)
+
+type compiler struct {
+	ids   map[string]int // canonical predicate → index
+	preds []conf.Pred    // by index, normalised
+	users []uint64       // by index: classes using it
+	p     prog
+}
+
+// pred returns the index of the canonical form of p (without its Not).
+func (c *compiler) pred(p *conf.Pred, ci int) (int, error) {
+	f := p.Field
+	if f == 0 || f > flow.TCPFlags {
+		return 0, fmt.Errorf("line %d: unknown field %d", p.Line, f)
+	}
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(int(f)))
+	n := conf.Pred{Field: f}
+	if f.IsAddress() {
+		if len(p.Ranges) > 0 {
+			return 0, fmt.Errorf("line %d: %s takes prefixes, not ranges", p.Line, f)
+		}
+		for _, pf := range p.Prefixes {
+			if !pf.IsValid() {
+				return 0, fmt.Errorf("line %d: %s: invalid prefix", p.Line, f)
+			}
+			n.Prefixes = append(n.Prefixes, pf.Masked())
+		}
+		slices.SortFunc(n.Prefixes, func(a, b netip.Prefix) int {
+			if c := a.Addr().Compare(b.Addr()); c != 0 {
+				return c
+			}
+			return a.Bits() - b.Bits()
+		})
+		n.Prefixes = slices.Compact(n.Prefixes)
+		for _, pf := range n.Prefixes {
+			b.WriteString(" " + pf.String())
+		}
+	} else {
+		if len(p.Prefixes) > 0 {
+			return 0, fmt.Errorf("line %d: %s takes values or ranges, not prefixes", p.Line, f)
+		}
+		for _, r := range p.Ranges {
+			if r.Lo > r.Hi {
+				return 0, fmt.Errorf("line %d: %s: range %d-%d is inverted", p.Line, f, r.Lo, r.Hi)
+			}
+			n.Ranges = append(n.Ranges, r)
+		}
+		slices.SortFunc(n.Ranges, func(a, b conf.Range) int {
+			if a.Lo != b.Lo {
+				return cmpU32(a.Lo, b.Lo)
+			}
+			return cmpU32(a.Hi, b.Hi)
+		})
+		n.Ranges = slices.Compact(n.Ranges)
+		for _, r := range n.Ranges {
+			fmt.Fprintf(&b, " %d-%d", r.Lo, r.Hi)
+		}
+	}
+	key := b.String()
+	id, ok := c.ids[key]
+	if !ok {
+		if len(c.preds) == MaxPreds {
+			return 0, fmt.Errorf("more than %d distinct predicates in the configuration", MaxPreds)
+		}
+		id = len(c.preds)
+		c.ids[key] = id
+		c.preds = append(c.preds, n)
+		c.users = append(c.users, 0)
+	}
+	c.users[id] |= 1 << ci
+	return id, nil
+}
+
+func cmpU32(a, b uint32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// class compiles the filter of class ci.
+func (c *compiler) class(ci int, cl *conf.Class) error {
+	p := &c.p
+	cp := classProg{lo: uint32(len(p.groups)), not: cl.Filter.Not, bit: 1 << ci}
+	for _, g := range cl.Filter.Groups {
+		gp := groupProg{lo: uint32(len(p.terms)), not: g.Not}
+		for _, t := range g.Terms {
+			tp := termProg{lo: uint32(len(p.lits)), not: t.Not}
+			for i := range t.Preds {
+				id, err := c.pred(&t.Preds[i], ci)
+				if err != nil {
+					return err
+				}
+				w, bit := uint8(id/64), uint64(1)<<(id%64)
+				n := uint64(0)
+				if t.Preds[i].Not {
+					n = bit
+				}
+				// Merge into a litWord of the same word that does not have the
+				// predicate yet; p AND NOT p gets two litWords, so that it is
+				// false, or undecided when p is.
+				j := int(tp.lo)
+				for ; j < len(p.lits); j++ {
+					lw := &p.lits[j]
+					if lw.w == w && (lw.mask&bit == 0 || lw.neg&bit == n) {
+						lw.mask |= bit
+						lw.neg |= n
+						break
+					}
+				}
+				if j == len(p.lits) {
+					p.lits = append(p.lits, litWord{w: w, mask: bit, neg: n})
+				}
+			}
+			tp.hi = uint32(len(p.lits))
+			p.terms = append(p.terms, tp)
+		}
+		gp.hi = uint32(len(p.terms))
+		p.groups = append(p.groups, gp)
+	}
+	cp.hi = uint32(len(p.groups))
+	p.classes = append(p.classes, cp)
+	return nil
+}
+
+// build turns the numbered predicates into per-field tables and computes
+// each class's required 8-bit literals.
+func (c *compiler) build(out *prog) {
+	p := &c.p
+	p.nw = (len(c.preds) + 63) / 64
+	byField := map[flow.Field][]int{}
+	for id, pr := range c.preds {
+		byField[pr.Field] = append(byField[pr.Field], id)
+		p.onField[pr.Field][id/64] |= 1 << (id % 64)
+	}
+	for f := flow.Field(1); f <= flow.TCPFlags; f++ {
+		ids := byField[f]
+		if len(ids) == 0 {
+			continue
+		}
+		var classes uint64
+		for _, id := range ids {
+			classes |= c.users[id]
+		}
+		switch {
+		case f.IsAddress():
+			p.addrF = append(p.addrF, c.addrTable(f, ids, classes))
+		case f.Max() <= 255:
+			bf := byteField{f: f}
+			for _, id := range ids {
+				for _, r := range c.preds[id].Ranges {
+					for v := r.Lo; v <= min(r.Hi, 255); v++ {
+						bf.tab[v][id/64] |= 1 << (id % 64)
+					}
+				}
+			}
+			p.byteF = append(p.byteF, bf)
+		default:
+			p.wideF = append(p.wideF, c.wideTable(f, ids, classes))
+		}
+	}
+	// Required literals: in a non-negated filter, a non-negated group with a
+	// single non-negated term makes every literal of that term necessary.
+	var early bits
+	for _, bf := range p.byteF {
+		for w := range predWords {
+			early[w] |= p.onField[bf.f][w]
+		}
+	}
+	for i := range p.classes {
+		cp := &p.classes[i]
+		if cp.not {
+			continue
+		}
+		for _, g := range p.groups[cp.lo:cp.hi] {
+			if g.not || g.hi-g.lo != 1 {
+				continue
+			}
+			t := p.terms[g.lo]
+			if t.not {
+				continue
+			}
+			for _, lw := range p.lits[t.lo:t.hi] {
+				cp.reqMask[lw.w] |= lw.mask & early[lw.w]
+				cp.reqNeg[lw.w] |= lw.neg & early[lw.w]
+			}
+		}
+	}
+	*out = *p
+}
+
+func (c *compiler) wideTable(f flow.Field, ids []int, classes uint64) wideField {
+	starts := []uint32{0}
+	for _, id := range ids {
+		for _, r := range c.preds[id].Ranges {
+			starts = append(starts, r.Lo)
+			if r.Hi != ^uint32(0) {
+				starts = append(starts, r.Hi+1)
+			}
+		}
+	}
+	slices.Sort(starts)
+	starts = slices.Compact(starts)
+	wf := wideField{f: f, classes: classes, starts: starts, sets: make([]bits, len(starts))}
+	for i, v := range starts {
+		for _, id := range ids {
+			for _, r := range c.preds[id].Ranges {
+				if r.Lo <= v && v <= r.Hi {
+					wf.sets[i][id/64] |= 1 << (id % 64)
+				}
+			}
+		}
+	}
+	return wf
+}
+
+// u128 is an IPv6 address as two big-endian halves.
+type u128 = [2]uint64
+
+func less128(a, b u128) bool { return a[0] < b[0] || a[0] == b[0] && a[1] < b[1] }
+
+func addrU128(a [16]byte) u128 { return u128{be64(a[:8]), be64(a[8:])} }
+
+func be64(b []byte) uint64 { return uint64(be32(b))<<32 | uint64(be32(b[4:])) }
+
+// prefixRange returns the first and last address of pf as 128-bit values
+// (IPv4 in the low 32 bits).
+func prefixRange(pf netip.Prefix) (lo, hi u128) {
+	a := pf.Addr()
+	if a.Is4() {
+		v := uint64(be32(a.AsSlice()))
+		span := uint64(1)<<(32-pf.Bits()) - 1
+		return u128{0, v}, u128{0, v | span}
+	}
+	lo = addrU128(a.As16())
+	hi = lo
+	host := 128 - pf.Bits()
+	switch {
+	case host >= 64:
+		hi[1] = ^uint64(0)
+		hi[0] |= ^uint64(0) >> (128 - host)
+		if host == 128 {
+			hi[0] = ^uint64(0)
+		}
+	case host > 0:
+		hi[1] |= uint64(1)<<host - 1
+	}
+	return lo, hi
+}
+
+func (c *compiler) addrTable(f flow.Field, ids []int, classes uint64) addrField {
+	af := addrField{f: f, classes: classes, v4: []uint32{0}, v6: []u128{{}}}
+	for _, id := range ids {
+		for _, pf := range c.preds[id].Prefixes {
+			lo, hi := prefixRange(pf)
+			if pf.Addr().Is4() {
+				af.v4 = append(af.v4, uint32(lo[1]))
+				if hi[1] != 0xffffffff {
+					af.v4 = append(af.v4, uint32(hi[1])+1)
+				}
+				continue
+			}
+			af.v6 = append(af.v6, lo)
+			if hi != (u128{^uint64(0), ^uint64(0)}) {
+				next := u128{hi[0], hi[1] + 1}
+				if next[1] == 0 {
+					next[0]++
+				}
+				af.v6 = append(af.v6, next)
+			}
+		}
+	}
+	slices.Sort(af.v4)
+	af.v4 = slices.Compact(af.v4)
+	slices.SortFunc(af.v6, func(a, b u128) int {
+		switch {
+		case less128(a, b):
+			return -1
+		case less128(b, a):
+			return 1
+		}
+		return 0
+	})
+	af.v6 = slices.Compact(af.v6)
+	af.v4sets = make([]bits, len(af.v4))
+	af.v6sets = make([]bits, len(af.v6))
+	for _, id := range ids {
+		for _, pf := range c.preds[id].Prefixes {
+			lo, hi := prefixRange(pf)
+			if pf.Addr().Is4() {
+				for i, v := range af.v4 {
+					if uint32(lo[1]) <= v && v <= uint32(hi[1]) {
+						af.v4sets[i][id/64] |= 1 << (id % 64)
+					}
+				}
+				continue
+			}
+			for i, v := range af.v6 {
+				if !less128(v, lo) && !less128(hi, v) {
+					af.v6sets[i][id/64] |= 1 << (id % 64)
+				}
+			}
+		}
+	}
+	return af
+}
