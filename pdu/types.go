@@ -24,7 +24,17 @@ type Header struct {
 	Type    Type
 	Probe   uint16 // probe id from the configuration
 	Session uint32 // chosen at probe start; a new value means the probe restarted
-	Seq     uint32 // PDU id within the session, from 1, per collector
+	// Seq is the PDU id within the session, from 1, shared by the copies
+	// sent to every collector (heartbeat: the last seq assigned; ack: the
+	// acked seq).
+	Seq uint32
+	// Floor is the lowest seq the probe still awaits an ack for from the
+	// collector this copy is sent to (the next seq to assign when nothing is
+	// outstanding).
+	// Every seq below it was acked by that collector or given up by the
+	// probe, so the collector's watermark never waits for it. Set by the
+	// transport at each send, not by the builder.
+	Floor uint32
 	// ProbeTime is the probe's data clock (ns since epoch) when the PDU was
 	// closed: the probe has reported every sighting captured before it.
 	ProbeTime int64

@@ -1,0 +1,98 @@
+package pdu
+
+import "fmt"
+
+// Visitor receives the records of a PDU from Decode. The pointers are valid
+// only during the call. A non-nil error stops decoding and is returned.
+type Visitor interface {
+	FlowDef(*FlowDef) error
+	Sighting(*Sighting) error
+	Event(*Event) error
+}
+
+// Validate checks the body of f for its type without delivering anything:
+// a receiver calls it before acking so that a malformed PDU is counted and
+// dropped, never half-delivered. It does not allocate when the body is
+// valid.
+func Validate(f *Frame) error {
+	switch f.Header.Type {
+	case TypeSightings:
+		var r SightingReader
+		var s Sighting
+		r.Reset(f.Body)
+		for r.Next(&s) {
+		}
+		return r.Err()
+	case TypeFlowDef:
+		var r FlowDefReader
+		var d FlowDef
+		r.Reset(f.Body)
+		for r.Next(&d) {
+		}
+		return r.Err()
+	case TypeEvents:
+		var r EventReader
+		r.Reset(f.Body)
+		for {
+			if _, _, _, ok := r.NextRaw(); !ok {
+				break
+			}
+		}
+		return r.Err()
+	case TypeAck:
+		_, _, err := f.Ack()
+		if err != nil {
+			return fmt.Errorf("pdu: decode ack: %w", err)
+		}
+		return nil
+	case TypeHeartbeat, TypeBye:
+		if len(f.Body) != 0 {
+			return fmt.Errorf("pdu: decode %v: non-empty body: %w", f.Header.Type, ErrMalformed)
+		}
+		return nil
+	}
+	return ErrType
+}
+
+// Decode parses b, validates its whole body, and only then hands every
+// record to v. It returns the header. Sightings and flow definitions are
+// decoded without allocation.
+func Decode(b []byte, v Visitor) (Header, error) {
+	f, err := Parse(b)
+	if err != nil {
+		return f.Header, err
+	}
+	if err := Validate(&f); err != nil {
+		return f.Header, err
+	}
+	switch f.Header.Type {
+	case TypeSightings:
+		var r SightingReader
+		var s Sighting
+		r.Reset(f.Body)
+		for r.Next(&s) {
+			if err := v.Sighting(&s); err != nil {
+				return f.Header, err
+			}
+		}
+	case TypeFlowDef:
+		var r FlowDefReader
+		var d FlowDef
+		r.Reset(f.Body)
+		for r.Next(&d) {
+			if err := v.FlowDef(&d); err != nil {
+				return f.Header, err
+			}
+		}
+	case TypeEvents:
+		var r EventReader
+		var e Event
+		r.Reset(f.Body)
+		for r.Next(&e) {
+			if err := v.Event(&e); err != nil {
+				return f.Header, err
+			}
+		}
+	}
+	return f.Header, nil
+}
