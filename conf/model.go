@@ -13,7 +13,9 @@ import (
 
 // Config is one validated configuration file. Every slice is in document
 // order; indexes into Probes, Classes and Collectors are stable identifiers
-// shared by all components that load the same file.
+// shared by all components that load the same file. A Config is not
+// modified after Load or Parse returns it; its methods are safe for
+// concurrent use.
 type Config struct {
 	File      string    // path it was loaded from (for messages)
 	Version   string    // free text, logged with the switch-over event

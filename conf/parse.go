@@ -37,6 +37,32 @@ func Load(path string) (*Config, error) {
 // value) are all reported first; only a file free of them is validated
 // (Validate), since a half-read element would cause misleading follow-on
 // errors.
+//
+// The grammar (examples/demo.xml and conf/testdata/good-full.xml show it in
+// use) is strict: an unknown element or attribute is an error.
+//
+//	<tmon version validFrom interval>        validFrom: RFC 3339; interval: default 60s
+//	  <transport maxPduSize maxBuildTime minGap initialTimeout timeoutIncrement
+//	             timeoutMultiplier maxRetries finalTimeout breakBorder heartbeat/>   at most once
+//	  <collector name address spool/>        address: IP:port, [IPv6]:port or localhost:port
+//	  <probe name id core>                   id: 1-65535
+//	    <interface name hop/>
+//	  <flowClass name>                       at most 64
+//	    <filter not>                         AND of its children
+//	      <match field value not/>
+//	      <or not> | <nor>                   OR of its children
+//	        <match .../>
+//	        <and not> | <nand>               AND of its <match> children
+//	    <granular fields/>                   field names, blank-separated
+//	    <mask fields/>
+//	    <oneWay hops maxTransit timeout dupWindow resolution perPacket size>
+//	      <hopPair from to slices/>          default: first to last hop, 1ms to 1s
+//
+// Durations use Go syntax (500ms, 1m30s); a bare number other than 0 is an
+// error, never silently seconds. Booleans are true/false or 1/0. A match
+// value is a comma-separated list of N or N-M (ip.proto also takes names
+// such as tcp, udp, icmpv6), or for ip.src and ip.dst of addresses and CIDR
+// prefixes, IPv4 or IPv6.
 func Parse(r io.Reader, name string) (*Config, error) {
 	root, err := readTree(r, name)
 	if err != nil {
