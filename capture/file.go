@@ -24,9 +24,26 @@ type FileConfig struct {
 	// 10 is ten times faster.
 	Speed float64
 
+	// Idle, in paced mode, bounds how long one ReadPacket waits for the
+	// next packet to be due: after Idle it returns ErrIdle (a timeout
+	// error) so that the caller can check for shutdown and read Clock,
+	// and the packet is delivered by a later call. 0 waits as long as the
+	// capture's gap (Close still interrupts the wait).
+	Idle time.Duration
+
 	// Logger receives warnings (a truncated file). nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// ErrIdle is returned by a paced FileSource whose next packet is not due
+// within FileConfig.Idle. Its Timeout method reports true, like a network
+// timeout; reading again continues the replay.
+var ErrIdle error = idleError{}
+
+type idleError struct{}
+
+func (idleError) Error() string { return "capture: no packet due yet" }
+func (idleError) Timeout() bool { return true }
 
 // FileStats counts what one capture file delivered.
 type FileStats struct {
@@ -50,6 +67,7 @@ type FileSource struct {
 	files  []*fileReader
 	heads  []head
 	speed  float64
+	idle   time.Duration
 	log    *slog.Logger
 	primed bool  // heads were read once
 	last   int   // index of the file whose head was delivered last, or -1
@@ -82,6 +100,9 @@ func OpenFiles(cfg FileConfig) (*FileSource, error) {
 	if len(cfg.Paths) > math.MaxUint8+1 {
 		return nil, fmt.Errorf("capture: open files: %d files, at most %d interfaces", len(cfg.Paths), math.MaxUint8+1)
 	}
+	if cfg.Idle < 0 {
+		return nil, fmt.Errorf("capture: open files: negative idle %v", cfg.Idle)
+	}
 	if cfg.Speed < 0 || math.IsNaN(cfg.Speed) || math.IsInf(cfg.Speed, 0) {
 		return nil, fmt.Errorf("capture: open files: invalid speed %v (0 for full speed, > 0 for paced)", cfg.Speed)
 	}
@@ -89,6 +110,7 @@ func OpenFiles(cfg FileConfig) (*FileSource, error) {
 		files: make([]*fileReader, 0, len(cfg.Paths)),
 		heads: make([]head, len(cfg.Paths)),
 		speed: cfg.Speed,
+		idle:  cfg.Idle,
 		log:   cfg.Logger,
 		last:  -1,
 		base:  time.Now(),
@@ -149,17 +171,22 @@ func (s *FileSource) Next(p *Packet) error {
 			best = i
 		}
 	}
-	s.last = best
+	s.last = -1
 	if best < 0 {
 		s.err = io.EOF
 		return s.err
 	}
-	*p = s.heads[best].pkt
 	if s.speed > 0 {
-		if err := s.pace(p.TS); err != nil {
+		due, err := s.pace(s.heads[best].pkt.TS)
+		if err != nil {
 			return s.fail(err)
 		}
+		if !due {
+			return ErrIdle // the head stays for the next call
+		}
 	}
+	s.last = best
+	*p = s.heads[best].pkt
 	if p.TS > s.clock.Load() {
 		s.clock.Store(p.TS)
 	}
@@ -202,16 +229,22 @@ func (s *FileSource) fail(err error) error {
 	return err
 }
 
-// pace waits until the wall time at which a packet stamped ts is due.
-func (s *FileSource) pace(ts int64) error {
+// pace waits until the wall time at which a packet stamped ts is due. It
+// reports false when that is more than s.idle away and it waited s.idle.
+func (s *FileSource) pace(ts int64) (bool, error) {
 	if !s.started.Load() {
 		s.ts0.Store(ts)
 		s.startOff.Store(int64(time.Since(s.base)))
 		s.started.Store(true)
-		return nil
+		return true, nil
 	}
 	due := time.Duration(s.startOff.Load()) + time.Duration(float64(ts-s.ts0.Load())/s.speed)
-	return s.waitUntil(due)
+	if s.idle > 0 {
+		if now := time.Since(s.base); due-now > s.idle {
+			return false, s.waitUntil(now + s.idle)
+		}
+	}
+	return true, s.waitUntil(due)
 }
 
 // spinWindow is how long before a deadline pacing stops sleeping and spins:

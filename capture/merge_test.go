@@ -165,10 +165,47 @@ func TestCloseInterruptsPacing(t *testing.T) {
 	}
 }
 
+// TestIdle: with Idle set, a paced source waiting for a far packet returns
+// ErrIdle (a timeout) now and then, its clock advancing, and then the packet.
+func TestIdle(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "gap.pcap")
+	base := int64(1e18)
+	writePcap(t, p, []synthPacket{{base, frame(0)}, {base + int64(200*time.Millisecond), frame(1)}, {base + int64(200*time.Millisecond), frame(2)}})
+	src, err := OpenFiles(FileConfig{Paths: []string{p}, Speed: 1, Idle: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var tags []byte
+	idles := 0
+	for {
+		data, _, _, _, err := src.ReadPacket()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var to interface{ Timeout() bool }
+		if errors.As(err, &to) && to.Timeout() {
+			idles++
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		tags = append(tags, data[15])
+	}
+	if string(tags) != "\x00\x01\x02" || idles < 3 || idles > 10 {
+		t.Errorf("tags %v, %d idle returns", tags, idles)
+	}
+	if src.Clock() < base+int64(200*time.Millisecond) {
+		t.Errorf("clock %d", src.Clock())
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []FileConfig{
 		{},
 		{Paths: []string{"x"}, Speed: -1},
+		{Paths: []string{"x"}, Idle: -1},
 		{Paths: make([]string, 257)},
 	} {
 		if _, err := OpenFiles(cfg); err == nil {
