@@ -14,7 +14,9 @@ import (
 // FileConfig configures a [FileSource].
 type FileConfig struct {
 	// Paths are the capture files, one per probe interface: every packet
-	// of Paths[i] is delivered with Iface i. At least 1, at most 256.
+	// of Paths[i] is delivered with Iface i, including every pcapng
+	// interface of that file (each packet keeps its own link type).
+	// At least 1, at most 256.
 	Paths []string
 
 	// Speed is the replay speed. 0 (the default) reads as fast as the
