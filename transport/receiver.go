@@ -1,0 +1,369 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/pdu"
+)
+
+// Handler takes the PDUs a Receiver accepts. The collector implements it
+// (decoding, reconciliation, spool); the Receiver owns nothing of the data.
+type Handler interface {
+	// HandlePDU is called once per new sequenced PDU (flow definitions,
+	// sightings, events, bye) of a (probe, session, seq), in order of
+	// arrival, from Run's goroutine. The frame has passed every check,
+	// its body included. f and its slices are valid only during the call.
+	// A non-nil error means the PDU was not taken: it is neither acked nor
+	// marked received, and the probe sends it again.
+	HandlePDU(from netip.AddrPort, f *pdu.Frame) error
+}
+
+// WatermarkHandler may be implemented by a Handler to learn, after
+// HandlePDU, heartbeats and floors, that a session's watermark advanced.
+type WatermarkHandler interface {
+	HandleWatermark(probe uint16, session uint32, w Watermark)
+}
+
+// Watermark says how far the data of a probe session is complete.
+type Watermark struct {
+	// Seq: every seq up to it has been delivered, or was given up by the
+	// probe (or acked to an earlier instance of this collector).
+	Seq uint32
+	// ProbeTime: the probe time of the last of those PDUs that was
+	// delivered, or of a later heartbeat once nothing was outstanding:
+	// every sighting captured before it has been delivered, unless its PDU
+	// was given up. 0 while unknown.
+	ProbeTime int64
+}
+
+// Reason classifies a datagram the Receiver refused.
+type Reason int
+
+// Reasons for refusing a datagram.
+const (
+	ReasonSize      Reason = iota // larger than the max PDU size
+	ReasonShort                   // pdu.ErrShort
+	ReasonMagic                   // pdu.ErrMagic: not a tmon datagram
+	ReasonVersion                 // pdu.ErrVersion
+	ReasonLength                  // pdu.ErrLength
+	ReasonCRC                     // pdu.ErrCRC
+	ReasonType                    // pdu.ErrType
+	ReasonMalformed               // pdu.ErrMalformed, in the header or the body, or impossible ids
+	ReasonDirection               // an ack sent to a collector
+	ReasonWindow                  // seq too far ahead of the session's duplicate window; the probe retries
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"size", "short", "magic", "version", "length", "crc", "type", "malformed", "direction", "window"}
+
+// String names r for logs and metrics.
+func (r Reason) String() string {
+	if r < 0 || r >= numReasons {
+		return "unknown"
+	}
+	return reasonNames[r]
+}
+
+func reasonOf(err error) Reason {
+	switch err {
+	case pdu.ErrShort:
+		return ReasonShort
+	case pdu.ErrMagic:
+		return ReasonMagic
+	case pdu.ErrVersion:
+		return ReasonVersion
+	case pdu.ErrLength:
+		return ReasonLength
+	case pdu.ErrCRC:
+		return ReasonCRC
+	case pdu.ErrType:
+		return ReasonType
+	}
+	return ReasonMalformed
+}
+
+// ReceiverStats are the counters of a Receiver.
+type ReceiverStats struct {
+	Delivered     uint64 // new PDUs taken by the handler
+	Duplicates    uint64 // PDUs already delivered (acked again, not delivered)
+	Heartbeats    uint64
+	HandlerErrors uint64 // PDUs the handler refused
+	Skipped       uint64 // seqs below a floor that never arrived
+	Restarts      uint64 // new sessions of a known probe
+	Evicted       uint64 // sessions forgotten to respect MaxSessions
+	Invalid       [numReasons]uint64
+}
+
+// SessionInfo describes one probe session known to a Receiver.
+type SessionInfo struct {
+	Probe     uint16
+	Session   uint32
+	Watermark Watermark
+	LastHeard time.Time // collector time of the last valid datagram
+	Closed    bool      // a Bye was delivered
+	Delivered uint64
+	Skipped   uint64
+}
+
+// ReceiverOptions are the optional parts of a Receiver; the zero value is
+// valid.
+type ReceiverOptions struct {
+	Logger *slog.Logger // default slog.Default()
+	// Window is the number of seqs above the watermark a session
+	// remembers for duplicate detection (rounded up to a multiple of 64;
+	// default 4096). A PDU further ahead is not acked: the probe retries
+	// it once the window moved. Memory: 9 bytes per seq per session.
+	Window int
+	// MaxSessions bounds the sessions remembered; the one heard least
+	// recently is forgotten first. Default 1024.
+	MaxSessions int
+	Now         func() time.Time // collector clock; default time.Now
+}
+
+// Receiver is the collector end: it reads datagrams, checks them (size,
+// magic, version, lengths, CRC, body), acks every valid sequenced PDU —
+// duplicates too, since the first ack may have been lost — drops
+// duplicates per (probe, session, seq) in bounded memory, delivers new PDUs
+// to a Handler and tracks each session's watermark (trafMon §4.1).
+//
+// Run must be called once; Watermark, Sessions and Stats are safe to call
+// concurrently with it.
+type Receiver struct {
+	conn    *net.UDPConn
+	maxSize int
+	window  int
+	maxSess int
+	log     *slog.Logger
+	now     func() time.Time
+	ack     []byte // reused ack buffer; Run's goroutine only
+
+	mu       sync.Mutex
+	sessions map[sessionKey]*session
+	probes   map[uint16]uint32 // latest session per probe, to log restarts
+	stats    ReceiverStats
+}
+
+type sessionKey struct {
+	probe   uint16
+	session uint32
+}
+
+// NewReceiver returns a receiver reading conn, which stays the caller's to
+// close. cfg gives the maximum PDU size (zero fields: defaults).
+func NewReceiver(conn *net.UDPConn, cfg conf.Transport, opt ReceiverOptions) (*Receiver, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Receiver{
+		conn: conn, maxSize: cfg.MaxPDUSize, window: opt.Window, maxSess: opt.MaxSessions,
+		log: opt.Logger, now: opt.Now,
+		ack:      make([]byte, 0, pdu.Overhead+8),
+		sessions: make(map[sessionKey]*session),
+		probes:   make(map[uint16]uint32),
+	}
+	if r.window <= 0 {
+		r.window = 4096
+	}
+	r.window = (r.window + 63) &^ 63
+	if r.maxSess <= 0 {
+		r.maxSess = 1024
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r, nil
+}
+
+// Run receives until ctx ends (then it returns nil) or the socket fails.
+func (r *Receiver) Run(ctx context.Context, h Handler) error {
+	if err := r.conn.SetReadDeadline(time.Time{}); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { r.conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	wh, _ := h.(WatermarkHandler)
+	// One byte more than any datagram the max PDU size allows, so that an
+	// oversized one is seen as such, not truncated into a valid-looking one.
+	buf := make([]byte, 1<<16)
+	for {
+		n, from, err := r.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			r.log.Debug("transport: receive", "err", err)
+			continue
+		}
+		if ack := r.process(buf[:n], from, h, wh); ack != nil {
+			if _, err := r.conn.WriteToUDPAddrPort(ack, from); err != nil {
+				r.log.Debug("transport: send ack", "to", from, "err", err)
+			}
+		}
+	}
+}
+
+func (r *Receiver) invalid(reason Reason) []byte {
+	r.mu.Lock()
+	r.stats.Invalid[reason]++
+	r.mu.Unlock()
+	return nil
+}
+
+// process handles one datagram and returns the ack to send, if any.
+func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh WatermarkHandler) []byte {
+	if len(b) > r.maxSize {
+		return r.invalid(ReasonSize)
+	}
+	f, err := pdu.Parse(b)
+	if err != nil {
+		return r.invalid(reasonOf(err))
+	}
+	hd := &f.Header
+	switch {
+	case hd.Type == pdu.TypeAck:
+		return r.invalid(ReasonDirection)
+	case pdu.Validate(&f) != nil:
+		return r.invalid(ReasonMalformed)
+	case hd.Floor == 0,
+		hd.Type == pdu.TypeHeartbeat && uint64(hd.Floor) > uint64(hd.Seq)+1,
+		hd.Type != pdu.TypeHeartbeat && (hd.Seq == 0 || hd.Floor > hd.Seq):
+		return r.invalid(ReasonMalformed)
+	}
+
+	now := r.now()
+	r.mu.Lock()
+	s := r.session(hd.Probe, hd.Session, hd.Floor, now)
+	s.lastHeard = now
+	before := s.wm
+	r.stats.Skipped += s.raiseFloor(hd.Floor)
+	if hd.Type == pdu.TypeHeartbeat {
+		r.stats.Heartbeats++
+		if s.base > uint64(hd.Seq) && hd.ProbeTime > s.wm.ProbeTime {
+			s.wm.ProbeTime = hd.ProbeTime // nothing outstanding: the probe's clock is the watermark
+		}
+		wm := s.wm
+		r.mu.Unlock()
+		r.notify(wh, hd, before, wm)
+		return nil
+	}
+	switch s.state(hd.Seq) {
+	case seqDone:
+		r.stats.Duplicates++
+		r.mu.Unlock()
+		return r.ackFor(hd)
+	case seqAhead:
+		r.stats.Invalid[ReasonWindow]++
+		wm := s.wm
+		r.mu.Unlock()
+		r.notify(wh, hd, before, wm)
+		return nil
+	}
+	r.mu.Unlock()
+
+	// New: deliver without the lock (Run is the only writer of sessions).
+	if err := h.HandlePDU(from, &f); err != nil {
+		r.mu.Lock()
+		r.stats.HandlerErrors++
+		r.mu.Unlock()
+		r.log.Warn("transport: handler refused PDU", "probe", hd.Probe, "session", hd.Session, "seq", hd.Seq, "err", err)
+		return nil
+	}
+	r.mu.Lock()
+	s.mark(hd.Seq, hd.ProbeTime)
+	s.delivered++
+	r.stats.Delivered++
+	if hd.Type == pdu.TypeBye {
+		s.closed = true
+	}
+	wm := s.wm
+	r.mu.Unlock()
+	if hd.Type == pdu.TypeBye {
+		r.log.Info("transport: probe session ended", "probe", hd.Probe, "session", hd.Session, "from", from)
+	}
+	r.notify(wh, hd, before, wm)
+	return r.ackFor(hd)
+}
+
+func (r *Receiver) notify(wh WatermarkHandler, hd *pdu.Header, before, after Watermark) {
+	if wh != nil && after != before {
+		wh.HandleWatermark(hd.Probe, hd.Session, after)
+	}
+}
+
+func (r *Receiver) ackFor(hd *pdu.Header) []byte {
+	r.ack = pdu.AppendAck(r.ack[:0], hd.Probe, hd.Session, hd.Seq, r.now().UnixNano())
+	return r.ack
+}
+
+// session returns the state of (probe, id), creating it; r.mu is held.
+func (r *Receiver) session(probe uint16, id uint32, floor uint32, now time.Time) *session {
+	k := sessionKey{probe, id}
+	if s, ok := r.sessions[k]; ok {
+		return s
+	}
+	if len(r.sessions) >= r.maxSess {
+		var oldest *session
+		for _, s := range r.sessions {
+			if oldest == nil || s.lastHeard.Before(oldest.lastHeard) {
+				oldest = s
+			}
+		}
+		delete(r.sessions, sessionKey{oldest.probe, oldest.id})
+		r.stats.Evicted++
+		r.log.Warn("transport: too many probe sessions, forgetting one", "probe", oldest.probe, "session", oldest.id, "max", r.maxSess)
+	}
+	if prev, ok := r.probes[probe]; ok && prev != id {
+		r.stats.Restarts++
+		r.log.Info("transport: probe restarted", "probe", probe, "old_session", prev, "session", id)
+	} else if !ok {
+		r.log.Info("transport: new probe", "probe", probe, "session", id)
+	}
+	r.probes[probe] = id
+	s := newSession(probe, id, floor, r.window)
+	r.sessions[k] = s
+	return s
+}
+
+// Watermark returns the watermark of a probe session.
+func (r *Receiver) Watermark(probe uint16, session uint32) (Watermark, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.sessions[sessionKey{probe, session}]
+	if !ok {
+		return Watermark{}, false
+	}
+	return s.wm, true
+}
+
+// Sessions lists the probe sessions the receiver remembers.
+func (r *Receiver) Sessions() []SessionInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]SessionInfo, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		out = append(out, SessionInfo{Probe: s.probe, Session: s.id, Watermark: s.wm, LastHeard: s.lastHeard,
+			Closed: s.closed, Delivered: s.delivered, Skipped: s.skipped})
+	}
+	return out
+}
+
+// Stats returns the counters.
+func (r *Receiver) Stats() ReceiverStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}

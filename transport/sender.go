@@ -1,0 +1,668 @@
+// Package transport carries PDUs from a probe to its collectors over UDP:
+// on the probe, after the pdu builders, a Sender sends every PDU to every
+// collector in regulated time slots and retries it until acked; on the
+// collector, before decoding and reconciliation, a Receiver checks, acks and
+// deduplicates PDUs and tracks per probe session how far the data is
+// complete (the watermark). trafMon §1.5, §3.14 and §4.1.
+package transport
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/pdu"
+)
+
+// Errors of Sender.Send.
+var (
+	ErrClosed       = errors.New("transport: sender closed")
+	ErrSeqExhausted = errors.New("transport: session out of sequence numbers; start a new session")
+	ErrNotData      = errors.New("transport: not a data PDU (flow definitions, sightings or events)")
+)
+
+// Defaults for zero fields of conf.Transport (the XML loader fills the same).
+const (
+	DefaultMaxPDUSize     = 1400
+	DefaultMinGap         = 2 * time.Millisecond
+	DefaultInitialTimeout = 500 * time.Millisecond
+	DefaultFinalTimeout   = 10 * time.Minute
+	DefaultHeartbeat      = 5 * time.Second
+)
+
+// withDefaults fills the zero fields whose zero value means "not set" and
+// rejects impossible values.
+func withDefaults(c conf.Transport) (conf.Transport, error) {
+	if c.MaxPDUSize == 0 {
+		c.MaxPDUSize = DefaultMaxPDUSize
+	}
+	if c.MinGap == 0 {
+		c.MinGap = DefaultMinGap
+	}
+	if c.InitialTimeout == 0 {
+		c.InitialTimeout = DefaultInitialTimeout
+	}
+	if c.TimeoutMultiplier == 0 {
+		c.TimeoutMultiplier = 1
+	}
+	if c.FinalTimeout == 0 {
+		c.FinalTimeout = DefaultFinalTimeout
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	switch {
+	case c.MaxPDUSize < pdu.MinPDUSize || c.MaxPDUSize > pdu.MaxPDUSize:
+		return c, fmt.Errorf("transport: max PDU size %d outside [%d, %d]", c.MaxPDUSize, pdu.MinPDUSize, pdu.MaxPDUSize)
+	case c.MinGap < 0 || c.InitialTimeout < 0 || c.TimeoutIncrement < 0 || c.FinalTimeout < 0 || c.Heartbeat < 0:
+		return c, errors.New("transport: negative duration")
+	case c.TimeoutMultiplier < 1 || math.IsInf(c.TimeoutMultiplier, 0) || math.IsNaN(c.TimeoutMultiplier):
+		return c, fmt.Errorf("transport: timeout multiplier %v below 1", c.TimeoutMultiplier)
+	case c.MaxRetries < 0:
+		return c, fmt.Errorf("transport: max retries %d below 0", c.MaxRetries)
+	}
+	return c, nil
+}
+
+// SenderOptions are the optional parts of a Sender; the zero value is
+// valid.
+type SenderOptions struct {
+	Logger *slog.Logger // default slog.Default()
+	// Policy makes the retransmission policy of one collector; default
+	// NewBasicPolicy(cfg).
+	Policy func(cfg conf.Transport, collector netip.AddrPort) Policy
+	// DataClock returns the probe's data clock (ns) for heartbeats and the
+	// bye: every sighting captured before it has been submitted. Default:
+	// the largest ProbeTime submitted so far.
+	DataClock func() int64
+	// OnSend, when set, is called after every datagram sent (first sends,
+	// retries, heartbeats, bye) from the collector's goroutine. For tests
+	// and tracing; it must not block.
+	OnSend func(SendEvent)
+}
+
+// SendEvent describes one datagram sent.
+type SendEvent struct {
+	Collector int // index in the collectors passed to NewSender
+	Header    pdu.Header
+	Retry     bool // not the first send of this PDU to this collector
+	At        time.Time
+}
+
+// CollectorStats are the counters of one collector.
+type CollectorStats struct {
+	Collector  netip.AddrPort
+	Sent       uint64 // first sends
+	Retried    uint64 // retransmissions
+	Acked      uint64 // PDUs acked
+	GivenUp    uint64 // PDUs dropped without ack
+	Heartbeats uint64
+	SendErrors uint64 // writes that failed (other than "connection refused")
+	BadAcks    uint64 // datagrams from the collector that were not a valid ack of this session
+	Pending    int    // PDUs not yet acked nor given up
+}
+
+// Stats are the counters of a Sender.
+type Stats struct {
+	Submitted  uint64 // PDUs taken by Send
+	Collectors []CollectorStats
+}
+
+// Sender sends PDUs to every collector and retries them until acked
+// (trafMon §1.5, §3.14). Each collector has its own state, goroutine and
+// connected UDP socket, so that a dead collector does not slow the others.
+// To one collector, datagrams leave in time slots at least MinGap apart —
+// first sends, retries and heartbeats alike, one per slot, never a burst;
+// retries that are due go before new PDUs.
+//
+// Send is safe for concurrent use. Buffers are recycled: in steady state a
+// Send does not allocate.
+type Sender struct {
+	cfg     conf.Transport
+	probe   uint16
+	session uint32
+	log     *slog.Logger
+	clock   func() int64
+	onSend  func(SendEvent)
+
+	mu        sync.Mutex // serialises Send: seq order is enqueue order at every collector
+	nextSeq   uint32
+	closed    bool
+	submitted atomic.Uint64
+	lastTime  atomic.Int64 // largest ProbeTime submitted
+
+	pool  packetPool
+	peers []*peer
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// packet is one submitted PDU, shared by the collectors until each has
+// acked or given it up.
+type packet struct {
+	buf  []byte
+	refs atomic.Int32
+}
+
+type packetPool struct {
+	mu   sync.Mutex
+	free []*packet
+	size int
+}
+
+func (p *packetPool) get() *packet {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		pk := p.free[n-1]
+		p.free = p.free[:n-1]
+		return pk
+	}
+	return &packet{buf: make([]byte, 0, p.size)}
+}
+
+func (p *packetPool) release(pk *packet) {
+	if pk.refs.Add(-1) != 0 {
+		return
+	}
+	p.mu.Lock()
+	p.free = append(p.free, pk)
+	p.mu.Unlock()
+}
+
+// NewSender dials every collector and starts sending. probeID and session
+// go into every PDU (Send restamps them). Zero fields of cfg take the
+// defaults above.
+func NewSender(cfg conf.Transport, collectors []netip.AddrPort, probeID uint16, session uint32, opt SenderOptions) (*Sender, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(collectors) == 0 {
+		return nil, errors.New("transport: no collector")
+	}
+	s := &Sender{
+		cfg: cfg, probe: probeID, session: session,
+		log: opt.Logger, clock: opt.DataClock, onSend: opt.OnSend,
+		nextSeq: 1,
+		pool:    packetPool{size: cfg.MaxPDUSize},
+		stop:    make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("probe", probeID, "session", session)
+	if s.clock == nil {
+		s.clock = s.lastTime.Load
+	}
+	newPolicy := opt.Policy
+	if newPolicy == nil {
+		basic := NewBasicPolicy(cfg)
+		newPolicy = func(conf.Transport, netip.AddrPort) Policy { return basic }
+	}
+	for i, addr := range collectors {
+		conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			for _, p := range s.peers {
+				p.conn.Close()
+			}
+			return nil, fmt.Errorf("transport: dial collector %v: %w", addr, err)
+		}
+		s.peers = append(s.peers, newPeer(s, i, addr, conn, newPolicy(cfg, addr)))
+	}
+	for _, p := range s.peers {
+		s.wg.Add(2)
+		go p.run()
+		go p.readAcks()
+	}
+	return s, nil
+}
+
+// Send takes a finished PDU (pdu.Builder.Finish): it copies it, gives it the
+// next seq and sends it to every collector. b may be reused as soon as Send
+// returns. It returns the seq.
+func (s *Sender) Send(b []byte) (uint32, error) {
+	f, err := pdu.Parse(b)
+	if err != nil {
+		return 0, fmt.Errorf("transport: send: %w", err)
+	}
+	switch {
+	case f.Header.Type != pdu.TypeFlowDef && f.Header.Type != pdu.TypeSightings && f.Header.Type != pdu.TypeEvents:
+		return 0, ErrNotData
+	case len(b) > s.cfg.MaxPDUSize:
+		return 0, fmt.Errorf("transport: send: %d-byte PDU above max size %d", len(b), s.cfg.MaxPDUSize)
+	case len(f.Auth) != 0:
+		return 0, fmt.Errorf("transport: send: PDU already authenticated: %w", pdu.ErrMalformed)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	return s.submit(b, f.Header)
+}
+
+// submit enqueues b at every collector; s.mu is held.
+func (s *Sender) submit(b []byte, h pdu.Header) (uint32, error) {
+	if s.nextSeq == math.MaxUint32 {
+		return 0, ErrSeqExhausted
+	}
+	seq := s.nextSeq
+	s.nextSeq++
+	pk := s.pool.get()
+	pk.buf = append(pk.buf[:0], b...)
+	pk.refs.Store(int32(len(s.peers)))
+	if h.ProbeTime > s.lastTime.Load() {
+		s.lastTime.Store(h.ProbeTime)
+	}
+	s.submitted.Add(1)
+	now := time.Now()
+	for _, p := range s.peers {
+		p.enqueue(pk, seq, h, now)
+	}
+	return seq, nil
+}
+
+// Stats returns the counters. It may be called at any time.
+func (s *Sender) Stats() Stats {
+	st := Stats{Submitted: s.submitted.Load()}
+	for _, p := range s.peers {
+		p.mu.Lock()
+		c := p.stats
+		c.Pending = len(p.pending) + p.queue.len()
+		p.mu.Unlock()
+		st.Collectors = append(st.Collectors, c)
+	}
+	return st
+}
+
+// Close stops taking PDUs, waits until every collector has acked or given
+// up everything (or ctx ends), then sends a Bye to every collector and
+// waits for its acks (or ctx), stops and returns the final counters. When
+// ctx ended first, the Bye is still sent once, and the error is ctx's.
+func (s *Sender) Close(ctx context.Context) (Stats, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return s.Stats(), ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	err := s.drain(ctx)
+	s.mu.Lock()
+	byeSeq := s.nextSeq // the Bye's seq, whether it goes through the queues or not
+	s.mu.Unlock()
+	if err == nil {
+		h := pdu.Header{Type: pdu.TypeBye, ProbeTime: s.clock()}
+		s.mu.Lock()
+		_, err = s.submit(pdu.AppendControl(nil, h), h)
+		s.mu.Unlock()
+		if err == nil {
+			err = s.drain(ctx)
+		}
+	}
+	if err != nil {
+		// Best effort: one Bye to every collector, in its next slot.
+		for _, p := range s.peers {
+			p.sendByeNow(byeSeq)
+		}
+	}
+	close(s.stop)
+	for _, p := range s.peers {
+		p.conn.Close() // unblocks readAcks
+	}
+	s.wg.Wait()
+	st := s.Stats()
+	for _, c := range st.Collectors {
+		s.log.Info("transport: sender closed", "collector", c.Collector, "sent", c.Sent, "retried", c.Retried,
+			"acked", c.Acked, "given_up", c.GivenUp, "pending", c.Pending)
+	}
+	return st, err
+}
+
+// drain waits until no collector has anything outstanding.
+func (s *Sender) drain(ctx context.Context) error {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		idle := true
+		for _, p := range s.peers {
+			p.mu.Lock()
+			if len(p.pending)+p.queue.len() > 0 {
+				idle = false
+			}
+			p.mu.Unlock()
+		}
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// entry is one PDU outstanding at one collector.
+type entry struct {
+	Pending
+	pk   *packet
+	due  time.Time // ack timeout expiry, while in the heap
+	hidx int       // index in peer.heap, -1 when not there
+	done bool      // acked or given up; waits in peer.order to be recycled
+}
+
+// peer is the sending state for one collector.
+type peer struct {
+	s      *Sender
+	idx    int
+	addr   netip.AddrPort
+	conn   *net.UDPConn
+	policy Policy
+	wake   chan struct{}
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	queue    fifo              // not yet sent, in seq order
+	order    fifo              // every outstanding entry (and done ones not yet recycled), in seq order
+	pending  map[uint32]*entry // sent, awaiting ack
+	timers   entryHeap         // pending, by due
+	free     []*entry
+	assigned uint32 // highest seq enqueued
+	lastSend time.Time
+	notify   bool // a PDU was given up: send a heartbeat with the new floor
+	stats    CollectorStats
+
+	scratch []byte // datagram being sent; run's goroutine only
+}
+
+func newPeer(s *Sender, idx int, addr netip.AddrPort, conn *net.UDPConn, pol Policy) *peer {
+	return &peer{
+		s: s, idx: idx, addr: addr, conn: conn, policy: pol,
+		wake:    make(chan struct{}, 1),
+		log:     s.log.With("collector", addr),
+		pending: make(map[uint32]*entry),
+		stats:   CollectorStats{Collector: addr},
+		scratch: make([]byte, 0, s.cfg.MaxPDUSize),
+	}
+}
+
+func (p *peer) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *peer) enqueue(pk *packet, seq uint32, h pdu.Header, now time.Time) {
+	p.mu.Lock()
+	var e *entry
+	if n := len(p.free); n > 0 {
+		e = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		e = new(entry)
+	}
+	*e = entry{Pending: Pending{Seq: seq, Type: h.Type, ProbeTime: h.ProbeTime, Submitted: now}, pk: pk, hidx: -1}
+	p.queue.push(e)
+	p.order.push(e)
+	p.assigned = seq
+	p.mu.Unlock()
+	p.signal()
+}
+
+// floor returns the lowest seq not yet acked nor given up; p.mu is held.
+func (p *peer) floor() uint32 {
+	for p.order.len() > 0 && p.order.peek().done {
+		e := p.order.pop()
+		e.pk = nil
+		p.free = append(p.free, e)
+	}
+	if p.order.len() > 0 {
+		return p.order.peek().Seq
+	}
+	return p.assigned + 1
+}
+
+// settle ends e's life at this collector; p.mu is held.
+func (p *peer) settle(e *entry) {
+	if e.hidx >= 0 {
+		heap.Remove(&p.timers, e.hidx)
+	}
+	delete(p.pending, e.Seq)
+	e.done = true
+	p.s.pool.release(e.pk)
+}
+
+// run is the collector's send loop: one datagram per slot.
+func (p *peer) run() {
+	defer p.s.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := p.step()
+		if wait == 0 {
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-p.s.stop:
+			return
+		case <-p.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// step sends at most one datagram and returns how long to wait before the
+// next step could send (0: step again now).
+func (p *peer) step() time.Duration {
+	cfg := &p.s.cfg
+	p.mu.Lock()
+	now := time.Now()
+	// Expired ack timeouts: give up, or retry in a coming slot.
+	for p.timers.len() > 0 {
+		e := p.timers.top()
+		if e.due.After(now) || !p.policy.GiveUp(&e.Pending, now) {
+			break
+		}
+		p.settle(e)
+		p.stats.GivenUp++
+		p.notify = true
+		p.log.Warn("transport: PDU given up", "seq", e.Seq, "type", e.Type, "sends", e.Sends,
+			"age", now.Sub(e.Submitted).Round(time.Millisecond))
+	}
+
+	retry := p.timers.len() > 0 && !p.timers.top().due.After(now)
+	heartbeat := p.notify || now.Sub(p.lastSend) >= cfg.Heartbeat
+	work := retry || p.queue.len() > 0 || heartbeat
+	slot := p.lastSend.Add(cfg.MinGap)
+	if !work || now.Before(slot) {
+		wait := time.Hour
+		if work {
+			wait = slot.Sub(now)
+		} else {
+			if p.timers.len() > 0 {
+				wait = p.timers.top().due.Sub(now)
+			}
+			wait = min(wait, p.lastSend.Add(cfg.Heartbeat).Sub(now))
+		}
+		p.mu.Unlock()
+		return max(wait, time.Microsecond)
+	}
+
+	var h pdu.Header
+	var e *entry
+	switch {
+	case retry:
+		e = p.timers.top()
+	case p.queue.len() > 0:
+		e = p.queue.pop()
+	}
+	floor := p.floor()
+	if e != nil {
+		e.Sends++
+		e.due = now.Add(p.policy.Timeout(&e.Pending, now))
+		if e.hidx >= 0 {
+			heap.Fix(&p.timers, e.hidx)
+			p.stats.Retried++
+		} else {
+			heap.Push(&p.timers, e)
+			p.pending[e.Seq] = e
+			p.stats.Sent++
+		}
+		p.scratch = append(p.scratch[:0], e.pk.buf...)
+		// Restamp cannot fail: Send checked the PDU.
+		_ = pdu.Restamp(p.scratch, p.s.probe, p.s.session, e.Seq, floor)
+		h = pdu.Header{Type: e.Type, Probe: p.s.probe, Session: p.s.session, Seq: e.Seq, Floor: floor, ProbeTime: e.ProbeTime}
+	} else {
+		h = pdu.Header{Type: pdu.TypeHeartbeat, Probe: p.s.probe, Session: p.s.session, Seq: p.assigned, Floor: floor, ProbeTime: p.s.clock()}
+		p.scratch = pdu.AppendControl(p.scratch[:0], h)
+		p.notify = false
+		p.stats.Heartbeats++
+	}
+	p.lastSend = now
+	p.mu.Unlock()
+
+	p.write(p.scratch)
+	if p.s.onSend != nil {
+		p.s.onSend(SendEvent{Collector: p.idx, Header: h, Retry: retry, At: now})
+	}
+	return 0
+}
+
+func (p *peer) write(b []byte) {
+	if _, err := p.conn.Write(b); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+		// Refused: the collector is down (ICMP port unreachable); the
+		// retries are the remedy, as for a lost datagram.
+		p.mu.Lock()
+		p.stats.SendErrors++
+		p.mu.Unlock()
+		p.log.Debug("transport: send failed", "err", err)
+	}
+}
+
+// sendByeNow sends the Bye seq once in the next slot, without waiting for
+// its ack.
+func (p *peer) sendByeNow(seq uint32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if wait := time.Until(p.lastSend.Add(p.s.cfg.MinGap)); wait > 0 {
+		time.Sleep(wait)
+	}
+	h := pdu.Header{Type: pdu.TypeBye, Probe: p.s.probe, Session: p.s.session, Seq: seq, Floor: p.floor(), ProbeTime: p.s.clock()}
+	b := pdu.AppendControl(nil, h)
+	p.lastSend = time.Now()
+	if _, err := p.conn.Write(b); err != nil {
+		p.log.Debug("transport: send bye failed", "err", err)
+	}
+	if p.s.onSend != nil {
+		p.s.onSend(SendEvent{Collector: p.idx, Header: h, At: p.lastSend})
+	}
+}
+
+// readAcks takes the collector's acks until the socket is closed.
+func (p *peer) readAcks() {
+	defer p.s.wg.Done()
+	buf := make([]byte, pdu.MinPDUSize)
+	for {
+		n, err := p.conn.Read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				p.log.Debug("transport: read ack", "err", err)
+				time.Sleep(time.Millisecond) // no spinning on a persistent error
+			}
+			continue
+		}
+		f, err := pdu.Parse(buf[:n])
+		var session, seq uint32
+		if err == nil {
+			session, seq, err = f.Ack()
+		}
+		if err != nil || f.Header.Probe != p.s.probe || session != p.s.session {
+			p.mu.Lock()
+			p.stats.BadAcks++
+			p.mu.Unlock()
+			continue
+		}
+		p.ack(seq)
+	}
+}
+
+func (p *peer) ack(seq uint32) {
+	p.mu.Lock()
+	e, ok := p.pending[seq]
+	if ok {
+		p.settle(e)
+		p.stats.Acked++
+		p.policy.Acked(&e.Pending, time.Now())
+	}
+	p.mu.Unlock()
+	if ok {
+		p.signal()
+	}
+}
+
+// fifo is a queue of entries that reuses its array.
+type fifo struct {
+	buf  []*entry
+	head int
+}
+
+func (q *fifo) len() int      { return len(q.buf) - q.head }
+func (q *fifo) peek() *entry  { return q.buf[q.head] }
+func (q *fifo) push(e *entry) { q.buf = append(q.buf, e) }
+
+func (q *fifo) pop() *entry {
+	e := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head++
+	if q.head == len(q.buf) {
+		q.buf, q.head = q.buf[:0], 0
+	} else if q.head >= 1024 && q.head*2 >= len(q.buf) {
+		n := copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf, q.head = q.buf[:n], 0
+	}
+	return e
+}
+
+// entryHeap orders pending entries by ack timeout expiry.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int           { return len(h) }
+func (h entryHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.hidx = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.hidx = -1
+	*h = old[:len(old)-1]
+	return e
+}
+func (h entryHeap) len() int    { return len(h) }
+func (h entryHeap) top() *entry { return h[0] }
