@@ -1,6 +1,8 @@
 module github.com/tmon-project/tmon
 
-go 1.26
+go 1.26.0
+
+require golang.org/x/sys v0.49.0
 
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
@@ -14,7 +16,6 @@ require (
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	golang.org/x/net v0.59.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	modernc.org/libc v1.79.0 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
