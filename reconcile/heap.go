@@ -11,24 +11,34 @@ package reconcile
 // structure to allocate or chase. Deadlines mostly grow with arrival time,
 // so a push rarely sifts up more than a level or two.
 type expiryHeap struct {
-	a []int32 // record indexes
+	a []heapEntry
+}
+
+// heapEntry copies the deadline beside the record index so that sifting
+// compares within the heap's own array instead of chasing records.
+type heapEntry struct {
+	deadline int64
+	rec      int32
 }
 
 func (h *expiryHeap) len() int   { return len(h.a) }
-func (h *expiryHeap) top() int32 { return h.a[0] }
+func (h *expiryHeap) top() int32 { return h.a[0].rec }
 
-func (h *expiryHeap) less(recs []record, i, j int) bool {
-	return recs[h.a[i]].deadline < recs[h.a[j]].deadline
+// topDeadline returns the earliest deadline; the heap must not be empty.
+func (h *expiryHeap) topDeadline() int64 { return h.a[0].deadline }
+
+func (h *expiryHeap) less(i, j int) bool {
+	return h.a[i].deadline < h.a[j].deadline
 }
 
 func (h *expiryHeap) swap(recs []record, i, j int) {
 	h.a[i], h.a[j] = h.a[j], h.a[i]
-	recs[h.a[i]].hpos = int32(i)
-	recs[h.a[j]].hpos = int32(j)
+	recs[h.a[i].rec].hpos = int32(i)
+	recs[h.a[j].rec].hpos = int32(j)
 }
 
 func (h *expiryHeap) push(recs []record, r int32) {
-	h.a = append(h.a, r)
+	h.a = append(h.a, heapEntry{recs[r].deadline, r})
 	recs[r].hpos = int32(len(h.a) - 1)
 	h.up(recs, len(h.a)-1)
 }
@@ -47,8 +57,10 @@ func (h *expiryHeap) remove(recs []record, i int32) {
 	h.a = h.a[:n]
 }
 
-// fix restores the order after the deadline at position i changed.
+// fix restores the order after the deadline of the record at position i
+// changed.
 func (h *expiryHeap) fix(recs []record, i int32) {
+	h.a[i].deadline = recs[h.a[i].rec].deadline
 	if !h.down(recs, int(i)) {
 		h.up(recs, int(i))
 	}
@@ -57,7 +69,7 @@ func (h *expiryHeap) fix(recs []record, i int32) {
 func (h *expiryHeap) up(recs []record, j int) {
 	for j > 0 {
 		i := (j - 1) / 2
-		if !h.less(recs, j, i) {
+		if !h.less(j, i) {
 			break
 		}
 		h.swap(recs, i, j)
@@ -72,10 +84,10 @@ func (h *expiryHeap) down(recs []record, i0 int) bool {
 		if j >= n || j < 0 {
 			break
 		}
-		if j2 := j + 1; j2 < n && h.less(recs, j2, j) {
+		if j2 := j + 1; j2 < n && h.less(j2, j) {
 			j = j2
 		}
-		if !h.less(recs, j, i) {
+		if !h.less(j, i) {
 			break
 		}
 		h.swap(recs, i, j)

@@ -483,11 +483,10 @@ func (r *Reconciler) Advance(watermark int64) error {
 	}
 	r.wm = watermark
 	for r.heap.len() > 0 {
-		i := r.heap.top()
-		if r.recs[i].deadline >= watermark {
+		if r.heap.topDeadline() >= watermark {
 			break
 		}
-		r.expire(i)
+		r.expire(r.heap.top())
 	}
 	// Nothing can land in a slot any more once every record that could
 	// reach into it has expired: slot end + max timeout < watermark.

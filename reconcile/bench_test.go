@@ -1,0 +1,109 @@
+package reconcile
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+)
+
+// benchTraffic is 2-hop traffic of 1000 flows at one packet per µs (data
+// time), delays 1–20 ms, 1 % lost, delivered as the two probes would: in
+// batches of 64 sightings from each, alternately.
+type benchTraffic struct {
+	order []Sighting
+	wm    []int64 // watermark after each batch
+	span  int64   // data time covered
+}
+
+func makeBenchTraffic(packets int) *benchTraffic {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var a, b []Sighting
+	for i := range packets {
+		t := int64(i) * 1000
+		f := uint32(i % 1000)
+		sig := rng.Uint32()
+		a = append(a, Sighting{Flow: f, Hop: 0, Sig: sig, TS: t})
+		if rng.IntN(100) != 0 {
+			b = append(b, Sighting{Flow: f, Hop: 1, Sig: sig, TS: t + 1*ms + rng.Int64N(19*ms)})
+		}
+	}
+	slices.SortFunc(b, func(x, y Sighting) int { return int(x.TS - y.TS) })
+	tr := &benchTraffic{span: int64(packets) * 1000}
+	const batch = 64
+	for i, j := 0, 0; i < len(a) || j < len(b); {
+		for k := 0; k < batch && i < len(a); k++ {
+			tr.order = append(tr.order, a[i])
+			i++
+		}
+		for k := 0; k < batch && j < len(b); k++ {
+			tr.order = append(tr.order, b[j])
+			j++
+		}
+		w := tr.span
+		if i < len(a) {
+			w = a[i].TS
+		}
+		if j < len(b) {
+			w = min(w, b[j].TS)
+		}
+		for len(tr.wm) < len(tr.order) {
+			tr.wm = append(tr.wm, 0)
+		}
+		tr.wm[len(tr.order)-1] = w
+	}
+	return tr
+}
+
+func BenchmarkReconcile2Hop(b *testing.B) {
+	cfg := &conf.Config{Interval: time.Second, Classes: []conf.Class{{Name: "x", OneWay: &conf.OneWay{
+		Hops: hops("in", "out"), MaxTransit: 100 * time.Millisecond, Timeout: 200 * time.Millisecond,
+		DupWindow: time.Millisecond,
+		Pairs:     []conf.HopPair{{From: 0, To: 1, Slices: durs(2*ms, 5*ms, 10*ms, 15*ms)}},
+	}}}}
+	r, err := New(cfg, discard{}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for f := range uint32(1000) {
+		if err := r.AddFlow(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tr := makeBenchTraffic(1 << 20)
+	var base int64 = t0
+	i := 0
+	feed := func() {
+		s := tr.order[i]
+		s.TS += base
+		r.Add(s)
+		if w := tr.wm[i]; w != 0 {
+			if err := r.Advance(base + w); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if i++; i == len(tr.order) {
+			i, base = 0, base+tr.span
+		}
+	}
+	// Reach steady state: every pool grown, several slots closed.
+	for range 3 * len(tr.order) {
+		feed()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu := time.Now(), threadCPU()
+	for range b.N {
+		feed()
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sightings/s")
+	if cpu := threadCPU() - cpu; cpu > 0 {
+		b.ReportMetric(float64(b.N)/(float64(cpu)/1e9), "sightings/cpu-s")
+	}
+	b.ReportMetric(float64(r.Counters().Live), "live")
+}

@@ -1,0 +1,446 @@
+package reconcile
+
+import (
+	"errors"
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+)
+
+// t0 is a whole second: slot boundaries fall on t0 + k·1s.
+const t0 = 1_795_403_700 * int64(time.Second)
+
+// collectSink keeps deep copies of the intervals it is given.
+type collectSink struct {
+	ivs  []Interval
+	fail int // fail this many calls first
+}
+
+func (s *collectSink) WriteInterval(iv *Interval) error {
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("disk full")
+	}
+	c := *iv
+	c.Stats = slices.Clone(iv.Stats)
+	for i := range c.Stats {
+		c.Stats[i].Hist = slices.Clone(c.Stats[i].Hist)
+	}
+	c.Packets = slices.Clone(iv.Packets)
+	c.Incomplete = slices.Clone(iv.Incomplete)
+	s.ivs = append(s.ivs, c)
+	return nil
+}
+
+// stat returns the stats of flow and pair in the interval starting at start.
+func (s *collectSink) stat(t *testing.T, start int64, flow uint32, pair int) PairStats {
+	t.Helper()
+	for _, iv := range s.ivs {
+		if iv.Start != start {
+			continue
+		}
+		for _, st := range iv.Stats {
+			if st.Flow == flow && st.Pair == pair {
+				return st
+			}
+		}
+	}
+	return PairStats{}
+}
+
+// path3 is a per-packet class over hops A, B, C with every pair, and a
+// 2-hop class X, Y with the default pair.
+func path3() *conf.Config {
+	return &conf.Config{Interval: time.Second, Classes: []conf.Class{
+		{Name: "abc", Index: 0, OneWay: &conf.OneWay{
+			Hops: hops("A", "B", "C"), MaxTransit: 100 * time.Millisecond, Timeout: 200 * time.Millisecond,
+			DupWindow: time.Millisecond, PerPacket: true,
+			Pairs: []conf.HopPair{
+				{From: 0, To: 1, Slices: durs(10 * ms)},
+				{From: 1, To: 2, Slices: durs(10 * ms)},
+				{From: 0, To: 2, Slices: durs(10*ms, 20*ms)},
+			},
+		}},
+		{Name: "xy", Index: 1, OneWay: &conf.OneWay{
+			Hops: hops("X", "Y"), MaxTransit: 100 * time.Millisecond, Timeout: 200 * time.Millisecond,
+			DupWindow: time.Millisecond,
+		}},
+	}}
+}
+
+func newPath3(t *testing.T) (*Reconciler, *collectSink) {
+	t.Helper()
+	sink := &collectSink{}
+	r, err := New(path3(), sink, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, c := range []int{0, 0, 1, 1} {
+		if err := r.AddFlow(uint32(f), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r, sink
+}
+
+func flush(t *testing.T, r *Reconciler) {
+	t.Helper()
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type counts struct{ n, lost, missed, dup, reo, clash uint64 }
+
+func countsOf(st PairStats) counts {
+	return counts{st.Count, st.Lost, st.Missed, st.Duplicate, st.Reordered, st.Clashes}
+}
+
+func TestLostVersusMissed(t *testing.T) {
+	r, sink := newPath3(t)
+	add := func(sig uint32, hop uint8, ts int64) { r.Add(Sighting{Flow: 0, Hop: hop, Sig: sig, TS: ts}) }
+	add(1, 0, t0+100*ms) // A, B seen: lost after B
+	add(1, 1, t0+110*ms)
+	add(2, 0, t0+200*ms) // A, C seen: B missed
+	add(2, 2, t0+220*ms)
+	add(3, 1, t0+305*ms) // B, C seen: A missed
+	add(3, 2, t0+315*ms)
+	add(4, 0, t0+400*ms) // A only: lost after A
+	flush(t, r)
+
+	// Per pair: (A→B, B→C, A→C).
+	want := [3]counts{
+		{lost: 1, missed: 2}, // 4 lost; 2 (B absent) and 3 (A absent) missed
+		{lost: 1, missed: 1}, // 1 lost (B seen, C not); 2 missed (B absent); 3 complete for the pair but the packet is missed: nothing
+		{lost: 2, missed: 1}, // 1 and 4 lost; 3 missed (A absent); 2 has both ends: nothing
+	}
+	for p, w := range want {
+		if got := countsOf(sink.stat(t, t0, 0, p)); got != w {
+			t.Errorf("pair %d: %+v, want %+v", p, got, w)
+		}
+	}
+	iv := sink.ivs[0]
+	var kinds []string
+	for _, in := range iv.Incomplete {
+		k := "missed"
+		if in.Lost {
+			k = "lost"
+		}
+		kinds = append(kinds, k)
+	}
+	if !slices.Equal(kinds, []string{"lost", "missed", "missed", "lost"}) {
+		t.Errorf("incomplete rows %v", kinds)
+	}
+	if c := r.Counters(); c.Lost != 2 || c.Missed != 2 || c.Completed != 0 || c.Live != 0 {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+func TestCompleteOutOfOrderAndAlternativeHop(t *testing.T) {
+	r, sink := newPath3(t)
+	// Hop B is watched by two probes (alternative routes): the packet is
+	// seen at B by one of them, which delivers before the probe at A.
+	r.Add(Sighting{Flow: 0, Hop: 2, Sig: 7, TS: t0 + 25*ms})
+	r.Add(Sighting{Flow: 0, Hop: 1, Sig: 7, TS: t0 + 12*ms})
+	r.Add(Sighting{Flow: 0, Hop: 0, Sig: 7, TS: t0 + 1*ms})
+	// The second alternative saw the same packet too: a duplicate at B.
+	r.Add(Sighting{Flow: 0, Hop: 1, Sig: 7, TS: t0 + 12*ms + 300_000})
+	flush(t, r)
+	ab, bc, ac := sink.stat(t, t0, 0, 0), sink.stat(t, t0, 0, 1), sink.stat(t, t0, 0, 2)
+	if ab.Count != 1 || ab.Sum != 11*ms || ab.Duplicate != 1 || ab.Hist[1] != 1 {
+		t.Errorf("A→B %+v", ab)
+	}
+	if bc.Count != 1 || bc.Sum != 13*ms || bc.Duplicate != 0 || bc.Hist[1] != 1 {
+		t.Errorf("B→C %+v", bc)
+	}
+	if ac.Count != 1 || ac.Min != 24*ms || ac.Max != 24*ms || !slices.Equal(ac.Hist, []uint64{0, 0, 1}) {
+		t.Errorf("A→C %+v", ac)
+	}
+	want := []Packet{
+		{Flow: 0, Class: 0, Pair: 0, Sig: 7, From: t0 + 1*ms, To: t0 + 12*ms},
+		{Flow: 0, Class: 0, Pair: 1, Sig: 7, From: t0 + 12*ms, To: t0 + 25*ms},
+		{Flow: 0, Class: 0, Pair: 2, Sig: 7, From: t0 + 1*ms, To: t0 + 25*ms},
+	}
+	if !slices.Equal(sink.ivs[0].Packets, want) {
+		t.Errorf("packets %+v", sink.ivs[0].Packets)
+	}
+	if c := r.Counters(); c.Completed != 1 || c.Duplicates != 1 || c.Lost+c.Missed != 0 {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+func TestDuplicates(t *testing.T) {
+	r, sink := newPath3(t)
+	x := func(hop uint8, ts int64) { r.Add(Sighting{Flow: 2, Hop: hop, Sig: 9, TS: ts}) }
+	x(0, t0+10*ms)
+	x(0, t0+10*ms+500_000) // at X within 1 ms: duplicate, no pair ends at X
+	x(1, t0+30*ms)         // completes
+	x(1, t0+30*ms+999_999) // after completion, within the window: still a duplicate
+	x(1, t0+32*ms)         // beyond the window: another packet, a clash
+	flush(t, r)
+	st := sink.stat(t, t0, 2, 0)
+	if got, want := countsOf(st), (counts{n: 1, dup: 1, clash: 1, missed: 1}); got != want {
+		t.Errorf("X→Y %+v, want %+v", got, want)
+	}
+	if c := r.Counters(); c.Duplicates != 2 || c.Clashes != 1 || c.Completed != 1 || c.Missed != 1 {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+func TestClashNearestInTime(t *testing.T) {
+	r, sink := newPath3(t)
+	x := func(hop uint8, ts int64) { r.Add(Sighting{Flow: 3, Hop: hop, Sig: 0xabcd, TS: ts}) }
+	// Two packets with one signature, 50 ms apart, delays 10 and 12 ms;
+	// the probe at X delivers both before the probe at Y.
+	x(0, t0+100*ms)
+	x(0, t0+150*ms) // meets the first record: clash
+	x(1, t0+110*ms) // nearest: the first
+	x(1, t0+162*ms) // nearest: the second
+	flush(t, r)
+	st := sink.stat(t, t0, 3, 0)
+	if st.Count != 2 || st.Sum != 22*ms || st.Min != 10*ms || st.Max != 12*ms || st.Clashes != 1 || st.Missed+st.Lost != 0 {
+		t.Errorf("X→Y %+v", st)
+	}
+	// Outside MaxTransit the same signature is another packet, no clash.
+	r2, sink2 := newPath3(t)
+	r2.Add(Sighting{Flow: 3, Hop: 0, Sig: 1, TS: t0})
+	r2.Add(Sighting{Flow: 3, Hop: 1, Sig: 1, TS: t0 + 101*ms})
+	flush(t, r2)
+	if got := countsOf(sink2.stat(t, t0, 3, 0)); got != (counts{lost: 1, missed: 1}) {
+		t.Errorf("far apart: %+v", got)
+	}
+}
+
+func TestReordered(t *testing.T) {
+	r, sink := newPath3(t)
+	p := func(sig uint32, from, to int64) {
+		r.Add(Sighting{Flow: 2, Hop: 0, Sig: sig, TS: t0 + from})
+		r.Add(Sighting{Flow: 2, Hop: 1, Sig: sig, TS: t0 + to})
+	}
+	p(1, 0, 30*ms)     // overtaken by 2
+	p(2, 5*ms, 20*ms)  //
+	p(3, 10*ms, 40*ms) //
+	p(4, 12*ms, 35*ms) // overtaken by nothing (arrives before 3)... 3 left earlier: 4 is in order, 3 is reordered
+	// Another flow's order does not matter.
+	r.Add(Sighting{Flow: 3, Hop: 0, Sig: 5, TS: t0 + 1*ms})
+	r.Add(Sighting{Flow: 3, Hop: 1, Sig: 5, TS: t0 + 50*ms})
+	flush(t, r)
+	// Arrival order at Y: 2 (left 5), 1 (left 0 < 5: reordered), 4 (left 12),
+	// 3 (left 10 < 12: reordered).
+	if st := sink.stat(t, t0, 2, 0); st.Count != 4 || st.Reordered != 2 {
+		t.Errorf("flow 2: %+v", st)
+	}
+	if st := sink.stat(t, t0, 3, 0); st.Count != 1 || st.Reordered != 0 {
+		t.Errorf("flow 3: %+v", st)
+	}
+}
+
+func TestIntervalBoundaries(t *testing.T) {
+	r, sink := newPath3(t)
+	s := func(sig uint32, hop uint8, ts int64) { r.Add(Sighting{Flow: 2, Hop: hop, Sig: sig, TS: ts}) }
+	s(1, 0, t0+999*ms) // leaves X in slot 0, reaches Y in slot 1: slot 0
+	s(1, 1, t0+1005*ms)
+	s(2, 0, t0+1000*ms) // exactly on the boundary: slot 1
+	s(2, 1, t0+1001*ms)
+
+	// Slot 0 ends at t0+1s; with a 200 ms timeout it can close once the
+	// watermark is past t0+1.2s.
+	if err := r.Advance(t0 + 1200*ms); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.ivs) != 0 {
+		t.Fatalf("slot 0 closed at watermark = end + timeout")
+	}
+	// A late sighting still lands in the open slot 0 (a probe that was
+	// behind the watermark it promised).
+	s(3, 0, t0+900*ms)
+	s(3, 1, t0+950*ms)
+	if err := r.Advance(t0 + 1200*ms + 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.ivs) != 1 || sink.ivs[0].Start != t0 || sink.ivs[0].Length != time.Second {
+		t.Fatalf("after end + timeout: %d intervals %+v", len(sink.ivs), sink.ivs)
+	}
+	if st := sink.stat(t, t0, 2, 0); st.Count != 2 || st.Sum != 6*ms+50*ms {
+		t.Errorf("slot 0: %+v", st)
+	}
+	// Slot 0 is closed: a sighting for it is dropped and counted.
+	s(4, 0, t0+999*ms)
+	if c := r.Counters(); c.Late != 1 || c.Live != 0 {
+		t.Errorf("counters %+v", c)
+	}
+	flush(t, r)
+	if len(sink.ivs) != 2 || sink.ivs[1].Start != t0+int64(time.Second) {
+		t.Fatalf("%d intervals", len(sink.ivs))
+	}
+	if st := sink.stat(t, t0+int64(time.Second), 2, 0); st.Count != 1 || st.Sum != 1*ms {
+		t.Errorf("slot 1: %+v", st)
+	}
+}
+
+func TestExpiryTiming(t *testing.T) {
+	r, sink := newPath3(t)
+	r.Add(Sighting{Flow: 2, Hop: 0, Sig: 1, TS: t0 + 100*ms})
+	// Expired when its earliest time is older than watermark − timeout.
+	if err := r.Advance(t0 + 300*ms); err != nil {
+		t.Fatal(err)
+	}
+	if r.Counters().Live != 1 {
+		t.Fatal("expired at watermark = first + timeout")
+	}
+	if err := r.Advance(t0 + 300*ms + 1); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.Counters(); c.Live != 0 || c.Lost != 1 {
+		t.Fatalf("counters %+v", c)
+	}
+	// A sighting that arrives later becomes a new record: the packet was
+	// already declared lost.
+	r.Add(Sighting{Flow: 2, Hop: 1, Sig: 1, TS: t0 + 310*ms})
+	flush(t, r)
+	if got := countsOf(sink.stat(t, t0, 2, 0)); got != (counts{lost: 1, missed: 1}) {
+		t.Errorf("%+v", got)
+	}
+}
+
+func TestSinkFailureRetries(t *testing.T) {
+	r, sink := newPath3(t)
+	sink.fail = 1
+	r.Add(Sighting{Flow: 2, Hop: 0, Sig: 1, TS: t0})
+	r.Add(Sighting{Flow: 2, Hop: 1, Sig: 1, TS: t0 + ms})
+	if err := r.Advance(t0 + 2*int64(time.Second)); err == nil {
+		t.Fatal("sink error not returned")
+	}
+	// Still open: a sighting for it is not late.
+	r.Add(Sighting{Flow: 2, Hop: 0, Sig: 2, TS: t0 + 2*ms})
+	r.Add(Sighting{Flow: 2, Hop: 1, Sig: 2, TS: t0 + 4*ms})
+	if err := r.Advance(t0 + 3*int64(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if st := sink.stat(t, t0, 2, 0); st.Count != 2 || st.Sum != 3*ms {
+		t.Errorf("%+v", st)
+	}
+	if c := r.Counters(); c.Late != 0 || c.Intervals != 1 {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+func TestForcedExpiry(t *testing.T) {
+	sink := &collectSink{}
+	r, err := New(path3(), sink, Options{MaxRecords: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddFlow(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	r.Add(Sighting{Flow: 0, Hop: 0, Sig: 1, TS: t0 + 10*ms})
+	r.Add(Sighting{Flow: 0, Hop: 0, Sig: 2, TS: t0 + 20*ms})
+	r.Add(Sighting{Flow: 0, Hop: 0, Sig: 3, TS: t0 + 30*ms}) // forces out sig 1
+	r.Add(Sighting{Flow: 0, Hop: 1, Sig: 1, TS: t0 + 40*ms}) // too late for it: forces out sig 2
+	if c := r.Counters(); c.Forced != 2 || c.Live != 2 || c.Lost != 2 {
+		t.Errorf("counters %+v", c)
+	}
+	flush(t, r)
+}
+
+func TestInvalid(t *testing.T) {
+	r, _ := newPath3(t)
+	r.Add(Sighting{Flow: 99, Hop: 0})
+	r.Add(Sighting{Flow: 2, Hop: 2}) // 2-hop class
+	if c := r.Counters(); c.Invalid != 2 || c.Live != 0 {
+		t.Errorf("counters %+v", c)
+	}
+	cfg := path3()
+	cfg.Classes = append(cfg.Classes, conf.Class{Name: "plain", Index: 2})
+	r, err := New(cfg, &collectSink{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddFlow(0, 2); !errors.Is(err, ErrNoOneWay) {
+		t.Errorf("AddFlow on a class without one-way: %v", err)
+	}
+	if err := r.AddFlow(0, 3); err == nil {
+		t.Error("AddFlow on a missing class: no error")
+	}
+	for _, mod := range []func(*conf.OneWay){
+		func(o *conf.OneWay) { o.Hops = hops("a") },
+		func(o *conf.OneWay) { o.Hops = hops("1", "2", "3", "4", "5", "6", "7", "8", "9") },
+		func(o *conf.OneWay) { o.Timeout = 0 },
+		func(o *conf.OneWay) { o.Pairs = []conf.HopPair{{From: 1, To: 0}} },
+		func(o *conf.OneWay) { o.Pairs = []conf.HopPair{{From: 0, To: 1, Slices: durs(2, 1)}} },
+	} {
+		cfg := path3()
+		mod(cfg.Classes[1].OneWay)
+		if _, err := New(cfg, &collectSink{}, Options{}); err == nil {
+			t.Errorf("New accepted %+v", cfg.Classes[1].OneWay)
+		}
+	}
+}
+
+func TestSumSquaresAgainstBig(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	var u Uint128
+	want := new(big.Int)
+	add := func(d int64) {
+		u.AddSquare(d)
+		want.Add(want, new(big.Int).Mul(big.NewInt(d), big.NewInt(d)))
+		if u.String() != want.String() {
+			t.Fatalf("after %d: %s, want %s", d, u.String(), want.String())
+		}
+	}
+	for range 100000 {
+		add((rng.Int64() - math.MaxInt64/2) >> (23 + rng.IntN(40))) // delays up to ±18 min
+	}
+	// The extremes: 2·(2^63)² still fits 128 bits.
+	u, want = Uint128{}, new(big.Int)
+	for _, d := range []int64{0, 1, -1, math.MaxInt64, math.MinInt64, 3_000_000_000, -4_294_967_296} {
+		add(d)
+	}
+	// Decimal conversion at the carries between 64-bit words and 10^19.
+	for _, s := range []string{"18446744073709551616", "10000000000000000000", "99999999999999999999", "340282366920938463463374607431768211455"} {
+		b, _ := new(big.Int).SetString(s, 10)
+		v := Uint128{Hi: new(big.Int).Rsh(b, 64).Uint64(), Lo: b.Uint64()}
+		if v.String() != s {
+			t.Errorf("%s printed %s", s, v.String())
+		}
+	}
+}
+
+// TestAddDoesNotAllocate checks the steady state of a 2-hop flow: records,
+// tree nodes, heap and slot storage all come back from their pools.
+func TestAddDoesNotAllocate(t *testing.T) {
+	r, _ := newPath3(t)
+	r.sink = discard{}
+	var ts int64 = t0
+	var sig uint32
+	step := func() {
+		for range 100 {
+			sig++
+			ts += 100_000
+			r.Add(Sighting{Flow: 2, Hop: 0, Sig: sig, TS: ts})
+			r.Add(Sighting{Flow: 2, Hop: 1, Sig: sig, TS: ts + 5*ms})
+			if sig%8 == 0 {
+				r.Add(Sighting{Flow: 2, Hop: 0, Sig: sig + 1<<31, TS: ts}) // a loss now and then
+			}
+		}
+		if err := r.Advance(ts - 10*ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3000 { // grow every pool over several slots
+		step()
+	}
+	if a := testing.AllocsPerRun(200, step); a != 0 {
+		t.Errorf("%v allocations per 200 sightings", a)
+	}
+}
+
+type discard struct{}
+
+func (discard) WriteInterval(*Interval) error { return nil }
