@@ -1,0 +1,239 @@
+package loader
+
+import (
+	"fmt"
+	"math/big"
+	"strconv"
+)
+
+// A field is one database column together with how its value comes out of a
+// spool row. A record type is a list of fields (types.go); the constructors
+// below cover the spool's value conventions (docs/spool.md).
+type field struct {
+	Column
+	needs []string // spool columns the file header must name
+	get   func(r *row) (val, error)
+}
+
+// row is one spool line being loaded, with access to its columns by name.
+type row struct {
+	f    []string
+	hdr  map[string]int // spool column name → index, from the file header
+	file *spoolFile
+	res  flowResolver
+}
+
+// flowResolver turns a collector flow id into the database flow id.
+type flowResolver interface {
+	flowRef(collector string, cflow int64, class string) (int64, error)
+}
+
+// col returns the raw text of spool column name ("" when absent or empty).
+func (r *row) col(name string) string {
+	if i, ok := r.hdr[name]; ok && i < len(r.f) {
+		return r.f[i]
+	}
+	return ""
+}
+
+func parseInt(r *row, name string) (val, error) {
+	s := r.col(name)
+	if s == "" {
+		return val{}, nil
+	}
+	i, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return val{}, fmt.Errorf("%s %q: not an integer", name, s)
+	}
+	return intVal(i), nil
+}
+
+func required(v val, name string, err error) (val, error) {
+	if err == nil && !v.ok {
+		err = fmt.Errorf("%s: empty", name)
+	}
+	return v, err
+}
+
+// fInt is an integer column; an empty field is NULL when null, an error otherwise.
+func fInt(db, spool string, op AggOp, null bool) field {
+	return field{
+		Column: Column{Name: db, Kind: KindInt, Null: null, Op: op},
+		needs:  []string{spool},
+		get: func(r *row) (val, error) {
+			v, err := parseInt(r, spool)
+			if null {
+				return v, err
+			}
+			return required(v, spool, err)
+		},
+	}
+}
+
+// fOptInt is an integer column that older spool versions may not have (the
+// header need not name it): NULL when absent.
+func fOptInt(db, spool string, op AggOp) field {
+	f := fInt(db, spool, op, true)
+	f.needs = nil
+	return f
+}
+
+// fStr is a short string column; empty is an error (keys) unless null.
+func fStr(db, spool string, size int, op AggOp, null bool) field {
+	return field{
+		Column: Column{Name: db, Kind: KindStr, Size: size, Null: null, Op: op},
+		needs:  []string{spool},
+		get: func(r *row) (val, error) {
+			s := r.col(spool)
+			if s == "" {
+				if null {
+					return val{}, nil
+				}
+				return val{}, fmt.Errorf("%s: empty", spool)
+			}
+			if len(s) > size {
+				return val{}, fmt.Errorf("%s: longer than %d bytes", spool, size)
+			}
+			return strVal(s), nil
+		},
+	}
+}
+
+// fText is a free-text column; empty stays an empty string.
+func fText(db, spool string) field {
+	return field{
+		Column: Column{Name: db, Kind: KindText},
+		needs:  []string{spool},
+		get:    func(r *row) (val, error) { return strVal(r.col(spool)), nil },
+	}
+}
+
+// fExact is an exact integer of any length (sumsq_ns2); empty is NULL.
+func fExact(db, spool string) field {
+	return field{
+		Column: Column{Name: db, Kind: KindExact, Null: true, Op: OpSumExact},
+		needs:  []string{spool},
+		get: func(r *row) (val, error) {
+			s := r.col(spool)
+			if s == "" {
+				return val{}, nil
+			}
+			b, ok := new(big.Int).SetString(s, 10)
+			if !ok {
+				return val{}, fmt.Errorf("%s %q: not an integer", spool, s)
+			}
+			if b.Sign() < 0 || len(s) > 38 {
+				return val{}, fmt.Errorf("%s %q: outside 0..10^38", spool, s)
+			}
+			return bigVal(b), nil
+		},
+	}
+}
+
+// fSquare is the exact square of an integer spool column: the sum-of-squares
+// part of a counter's statistics.
+func fSquare(db, spool string, optional bool) field {
+	f := field{
+		Column: Column{Name: db, Kind: KindExact, Null: true, Op: OpSumExact},
+		needs:  []string{spool},
+		get: func(r *row) (val, error) {
+			v, err := parseInt(r, spool)
+			if err != nil || !v.ok {
+				return val{}, err
+			}
+			b := big.NewInt(v.i)
+			return bigVal(b.Mul(b, b)), nil
+		},
+	}
+	if optional {
+		f.needs = nil
+	}
+	return f
+}
+
+// fOne counts the spool rows merged into an aggregated row.
+func fOne(db string) field {
+	return field{
+		Column: Column{Name: db, Kind: KindInt, Op: OpSum},
+		get:    func(*row) (val, error) { return intVal(1), nil },
+	}
+}
+
+// fHex is a hexadecimal spool value (signatures) stored as an integer.
+func fHex(db, spool string) field {
+	return field{
+		Column: Column{Name: db, Kind: KindInt, Null: true},
+		needs:  []string{spool},
+		get: func(r *row) (val, error) {
+			s := r.col(spool)
+			if s == "" {
+				return val{}, nil
+			}
+			u, err := strconv.ParseUint(s, 16, 63)
+			if err != nil {
+				return val{}, fmt.Errorf("%s %q: not hexadecimal", spool, s)
+			}
+			return intVal(int64(u)), nil
+		},
+	}
+}
+
+// fEdge is a histogram slice edge; the open edge (empty field) is stored as
+// the sentinel ifEmpty so that edges can be part of the key (NULL can't).
+func fEdge(db, spool string, ifEmpty int64) field {
+	return field{
+		Column: Column{Name: db, Kind: KindInt, Op: OpKey},
+		needs:  []string{spool},
+		get: func(r *row) (val, error) {
+			v, err := parseInt(r, spool)
+			if err == nil && !v.ok {
+				v = intVal(ifEmpty)
+			}
+			return v, err
+		},
+	}
+}
+
+// fCollector is the name of the collector whose spool the file came from.
+func fCollector() field {
+	return field{
+		Column: Column{Name: "collector", Kind: KindStr, Size: 64, Op: OpKey},
+		get:    func(r *row) (val, error) { return strVal(r.file.collector), nil },
+	}
+}
+
+// fFlow is the database flow id of the row's (class, flow) columns.
+func fFlow() field {
+	return field{
+		Column: Column{Name: "flow_id", Kind: KindInt, Op: OpKey},
+		needs:  []string{"class", "flow"},
+		get: func(r *row) (val, error) {
+			v, err := parseInt(r, "flow")
+			if v, err = required(v, "flow", err); err != nil {
+				return v, err
+			}
+			class := r.col("class")
+			if class == "" {
+				return val{}, fmt.Errorf("class: empty")
+			}
+			id, err := r.res.flowRef(r.file.collector, v.i, class)
+			return intVal(id), err
+		},
+	}
+}
+
+// counterStats is a per-interval counter kept as the statistics of its
+// values over the merged spool rows: sum, sum of squares, min and max (the
+// population is the table's "samples" column).
+func counterStats(spool string, optional bool) []field {
+	get := fInt
+	if optional {
+		get = func(db, spool string, op AggOp, _ bool) field { return fOptInt(db, spool, op) }
+	}
+	return []field{
+		get(spool+"_sum", spool, OpSum, true),
+		fSquare(spool+"_sumsq", spool, optional),
+		get(spool+"_min", spool, OpMin, true),
+		get(spool+"_max", spool, OpMax, true),
+	}
+}

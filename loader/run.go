@@ -1,0 +1,514 @@
+package loader
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// run is one pass of the loader over the spools, under the database lock.
+type run struct {
+	*Loader
+	conn     *sql.Conn
+	flows    *flowMap
+	nextFile int64
+	start    time.Time
+	stats    Stats
+	total    int // files to load in this run, for progress
+	lastLog  time.Time
+}
+
+// batch is the work of one transaction: the rows of some files, their
+// aggregates merged in Go, their bad lines and their loaded_files rows.
+type batch struct {
+	files   []*spoolFile
+	meta    [][]any // loaded_files rows
+	records map[*recordType][][]any
+	aggs    map[*Table]*aggSet
+	bad     [][]any
+	rows    int
+	nbad    int
+}
+
+func newBatch() *batch {
+	return &batch{records: map[*recordType][][]any{}, aggs: map[*Table]*aggSet{}}
+}
+
+// aggSet is the merged rows of one aggregated table in a batch, by key.
+type aggSet struct {
+	rows  map[string][]val
+	order []string // first-seen order, for a deterministic write order
+}
+
+// maxBadText bounds the text of a malformed line kept in bad_lines.
+const maxBadText = 8192
+
+func (r *run) loadAll(ctx context.Context) error {
+	var files []*spoolFile
+	for _, s := range r.cfg.Spools {
+		fs, unknown, err := listSpool(s)
+		if err != nil {
+			return err
+		}
+		for _, u := range unknown {
+			r.log.Warn("spool type without a table; its files stay in the spool", "spool", s.Dir, "type", u)
+		}
+		files = append(files, fs...)
+	}
+	for _, s := range r.cfg.Reload {
+		fs, err := listArchive(s)
+		if err != nil {
+			return err
+		}
+		files = append(files, fs...)
+	}
+	if err := r.conn.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) + 1 FROM loaded_files").Scan(&r.nextFile); err != nil {
+		return fmt.Errorf("read loaded_files: %w", err)
+	}
+	loaded, err := r.loadedSums(ctx, files)
+	if err != nil {
+		return err
+	}
+	var todo []*spoolFile
+	for _, f := range files {
+		sum, ok := loaded[f.collector+"\x00"+f.name]
+		if !ok {
+			todo = append(todo, f)
+			continue
+		}
+		if f.spoolDir == "" {
+			continue // reload of a file already in the database
+		}
+		// Loaded by a run that stopped before archiving it.
+		if err := f.read(); err != nil {
+			r.log.Error("cannot read loaded file to archive it", "file", f.path, "err", err)
+			continue
+		}
+		if f.sum != sum {
+			r.log.Error("file changed after it was loaded; left in the spool", "file", f.path,
+				"loaded_sha256", sum, "now_sha256", f.sum)
+			continue
+		}
+		if err := f.archive(); err != nil {
+			r.log.Error("archive", "err", err)
+			continue
+		}
+		r.stats.Archived++
+	}
+	sortFiles(todo)
+	r.total = len(todo)
+	if r.total > 0 {
+		r.log.Info("loading", "files", r.total, "db", r.d.Name())
+	}
+	b := newBatch()
+	for _, f := range todo {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.addFile(b, f); err != nil {
+			// The file stays in the spool, unrecorded: a later run (or a
+			// loader that knows its columns) takes it.
+			r.log.Error("file not loaded", "file", f.path, "err", err)
+			continue
+		}
+		if len(b.files) >= r.cfg.BatchFiles || b.rows >= r.cfg.BatchRows {
+			if err := r.commit(ctx, b); err != nil {
+				return err
+			}
+			b = newBatch()
+		}
+	}
+	if len(b.files) > 0 {
+		return r.commit(ctx, b)
+	}
+	return nil
+}
+
+// loadedSums returns the checksums of those files that loaded_files records,
+// keyed by collector NUL name.
+func (r *run) loadedSums(ctx context.Context, files []*spoolFile) (map[string]string, error) {
+	out := map[string]string{}
+	const chunk = 500
+	for i := 0; i < len(files); i += chunk {
+		part := files[i:min(i+chunk, len(files))]
+		var conds []string
+		var args []any
+		for _, f := range part {
+			conds = append(conds, "(collector = ? AND name = ?)")
+			args = append(args, f.collector, f.name)
+		}
+		rows, err := r.conn.QueryContext(ctx, "SELECT collector, name, sha256 FROM loaded_files WHERE "+strings.Join(conds, " OR "), args...)
+		if err != nil {
+			return nil, fmt.Errorf("read loaded_files: %w", err)
+		}
+		for rows.Next() {
+			var c, n, s string
+			if err := rows.Scan(&c, &n, &s); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read loaded_files: %w", err)
+			}
+			out[c+"\x00"+n] = s
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read loaded_files: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// addFile parses one file into the batch. An error means the whole file
+// cannot be loaded (unreadable, bad header); a bad line does not.
+func (r *run) addFile(b *batch, f *spoolFile) error {
+	if err := f.read(); err != nil {
+		return err
+	}
+	id := r.nextFile
+	rows, bad := 0, 0
+	skip := f.rt.PerPacket && !r.cfg.PerPacket
+	if !skip && len(f.data) > 0 {
+		var err error
+		if rows, bad, err = r.parse(b, f, id); err != nil {
+			return err
+		}
+	}
+	r.nextFile++
+	b.files = append(b.files, f)
+	b.meta = append(b.meta, []any{id, f.collector, f.name, int64(len(f.data)), f.sum, int64(rows), int64(bad), r.cfg.Now().UnixNano()})
+	b.rows += rows
+	b.nbad += bad
+	return nil
+}
+
+// parse reads the header and every line of f.
+func (r *run) parse(b *batch, f *spoolFile, fileID int64) (nrows, nbad int, err error) {
+	data := f.data
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		nl = len(data)
+	}
+	head := string(data[:nl])
+	if !strings.HasPrefix(head, "#") {
+		return 0, 0, fmt.Errorf("%s:1: no header line (#col1<TAB>col2...)", f.path)
+	}
+	names := strings.Split(strings.TrimPrefix(head, "#"), "\t")
+	hdr := make(map[string]int, len(names))
+	for i, n := range names {
+		hdr[n] = i
+	}
+	for _, n := range f.rt.needs {
+		if _, ok := hdr[n]; !ok {
+			return 0, 0, fmt.Errorf("%s:1: header has no column %q", f.path, n)
+		}
+	}
+	rt := f.rt
+	rw := row{hdr: hdr, file: f, res: r.flows}
+	vals := make([]val, len(rt.Fields))
+	lineNo := 1
+	rest := data[min(nl+1, len(data)):]
+	for len(rest) > 0 {
+		lineNo++
+		var line []byte
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			line, rest = rest, nil
+		}
+		rw.f = strings.Split(string(line), "\t")
+		err := error(nil)
+		if len(rw.f) != len(names) {
+			err = fmt.Errorf("%d fields, the header has %d", len(rw.f), len(names))
+		}
+		for i := 0; err == nil && i < len(rt.Fields); i++ {
+			vals[i], err = rt.Fields[i].get(&rw)
+		}
+		if err == nil && rt == flowsType {
+			err = r.flows.define(f.collector, vals[1].i, vals[2].s, vals[3].s, vals[0])
+		}
+		if err != nil {
+			nbad++
+			text := string(line)
+			if len(text) > maxBadText {
+				text = text[:maxBadText]
+			}
+			b.bad = append(b.bad, []any{fileID, int64(lineNo), text, err.Error()})
+			if nbad <= 5 {
+				r.log.Warn("malformed line kept in bad_lines", "file", f.path, "line", lineNo, "err", err)
+			} else if nbad == 6 {
+				r.log.Warn("more malformed lines in this file; see bad_lines", "file", f.path, "file_id", fileID)
+			}
+			continue
+		}
+		nrows++
+		switch {
+		case rt == flowsType:
+		case rt.Aggregate:
+			r.addAgg(b, rt, vals)
+		default:
+			out := make([]any, 0, len(vals)+2)
+			for i, v := range vals {
+				out = append(out, v.arg(rt.Fields[i].Kind))
+			}
+			b.records[rt] = append(b.records[rt], append(out, fileID, int64(lineNo)))
+		}
+	}
+	return nrows, nbad, nil
+}
+
+// addAgg merges one spool row into the 1 min, 1 h and 1 day rows of its key.
+// A spool interval longer than the level's step counts entirely in the
+// step of its start.
+func (r *run) addAgg(b *batch, rt *recordType, vals []val) {
+	var key []byte
+	for li, t := range rt.tables {
+		set := b.aggs[t]
+		if set == nil {
+			set = &aggSet{rows: map[string][]val{}}
+			b.aggs[t] = set
+		}
+		key = key[:0]
+		for i, f := range rt.Fields {
+			if f.Op != OpKey {
+				continue
+			}
+			v := vals[i]
+			if f.Name == rt.Time {
+				v.i = floorTo(v.i, levels[li].Ns)
+			}
+			key = v.appendKey(key, f.Kind)
+		}
+		cur, ok := set.rows[string(key)]
+		if !ok {
+			cur = make([]val, len(vals))
+			for i, f := range rt.Fields {
+				if f.Op == OpKey {
+					cur[i] = vals[i]
+					if f.Name == rt.Time {
+						cur[i].i = floorTo(cur[i].i, levels[li].Ns)
+					}
+				}
+			}
+			set.rows[string(key)] = cur
+			set.order = append(set.order, string(key))
+		}
+		for i, f := range rt.Fields {
+			cur[i].merge(vals[i], f.Op)
+		}
+	}
+}
+
+// commit writes a batch in one transaction, then archives its files.
+func (r *run) commit(ctx context.Context, b *batch) error {
+	// Partitions first: on MySQL that is DDL, which commits implicitly.
+	for rt, rows := range b.records {
+		t := rt.tables[0]
+		ti := indexOf(colNames(t), t.Time)
+		days := map[int64]bool{}
+		for _, row := range rows {
+			days[floorTo(row[ti].(int64), dayNs)] = true
+		}
+		if err := r.d.EnsurePartitions(ctx, r.conn, t, sortedKeys(days)); err != nil {
+			return err
+		}
+	}
+	for t, set := range b.aggs {
+		ti := indexOf(colNames(t), t.Time)
+		days := map[int64]bool{}
+		for _, row := range set.rows {
+			days[floorTo(row[ti].i, dayNs)] = true
+		}
+		if err := r.d.EnsurePartitions(ctx, r.conn, t, sortedKeys(days)); err != nil {
+			return err
+		}
+	}
+
+	tx, err := r.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := r.flows.write(ctx, r.d, tx); err != nil {
+		return err
+	}
+	for _, rt := range recordTypes {
+		if rows := b.records[rt]; len(rows) > 0 {
+			t := rt.tables[0]
+			if err := insertRows(ctx, r.d, tx, t, colNames(t), rows, ""); err != nil {
+				return err
+			}
+		}
+	}
+	for _, rt := range recordTypes {
+		for _, t := range rt.tables {
+			if set := b.aggs[t]; set != nil {
+				if err := r.mergeAgg(ctx, tx, t, set); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := insertRows(ctx, r.d, tx, &badLinesTable, colNames(&badLinesTable), b.bad, ""); err != nil {
+		return err
+	}
+	if err := insertRows(ctx, r.d, tx, &loadedFilesTable, colNames(&loadedFilesTable), b.meta, ""); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	r.flows.committed()
+	r.stats.Files += len(b.files)
+	r.stats.Rows += b.rows
+	r.stats.Bad += b.nbad
+	for _, f := range b.files {
+		if err := f.archive(); err != nil {
+			// Recorded as loaded: the next run archives it.
+			r.log.Error("archive", "err", err)
+			continue
+		}
+		if f.spoolDir != "" {
+			r.stats.Archived++
+		}
+		f.data = nil
+	}
+	if now := time.Now(); now.Sub(r.lastLog) >= 10*time.Second {
+		r.lastLog = now
+		el := now.Sub(r.start)
+		r.log.Info("progress", "files", r.stats.Files, "of", r.total, "rows", r.stats.Rows,
+			"rows_per_s", rate(r.stats.Rows, el))
+	}
+	return nil
+}
+
+// mergeAgg adds the batch's rows of an aggregated table to the rows already
+// in the database: read the existing rows of the same keys, merge in Go
+// (exact for sums of squares), write back with the dialect's upsert.
+func (r *run) mergeAgg(ctx context.Context, tx querier, t *Table, set *aggSet) error {
+	cols := colNames(t)
+	ti := indexOf(cols, t.Time)
+	fi := indexOf(cols, "flow_id")
+	times, flows := map[int64]bool{}, map[int64]bool{}
+	for _, row := range set.rows {
+		times[row[ti].i] = true
+		if fi >= 0 {
+			flows[row[fi].i] = true
+		}
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s IN (%s)", quoteList(r.d, cols), r.d.Quote(t.Name),
+		r.d.Quote(t.Time), placeholders(len(times)))
+	args := int64Args(sortedKeys(times))
+	if fi >= 0 && len(flows) <= 1000 {
+		q += fmt.Sprintf(" AND %s IN (%s)", r.d.Quote("flow_id"), placeholders(len(flows)))
+		args = append(args, int64Args(sortedKeys(flows))...)
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", t.Name, err)
+	}
+	dest := make([]any, len(cols))
+	var key []byte
+	for rows.Next() {
+		for i, c := range t.Columns {
+			dest[i] = scanDest(c.Kind)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
+			return fmt.Errorf("read %s: %w", t.Name, err)
+		}
+		old := make([]val, len(cols))
+		key = key[:0]
+		for i, c := range t.Columns {
+			if old[i], err = fromScan(dest[i], c.Kind); err != nil {
+				rows.Close()
+				return fmt.Errorf("read %s.%s: %w", t.Name, c.Name, err)
+			}
+			if c.Op == OpKey {
+				key = old[i].appendKey(key, c.Kind)
+			}
+		}
+		cur, ok := set.rows[string(key)]
+		if !ok {
+			continue
+		}
+		for i, c := range t.Columns {
+			cur[i].merge(old[i], c.Op)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", t.Name, err)
+	}
+	out := make([][]any, 0, len(set.order))
+	for _, k := range set.order {
+		row := set.rows[k]
+		a := make([]any, len(row))
+		for i, c := range t.Columns {
+			a[i] = row[i].arg(c.Kind)
+		}
+		out = append(out, a)
+	}
+	return insertRows(ctx, r.d, tx, t, cols, out, r.d.UpsertSuffix(t))
+}
+
+// insertRows writes rows with multi-row INSERTs (plus suffix, for upserts).
+func insertRows(ctx context.Context, d dialect, q querier, t *Table, cols []string, rows [][]any, suffix string) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	// Below both SQLite's 32766 and MySQL's 65535 placeholders per statement.
+	per := max(1, min(500, 30000/len(cols)))
+	var full string
+	args := make([]any, 0, per*len(cols))
+	for i := 0; i < len(rows); i += per {
+		part := rows[i:min(i+per, len(rows))]
+		stmt := full
+		if len(part) != per || full == "" {
+			stmt = insertSQL(d, t, cols, len(part)) + suffix
+			if len(part) == per {
+				full = stmt
+			}
+		}
+		args = args[:0]
+		for _, row := range part {
+			args = append(args, row...)
+		}
+		if _, err := q.ExecContext(ctx, stmt, args...); err != nil {
+			return fmt.Errorf("insert into %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func sortedKeys(m map[int64]bool) []int64 {
+	out := make([]int64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func int64Args(xs []int64) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}

@@ -1,0 +1,255 @@
+package loader
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Spool is one collector's spool directory (or, for a reload, a directory of
+// archived spool files). Collector names the source in the database: flows are
+// keyed on it, since each collector numbers its flows independently.
+type Spool struct {
+	Collector string
+	Dir       string
+}
+
+// startLayout is the interval start in spool file names (docs/spool.md).
+const startLayout = "20060102T150405Z"
+
+// archiveDir is the directory under a spool where loaded files are kept, as
+// archive/<YYYYMMDD of the file's start>/<type>/<name>.tsv.gz.
+const archiveDir = "archive"
+
+// spoolFile is one complete spool file to load.
+type spoolFile struct {
+	collector string
+	spoolDir  string // spool directory the file is archived under; "" for a reload
+	path      string // on disk: .tsv, or .tsv.gz for a reload
+	name      string // "<type>/<type>-<start>.tsv": its name in loaded_files
+	rt        *recordType
+	start     time.Time
+	order     int // rt's position: flows first, then recordTypes order
+
+	// Set by read.
+	data []byte // uncompressed content
+	sum  string // sha256 of data, hex
+}
+
+func typeOrder(rt *recordType) int {
+	if rt == flowsType {
+		return 0
+	}
+	for i, t := range recordTypes {
+		if t == rt {
+			return i + 1
+		}
+	}
+	return len(recordTypes) + 1
+}
+
+// parseName checks a spool file name against the contract and returns its
+// type and start; ok is false for names the loader must ignore.
+func parseName(base string) (rt *recordType, start time.Time, ok bool) {
+	if strings.HasPrefix(base, ".") || !strings.HasSuffix(base, ".tsv") {
+		return nil, time.Time{}, false
+	}
+	stem := strings.TrimSuffix(base, ".tsv")
+	i := strings.LastIndexByte(stem, '-')
+	if i <= 0 {
+		return nil, time.Time{}, false
+	}
+	if rt = typeByName(stem[:i]); rt == nil {
+		return nil, time.Time{}, false
+	}
+	start, err := time.Parse(startLayout, stem[i+1:])
+	if err != nil {
+		return nil, time.Time{}, false
+	}
+	return rt, start, true
+}
+
+// listSpool returns the complete files of the known types in a spool
+// directory. Directories of unknown types are reported in unknown: their
+// files stay where they are until a loader that knows the type comes.
+func listSpool(s Spool) (files []*spoolFile, unknown []string, err error) {
+	top, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spool %s: %w", s.Dir, err)
+	}
+	for _, d := range top {
+		if !d.IsDir() || d.Name() == archiveDir || strings.HasPrefix(d.Name(), ".") {
+			continue
+		}
+		if typeByName(d.Name()) == nil {
+			unknown = append(unknown, d.Name())
+			continue
+		}
+		dir := filepath.Join(s.Dir, d.Name())
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("spool %s: %w", dir, err)
+		}
+		for _, e := range ents {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			rt, start, ok := parseName(e.Name())
+			if !ok || rt.Type != d.Name() {
+				continue
+			}
+			files = append(files, &spoolFile{
+				collector: s.Collector, spoolDir: s.Dir, path: filepath.Join(dir, e.Name()),
+				name: rt.Type + "/" + e.Name(), rt: rt, start: start, order: typeOrder(rt),
+			})
+		}
+	}
+	return files, unknown, nil
+}
+
+// listArchive returns the archived files (*.tsv.gz, any depth) under dir.
+func listArchive(s Spool) ([]*spoolFile, error) {
+	var files []*spoolFile
+	err := filepath.WalkDir(s.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || !strings.HasSuffix(d.Name(), ".tsv.gz") {
+			return nil
+		}
+		base := strings.TrimSuffix(d.Name(), ".gz")
+		rt, start, ok := parseName(base)
+		if !ok {
+			return nil
+		}
+		files = append(files, &spoolFile{
+			collector: s.Collector, path: path, name: rt.Type + "/" + base,
+			rt: rt, start: start, order: typeOrder(rt),
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("archive %s: %w", s.Dir, err)
+	}
+	return files, nil
+}
+
+// sortFiles puts files in load order: every flow definition first (so that
+// observation rows find their flows), then by interval start and type. The
+// order is a function of the set of files only, so that a rerun after a crash
+// continues exactly where a clean run would be.
+func sortFiles(files []*spoolFile) {
+	sort.Slice(files, func(i, j int) bool {
+		a, b := files[i], files[j]
+		if (a.rt == flowsType) != (b.rt == flowsType) {
+			return a.rt == flowsType
+		}
+		if !a.start.Equal(b.start) {
+			return a.start.Before(b.start)
+		}
+		if a.order != b.order {
+			return a.order < b.order
+		}
+		if a.collector != b.collector {
+			return a.collector < b.collector
+		}
+		return a.name < b.name
+	})
+}
+
+// read loads the file's content (uncompressing an archive) and checksum.
+func (f *spoolFile) read() error {
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return err
+	}
+	if strings.HasSuffix(f.path, ".gz") {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+		if data, err = io.ReadAll(zr); err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+	}
+	sum := sha256.Sum256(data)
+	f.data, f.sum = data, hex.EncodeToString(sum[:])
+	return nil
+}
+
+// archivePath is where a loaded spool file is kept.
+func (f *spoolFile) archivePath() string {
+	return filepath.Join(f.spoolDir, archiveDir, f.start.UTC().Format("20060102"), f.rt.Type, filepath.Base(f.path)+".gz")
+}
+
+// archive compresses the loaded file into the archive and removes it from the
+// spool. It runs only after the commit that recorded the file; if it is
+// interrupted, the next run finds the file recorded and archives it then. The
+// archive copy is synced before the original goes, so a crash leaves at
+// least one of them.
+func (f *spoolFile) archive() error {
+	if f.spoolDir == "" {
+		return nil // a reload: the file is already an archive
+	}
+	if f.data == nil {
+		if err := f.read(); err != nil {
+			return fmt.Errorf("archive: %w", err)
+		}
+	}
+	dst := f.archivePath()
+	dir := filepath.Dir(dst)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	tmp := filepath.Join(dir, "."+filepath.Base(dst)+".tmp")
+	out, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	zw := gzip.NewWriter(out)
+	zw.Name = filepath.Base(f.path)
+	zw.ModTime = f.start
+	_, err = zw.Write(f.data)
+	if err == nil {
+		err = zw.Close()
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("archive %s: %w", f.path, err)
+	}
+	if err := os.Remove(f.path); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("archive: remove %s: %w", f.path, err)
+	}
+	f.data = nil
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

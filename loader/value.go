@@ -1,0 +1,110 @@
+package loader
+
+import (
+	"database/sql"
+	"fmt"
+	"math/big"
+	"strconv"
+)
+
+// val is one column value in Go: an int64, a string or an exact integer,
+// according to the column's kind. The zero val is NULL.
+type val struct {
+	ok  bool
+	i   int64
+	s   string
+	big *big.Int // KindExact; never shared between two vals that merge
+}
+
+func intVal(i int64) val    { return val{ok: true, i: i} }
+func strVal(s string) val   { return val{ok: true, s: s} }
+func bigVal(b *big.Int) val { return val{ok: true, big: b} }
+
+// arg is the value handed to the database driver.
+func (v val) arg(k ColKind) any {
+	if !v.ok {
+		return nil
+	}
+	switch k {
+	case KindInt:
+		return v.i
+	case KindExact:
+		// Decimal text: exact on both DECIMAL(38,0) and SQLite TEXT.
+		return v.big.String()
+	default:
+		return v.s
+	}
+}
+
+// appendKey appends v to a map key; a NUL separates values so that no two
+// different key tuples give the same string.
+func (v val) appendKey(b []byte, k ColKind) []byte {
+	if !v.ok {
+		return append(b, 0xff, 0)
+	}
+	switch k {
+	case KindInt:
+		b = strconv.AppendInt(b, v.i, 10)
+	case KindExact:
+		b = v.big.Append(b, 10)
+	default:
+		b = append(b, v.s...)
+	}
+	return append(b, 0)
+}
+
+// merge combines v (the accumulated value) with w according to op.
+func (v *val) merge(w val, op AggOp) {
+	if !w.ok || op == OpKey {
+		return
+	}
+	if !v.ok {
+		*v = w
+		if w.big != nil {
+			v.big = new(big.Int).Set(w.big)
+		}
+		return
+	}
+	switch op {
+	case OpSum:
+		v.i += w.i
+	case OpSumExact:
+		v.big.Add(v.big, w.big)
+	case OpMin:
+		v.i = min(v.i, w.i)
+	case OpMax:
+		v.i = max(v.i, w.i)
+	}
+}
+
+// scanDest returns a destination for database/sql Scan for a column of kind k.
+func scanDest(k ColKind) any {
+	if k == KindInt {
+		return new(sql.NullInt64)
+	}
+	return new(sql.NullString)
+}
+
+// fromScan converts a scanned destination back into a val.
+func fromScan(d any, k ColKind) (val, error) {
+	switch d := d.(type) {
+	case *sql.NullInt64:
+		if !d.Valid {
+			return val{}, nil
+		}
+		return intVal(d.Int64), nil
+	case *sql.NullString:
+		if !d.Valid {
+			return val{}, nil
+		}
+		if k == KindExact {
+			b, ok := new(big.Int).SetString(d.String, 10)
+			if !ok {
+				return val{}, fmt.Errorf("not an exact integer: %q", d.String)
+			}
+			return bigVal(b), nil
+		}
+		return strVal(d.String), nil
+	}
+	return val{}, fmt.Errorf("unexpected scan type %T", d)
+}
