@@ -195,9 +195,8 @@ func drive(rng *rand.Rand, perProbe [][]Sighting, add func(Sighting), advance fu
 }
 
 type textSink struct {
-	cfg     *conf.Config
-	out     []string
-	noClash bool
+	cfg *conf.Config
+	out []string
 }
 
 func (s *textSink) WriteInterval(iv *Interval) error {
