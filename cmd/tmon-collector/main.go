@@ -1,0 +1,69 @@
+// Command tmon-collector is a tmon collector: it receives the probes'
+// observations over acknowledged UDP, reconciles the sightings of each packet
+// at every hop into one-way delays and losses, and writes the spool logs.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tmon-project/tmon/collector"
+	"github.com/tmon-project/tmon/internal/cli"
+)
+
+func main() {
+	var (
+		confPath = flag.String("config", "", "shared XML configuration `file` (required)")
+		name     = flag.String("name", "", "this collector's name in the configuration (required)")
+		spoolDir = flag.String("spool", "", "spool `directory` (default: the collector's spool attribute)")
+		level    = flag.String("log-level", "info", "log level: debug, info, warn, error")
+	)
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), `Usage: tmon-collector -config FILE -name COLLECTOR [flags]
+
+tmon-collector listens on the UDP address the shared configuration gives this
+collector, acknowledges every valid PDU from the configured probes, and
+reconciles the sightings of each packet at the hops of its one-way path into
+per-hop-pair delays, histograms, lost/missed/duplicate/reordered counts.
+
+Every aggregation interval it writes tab-separated files into the spool
+directory (docs/spool.md): owd_stats, owd_hist, owd_packet, owd_incomplete,
+flows and events. tmon-loader loads them into a database; "tmon summary DIR"
+prints them.
+
+It runs until SIGINT or SIGTERM. On stop it writes every interval it can
+decide; packets still waiting for a probe that has not finished are not
+counted (an event in the spool says how many).
+
+Flags:
+`)
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	log, err := cli.Logger(*level)
+	if err != nil {
+		fail(err)
+	}
+	if *name == "" {
+		flag.Usage()
+		fail(fmt.Errorf("-name is required"))
+	}
+	cfg, err := cli.LoadConfig(*confPath)
+	if err != nil {
+		fail(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := collector.Run(ctx, collector.Options{Config: cfg, Name: *name, Spool: *spoolDir, Logger: log}); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "tmon-collector:", err)
+	os.Exit(1)
+}

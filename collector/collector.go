@@ -1,0 +1,181 @@
+// Package collector wires one collector process together, in data-flow
+// order: transport receiver (verify, ack, dedupe) → PDU decoding → flow
+// registry (probe flow ids → collector flow ids and hops) → reconcile →
+// spool. cmd/tmon-collector parses flags and calls Run.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/flow"
+	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/reconcile"
+	"github.com/tmon-project/tmon/spool"
+	"github.com/tmon-project/tmon/transport"
+)
+
+// Options configure a collector run.
+type Options struct {
+	Config *conf.Config
+	Name   string // the collector's name in the configuration
+	Spool  string // spool directory; default the configuration's
+	// Silence is how long a probe may stay unheard before the collector
+	// stops waiting for its sightings; default max(3 heartbeats, 10s).
+	Silence time.Duration
+	Logger  *slog.Logger
+	// Ready, when set, is closed once the socket listens.
+	Ready chan<- struct{}
+}
+
+// errUnknownFlow refuses a PDU that refers to a flow whose definition has
+// not arrived yet: the probe sends it again, by then after the definition.
+var errUnknownFlow = errors.New("sightings of a flow not yet defined")
+
+// Collector is the state of a running collector. Its methods are called
+// from the receiver's goroutine and from the ticker, under mu.
+type Collector struct {
+	mu     sync.Mutex
+	cfg    *conf.Config
+	self   string
+	log    *slog.Logger
+	rec    *reconcile.Reconciler
+	sp     *spool.Writer
+	silent time.Duration
+
+	sessions map[sessKey]*session
+	latest   map[int]*session // probe index → its current session
+	global   map[flow.Key]uint32
+	nextFlow uint32
+	maxTime  int64 // largest probe time seen
+	maxTO    int64 // largest one-way timeout + interval: how far "everything" reaches
+	started  time.Time
+}
+
+type sessKey struct {
+	probe   uint16
+	session uint32
+}
+
+type session struct {
+	probe     int // index into Config.Probes
+	name      string
+	flows     []flowRef // by probe flow id
+	wm        int64
+	closed    bool
+	lastHeard time.Time
+}
+
+// flowRef is what a probe's flow id means at the collector.
+type flowRef struct {
+	defined bool
+	oneWay  bool   // belongs to a one-way class at a hop of its path
+	id      uint32 // collector flow id
+	hop     uint8
+}
+
+// Run listens on the collector's address and collects until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	cfg := o.Config
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ci, ok := cfg.CollectorByName(o.Name)
+	if !ok {
+		return fmt.Errorf("collector: %q is not a collector of %s", o.Name, cfg.File)
+	}
+	me := cfg.Collectors[ci]
+	if o.Spool == "" {
+		o.Spool = me.Spool
+	}
+	log = log.With("collector", me.Name)
+	c, err := New(cfg, me.Name, o.Spool, log)
+	if err != nil {
+		return err
+	}
+	c.silent = o.Silence
+	if c.silent == 0 {
+		c.silent = max(3*cfg.Transport.Heartbeat, 10*time.Second)
+	}
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(me.Address))
+	if err != nil {
+		return fmt.Errorf("collector %s: listen on %s: %w", me.Name, me.Address, err)
+	}
+	defer conn.Close()
+	rcv, err := transport.NewReceiver(conn, cfg.Transport, transport.ReceiverOptions{Logger: log})
+	if err != nil {
+		return fmt.Errorf("collector %s: %w", me.Name, err)
+	}
+	log.Info("collector listening", "address", me.Address, "spool", o.Spool, "config", cfg.File, "version", cfg.Version)
+	c.event(time.Now(), "start", fmt.Sprintf("collector %s listening on %s, config %s", me.Name, me.Address, cfg.Version))
+	if o.Ready != nil {
+		close(o.Ready)
+	}
+
+	tctx, stopTick := context.WithCancel(ctx)
+	tickDone := make(chan struct{})
+	go func() {
+		defer close(tickDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-tctx.Done():
+				return
+			case now := <-t.C:
+				c.tick(now)
+			}
+		}
+	}()
+	runErr := rcv.Run(ctx, c)
+	stopTick()
+	<-tickDone
+	st := rcv.Stats()
+	log.Info("receiver stopped", "delivered", st.Delivered, "duplicates", st.Duplicates,
+		"heartbeats", st.Heartbeats, "refused", st.HandlerErrors, "skipped", st.Skipped, "invalid", fmt.Sprint(st.Invalid))
+	if err := c.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// New builds a collector writing into spoolDir, without network: tests feed
+// it PDUs directly.
+func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector, error) {
+	sp, err := spool.New(spoolDir, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("collector %s: %w", name, err)
+	}
+	rec, err := reconcile.New(cfg, sp, reconcile.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("collector %s: %w", name, err)
+	}
+	c := &Collector{
+		cfg: cfg, self: name, log: log, rec: rec, sp: sp,
+		silent:   10 * time.Second,
+		sessions: make(map[sessKey]*session),
+		latest:   make(map[int]*session),
+		global:   make(map[flow.Key]uint32),
+		started:  time.Now(),
+	}
+	for i := range cfg.Classes {
+		if ow := cfg.Classes[i].OneWay; ow != nil {
+			c.maxTO = max(c.maxTO, int64(ow.Timeout))
+		}
+	}
+	c.maxTO += int64(cfg.Interval)
+	return c, nil
+}
+
+// HandlePDU takes one verified PDU from the receiver.
+func (c *Collector) HandlePDU(_ netip.AddrPort, f *pdu.Frame) error {
+	return c.handle(f)
+}

@@ -1,0 +1,253 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/reconcile"
+	"github.com/tmon-project/tmon/transport"
+)
+
+func (c *Collector) handle(f *pdu.Frame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, err := c.sessionOf(f.Header.Probe, f.Header.Session)
+	if err != nil {
+		return err
+	}
+	s.lastHeard = time.Now()
+	switch f.Header.Type {
+	case pdu.TypeFlowDef:
+		var r pdu.FlowDefReader
+		var d pdu.FlowDef
+		r.Reset(f.Body)
+		for r.Next(&d) {
+			if err := c.flowDef(s, &d); err != nil {
+				return fmt.Errorf("collector: probe %s: %w", s.name, err)
+			}
+		}
+		if err := r.Err(); err != nil {
+			return fmt.Errorf("collector: probe %s: %w", s.name, err)
+		}
+	case pdu.TypeSightings:
+		// First check that every flow is defined, so that a refused PDU
+		// has changed nothing; the probe sends it again, by then after
+		// the definition.
+		var r pdu.SightingReader
+		var p pdu.Sighting
+		r.Reset(f.Body)
+		for r.Next(&p) {
+			if int(p.Flow) >= len(s.flows) || !s.flows[p.Flow].defined {
+				return errUnknownFlow
+			}
+		}
+		if err := r.Err(); err != nil {
+			return fmt.Errorf("collector: probe %s: %w", s.name, err)
+		}
+		r.Reset(f.Body)
+		for r.Next(&p) {
+			if fl := s.flows[p.Flow]; fl.oneWay {
+				c.rec.Add(reconcile.Sighting{Flow: fl.id, Hop: fl.hop, Sig: p.Sig, TS: p.TS, Size: p.Size})
+			}
+		}
+	case pdu.TypeEvents:
+		var r pdu.EventReader
+		var e pdu.Event
+		r.Reset(f.Body)
+		for r.Next(&e) {
+			if err := c.sp.WriteEvent(time.Unix(0, e.TS), "probe:"+s.name, e.Kind, e.Detail); err != nil {
+				return err
+			}
+		}
+	case pdu.TypeBye:
+		s.closed = true
+		c.event(time.Now(), "probe.bye", fmt.Sprintf("probe %s session %08x ended cleanly", s.name, f.Header.Session))
+	}
+	if t := f.Header.ProbeTime; t > c.maxTime {
+		c.maxTime = t
+	}
+	return nil
+}
+
+// HandleWatermark learns that a probe session's data is complete up to w.
+func (c *Collector) HandleWatermark(probe uint16, session uint32, w transport.Watermark) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, err := c.sessionOf(probe, session)
+	if err != nil {
+		return
+	}
+	s.lastHeard = time.Now()
+	if w.ProbeTime > s.wm {
+		s.wm = w.ProbeTime
+	}
+	if w.ProbeTime > c.maxTime {
+		c.maxTime = w.ProbeTime
+	}
+	c.advance(time.Now())
+}
+
+func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
+	k := sessKey{probe, id}
+	if s := c.sessions[k]; s != nil {
+		return s, nil
+	}
+	pi, ok := c.cfg.ProbeByID(probe)
+	if !ok {
+		return nil, fmt.Errorf("collector: probe id %d is not in the configuration", probe)
+	}
+	s := &session{probe: pi, name: c.cfg.Probes[pi].Name, lastHeard: time.Now()}
+	c.sessions[k] = s
+	kind, detail := "probe.session", fmt.Sprintf("probe %s session %08x started", s.name, id)
+	if old := c.latest[pi]; old != nil {
+		kind = "probe.restart"
+		detail = fmt.Sprintf("probe %s restarted: session %08x replaces an earlier one", s.name, id)
+	}
+	c.latest[pi] = s
+	c.log.Info(detail)
+	c.event(time.Now(), kind, detail)
+	return s, nil
+}
+
+// advance hands the reconciler the time before which every probe that owes
+// sightings has delivered them. Probes silent for longer than the silence
+// limit, and probes that said goodbye, are not waited for.
+func (c *Collector) advance(now time.Time) {
+	w := int64(math.MaxInt64)
+	waiting := false
+	for pi := range c.cfg.Probes {
+		if !c.hasHop(pi) {
+			continue
+		}
+		s := c.latest[pi]
+		switch {
+		case s == nil:
+			if now.Sub(c.started) < c.silent {
+				return // not heard from yet: wait for it
+			}
+		case s.closed:
+		case now.Sub(s.lastHeard) > c.silent:
+		default:
+			waiting = true
+			w = min(w, s.wm)
+		}
+	}
+	if !waiting {
+		// Nobody is sending: everything seen so far can be decided.
+		if c.maxTime == 0 {
+			return
+		}
+		w = c.maxTime + c.maxTO + 1
+	}
+	if err := c.rec.Advance(w); err != nil {
+		c.log.Error("writing spool", "err", err)
+	}
+}
+
+func (c *Collector) hasHop(pi int) bool {
+	for _, in := range c.cfg.Probes[pi].Interfaces {
+		if in.Hop != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// tick runs every second: it advances over silent probes and cuts the
+// flows and events files at interval boundaries.
+func (c *Collector) tick(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advance(now)
+	if err := c.sp.Cut(now); err != nil {
+		c.log.Error("writing spool", "err", err)
+	}
+}
+
+// Close decides what can be decided and closes the spool. When every
+// probe has ended, that is everything; otherwise records still waiting for
+// a probe are not written (a loss count made up at shutdown would be
+// wrong), and an event says how many.
+func (c *Collector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advance(time.Now())
+	done := true
+	for pi := range c.cfg.Probes {
+		if s := c.latest[pi]; c.hasHop(pi) && (s == nil || !s.closed) {
+			done = false
+		}
+	}
+	var err error
+	if done {
+		err = c.rec.Flush()
+	}
+	k := c.rec.Counters()
+	detail := fmt.Sprintf("sightings=%d completed=%d lost=%d missed=%d duplicates=%d clashes=%d late=%d invalid=%d forced=%d undecided=%d",
+		k.Sightings, k.Completed, k.Lost, k.Missed, k.Duplicates, k.Clashes, k.Late, k.Invalid, k.Forced, boolInt(!done)*k.Live)
+	c.log.Info("collector stopping", "reconcile", detail)
+	c.event(time.Now(), "stop", detail)
+	return errors.Join(err, c.sp.Close())
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c *Collector) event(t time.Time, kind, detail string) {
+	if err := c.sp.WriteEvent(t, "collector:"+c.self, kind, detail); err != nil {
+		c.log.Error("writing event", "err", err)
+	}
+}
+
+// flowDef registers a probe flow id: one-way flows at a hop of their path
+// get the collector flow id shared by every probe that sees the instance.
+func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
+	if int(d.Key.Class) >= len(c.cfg.Classes) {
+		return fmt.Errorf("flow %d: class %d is not in the configuration", d.ID, d.Key.Class)
+	}
+	if d.ID > 1<<24 {
+		return fmt.Errorf("flow %d: id beyond the 16 M flows a probe session may define", d.ID)
+	}
+	for int(d.ID) >= len(s.flows) {
+		s.flows = append(s.flows, flowRef{})
+	}
+	ref := flowRef{defined: true}
+	cl := &c.cfg.Classes[d.Key.Class]
+	if cl.OneWay != nil {
+		if hop, ok := cl.HopIndex(s.probe, int(d.Iface)); ok {
+			id, known := c.global[d.Key]
+			if !known {
+				id = c.nextFlow
+				c.nextFlow++
+				c.global[d.Key] = id
+				if err := c.rec.AddFlow(id, int(d.Key.Class)); err != nil {
+					return fmt.Errorf("flow %d: %w", d.ID, err)
+				}
+				if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {
+					return err
+				}
+			}
+			ref.oneWay, ref.id, ref.hop = true, id, uint8(hop)
+		}
+	}
+	s.flows[d.ID] = ref
+	return nil
+}
+
+// keyText renders the granular values of a flow for the spool: "ip.src=…
+// l4.dport=…" without the class, which has its own column.
+func keyText(d *pdu.FlowDef) string {
+	k := d.Key.String()
+	if i := strings.IndexByte(k, ' '); i >= 0 {
+		return k[i+1:]
+	}
+	return ""
+}
