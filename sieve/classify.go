@@ -32,16 +32,25 @@ func (s *Sieve) classify(rec *Record, l *layout) uint64 {
 		return s.classify3(rec, l, &P)
 	}
 	alive := uint64(0)
-	for i := range p.classes {
-		c := &p.classes[i]
-		ok := true
-		for w := range p.nw {
-			if (P[w]^c.reqNeg[w])&c.reqMask[w] != c.reqMask[w] {
-				ok = false
+	if p.nw <= 1 {
+		for i := range p.fast {
+			c := &p.fast[i]
+			if (P[0]^c.reqNeg)&c.reqMask == c.reqMask {
+				alive |= c.bit
 			}
 		}
-		if ok {
-			alive |= c.bit
+	} else {
+		for i := range p.classes {
+			c := &p.classes[i]
+			ok := true
+			for w := range p.nw {
+				if (P[w]^c.reqNeg[w])&c.reqMask[w] != c.reqMask[w] {
+					ok = false
+				}
+			}
+			if ok {
+				alive |= c.bit
+			}
 		}
 	}
 	if alive == 0 {
@@ -49,6 +58,16 @@ func (s *Sieve) classify(rec *Record, l *layout) uint64 {
 	}
 	s.wide(rec, skip, alive, &P)
 	var out uint64
+	if p.nw <= 1 {
+		P0 := P[0]
+		for i := range p.fast {
+			c := &p.fast[i]
+			if alive&c.bit != 0 && p.eval1(P0, &P, c) {
+				out |= c.bit
+			}
+		}
+		return out
+	}
 	for i := range p.classes {
 		c := &p.classes[i]
 		if alive&c.bit != 0 && p.eval2(&P, c) {
@@ -66,7 +85,13 @@ func (s *Sieve) wide(rec *Record, skip flow.Set, alive uint64, P *bits) {
 		if wf.classes&alive == 0 || skip&(1<<wf.f) != 0 {
 			continue
 		}
-		t := &wf.sets[search32(wf.starts, wideValue(rec, wf.f))]
+		v := wideValue(rec, wf.f)
+		var t *bits
+		if int(v) < len(wf.dense) {
+			t = &wf.sets[wf.dense[v]]
+		} else {
+			t = &wf.sets[search32(wf.starts, v)]
+		}
 		for w := range p.nw {
 			P[w] |= t[w]
 		}
@@ -92,28 +117,64 @@ func (s *Sieve) wide(rec *Record, skip flow.Set, alive uint64, P *bits) {
 	}
 }
 
-// eval2 evaluates class c on predicate set P (two-valued: nothing unknown).
+// eval2 evaluates class c on predicate set P (two-valued: nothing unknown),
+// on its flattened form.
 func (p *prog) eval2(P *bits, c *classProg) bool {
-	for gi := c.lo; gi < c.hi; gi++ {
-		g := &p.groups[gi]
-		or := false
-		for ti := g.lo; ti < g.hi; ti++ {
-			t := &p.terms[ti]
-			and := true
-			for li := t.lo; and && li < t.hi; li++ {
-				lw := &p.lits[li]
-				and = (P[lw.w]^lw.neg)&lw.mask == lw.mask
-			}
-			if and != t.not {
-				or = true
-				break
-			}
+	for w := range p.nw {
+		if (P[w]^c.allNeg[w])&c.allMask[w] != c.allMask[w] {
+			return c.not
 		}
-		if or == g.not { // the group is false: so is the conjunction
+	}
+	for ai := c.anyLo; ai < c.anyHi; ai++ {
+		a := &p.anys[ai]
+		var hit uint64
+		for w := range p.nw {
+			hit |= (P[w] ^ a.neg[w]) & a.mask[w]
+		}
+		if (hit != 0) == a.not {
+			return c.not
+		}
+	}
+	for _, gi := range p.general[c.genLo:c.genHi] {
+		if !p.group2(P, &p.groups[gi]) {
 			return c.not
 		}
 	}
 	return !c.not
+}
+
+// eval1 is eval2 for configurations of at most 64 predicates.
+func (p *prog) eval1(P0 uint64, P *bits, c *fastClass) bool {
+	if (P0^c.allNeg)&c.allMask != c.allMask {
+		return c.not
+	}
+	for _, a := range p.fastAnys[c.anyLo:c.anyHi] {
+		if ((P0^a.neg)&a.mask != 0) == a.not {
+			return c.not
+		}
+	}
+	for _, gi := range p.general[c.genLo:c.genHi] {
+		if !p.group2(P, &p.groups[gi]) {
+			return c.not
+		}
+	}
+	return !c.not
+}
+
+// group2 evaluates one OR group as written.
+func (p *prog) group2(P *bits, g *groupProg) bool {
+	for ti := g.lo; ti < g.hi; ti++ {
+		t := &p.terms[ti]
+		and := true
+		for li := t.lo; and && li < t.hi; li++ {
+			lw := &p.lits[li]
+			and = (P[lw.w]^lw.neg)&lw.mask == lw.mask
+		}
+		if and != t.not {
+			return !g.not
+		}
+	}
+	return g.not
 }
 
 // Three-valued truth.
@@ -191,10 +252,11 @@ func (s *Sieve) classify3(rec *Record, l *layout, P *bits) uint64 {
 // search32 returns the index of the last element of starts (ascending,
 // starts[0] == 0) that is ≤ v.
 func search32(starts []uint32, v uint32) int {
-	if len(starts) <= 8 {
+	if len(starts) <= 16 {
+		// branch-free count of the starts ≤ v after the first
 		i := 0
-		for i+1 < len(starts) && starts[i+1] <= v {
-			i++
+		for _, b := range starts[1:] {
+			i += int((uint64(v)-uint64(b))>>63) ^ 1
 		}
 		return i
 	}

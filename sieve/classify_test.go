@@ -46,8 +46,8 @@ func all(ps ...conf.Pred) conf.Filter {
 	return f
 }
 
-// anyOf is the disjunction of the predicates.
-func anyOf(ps ...conf.Pred) conf.Filter { return and(or(ps...)) }
+// anyPred is the disjunction of the predicates.
+func anyPred(ps ...conf.Pred) conf.Filter { return and(or(ps...)) }
 
 func testConfig() *conf.Config {
 	cfg := &conf.Config{Classes: []conf.Class{
@@ -55,7 +55,7 @@ func testConfig() *conf.Config {
 		{Name: "owd", Filter: all(pfx(flow.Src, "10.0.0.0/8", "192.0.2.0/24"), eq(flow.Proto, 17), rng(flow.DstPort, 1000, 9999)),
 			OneWay: &conf.OneWay{}},
 		{Name: "web6", Filter: and(or(eq(flow.IPVersion, 6)), or(eq(flow.Proto, 6)), or(eq(flow.DstPort, 443), eq(flow.SrcPort, 443), eq(flow.DstPort, 80), eq(flow.SrcPort, 80)))},
-		{Name: "icmp", Filter: anyOf(eq(flow.Proto, 1), eq(flow.Proto, 58))},
+		{Name: "icmp", Filter: anyPred(eq(flow.Proto, 1), eq(flow.Proto, 58))},
 		{Name: "not-tcp-syn", Filter: conf.Filter{Not: true, Groups: []conf.OrGroup{{Terms: []conf.AndTerm{{Preds: []conf.Pred{eq(flow.Proto, 6), rng(flow.TCPFlags, 2, 2)}}}}}}},
 		{Name: "vlan100-ef", Filter: all(eq(flow.VLAN, 100), not(eq(flow.DSCP, 0)), pfx(flow.Dst, "2001:db8::/32", "198.51.100.0/24"))},
 		{Name: "everything"},
@@ -151,10 +151,16 @@ func TestCompileErrors(t *testing.T) {
 	}
 }
 
+// picker is the source of random choices: *rand.Rand, or fuzz input.
+type picker interface {
+	IntN(n int) int
+	Int64N(n int64) int64
+}
+
 // randConfig draws a configuration from r: up to 64 classes, filters of
 // every shape, predicates on every field with values from small pools so
 // that random records hit them.
-func randConfig(r *rand.Rand) *conf.Config {
+func randConfig(r picker) *conf.Config {
 	cfg := &conf.Config{}
 	nc := 1 + r.IntN(12)
 	if r.IntN(8) == 0 {
@@ -184,7 +190,7 @@ var (
 	v6pool = []string{"2001:db8::", "2001:db8::1", "2001:db8:1::", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::ffff:10.0.0.1", "fe80::1"}
 )
 
-func randPred(r *rand.Rand) conf.Pred {
+func randPred(r picker) conf.Pred {
 	f := flow.Field(1 + r.IntN(int(flow.TCPFlags)))
 	p := conf.Pred{Field: f, Not: r.IntN(3) == 0}
 	for range 1 + r.IntN(3) {
@@ -208,7 +214,7 @@ func randPred(r *rand.Rand) conf.Pred {
 	return p
 }
 
-func randValue(r *rand.Rand, f flow.Field) uint32 {
+func randValue(r picker, f flow.Field) uint32 {
 	m := f.Max()
 	switch r.IntN(4) {
 	case 0:
@@ -221,7 +227,7 @@ func randValue(r *rand.Rand, f flow.Field) uint32 {
 	return uint32(r.Int64N(int64(m) + 1))
 }
 
-func randRecord(r *rand.Rand) (Record, flow.Set, flow.Set) {
+func randRecord(r picker) (Record, flow.Set, flow.Set) {
 	var rec Record
 	rec.IPVersion = 4
 	if r.IntN(2) == 0 {

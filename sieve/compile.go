@@ -42,10 +42,14 @@ type prog struct {
 	addrF   []addrField // round 2: Src, Dst
 	onField [flow.TCPFlags + 1]bits
 
-	classes []classProg
-	groups  []groupProg
-	terms   []termProg
-	lits    []litWord
+	classes  []classProg
+	fast     []fastClass // classes, compact, when nw ≤ 1
+	fastAnys []anyOf1
+	anys     []anyOf
+	general  []uint32
+	groups   []groupProg
+	terms    []termProg
+	lits     []litWord
 }
 
 // byteField evaluates the predicates on one 8-bit field: tab[v] are the
@@ -63,7 +67,12 @@ type wideField struct {
 	classes uint64 // classes with a predicate on f
 	starts  []uint32
 	sets    []bits
+	dense   []uint8 // when not nil: dense[v] is the interval of v (16-bit fields with many intervals)
 }
+
+// denseMin is the number of intervals from which a 16-bit field gets a
+// direct lookup table (64 KiB at most) instead of a search.
+const denseMin = 6
 
 // addrField does the same for an address field, separately per family.
 type addrField struct {
@@ -76,11 +85,37 @@ type addrField struct {
 }
 
 type classProg struct {
-	lo, hi  uint32 // groups
+	lo, hi  uint32 // groups (the filter as written; classify3 walks them)
 	not     bool
 	bit     uint64
 	reqMask bits // literals on 8-bit fields that must hold for the class to match
 	reqNeg  bits
+
+	// The same filter, flattened for two-valued evaluation:
+	//	[NOT] ( all(allMask, allNeg) AND any(anyOf...) AND groups(general...) )
+	allMask, allNeg bits
+	anyLo, anyHi    uint32 // into prog.anys: groups that are an OR of literals
+	genLo, genHi    uint32 // into prog.general: other groups, by index into groups
+}
+
+// fastClass is the flattened form of a class when all predicates fit in one
+// word: small enough that all classes stay in a few cache lines.
+type fastClass struct {
+	bit, reqMask, reqNeg, allMask, allNeg uint64
+	anyLo, anyHi, genLo, genHi            uint32
+	not                                   bool
+}
+
+type anyOf1 struct {
+	mask, neg uint64
+	not       bool
+}
+
+// anyOf is a group that is a disjunction of literals: it holds when
+// (P ^ neg) & mask != 0 (negated: when it is zero).
+type anyOf struct {
+	mask, neg bits
+	not       bool
 }
 
 type groupProg struct {
@@ -329,7 +364,81 @@ func (c *compiler) build(out *prog) {
 			}
 		}
 	}
+	for i := range p.classes {
+		c.flatten(&p.classes[i])
+	}
+	if p.nw <= 1 {
+		for _, a := range p.anys {
+			p.fastAnys = append(p.fastAnys, anyOf1{mask: a.mask[0], neg: a.neg[0], not: a.not})
+		}
+		for _, cp := range p.classes {
+			p.fast = append(p.fast, fastClass{bit: cp.bit, reqMask: cp.reqMask[0], reqNeg: cp.reqNeg[0],
+				allMask: cp.allMask[0], allNeg: cp.allNeg[0], anyLo: cp.anyLo, anyHi: cp.anyHi,
+				genLo: cp.genLo, genHi: cp.genHi, not: cp.not})
+		}
+	}
 	*out = *p
+}
+
+// flatten fills the flattened form of class cp. A group whose terms each
+// hold one literal is an OR of literals; when it has one term it becomes
+// required literals (NOT of a single literal: the negated literal); a
+// non-negated group with one term of several literals adds them all as
+// required; anything else stays a general group.
+func (c *compiler) flatten(cp *classProg) {
+	p := &c.p
+	cp.anyLo, cp.genLo = uint32(len(p.anys)), uint32(len(p.general))
+	for gi := cp.lo; gi < cp.hi; gi++ {
+		g := p.groups[gi]
+		if g.hi-g.lo == 1 && !g.not && !p.terms[g.lo].not {
+			// one non-negated conjunction: all its literals are required
+			t := p.terms[g.lo]
+			for _, lw := range p.lits[t.lo:t.hi] {
+				if cp.allMask[lw.w]&lw.mask&(cp.allNeg[lw.w]^lw.neg) != 0 {
+					goto general // p AND NOT p: keep the exact form
+				}
+				cp.allMask[lw.w] |= lw.mask
+				cp.allNeg[lw.w] |= lw.neg
+			}
+			continue
+		}
+		{
+			var a anyOf
+			a.not = g.not
+			for ti := g.lo; ti < g.hi; ti++ {
+				t := p.terms[ti]
+				if t.hi-t.lo != 1 || popcount(p.lits[t.lo].mask) != 1 {
+					goto general
+				}
+				lw := p.lits[t.lo]
+				neg := lw.neg
+				if t.not {
+					neg ^= lw.mask
+				}
+				if a.mask[lw.w]&lw.mask != 0 {
+					goto general // the same predicate twice: keep the exact form
+				}
+				a.mask[lw.w] |= lw.mask
+				a.neg[lw.w] |= neg
+			}
+			if g.hi-g.lo == 0 {
+				goto general
+			}
+			p.anys = append(p.anys, a)
+			continue
+		}
+	general:
+		p.general = append(p.general, gi)
+	}
+	cp.anyHi, cp.genHi = uint32(len(p.anys)), uint32(len(p.general))
+}
+
+func popcount(x uint64) int {
+	n := 0
+	for ; x != 0; x &= x - 1 {
+		n++
+	}
+	return n
 }
 
 func (c *compiler) wideTable(f flow.Field, ids []int, classes uint64) wideField {
@@ -345,6 +454,18 @@ func (c *compiler) wideTable(f flow.Field, ids []int, classes uint64) wideField 
 	slices.Sort(starts)
 	starts = slices.Compact(starts)
 	wf := wideField{f: f, classes: classes, starts: starts, sets: make([]bits, len(starts))}
+	if f.Max() <= 0xffff && len(starts) >= denseMin && len(starts) <= 256 {
+		wf.dense = make([]uint8, int(f.Max())+1)
+		for i, lo := range starts {
+			hi := len(wf.dense)
+			if i+1 < len(starts) {
+				hi = int(min(starts[i+1], uint32(hi)))
+			}
+			for v := int(min(lo, uint32(len(wf.dense)))); v < hi; v++ {
+				wf.dense[v] = uint8(i)
+			}
+		}
+	}
 	for i, v := range starts {
 		for _, id := range ids {
 			for _, r := range c.preds[id].Ranges {

@@ -76,6 +76,7 @@ type Sieve struct {
 	st       Stats
 	pub      published
 	nClasses int
+	scratch  [signBuf]byte // masked header bytes being signed
 }
 
 // Stats returns the counters. Call it from the goroutine that calls Packet,
@@ -117,7 +118,7 @@ func (s *Sieve) Packet(data []byte, ts int64, iface uint8, linkType uint16, rec 
 		return false, Unwanted
 	}
 	if rec.Classes&s.oneWay != 0 {
-		rec.Sig = sign(data, &l, s.sigMask)
+		rec.Sig = sign(data, &l, s.sigMask, &s.scratch)
 		s.st.Signed++
 	}
 	s.st.Wanted++

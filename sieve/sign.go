@@ -11,10 +11,11 @@ import (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Sign returns the signature of the IP packet that starts at ip[0] (IPv4 or
-// IPv6, by its version nibble) with the fields in mask zeroed, or the reason
-// the packet cannot be dissected. It is what Packet computes for one-way
-// classes; the reassembly stage uses it for a reassembled datagram. It does
-// not allocate.
+// IPv6, by its version nibble), or the reason the packet cannot be
+// dissected. It is what Packet computes for the packets of one-way classes,
+// with the same mask (the union of every class's Mask); the reassembly stage
+// uses it for a reassembled datagram. It does not allocate. Like Packet, it
+// must be called from one goroutine at a time.
 //
 // The signature is the CRC-32C (Castagnoli, the checksum of iSCSI and SCTP,
 // hardware-accelerated) of the IP packet, from the first byte of the IP
@@ -39,14 +40,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // they are (a routing header with segments left > 0 between two probes, or a
 // hop-by-hop option that changes en route, changes the signature). A
 // fragment is signed on its own, like any packet.
-func Sign(ip []byte, mask flow.Set) (uint32, Reason) {
+func (s *Sieve) Sign(ip []byte) (uint32, Reason) {
 	var rec Record
 	var l layout
 	reset(&rec, &l)
 	if r := rawIP(ip, 0, &rec, &l); r != Wanted {
 		return 0, r
 	}
-	return sign(ip, &l, mask&maskable), Wanted
+	return sign(ip, &l, s.sigMask, &s.scratch), Wanted
 }
 
 const (
@@ -55,57 +56,94 @@ const (
 )
 
 // sign computes the signature of the dissected packet in data (see Sign).
-// Header bytes that get masked are copied to a stack buffer; everything else
-// is hashed in place.
-func sign(data []byte, l *layout, mask flow.Set) uint32 {
-	var buf [60]byte
+// Header bytes that get masked are copied to buf; short unmasked stretches
+// between them are copied along, so that the usual packet costs two CRC
+// calls (headers, payload); the payload is hashed in place. buf is not on
+// the stack because hash/crc32 calls its accelerated code through a function
+// variable, which makes any slice given to it escape.
+func sign(data []byte, l *layout, mask flow.Set, buf *[signBuf]byte) uint32 {
 	nat := mask&(natAddr|natPorts) != 0
+	w := signer{buf: buf}
 
-	h := buf[:l.ipHdr]
-	copy(h, data[l.ip:])
+	h := w.masked(data[l.ip : l.ip+l.ipHdr])
 	if l.ipHdr == 40 && data[l.ip]>>4 == 6 {
 		maskIPv6(h, mask)
 	} else {
 		maskIPv4(h, mask)
 	}
-	crc := crc32.Update(0, castagnoli, h)
 	pos := l.ip + l.ipHdr
 	if l.l4 >= 0 {
-		crc = crc32.Update(crc, castagnoli, data[pos:l.l4]) // IPv6 extension headers
-		h = buf[:l.l4Len]
-		copy(h, data[l.l4:])
+		w.plain(data[pos:l.l4]) // IPv6 extension headers
+		h = w.masked(data[l.l4 : l.l4+l.l4Len])
 		maskL4(h, l.l4Proto, mask, nat)
-		crc = crc32.Update(crc, castagnoli, h)
 		pos = l.l4 + l.l4Len
 		if l.inIP >= pos && nat {
-			crc = crc32.Update(crc, castagnoli, data[pos:l.inIP])
-			h = buf[:l.inIPHdr]
-			copy(h, data[l.inIP:])
+			w.plain(data[pos:l.inIP])
+			h = w.masked(data[l.inIP : l.inIP+l.inIPHdr])
 			if l.inIPHdr == 40 && h[0]>>4 == 6 {
 				clear(h[8:40])
 			} else {
 				clear(h[10:12]) // NAT fixes the checksum
 				clear(h[12:20])
 			}
-			crc = crc32.Update(crc, castagnoli, h)
 			pos = l.inIP + l.inIPHdr
 			if l.inL4 >= pos {
-				crc = crc32.Update(crc, castagnoli, data[pos:l.inL4])
-				h = buf[:min(8, l.end-l.inL4)]
-				copy(h, data[l.inL4:])
+				w.plain(data[pos:l.inL4])
+				n := min(8, l.end-l.inL4)
+				h = w.masked(data[l.inL4 : l.inL4+n])
 				clear(h[:4])
-				if l.inProto == protoUDP && len(h) == 8 {
+				if l.inProto == protoUDP && n == 8 {
 					clear(h[6:8])
 				}
-				crc = crc32.Update(crc, castagnoli, h)
-				pos = l.inL4 + len(h)
+				pos = l.inL4 + n
 			}
 		}
 	}
-	if pos < l.end {
-		crc = crc32.Update(crc, castagnoli, data[pos:l.end])
+	w.plain(data[pos:l.end])
+	w.flush()
+	return w.crc
+}
+
+// signBuf is the size of the scratch buffer: room for a masked piece (at
+// most 60 bytes) after up to 64 bytes of copied stretches and pieces.
+const signBuf = 128
+
+// signer feeds CRC-32C with masked copies and in-place stretches.
+type signer struct {
+	crc uint32
+	buf *[signBuf]byte
+	n   int
+}
+
+// masked copies src to the buffer and returns the copy, for masking.
+func (w *signer) masked(src []byte) []byte {
+	if w.n+len(src) > signBuf {
+		w.flush()
 	}
-	return crc
+	h := w.buf[w.n : w.n+len(src)]
+	copy(h, src)
+	w.n += len(src)
+	return h
+}
+
+// plain hashes src as it is: copied along when short, in place otherwise.
+func (w *signer) plain(src []byte) {
+	if len(src) == 0 {
+		return
+	}
+	if len(src) <= 64 && w.n+len(src) <= signBuf-60 {
+		w.n += copy(w.buf[w.n:], src)
+		return
+	}
+	w.flush()
+	w.crc = crc32.Update(w.crc, castagnoli, src)
+}
+
+func (w *signer) flush() {
+	if w.n > 0 {
+		w.crc = crc32.Update(w.crc, castagnoli, w.buf[:w.n])
+		w.n = 0
+	}
 }
 
 // maskIPv4 zeroes the variable fields of a copy of an IPv4 header.

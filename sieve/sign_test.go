@@ -39,7 +39,7 @@ func TestSignInvariant(t *testing.T) {
 	if sa != sb {
 		t.Fatalf("signatures differ: %08x %08x", sa, sb)
 	}
-	if raw, _ := Sign(fixUDP4[14:], 0); raw != sa {
+	if raw, _ := s.Sign(fixUDP4[14:]); raw != sa {
 		t.Fatalf("Sign on the IP packet %08x, Packet %08x", raw, sa)
 	}
 	for i := 14 + 28; i < 14+32; i++ {
@@ -85,12 +85,12 @@ func TestSignMasks(t *testing.T) {
 		a := bytes.Clone(tt.pkt)
 		b := bytes.Clone(tt.pkt)
 		tt.edit(b)
-		sa, _ := Sign(a, tt.mask)
-		sb, _ := Sign(b, tt.mask)
+		sa, _ := signWith(a, tt.mask)
+		sb, _ := signWith(b, tt.mask)
 		if sa != sb {
 			t.Errorf("%s: masked signatures differ", tt.name)
 		}
-		s0, _ := Sign(b, 0)
+		s0, _ := signWith(b, 0)
 		if s0 == sa {
 			t.Errorf("%s: unmasked signature does not see the edit", tt.name)
 		}
@@ -113,7 +113,7 @@ func TestSignReference(t *testing.T) {
 	ihl := 20 + 16
 	clear(ref[ihl+2 : ihl+4]) // dport
 	clear(ref[ihl+6 : ihl+8]) // UDP checksum (NAT)
-	got, why := Sign(v4, mask)
+	got, why := signWith(v4, mask)
 	if why != Wanted || got != crc32.Checksum(ref, castagnoli) {
 		t.Fatalf("v4 with options: %08x (%v), reference %08x", got, why, crc32.Checksum(ref, castagnoli))
 	}
@@ -128,7 +128,7 @@ func TestSignReference(t *testing.T) {
 	th := 40 + 8 + 16
 	clear(ref[th : th+2])
 	clear(ref[th+16 : th+18])
-	got, _ = Sign(v6, mask)
+	got, _ = signWith(v6, mask)
 	if got != crc32.Checksum(ref, castagnoli) {
 		t.Fatalf("v6 with extension headers: %08x, reference %08x", got, crc32.Checksum(ref, castagnoli))
 	}
@@ -142,7 +142,7 @@ func TestSignReference(t *testing.T) {
 	clear(ref[28+10 : 28+20]) // quoted checksum and addresses
 	clear(ref[48:52])         // quoted ports
 	clear(ref[54:56])         // quoted UDP checksum
-	got, _ = Sign(icmpErr, 1<<flow.Src)
+	got, _ = signWith(icmpErr, 1<<flow.Src)
 	if got != crc32.Checksum(ref, castagnoli) {
 		t.Fatalf("icmp error: %08x, reference %08x", got, crc32.Checksum(ref, castagnoli))
 	}
@@ -152,7 +152,7 @@ func TestSignReference(t *testing.T) {
 	ref = bytes.Clone(cut)
 	ref[8], ref[10], ref[11] = 0, 0, 0
 	clear(ref[20:27])
-	got, _ = Sign(cut, 0)
+	got, _ = signWith(cut, 0)
 	if got != crc32.Checksum(ref, castagnoli) {
 		t.Fatalf("truncated: %08x, reference %08x", got, crc32.Checksum(ref, castagnoli))
 	}
@@ -166,4 +166,13 @@ func TestSignOnlyOneWay(t *testing.T) {
 	if rec.Sig != 0 || s.Stats().Signed != 0 {
 		t.Fatalf("signed a packet of no one-way class")
 	}
+}
+
+// signWith signs ip with the mask of a one-way class masking mask.
+func signWith(ip []byte, mask flow.Set) (uint32, Reason) {
+	s, err := Compile(oneWayConfig(mask))
+	if err != nil {
+		panic(err)
+	}
+	return s.Sign(ip)
 }
