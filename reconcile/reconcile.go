@@ -10,6 +10,26 @@
 // packet as the one nearest in time among those sharing its signature; a
 // signature clash (two packets of one flow with the same hash within the
 // maximum transit time) is detected, counted and tolerated.
+//
+// The rules, for a sighting at hop h and time t of a flow whose class has
+// MaxTransit M, DupWindow D and Timeout T:
+//
+//   - Candidates are the records of the same flow and signature whose
+//     reference time (the time of the sighting that created them) lies in
+//     [t−M, t+M].
+//   - If a candidate has hop h within D of t, the sighting is a duplicate:
+//     counted for each pair ending at h, then dropped. A complete record is
+//     kept until D after its last sighting for this check (and so also
+//     counts as a candidate for clashes).
+//   - Otherwise the candidate without hop h whose reference time is nearest
+//     to t takes it (the earlier on a tie); a record with every hop is
+//     complete: one delay per hop pair, in the interval of its hop_from time.
+//   - Otherwise a new record is created, and a clash counted if there were
+//     candidates.
+//   - A record whose earliest time is T older than the watermark is lost when
+//     the hops seen are the first k of the path, missed otherwise.
+//   - An interval closes once the watermark is past its end by the largest T
+//     of any class: no record that could still count in it is left.
 package reconcile
 
 import (
@@ -39,7 +59,7 @@ type Sighting struct {
 	Hop  uint8  // index into the class's OneWay.Hops; alternative interfaces map to the same hop
 	Sig  uint32 // packet signature
 	TS   int64  // capture time, ns since the Unix epoch
-	Size uint32 // IP length when the class carries it, else 0
+	Size uint32 // IP length when the class carries it, else 0; not used for matching
 }
 
 // Sink receives each aggregation slot once it can no longer change.
