@@ -4,7 +4,13 @@ package sieve
 // least one flow class wants: the dissected header fields, the classes it
 // belongs to and its signature. It is a fixed-size value copied through the
 // ring; it holds no pointer into the capture buffer, so the buffer can be
-// released as soon as Sieve returns. Size: 96 bytes.
+// released as soon as Sieve returns. Size: 88 bytes.
+//
+// For an ICMP error (FlagICMPError) Src, Dst, Proto, SrcPort, DstPort and
+// TCPFlags are those of the quoted packet, ICMPType/ICMPCode those of the
+// error, and every other field that of the captured (outer) packet; see icmp.go.
+// For a non-first fragment (FragOff > 0) Classes holds every class whose
+// filter could still be true once the transport header is known.
 type Record struct {
 	TS      int64  // capture time, ns since the Unix epoch (kernel or file timestamp)
 	Classes uint64 // bit i set: the packet belongs to flow class i
