@@ -142,7 +142,8 @@ type Receiver struct {
 	maxSess int
 	log     *slog.Logger
 	now     func() time.Time
-	ack     []byte // reused ack buffer; Run's goroutine only
+	ack     []byte    // reused ack buffer; Run's goroutine only
+	frame   pdu.Frame // the datagram being handled (a field: handing a local to the Handler would move it to the heap)
 
 	mu       sync.Mutex
 	sessions map[sessionKey]*session
@@ -228,15 +229,16 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 	if len(b) > r.maxSize {
 		return r.invalid(ReasonSize)
 	}
-	f, err := pdu.Parse(b)
-	if err != nil {
+	var err error
+	f := &r.frame
+	if *f, err = pdu.Parse(b); err != nil {
 		return r.invalid(reasonOf(err))
 	}
 	hd := &f.Header
 	switch {
 	case hd.Type == pdu.TypeAck:
 		return r.invalid(ReasonDirection)
-	case pdu.Validate(&f) != nil:
+	case pdu.Validate(f) != nil:
 		return r.invalid(ReasonMalformed)
 	case hd.Floor == 0,
 		hd.Type == pdu.TypeHeartbeat && uint64(hd.Floor) > uint64(hd.Seq)+1,
@@ -275,7 +277,7 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 	r.mu.Unlock()
 
 	// New: deliver without the lock (Run is the only writer of sessions).
-	if err := h.HandlePDU(from, &f); err != nil {
+	if err := h.HandlePDU(from, f); err != nil {
 		r.mu.Lock()
 		r.stats.HandlerErrors++
 		r.mu.Unlock()

@@ -408,6 +408,7 @@ func (p *peer) signal() {
 
 func (p *peer) enqueue(pk *packet, seq uint32, h pdu.Header, now time.Time) {
 	p.mu.Lock()
+	p.reclaim()
 	var e *entry
 	if n := len(p.free); n > 0 {
 		e = p.free[n-1]
@@ -423,13 +424,19 @@ func (p *peer) enqueue(pk *packet, seq uint32, h pdu.Header, now time.Time) {
 	p.signal()
 }
 
-// floor returns the lowest seq not yet acked nor given up; p.mu is held.
-func (p *peer) floor() uint32 {
+// reclaim recycles the settled entries at the front of p.order; p.mu is
+// held.
+func (p *peer) reclaim() {
 	for p.order.len() > 0 && p.order.peek().done {
 		e := p.order.pop()
 		e.pk = nil
 		p.free = append(p.free, e)
 	}
+}
+
+// floor returns the lowest seq not yet acked nor given up; p.mu is held.
+func (p *peer) floor() uint32 {
+	p.reclaim()
 	if p.order.len() > 0 {
 		return p.order.peek().Seq
 	}

