@@ -5,6 +5,17 @@
 // one-way classes into sightings. Protocol analysers (round trips, TCP, FTP,
 // counters) plug in here later, as further consumers of the same records.
 //
+// IP fragments: each fragment crosses the path as a packet of its own and is
+// sighted on its own. Only a first fragment carries the transport header, so
+// a later fragment belongs to the classes its IP header allows (the sieve
+// cannot test its ports) and to the class's flow instance with the transport
+// fields zero. The rule gives the same decision at every hop, whether or not
+// the first fragment reached it: a rule that borrowed the first fragment's
+// ports would sight a later fragment at a hop that saw its first fragment,
+// and not at one where the first fragment was lost, and so turn a delivered
+// fragment into a false loss. Reassembly (one signature per fragment set)
+// comes with the reassembly stage.
+//
 // An Analyser is used by one goroutine. Per packet it does not allocate once
 // the flow and fragment tables have grown to the traffic's working set.
 package analyse
@@ -37,9 +48,7 @@ type Stats struct {
 	Sightings      uint64 // one-way sightings produced
 	Flows          uint64 // flow instances discovered
 	ICMPErrors     uint64 // ICMP errors skipped for one-way (they travel backwards)
-	FragPending    uint64 // non-first fragments that waited for their first fragment
-	FragOrphans    uint64 // non-first fragments whose first fragment never came (no sighting)
-	FragPendingMax uint64 // pending fragments dropped because the pending buffer was full
+	Fragments      uint64 // non-first fragments (sighted under the class's flow without ports)
 }
 
 // classInfo is the per-class state compiled from the configuration.
@@ -57,43 +66,18 @@ type instKey struct {
 	iface uint8
 }
 
-type fragKey struct {
-	src, dst [16]byte
-	id       uint32
-	proto    uint8
-	iface    uint8
-}
-
-type fragEntry struct {
-	classes uint64
-	flows   [64]uint32 // flow id per class bit, valid where classes has the bit
-	ts      int64      // time of the first fragment
-}
-
 // Analyser turns sieve records into flow definitions and sightings.
 type Analyser struct {
 	classes []classInfo
 	out     Output
 	flows   map[instKey]uint32
 	nextID  uint32
-	frags   map[fragKey]*fragEntry
-	pending []sieve.Record // non-first fragments seen before their first fragment
-	maxPend int
-	fragTTL int64
-	lastGC  int64
-	free    []*fragEntry
 	stats   Stats
 }
 
-// Config tunes an Analyser; the zero value is usable.
-type Config struct {
-	// FragTimeout is how long (data time) a fragment set stays known and a
-	// non-first fragment waits for its first fragment. Default 2s.
-	FragTimeout time.Duration
-	// MaxPending bounds the fragments waiting for their first fragment.
-	// Default 4096.
-	MaxPending int
-}
+// Config tunes an Analyser; the zero value is usable. (Room for the
+// protocol analysers' settings.)
+type Config struct{}
 
 // New builds the analyser of probe number probe (index into cfg.Probes).
 func New(cfg *conf.Config, probe int, out Output, c Config) (*Analyser, error) {
@@ -103,19 +87,7 @@ func New(cfg *conf.Config, probe int, out Output, c Config) (*Analyser, error) {
 	if len(cfg.Classes) > 64 {
 		return nil, fmt.Errorf("analyse: %d flow classes, at most 64", len(cfg.Classes))
 	}
-	if c.FragTimeout <= 0 {
-		c.FragTimeout = 2 * time.Second
-	}
-	if c.MaxPending <= 0 {
-		c.MaxPending = 4096
-	}
-	a := &Analyser{
-		out:     out,
-		flows:   make(map[instKey]uint32),
-		frags:   make(map[fragKey]*fragEntry),
-		maxPend: c.MaxPending,
-		fragTTL: int64(c.FragTimeout),
-	}
+	a := &Analyser{out: out, flows: make(map[instKey]uint32)}
 	ifaces := len(cfg.Probes[probe].Interfaces)
 	for ci := range cfg.Classes {
 		cl := &cfg.Classes[ci]
@@ -150,25 +122,13 @@ func (a *Analyser) Stats() Stats { return a.stats }
 // Packet analyses one record. rec is not retained.
 func (a *Analyser) Packet(rec *sieve.Record) {
 	a.stats.Records++
-	if rec.Flags&sieve.FlagFragment != 0 {
-		a.fragment(rec)
-		return
+	if rec.Flags&sieve.FlagFragment != 0 && rec.FragOff != 0 {
+		a.stats.Fragments++
 	}
-	a.classify(rec, nil)
-}
-
-// classify assigns rec to the flow instance of each of its classes and emits
-// sightings. When fe is non-nil the record is the first fragment of a set and
-// the flow ids are remembered there for the later fragments.
-func (a *Analyser) classify(rec *sieve.Record, fe *fragEntry) {
 	for m := rec.Classes; m != 0; m &= m - 1 {
-		ci := trailingZeros(m)
+		ci := bits.TrailingZeros64(m)
 		info := &a.classes[ci]
-		id := a.instance(rec, ci, info)
-		if fe != nil {
-			fe.flows[ci] = id
-		}
-		a.sight(rec, id, info)
+		a.sight(rec, a.instance(rec, ci, info), info)
 	}
 }
 
@@ -267,4 +227,6 @@ func addr(v uint8, b *[16]byte) netip.Addr {
 	return netip.AddrFrom16(*b)
 }
 
-func trailingZeros(m uint64) int { return bits.TrailingZeros64(m) }
+
+// Close ends the analysis (protocol analysers flush here).
+func (a *Analyser) Close() {}

@@ -89,38 +89,24 @@ func TestFlowsAndSightings(t *testing.T) {
 	}
 }
 
-func TestFragmentsFollowFirst(t *testing.T) {
+func TestLaterFragmentsUsePortlessFlow(t *testing.T) {
 	out := &recorder{}
 	a, _ := New(testConfig(), 0, out, Config{})
 	first := rec(10, 0, "10.0.0.9", 5001, 1)
 	first.Flags = sieve.FlagFragment | sieve.FlagMoreFrags
-	first.FragID = 7
-	later := rec(5, 0, "10.0.0.9", 0, 1) // arrives before the first: must wait
+	later := rec(20, 0, "10.0.0.9", 0, 1)
 	later.Flags = sieve.FlagFragment | sieve.FlagNoL4
-	later.FragID, later.FragOff = 7, 185
-	last := rec(20, 0, "10.0.0.9", 0, 1)
-	last.Flags = sieve.FlagFragment | sieve.FlagNoL4
-	last.FragID, last.FragOff = 7, 370
-	other := rec(21, 0, "10.0.0.9", 0, 1) // fragment of a set never started
-	other.Flags = sieve.FlagFragment | sieve.FlagNoL4
-	other.FragID, other.FragOff = 8, 185
-	for _, r := range []*sieve.Record{&later, &first, &last, &other} {
-		a.Packet(r)
+	later.FragOff = 185
+	a.Packet(&later) // before its first fragment: no waiting, same decision everywhere
+	a.Packet(&first)
+	if len(out.sigs) != 2 || len(out.defs) != 2 {
+		t.Fatalf("sightings %+v defs %+v", out.sigs, out.defs)
 	}
-	a.Close()
-	if len(out.defs) != 1 {
-		t.Fatalf("defs %+v", out.defs)
+	if out.defs[0].Key.DstPort != 0 || out.defs[1].Key.DstPort != 5001 {
+		t.Errorf("later fragment flow %+v, first fragment flow %+v", out.defs[0].Key, out.defs[1].Key)
 	}
-	if len(out.sigs) != 3 {
-		t.Fatalf("sightings %+v, want first, pending, last", out.sigs)
-	}
-	for _, s := range out.sigs {
-		if s.Flow != 0 {
-			t.Errorf("fragment sighting under flow %d, want 0", s.Flow)
-		}
-	}
-	if st := a.Stats(); st.FragPending != 2 || st.FragOrphans != 1 {
-		t.Errorf("stats %+v, want 2 pending, 1 orphan", st)
+	if a.Stats().Fragments != 1 {
+		t.Errorf("fragments %d", a.Stats().Fragments)
 	}
 }
 

@@ -19,8 +19,9 @@
 //     [t−M, t+M].
 //   - If a candidate has hop h within D of t, the sighting is a duplicate:
 //     counted for each pair ending at h, then dropped. A complete record is
-//     kept until D after its last sighting for this check (and so also
-//     counts as a candidate for clashes).
+//     kept until D after its last sighting, and at least M after its
+//     reference time, for this check and so that a later packet with the
+//     same signature counts as a clash in any delivery order.
 //   - Otherwise the candidate without hop h whose reference time is nearest
 //     to t takes it (the earlier on a tie); a record with every hop is
 //     complete: one delay per hop pair, in the interval of its hop_from time.
@@ -412,15 +413,19 @@ func (r *Reconciler) complete(c *class, i int32) {
 		}
 	}
 	r.c.Completed++
-	// Keep the record as a tombstone until the duplicate window after its
-	// last sighting has passed the watermark: a copy of the packet arriving
-	// after completion is then counted as a duplicate, instead of opening a
-	// record that would expire as a false lost or missed packet.
+	// Keep the record as a tombstone until the watermark has passed both
+	// the duplicate window after its last sighting and the maximum transit
+	// time after its reference time. A copy of the packet arriving after
+	// completion is then counted as a duplicate, instead of opening a
+	// record that would expire as a false lost or missed packet; and a
+	// later packet with the same signature within the maximum transit time
+	// meets it and counts as a clash whatever order the probes' PDUs
+	// arrive in.
 	last := rec.ts[0]
 	for h := 1; h < c.nhops; h++ {
 		last = max(last, rec.ts[h])
 	}
-	rec.deadline = last + c.dup
+	rec.deadline = max(last+c.dup, rec.ref+c.maxT)
 	r.heap.fix(r.recs, rec.hpos)
 }
 

@@ -235,7 +235,10 @@ func (r *refRecon) complete(rec *refRec) {
 	for h := range ow.Hops {
 		last = max(last, rec.ts[h])
 	}
-	rec.doneUntil = last + int64(ow.DupWindow)
+	// Kept for duplicates (DupWindow after the last sighting) and, so that
+	// clashes do not depend on delivery order, MaxTransit after its
+	// reference time.
+	rec.doneUntil = max(last+int64(ow.DupWindow), rec.ref+int64(ow.MaxTransit))
 }
 
 func (r *refRecon) expire(rec *refRec) {
