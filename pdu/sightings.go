@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"time"
 )
 
 // Sightings body (docs/pdu.md, "Sightings"): a base time, then every
@@ -24,6 +25,18 @@ const (
 )
 
 var pow10 = [MaxResolutionExp + 1]int64{1, 10, 100, 1000, 10000, 100000, 1000000}
+
+// ResolutionExp returns the exponent e with 10^e ns == d, for a class
+// resolution (conf.OneWay.Resolution) of 1ns, 10ns, … 1ms; ok is false for
+// any other duration.
+func ResolutionExp(d time.Duration) (exp uint8, ok bool) {
+	for e, u := range pow10 {
+		if int64(d) == u {
+			return uint8(e), true
+		}
+	}
+	return 0, false
+}
 
 // floorDiv divides rounding towards minus infinity, so that quantised times
 // before 1970 stay on the grid.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // flowClass is what the builder is told per flow.
@@ -234,5 +235,20 @@ func TestSightingsNoAlloc(t *testing.T) {
 	}
 	if n == 0 || n != b.Len() {
 		t.Fatalf("decoded %d of %d sightings (%d bytes)", n, b.Len(), len(f.Body))
+	}
+}
+
+func TestResolutionExp(t *testing.T) {
+	for _, tt := range []struct {
+		d   time.Duration
+		exp uint8
+		ok  bool
+	}{
+		{time.Nanosecond, 0, true}, {time.Microsecond, 3, true}, {100 * time.Microsecond, 5, true},
+		{time.Millisecond, 6, true}, {0, 0, false}, {2 * time.Microsecond, 0, false}, {10 * time.Millisecond, 0, false},
+	} {
+		if exp, ok := ResolutionExp(tt.d); exp != tt.exp || ok != tt.ok {
+			t.Errorf("ResolutionExp(%v) = %d, %v; want %d, %v", tt.d, exp, ok, tt.exp, tt.ok)
+		}
 	}
 }
