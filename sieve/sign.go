@@ -30,9 +30,15 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 //     flow label, source and destination address, the TCP/UDP source and
 //     destination ports (and the ICMP echo/timestamp identifier, which NAPT
 //     rewrites like a port);
-//   - when an address or a port is in mask (NAT): the TCP, UDP and ICMP
-//     checksums, which NAT recomputes; and for ICMP errors, the quoted
-//     packet's addresses, IPv4 header checksum, ports and UDP checksum.
+//   - always: the TCP, UDP, ICMP and ICMPv6 checksums. A checksum is a
+//     function of bytes the signature covers anyway, so it adds nothing;
+//     and a sender with checksum offload hands the capture a packet whose
+//     transport checksum is not computed yet, so the sender's copy and the
+//     wire's would differ (seen in the two-point corpus: UDP checksum
+//     partial at hop A, final at hop B);
+//   - when an address or a port is in mask (NAT): for ICMP errors, the
+//     quoted packet's addresses, IPv4 header checksum, ports and UDP
+//     checksum.
 //
 // Nothing of the link layer is covered, so MAC addresses, VLAN tags and
 // Ethernet padding do not change it; neither do the snap length (beyond the
@@ -223,19 +229,17 @@ func maskL4(h []byte, proto uint8, mask flow.Set, nat bool) {
 		if mask.Has(flow.DstPort) {
 			h[2], h[3] = 0, 0
 		}
-		if nat {
-			if proto == protoTCP {
-				h[16], h[17] = 0, 0
-			} else {
-				h[6], h[7] = 0, 0
-			}
+		// The checksum is a function of the bytes covered anyway, so
+		// leaving it out loses nothing; and where the sender's copy is
+		// captured with checksum offload it is not computed yet.
+		if proto == protoTCP {
+			h[16], h[17] = 0, 0
+		} else {
+			h[6], h[7] = 0, 0
 		}
 	default: // ICMP, ICMPv6
-		if !nat {
-			return
-		}
 		h[2], h[3] = 0, 0
-		if len(h) >= 6 && mask&natPorts != 0 && icmpQuery(proto, h[0]) {
+		if nat && len(h) >= 6 && mask&natPorts != 0 && icmpQuery(proto, h[0]) {
 			h[4], h[5] = 0, 0
 		}
 	}
