@@ -44,11 +44,11 @@ type Output interface {
 // Stats counts what the analyser did; read them from the analyser's goroutine
 // or after it stopped.
 type Stats struct {
-	Records        uint64 // records received from the sieve
-	Sightings      uint64 // one-way sightings produced
-	Flows          uint64 // flow instances discovered
-	ICMPErrors     uint64 // ICMP errors skipped for one-way (they travel backwards)
-	Fragments      uint64 // non-first fragments (sighted under the class's flow without ports)
+	Records    uint64 // records received from the sieve
+	Sightings  uint64 // one-way sightings produced
+	Flows      uint64 // flow instances discovered
+	ICMPErrors uint64 // ICMP errors skipped for one-way (they travel backwards)
+	Fragments  uint64 // non-first fragments (sighted under the class's flow without ports)
 }
 
 // classInfo is the per-class state compiled from the configuration.
@@ -226,7 +226,6 @@ func addr(v uint8, b *[16]byte) netip.Addr {
 	}
 	return netip.AddrFrom16(*b)
 }
-
 
 // Close ends the analysis (protocol analysers flush here).
 func (a *Analyser) Close() {}
