@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+	if daySpoolDir != "" {
+		os.RemoveAll(filepath.Dir(daySpoolDir))
+	}
 	os.Exit(code)
 }
 

@@ -73,7 +73,7 @@ func (r *run) loadAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var todo []*spoolFile
+	var todo, unarchived []*spoolFile
 	for _, f := range files {
 		sum, ok := loaded[f.collector+"\x00"+f.name]
 		if !ok {
@@ -93,11 +93,12 @@ func (r *run) loadAll(ctx context.Context) error {
 				"loaded_sha256", sum, "now_sha256", f.sum)
 			continue
 		}
-		if err := f.archive(); err != nil {
-			r.log.Error("archive", "err", err)
-			continue
-		}
-		r.stats.Archived++
+		unarchived = append(unarchived, f)
+	}
+	n, err := archiveFiles(unarchived)
+	r.stats.Archived += n
+	if err != nil {
+		r.log.Error("archive", "err", err)
 	}
 	sortFiles(todo)
 	r.total = len(todo)
@@ -364,16 +365,11 @@ func (r *run) commit(ctx context.Context, b *batch) error {
 	r.stats.Files += len(b.files)
 	r.stats.Rows += b.rows
 	r.stats.Bad += b.nbad
-	for _, f := range b.files {
-		if err := f.archive(); err != nil {
-			// Recorded as loaded: the next run archives it.
-			r.log.Error("archive", "err", err)
-			continue
-		}
-		if f.spoolDir != "" {
-			r.stats.Archived++
-		}
-		f.data = nil
+	n, err := archiveFiles(b.files)
+	r.stats.Archived += n
+	if err != nil {
+		// Recorded as loaded: the next run archives what is left.
+		r.log.Error("archive", "err", err)
 	}
 	if now := time.Now(); now.Sub(r.lastLog) >= 10*time.Second {
 		r.lastLog = now

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,7 +13,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Spool is one collector's spool directory (or, for a reload, a directory of
@@ -191,15 +195,49 @@ func (f *spoolFile) archivePath() string {
 	return filepath.Join(f.spoolDir, archiveDir, f.start.UTC().Format("20060102"), f.rt.Type, filepath.Base(f.path)+".gz")
 }
 
-// archive compresses the loaded file into the archive and removes it from the
-// spool. It runs only after the commit that recorded the file; if it is
-// interrupted, the next run finds the file recorded and archives it then. The
-// archive copy is synced before the original goes, so a crash leaves at
-// least one of them.
-func (f *spoolFile) archive() error {
-	if f.spoolDir == "" {
-		return nil // a reload: the file is already an archive
+// archiveFiles compresses loaded files into their spools' archive and
+// removes them from the spool. It runs only after the commit that recorded
+// the files; if it is interrupted, the next run finds them recorded and
+// archives them then. The archive copies are made durable (one syncfs per
+// spool, not an fsync per file: that would cost more than the load) before
+// the originals go, so a crash leaves at least one of the two. It returns how
+// many files it archived and the first error.
+func archiveFiles(files []*spoolFile) (int, error) {
+	var first error
+	var written []*spoolFile
+	dirs := map[string]bool{}
+	for _, f := range files {
+		if f.spoolDir == "" {
+			continue // a reload: the file is already an archive
+		}
+		if err := f.writeArchive(); err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		written = append(written, f)
+		dirs[f.spoolDir] = true
 	}
+	for dir := range dirs {
+		if err := syncFS(filepath.Join(dir, archiveDir)); err != nil {
+			// Keep the originals: the next run archives them again.
+			return 0, cmp.Or(first, fmt.Errorf("archive: sync %s: %w", dir, err))
+		}
+	}
+	n := 0
+	for _, f := range written {
+		if err := os.Remove(f.path); err != nil && !os.IsNotExist(err) {
+			first = cmp.Or(first, fmt.Errorf("archive: remove %s: %w", f.path, err))
+			continue
+		}
+		f.data = nil
+		n++
+	}
+	return n, first
+}
+
+// writeArchive writes the gzip copy of f under a temporary name and renames
+// it into place.
+func (f *spoolFile) writeArchive() error {
 	if f.data == nil {
 		if err := f.read(); err != nil {
 			return fmt.Errorf("archive: %w", err)
@@ -215,15 +253,14 @@ func (f *spoolFile) archive() error {
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
-	zw := gzip.NewWriter(out)
+	zw := gzipPool.Get().(*gzip.Writer)
+	defer gzipPool.Put(zw)
+	zw.Reset(out)
 	zw.Name = filepath.Base(f.path)
 	zw.ModTime = f.start
 	_, err = zw.Write(f.data)
 	if err == nil {
 		err = zw.Close()
-	}
-	if err == nil {
-		err = out.Sync()
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
@@ -231,25 +268,23 @@ func (f *spoolFile) archive() error {
 	if err == nil {
 		err = os.Rename(tmp, dst)
 	}
-	if err == nil {
-		err = syncDir(dir)
-	}
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("archive %s: %w", f.path, err)
 	}
-	if err := os.Remove(f.path); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("archive: remove %s: %w", f.path, err)
-	}
-	f.data = nil
 	return nil
 }
 
-func syncDir(dir string) error {
+// gzipPool reuses compressors: each holds about a megabyte of state, and
+// allocating one per small spool file made the garbage collector dominate.
+var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+// syncFS flushes the file system holding dir (data and metadata).
+func syncFS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	return unix.Syncfs(int(d.Fd()))
 }
