@@ -33,6 +33,63 @@ func DefaultTransport() Transport {
 	}
 }
 
+// DefaultCapture returns the live capture parameters used for every
+// attribute a <capture> element leaves out (and when it is absent).
+func DefaultCapture() Capture {
+	return Capture{
+		BlockSize:  1 << 20,
+		Blocks:     64, // 64 MiB a ring: about half a second of a saturated 1 Gbit/s link
+		Retire:     10 * time.Millisecond,
+		Poll:       100 * time.Millisecond,
+		Timestamps: "auto",
+		Offload:    true,
+		Reorder:    50 * time.Millisecond,
+	}
+}
+
+// DefaultClock returns the clock parameters used for every attribute a
+// <clock> element leaves out (and when it is absent).
+func DefaultClock() Clock {
+	return Clock{Period: 64 * time.Second, Budget: time.Millisecond}
+}
+
+// Resolved returns c with every zero value replaced by its default (Offload
+// is kept as given: false is a choice).
+func (c Capture) Resolved() Capture {
+	d := DefaultCapture()
+	if c.BlockSize == 0 {
+		c.BlockSize = d.BlockSize
+	}
+	if c.Blocks == 0 {
+		c.Blocks = d.Blocks
+	}
+	if c.Retire == 0 {
+		c.Retire = d.Retire
+	}
+	if c.Poll == 0 {
+		c.Poll = d.Poll
+	}
+	if c.Timestamps == "" {
+		c.Timestamps = d.Timestamps
+	}
+	if c.Reorder == 0 {
+		c.Reorder = d.Reorder
+	}
+	return c
+}
+
+// Resolved returns c with a zero Period or Budget replaced by its default.
+func (c Clock) Resolved() Clock {
+	d := DefaultClock()
+	if c.Period == 0 {
+		c.Period = d.Period
+	}
+	if c.Budget == 0 {
+		c.Budget = d.Budget
+	}
+	return c
+}
+
 // DefaultSlices returns the histogram slice edges of a hop pair that names
 // none: a 1-2-5 series from 1ms to 1s. A new slice each call, so callers may
 // keep it.

@@ -34,6 +34,20 @@ func (c *Config) WriteXML(w io.Writer) error {
 		"finalTimeout", t.FinalTimeout.String(),
 		"breakBorder", t.BreakBorder.String(),
 		"heartbeat", t.Heartbeat.String())
+	cp := c.Capture
+	e.open(1, "capture", true,
+		"blockSize", strconv.Itoa(cp.BlockSize),
+		"blocks", strconv.Itoa(cp.Blocks),
+		"retire", cp.Retire.String(),
+		"poll", cp.Poll.String(),
+		"timestamps", cp.Timestamps,
+		"offload", strconv.FormatBool(cp.Offload),
+		"reorder", cp.Reorder.String())
+	ck := []string{"period", c.Clock.Period.String(), "budget", c.Clock.Budget.String(), "assumeSynced", strconv.FormatBool(c.Clock.AssumeSynced)}
+	if len(c.Clock.Servers) > 0 {
+		ck = append([]string{"servers", strings.Join(c.Clock.Servers, " ")}, ck...)
+	}
+	e.open(1, "clock", true, ck...)
 	for _, col := range c.Collectors {
 		e.open(1, "collector", true, "name", col.Name, "address", col.Address.String(), "spool", col.Spool)
 	}
@@ -43,6 +57,17 @@ func (c *Config) WriteXML(w io.Writer) error {
 			kv := []string{"name", in.Name}
 			if in.Hop != "" {
 				kv = append(kv, "hop", in.Hop)
+			}
+			if in.Pair != "" {
+				kv = append(kv, "pair", in.Pair)
+			}
+			kv = append(kv, "fanout", strconv.Itoa(in.Fanout))
+			if len(in.Cores) > 0 {
+				cs := make([]string, len(in.Cores))
+				for i, c := range in.Cores {
+					cs[i] = strconv.Itoa(c)
+				}
+				kv = append(kv, "cores", strings.Join(cs, ","))
 			}
 			e.open(2, "interface", true, kv...)
 		}

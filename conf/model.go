@@ -23,6 +23,8 @@ type Config struct {
 
 	Interval   time.Duration // aggregation interval of histograms and counters; default 60s; whole seconds dividing one hour
 	Transport  Transport
+	Capture    Capture // live capture parameters of every probe
+	Clock      Clock   // clock measurement of every probe
 	Probes     []Probe
 	Collectors []Collector
 	Classes    []Class
@@ -57,7 +59,51 @@ type Probe struct {
 type Interface struct {
 	Name string // OS interface name (live) or a label for a capture file
 	Hop  string // hop name this interface observes; empty when not on a one-way path
-	Line int    // line of the <interface> element, for messages
+	// Pair names the second port of a passive tap (one direction per
+	// port): live capture reads both and merges them in time order as this
+	// one interface. Empty: a single port.
+	Pair string
+	// Fanout is the number of sieve goroutines (each with its own kernel
+	// ring, PACKET_FANOUT hash by flow) reading this interface; default 1
+	// (0 in a Config built in code means 1).
+	Fanout int
+	// Cores are the CPUs the Fanout sieve goroutines are pinned to, one
+	// each; empty: the probe's Core for a single sieve, unpinned otherwise.
+	Cores []int
+	Line  int // line of the <interface> element, for messages
+}
+
+// Capture holds the live AF_PACKET capture parameters (TPACKET_V3) shared by
+// every probe; replayed capture files ignore them.
+type Capture struct {
+	BlockSize int           // bytes of one ring block; a multiple of 4096; default 1 MiB
+	Blocks    int           // blocks in each ring; default 64
+	Retire    time.Duration // the kernel hands over a block that is not full after this; default 10ms
+	Poll      time.Duration // longest wait in poll before the sieve checks for shutdown; default 100ms
+	// Timestamps chooses the capture time source: "auto" (default: the
+	// NIC's hardware stamps where it has them, else the kernel's), "kernel",
+	// or "hardware" (an interface without them is an error).
+	Timestamps string
+	// Offload, when true (default), turns off GRO/GSO/TSO/LRO and checksum
+	// offload on the capture interfaces, so the probe sees packets as on
+	// the wire.
+	Offload bool
+	// Reorder bounds how long a packet of a tap pair waits for the other
+	// port before it is delivered anyway; default 50ms.
+	Reorder time.Duration
+	Line    int // line of the <capture> element; 0 when absent or built in code
+}
+
+// Clock is the clock measurement of the probes against NTP servers and the
+// error bound the collector attaches to one-way figures.
+type Clock struct {
+	Servers []string      // NTP servers (host or host:port); none: unsynchronised unless AssumeSynced
+	Period  time.Duration // between two measurements; default 64s
+	Budget  time.Duration // largest |offset| + root distance of a synchronised probe; default 1ms
+	// AssumeSynced declares the probes' clocks good without measuring:
+	// for hosts (or network namespaces) sharing one kernel clock.
+	AssumeSynced bool
+	Line         int // line of the <clock> element; 0 when absent or built in code
 }
 
 // Collector is one collector instance; probes send everything to each.

@@ -306,7 +306,7 @@ func (p *parser) once(seen *bool, n *node) bool {
 }
 
 func (p *parser) config(root *node) *Config {
-	c := &Config{Interval: DefaultInterval, Transport: DefaultTransport(), Line: root.line}
+	c := &Config{Interval: DefaultInterval, Transport: DefaultTransport(), Capture: DefaultCapture(), Clock: DefaultClock(), Line: root.line}
 	if root.name != "tmon" {
 		p.errf(root, "root element must be <tmon>")
 		return c
@@ -321,12 +321,20 @@ func (p *parser) config(root *node) *Config {
 		c.ValidFrom = t.UTC()
 	}
 	a.duration("interval", &c.Interval)
-	var seenTransport bool
+	var seenTransport, seenCapture, seenClock bool
 	for _, k := range root.kids {
 		switch k.name {
 		case "transport":
 			if p.once(&seenTransport, k) {
 				p.transport(k, &c.Transport)
+			}
+		case "capture":
+			if p.once(&seenCapture, k) {
+				p.capture(k, &c.Capture)
+			}
+		case "clock":
+			if p.once(&seenClock, k) {
+				p.clock(k, &c.Clock)
 			}
 		case "collector":
 			c.Collectors = append(c.Collectors, p.collector(k))
@@ -337,7 +345,7 @@ func (p *parser) config(root *node) *Config {
 			cl.Index = len(c.Classes)
 			c.Classes = append(c.Classes, cl)
 		default:
-			p.unknownKid(root, k, "transport", "collector", "probe", "flowClass")
+			p.unknownKid(root, k, "transport", "capture", "clock", "collector", "probe", "flowClass")
 		}
 	}
 	return c
@@ -357,6 +365,33 @@ func (p *parser) transport(n *node, t *Transport) {
 	a.duration("finalTimeout", &t.FinalTimeout)
 	a.duration("breakBorder", &t.BreakBorder)
 	a.duration("heartbeat", &t.Heartbeat)
+	p.noKids(n)
+}
+
+func (p *parser) capture(n *node, c *Capture) {
+	a := p.attrs(n, "blockSize", "blocks", "retire", "poll", "timestamps", "offload", "reorder")
+	c.Line = n.line
+	a.integer("blockSize", &c.BlockSize)
+	a.integer("blocks", &c.Blocks)
+	a.duration("retire", &c.Retire)
+	a.duration("poll", &c.Poll)
+	if v, ok := a.vals["timestamps"]; ok {
+		c.Timestamps = v
+	}
+	a.boolean("offload", &c.Offload)
+	a.duration("reorder", &c.Reorder)
+	p.noKids(n)
+}
+
+func (p *parser) clock(n *node, c *Clock) {
+	a := p.attrs(n, "servers", "period", "budget", "assumeSynced")
+	c.Line = n.line
+	if v, ok := a.vals["servers"]; ok {
+		c.Servers = strings.Fields(v)
+	}
+	a.duration("period", &c.Period)
+	a.duration("budget", &c.Budget)
+	a.boolean("assumeSynced", &c.AssumeSynced)
 	p.noKids(n)
 }
 
@@ -403,10 +438,22 @@ func (p *parser) probe(n *node) Probe {
 			p.unknownKid(n, k, "interface")
 			continue
 		}
-		ia := p.attrs(k, "name", "hop")
-		in := Interface{Line: k.line}
+		ia := p.attrs(k, "name", "hop", "pair", "fanout", "cores")
+		in := Interface{Fanout: 1, Line: k.line}
 		in.Name, _ = ia.required("name")
 		in.Hop = ia.vals["hop"]
+		in.Pair = ia.vals["pair"]
+		ia.integer("fanout", &in.Fanout)
+		if v, ok := ia.vals["cores"]; ok {
+			for f := range strings.SplitSeq(v, ",") {
+				c, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil {
+					ia.bad("cores", errors.New("want comma-separated CPU numbers such as 1,2"))
+					break
+				}
+				in.Cores = append(in.Cores, c)
+			}
+		}
 		p.noKids(k)
 		pr.Interfaces = append(pr.Interfaces, in)
 	}

@@ -48,7 +48,7 @@ func TestRules(t *testing.T) {
 		{"doctype", doc(`<!DOCTYPE tmon>`, `<tmon/>`), `t.xml:1: <!DOCTYPE> and other directives are not supported`},
 		{"text outside", doc(`<tmon/>`, ``, `junk`), `t.xml:3: text outside the root element`},
 		{"text inside", body(``, `  hello`), `t.xml:6: <tmon>: unexpected text inside the element`},
-		{"unknown element", body(`<probes/>`), `t.xml:5: <probes>: unknown element in <tmon> (known: transport, collector, probe, flowClass)`},
+		{"unknown element", body(`<probes/>`), `t.xml:5: <probes>: unknown element in <tmon> (known: transport, capture, clock, collector, probe, flowClass)`},
 		{"unknown root attribute", doc(`<tmon colour="red">`, `</tmon>`), `t.xml:1: <tmon>: unknown attribute "colour" (known: version, validFrom, interval)`},
 		{"duplicate attribute", body(`<collector name="c2" name="c3" address="127.0.0.1:1"/>`), `t.xml:5: <collector name="c2">: attribute "name" given twice`},
 		{"missing attribute", body(`<collector name="c2"/>`), `t.xml:5: <collector name="c2">: missing attribute "address"`},
@@ -109,7 +109,7 @@ func TestRules(t *testing.T) {
 		{"interface duplicate", body(`<probe name="p3" id="3">`, `<interface name="x"/>`, `<interface name="x"/>`, `</probe>`), `t.xml:7: <interface name="x">: name="x": already used in this probe on line 6`},
 		{"interface name", body(`<probe name="p3" id="3">`, `<interface name="a/b"/>`, `</probe>`), `t.xml:6: <interface name="a/b">: name="a/b": want 1-64 printable ASCII characters`},
 		{"interface hop name", body(`<probe name="p3" id="3">`, `<interface name="x" hop="A B"/>`, `</probe>`), `t.xml:6: <interface name="x">: hop="A B": want 1-64 letters`},
-		{"interface attribute", body(`<probe name="p3" id="3">`, `<interface name="x" direction="in"/>`, `</probe>`), `t.xml:6: <interface name="x">: unknown attribute "direction" (known: name, hop)`},
+		{"interface attribute", body(`<probe name="p3" id="3">`, `<interface name="x" direction="in"/>`, `</probe>`), `t.xml:6: <interface name="x">: unknown attribute "direction" (known: name, hop, pair, fanout, cores)`},
 
 		// Flow classes.
 		{"class name", body(`<flowClass name="a b"/>`), `t.xml:5: <flowClass name="a b">: name="a b": want 1-64 letters`},

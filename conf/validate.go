@@ -56,6 +56,8 @@ func (v *validator) config() {
 		v.addf(c.Line, root, "version=%q: no tabs, line breaks or control characters, at most 256 bytes", c.Version)
 	}
 	v.transport()
+	v.capture()
+	v.clock()
 	if len(c.Collectors) == 0 {
 		v.addf(c.Line, root, "no <collector>: give at least one")
 	}
@@ -178,6 +180,85 @@ func (v *validator) probes() {
 			if in.Hop != "" && !validName(in.Hop) {
 				v.addf(in.Line, ie, "hop=%q: want %s", in.Hop, nameRule)
 			}
+			v.liveInterface(&pr, in, ie)
+		}
+	}
+}
+
+// liveInterface checks the live capture attributes of one interface: its
+// tap pair, fanout and cores.
+func (v *validator) liveInterface(pr *Probe, in Interface, ie string) {
+	if in.Pair != "" {
+		switch {
+		case !validIfName(in.Pair):
+			v.addf(in.Line, ie, "pair=%q: want 1-64 printable ASCII characters, no blanks or '/'", in.Pair)
+		case in.Pair == in.Name:
+			v.addf(in.Line, ie, "pair=%q: the other port of a tap, not the interface itself", in.Pair)
+		default:
+			for _, o := range pr.Interfaces {
+				if o.Line != in.Line && (o.Name == in.Pair || o.Pair == in.Pair) {
+					v.addf(in.Line, ie, "pair=%q: already captured by the interface on line %d", in.Pair, o.Line)
+					break
+				}
+			}
+		}
+	}
+	if in.Fanout < 0 || in.Fanout > MaxFanout {
+		v.addf(in.Line, ie, "fanout=\"%d\": want 1-%d sieve goroutines", in.Fanout, MaxFanout)
+	}
+	if n := max(in.Fanout, 1); len(in.Cores) > 0 && len(in.Cores) != n {
+		v.addf(in.Line, ie, "cores=%v: want one CPU per fanout goroutine (%d)", in.Cores, n)
+	}
+	for _, c := range in.Cores {
+		if c < 0 || c > 4095 {
+			v.addf(in.Line, ie, "cores: %d is not a CPU number", c)
+		}
+	}
+}
+
+// MaxFanout bounds the sieve goroutines of one interface.
+const MaxFanout = 64
+
+// capture checks the live capture parameters. A zero value stands for its
+// default (a Config built in code need not state them; see Capture.Resolved).
+func (v *validator) capture() {
+	c := &v.c.Capture
+	e := elem("capture")
+	if c.BlockSize != 0 && (c.BlockSize < 4096 || c.BlockSize%4096 != 0 || c.BlockSize > 1<<30) {
+		v.addf(c.Line, e, "blockSize=\"%d\": want a multiple of 4096 bytes, at most 1 GiB", c.BlockSize)
+	}
+	if c.Blocks < 0 || c.Blocks > 1<<16 {
+		v.addf(c.Line, e, "blocks=\"%d\": want 1-65536", c.Blocks)
+	}
+	if c.Retire != 0 && c.Retire < time.Millisecond {
+		v.addf(c.Line, e, "retire=%q: want at least 1ms", c.Retire)
+	}
+	if c.Poll != 0 && c.Poll < time.Millisecond {
+		v.addf(c.Line, e, "poll=%q: want at least 1ms", c.Poll)
+	}
+	switch c.Timestamps {
+	case "", "auto", "kernel", "hardware":
+	default:
+		v.addf(c.Line, e, "timestamps=%q: want auto, kernel or hardware", c.Timestamps)
+	}
+	if c.Reorder < 0 {
+		v.addf(c.Line, e, "reorder=%q: want a duration ≥ 0", c.Reorder)
+	}
+}
+
+// clock checks the clock parameters; zero values stand for the defaults.
+func (v *validator) clock() {
+	c := &v.c.Clock
+	e := elem("clock")
+	if c.Period != 0 && c.Period < time.Second {
+		v.addf(c.Line, e, "period=%q: want at least 1s (NTP servers limit how often they answer)", c.Period)
+	}
+	if c.Budget < 0 {
+		v.addf(c.Line, e, "budget=%q: want a positive duration", c.Budget)
+	}
+	for _, s := range c.Servers {
+		if strings.ContainsAny(s, "/\"") {
+			v.addf(c.Line, e, "servers: %q is not a host or host:port", s)
 		}
 	}
 }
