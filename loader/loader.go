@@ -107,6 +107,9 @@ func New(cfg Config) (*Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loader: %w", err)
 	}
+	if my, ok := d.(*mysqlDialect); ok {
+		my.log = cfg.Logger
+	}
 	return &Loader{cfg: cfg, db: db, d: d, log: cfg.Logger}, nil
 }
 

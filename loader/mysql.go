@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,7 +18,10 @@ import (
 // MAXVALUE), which is kept empty: a day's partition is split off pFuture
 // before that day's first row is written. Retention drops whole partitions.
 // The loader lock is GET_LOCK, released by the server when the session ends.
-type mysqlDialect struct{ db string }
+type mysqlDialect struct {
+	db  string
+	log *slog.Logger
+}
 
 func openMySQL(dsn string) (*sql.DB, dialect, error) {
 	cfg, err := mysql.ParseDSN(dsn)
@@ -37,7 +41,7 @@ func openMySQL(dsn string) (*sql.DB, dialect, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("mysql: %w", err)
 	}
-	return sql.OpenDB(conn), &mysqlDialect{db: cfg.DBName}, nil
+	return sql.OpenDB(conn), &mysqlDialect{db: cfg.DBName, log: slog.Default()}, nil
 }
 
 func (d *mysqlDialect) Name() string              { return "mysql" }
@@ -97,7 +101,41 @@ type partition struct {
 	max   bool
 }
 
-func (d *mysqlDialect) partitions(ctx context.Context, q querier, table string) ([]partition, error) {
+// partitions returns the partitions of a loader table, the last one pFuture.
+// A table found otherwise is waited for (another session's partition DDL may
+// still be finishing: a killed loader's server session ends its statement
+// before it ends) and then repaired, with a warning.
+func (d *mysqlDialect) partitions(ctx context.Context, q querier, t *Table) ([]partition, error) {
+	for try := 0; ; try++ {
+		ps, err := d.readPartitions(ctx, q, t.Name)
+		if err != nil {
+			return nil, err
+		}
+		if len(ps) > 0 && ps[len(ps)-1].max {
+			return ps, nil
+		}
+		if try < 3 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		var stmt string
+		if len(ps) == 0 {
+			stmt = fmt.Sprintf("ALTER TABLE %s PARTITION BY RANGE (%s) (PARTITION pFuture VALUES LESS THAN MAXVALUE)", d.Quote(t.Name), d.Quote(t.Time))
+		} else {
+			stmt = fmt.Sprintf("ALTER TABLE %s ADD PARTITION (PARTITION pFuture VALUES LESS THAN MAXVALUE)", d.Quote(t.Name))
+		}
+		d.log.Warn("table without its pFuture partition; repairing", "table", t.Name, "partitions", ps, "sql", stmt)
+		if _, err := q.ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("repair partitions of %s: %w", t.Name, err)
+		}
+	}
+}
+
+func (d *mysqlDialect) readPartitions(ctx context.Context, q querier, table string) ([]partition, error) {
 	rows, err := q.QueryContext(ctx, `SELECT PARTITION_NAME, PARTITION_DESCRIPTION FROM information_schema.PARTITIONS
 		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND PARTITION_NAME IS NOT NULL
 		ORDER BY PARTITION_ORDINAL_POSITION`, table)
@@ -122,9 +160,6 @@ func (d *mysqlDialect) partitions(ctx context.Context, q querier, table string) 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("partitions of %s: %w", table, err)
 	}
-	if len(ps) == 0 || !ps[len(ps)-1].max {
-		return nil, fmt.Errorf("table %s is not partitioned by day with a MAXVALUE partition last (created by another tool?)", table)
-	}
 	return ps, nil
 }
 
@@ -143,7 +178,7 @@ func (d *mysqlDialect) EnsurePartitions(ctx context.Context, q querier, t *Table
 	if t.Time == "" || len(days) == 0 {
 		return nil
 	}
-	ps, err := d.partitions(ctx, q, t.Name)
+	ps, err := d.partitions(ctx, q, t)
 	if err != nil {
 		return err
 	}
@@ -186,7 +221,7 @@ func contains64(list []int64, x int64) bool {
 }
 
 func (d *mysqlDialect) Expire(ctx context.Context, q querier, t *Table, cutoff int64) (string, error) {
-	ps, err := d.partitions(ctx, q, t.Name)
+	ps, err := d.partitions(ctx, q, t)
 	if err != nil {
 		return "", err
 	}

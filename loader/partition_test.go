@@ -274,3 +274,23 @@ func TestReadOnlyAccount(t *testing.T) {
 		t.Errorf("read-only account could insert")
 	}
 }
+
+// A table that lost its partitioning (or its pFuture) is repaired, not left
+// blocking every later load.
+func TestPartitionRepair(t *testing.T) {
+	db := mysqlDB(t)
+	_, fxs, spools := twoSpools(t)
+	load(t, db, Config{Spools: spools[:1], PerPacket: true})
+	h := db.open(t)
+	if _, err := h.Exec("ALTER TABLE events REMOVE PARTITIONING"); err != nil {
+		t.Fatal(err)
+	}
+	_, log := load(t, db, Config{Spools: spools, PerPacket: true})
+	if !strings.Contains(log.String(), "repairing") {
+		t.Errorf("repair not logged:\n%s", log)
+	}
+	if got := partitionsOf(t, db, "events"); len(got) < 2 || got[len(got)-1] != "pFuture:0" {
+		t.Errorf("events partitions after repair: %v", got)
+	}
+	checkAggregates(t, db, fxs)
+}

@@ -95,7 +95,7 @@ func TestKillAndRerun(t *testing.T) {
 		copyDir(t, src, clean)
 		loaderBin(t)
 		began := time.Now()
-		if out, err := loaderCmd(t, db, clean).CombinedOutput(); err != nil {
+		if out, err := loaderCmd(t, db, clean, "-wait", "30s").CombinedOutput(); err != nil {
 			t.Fatalf("clean run: %v\n%s", err, out)
 		}
 		took := time.Since(began)
@@ -152,7 +152,9 @@ func TestConcurrentLoaders(t *testing.T) {
 		src := manyFiles(t)
 		clean := filepath.Join(t.TempDir(), "c1")
 		copyDir(t, src, clean)
-		if out, err := loaderCmd(t, db, clean).CombinedOutput(); err != nil {
+		// -wait: the server may still be ending the sessions of loaders
+		// killed by the previous test, which can hold the lock a moment.
+		if out, err := loaderCmd(t, db, clean, "-wait", "30s").CombinedOutput(); err != nil {
 			t.Fatalf("clean run: %v\n%s", err, out)
 		}
 		want := dump(t, db.open(t))
