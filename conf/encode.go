@@ -2,6 +2,7 @@ package conf
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -33,7 +34,8 @@ func (c *Config) WriteXML(w io.Writer) error {
 		"maxRetries", strconv.Itoa(t.MaxRetries),
 		"finalTimeout", t.FinalTimeout.String(),
 		"breakBorder", t.BreakBorder.String(),
-		"heartbeat", t.Heartbeat.String())
+		"heartbeat", t.Heartbeat.String(),
+		"bandwidth", strconv.FormatInt(t.Bandwidth, 10))
 	cp := c.Capture
 	e.open(1, "capture", true,
 		"blockSize", strconv.Itoa(cp.BlockSize),
@@ -52,7 +54,14 @@ func (c *Config) WriteXML(w io.Writer) error {
 		e.open(1, "collector", true, "name", col.Name, "address", col.Address.String(), "spool", col.Spool)
 	}
 	for _, p := range c.Probes {
-		e.open(1, "probe", false, "name", p.Name, "id", strconv.Itoa(int(p.ID)), "core", strconv.Itoa(p.Core))
+		pa := []string{"name", p.Name, "id", strconv.Itoa(int(p.ID)), "core", strconv.Itoa(p.Core)}
+		switch {
+		case p.KeyFile != "":
+			pa = append(pa, "keyFile", p.KeyFile)
+		case p.Key != nil:
+			pa = append(pa, "key", hex.EncodeToString(p.Key))
+		}
+		e.open(1, "probe", false, pa...)
 		for _, in := range p.Interfaces {
 			kv := []string{"name", in.Name}
 			if in.Hop != "" {

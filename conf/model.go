@@ -43,14 +43,23 @@ type Transport struct {
 	FinalTimeout      time.Duration // age after which a PDU is given up; default 10m
 	BreakBorder       time.Duration // window before a break kept forever; default 30s
 	Heartbeat         time.Duration // heartbeat period when idle; default 5s
-	Line              int           // line of the <transport> element; 0 when absent or built in code
+	// Bandwidth caps the observation traffic a probe sends to each
+	// collector, in bytes of UDP payload per second; 0 (default): no cap
+	// beyond MinGap.
+	Bandwidth int64
+	Line      int // line of the <transport> element; 0 when absent or built in code
 }
 
 // Probe is one probe process and its capture interfaces.
 type Probe struct {
-	Name       string
-	ID         uint16 // numeric id carried in every PDU; unique, non-zero
-	Core       int    // CPU the sieve goroutine is pinned to; -1: not pinned (default)
+	Name string
+	ID   uint16 // numeric id carried in every PDU; unique, non-zero
+	Core int    // CPU the sieve goroutine is pinned to; -1: not pinned (default)
+	// Key authenticates the probe's PDUs and the collectors' acks
+	// (HMAC-SHA256, docs/pdu.md); nil: none. From key="hex" or keyFile.
+	// Never logged.
+	Key        []byte
+	KeyFile    string // where Key was read from, as written in the file; empty for key=""
 	Interfaces []Interface
 	Line       int // line of the <probe> element, for messages
 }

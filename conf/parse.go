@@ -1,11 +1,13 @@
 package conf
 
 import (
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -353,7 +355,7 @@ func (p *parser) config(root *node) *Config {
 
 func (p *parser) transport(n *node, t *Transport) {
 	a := p.attrs(n, "maxPduSize", "maxBuildTime", "minGap", "initialTimeout", "timeoutIncrement",
-		"timeoutMultiplier", "maxRetries", "finalTimeout", "breakBorder", "heartbeat")
+		"timeoutMultiplier", "maxRetries", "finalTimeout", "breakBorder", "heartbeat", "bandwidth")
 	t.Line = n.line
 	a.integer("maxPduSize", &t.MaxPDUSize)
 	a.duration("maxBuildTime", &t.MaxBuildTime)
@@ -365,6 +367,13 @@ func (p *parser) transport(n *node, t *Transport) {
 	a.duration("finalTimeout", &t.FinalTimeout)
 	a.duration("breakBorder", &t.BreakBorder)
 	a.duration("heartbeat", &t.Heartbeat)
+	if v, ok := a.vals["bandwidth"]; ok {
+		bw, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			a.bad("bandwidth", errors.New("want bytes per second, an integer"))
+		}
+		t.Bandwidth = bw
+	}
 	p.noKids(n)
 }
 
@@ -422,8 +431,9 @@ func (p *parser) collector(n *node) Collector {
 }
 
 func (p *parser) probe(n *node) Probe {
-	a := p.attrs(n, "name", "id", "core")
+	a := p.attrs(n, "name", "id", "core", "key", "keyFile")
 	pr := Probe{Core: DefaultCore, Line: n.line}
+	p.probeKey(a, &pr)
 	pr.Name, _ = a.required("name")
 	if v, ok := a.required("id"); ok {
 		id, err := strconv.ParseUint(v, 10, 16)
@@ -678,4 +688,40 @@ func (c *Config) interfacesOf(hop string) []ProbeInterface {
 		}
 	}
 	return out
+}
+
+// probeKey reads the probe's authentication key: key="hex", or keyFile, a
+// file (relative to the configuration's directory) holding the key in hex.
+// The key itself never appears in a message.
+func (p *parser) probeKey(a attrs, pr *Probe) {
+	hexKey, hasKey := a.vals["key"]
+	file, hasFile := a.vals["keyFile"]
+	switch {
+	case hasKey && hasFile:
+		p.errf(a.n, "give key or keyFile, not both")
+		return
+	case hasFile:
+		pr.KeyFile = file
+		path := file
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(p.errList.file), path)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			a.bad("keyFile", errors.New("cannot read the file"))
+			return
+		}
+		hexKey = strings.TrimSpace(string(b))
+	case !hasKey:
+		return
+	}
+	k, err := hex.DecodeString(hexKey)
+	switch {
+	case err != nil:
+		p.errf(a.n, "key: not hexadecimal")
+	case len(k) < 16 || len(k) > 64:
+		p.errf(a.n, "key: %d bytes, want 16 to 64 (32 hex digits or more)", len(k))
+	default:
+		pr.Key = k
+	}
 }

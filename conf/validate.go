@@ -102,6 +102,11 @@ func (v *validator) transport() {
 	if t.BreakBorder <= 0 {
 		bad("breakBorder", t.BreakBorder, "must be positive")
 	}
+	if t.Bandwidth < 0 {
+		bad("bandwidth", t.Bandwidth, "must not be negative (0: no cap)")
+	} else if t.Bandwidth > 0 && t.Bandwidth < int64(t.MaxPDUSize) {
+		bad("bandwidth", t.Bandwidth, fmt.Sprintf("must be at least maxPduSize (%d) bytes per second", t.MaxPDUSize))
+	}
 	if t.Heartbeat <= 0 {
 		bad("heartbeat", t.Heartbeat, "must be positive")
 	} else if t.Heartbeat < t.MinGap {
@@ -145,8 +150,19 @@ func (v *validator) collectors() {
 func (v *validator) probes() {
 	names := map[string]int{}
 	ids := map[uint16]int{}
+	keyed := 0
+	for _, pr := range v.c.Probes {
+		if pr.Key != nil {
+			keyed++
+		}
+	}
 	for _, pr := range v.c.Probes {
 		e := elem("probe", "name", pr.Name)
+		if keyed > 0 && pr.Key == nil {
+			// Authentication is all or nothing: a collector that accepts
+			// unauthenticated PDUs from one probe id accepts forgeries of it.
+			v.addf(pr.Line, e, "no key: when any probe has a key (authentication on), every probe needs one")
+		}
 		if !validName(pr.Name) {
 			v.addf(pr.Line, e, "name=%q: want %s", pr.Name, nameRule)
 		} else if l, dup := names[pr.Name]; dup {
