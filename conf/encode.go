@@ -169,10 +169,14 @@ func (e *encoder) class(cl *Class) {
 		for i, h := range ow.Hops {
 			hops[i] = h.Name
 		}
-		e.open(2, "oneWay", false, "hops", strings.Join(hops, " "),
+		kv := []string{"hops", strings.Join(hops, " "),
 			"maxTransit", ow.MaxTransit.String(), "timeout", ow.Timeout.String(),
 			"dupWindow", ow.DupWindow.String(), "resolution", ow.Resolution.String(),
-			"perPacket", strconv.FormatBool(ow.PerPacket), "size", strconv.FormatBool(ow.Size))
+			"perPacket", strconv.FormatBool(ow.PerPacket), "size", strconv.FormatBool(ow.Size)}
+		if ow.Sample > 1 {
+			kv = append(kv, "sample", "1/"+strconv.FormatUint(uint64(ow.Sample), 10))
+		}
+		e.open(2, "oneWay", false, kv...)
 		for _, hp := range ow.Pairs {
 			sl := make([]string, len(hp.Slices))
 			for i, s := range hp.Slices {

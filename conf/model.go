@@ -146,7 +146,11 @@ type OneWay struct {
 	Resolution time.Duration // time quantum of sightings on the wire; default 1ns (exact)
 	Size       bool          // carry the IP length of each sighting
 	PerPacket  bool          // write one spool record per reconciled packet
-	Line       int           // line of the <oneWay> element, for messages
+	// Sample is N of sample="1/N": only packets whose signature hash falls
+	// in the lowest 1/N of the hash range are sighted, the same packets at
+	// every hop (analyse.Selected); 0 and 1 mean every packet.
+	Sample uint32
+	Line   int // line of the <oneWay> element, for messages
 }
 
 // Hop is one named point of a one-way path. A hop may be observed at several

@@ -448,6 +448,9 @@ func (v *validator) oneWay(cl *Class) {
 	if ow.DupWindow < 0 {
 		v.addf(ow.Line, e, "dupWindow=%q: must not be negative", ow.DupWindow)
 	}
+	if ow.Sample > MaxSample {
+		v.addf(ow.Line, e, "sample=\"1/%d\": at most 1/%d", ow.Sample, MaxSample)
+	}
 	if !powerOfTen(ow.Resolution) {
 		v.addf(ow.Line, e, "resolution=%q: want a power of ten from 1ns to 1ms", ow.Resolution)
 	}
