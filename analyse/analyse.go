@@ -49,6 +49,7 @@ type Stats struct {
 	Flows      uint64 // flow instances discovered
 	ICMPErrors uint64 // ICMP errors skipped for one-way (they travel backwards)
 	Fragments  uint64 // non-first fragments (sighted under the class's flow without ports)
+	Unselected uint64 // packets of sampled one-way classes left out by the selection (see Selected)
 }
 
 // classInfo is the per-class state compiled from the configuration.
@@ -58,6 +59,7 @@ type classInfo struct {
 	resExp   uint8
 	res      int64
 	size     bool
+	sample   uint32 // 1 in sample packets sighted (conf.OneWay.Sample)
 	hop      []bool // by interface index of this probe: interface observes a hop of the class
 }
 
@@ -95,6 +97,7 @@ func New(cfg *conf.Config, probe int, out Output, c Config) (*Analyser, error) {
 		if ow := cl.OneWay; ow != nil {
 			info.oneWay = true
 			info.size = ow.Size
+			info.sample = ow.Sample
 			res := ow.Resolution
 			if res <= 0 {
 				res = time.Nanosecond
@@ -140,6 +143,10 @@ func (a *Analyser) sight(rec *sieve.Record, id uint32, info *classInfo) {
 		// An ICMP error travels back towards the source: it is not a packet
 		// of this one-way path.
 		a.stats.ICMPErrors++
+		return
+	}
+	if !Selected(rec.Sig, info.sample) {
+		a.stats.Unselected++
 		return
 	}
 	ts := rec.TS

@@ -1,0 +1,140 @@
+package analyse
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/internal/gen"
+	"github.com/tmon-project/tmon/sieve"
+)
+
+const sampleConf = `<tmon interval="1s">
+  <collector name="c" address="127.0.0.1:1"/>
+  <probe name="pa" id="1"><interface name="a0" hop="A"/></probe>
+  <probe name="pb" id="2"><interface name="b0" hop="B"/></probe>
+  <flowClass name="site">
+    <filter><match field="ip.src" value="10.1.0.0/16"/><match field="ip.dst" value="10.2.0.0/16"/></filter>
+    <granular fields="ip.src ip.dst l4.dport"/>
+    <oneWay hops="A B" sample="1/16"/>
+  </flowClass>
+</tmon>`
+
+// TestSelectionSameAtEveryHop runs generated traffic through the real sieve
+// at both hops and checks that exactly the same packets are selected at A
+// and B (so sampling never makes a false loss), and that about 1/N are.
+func TestSelectionSameAtEveryHop(t *testing.T) {
+	cfg, err := conf.Parse(strings.NewReader(sampleConf), "sample.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := gen.DefaultConfig()
+	gc.Seed, gc.Count, gc.Loss, gc.Dup, gc.Frag = 3, 60000, 0.01, 0.01, 0.02
+	res, err := gen.Build(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTA := map[int64]int{}
+	byTB := map[int64]int{}
+	for i, r := range res.Truth {
+		byTA[r.TA] = i
+		if !r.Lost {
+			byTB[r.TB] = i
+		}
+	}
+	sigs := func(frames []gen.Frame, idx map[int64]int) map[int]uint32 {
+		sv, err := sieve.Compile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int]uint32{}
+		var rec sieve.Record
+		for _, f := range frames {
+			i, ok := idx[f.TS]
+			if !ok {
+				continue
+			}
+			if wanted, _ := sv.Packet(f.Data, f.TS, 0, 1, &rec); wanted {
+				out[i] = rec.Sig
+			}
+		}
+		return out
+	}
+	sigA, sigB := sigs(res.A, byTA), sigs(res.B, byTB)
+	if len(sigA) < 40000 {
+		t.Fatalf("only %d packets signed at A", len(sigA))
+	}
+	for _, n := range []uint32{1, 2, 16, 256, 1000} {
+		var sel, delivered, selDelivered int
+		for i, sa := range sigA {
+			s := Selected(sa, n)
+			if s {
+				sel++
+			}
+			sb, ok := sigB[i]
+			if !ok {
+				continue
+			}
+			delivered++
+			if sb != sa {
+				t.Fatalf("seq %d: signature %08x at A, %08x at B", i, sa, sb)
+			}
+			if Selected(sb, n) != s {
+				t.Fatalf("n=%d seq %d: selected at A %v, at B %v", n, i, s, !s)
+			} else if s {
+				selDelivered++
+			}
+		}
+		checkFraction(t, "generated traffic", n, sel, len(sigA))
+		t.Logf("1/%d: %d of %d selected at A, %d of %d delivered packets selected at both hops", n, sel, len(sigA), selDelivered, delivered)
+	}
+}
+
+// checkFraction fails when k of m selected is more than 4.5 binomial
+// standard deviations away from m/n.
+func checkFraction(t *testing.T, what string, n uint32, k, m int) {
+	t.Helper()
+	p := 1 / float64(n)
+	sd := math.Sqrt(float64(m) * p * (1 - p))
+	if d := math.Abs(float64(k) - float64(m)*p); d > 4.5*sd+1e-9 {
+		t.Errorf("%s, 1/%d: %d of %d selected, expected %.0f ± %.0f", what, n, k, m, float64(m)*p, sd)
+	}
+}
+
+// TestSelectionUnbiasedOnStructuredPayloads: CRC-32C is linear, so
+// signatures of packets that differ only by a counter are structured. The
+// mixed selection still takes 1/N of them, also for N a power of two, and
+// also within each residue class of the counter.
+func TestSelectionUnbiasedOnStructuredPayloads(t *testing.T) {
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	var buf [64]byte
+	const m = 1 << 18
+	for _, n := range []uint32{2, 16, 256} {
+		sel := 0
+		var perResidue [8]int
+		for i := range m {
+			binary.BigEndian.PutUint64(buf[20:], uint64(i))
+			if Selected(crc32.Checksum(buf[:], tab), n) {
+				sel++
+				perResidue[i%8]++
+			}
+		}
+		checkFraction(t, "counter payloads", n, sel, m)
+		for r, k := range perResidue {
+			checkFraction(t, "counter payloads ≡ "+string(rune('0'+r))+" mod 8", n, k, m/8)
+		}
+	}
+	if !Selected(0x12345678, 0) || !Selected(0x12345678, 1) {
+		t.Error("n 0 and 1 must select every packet")
+	}
+}
+
+func TestSelectedNoAllocs(t *testing.T) {
+	s := uint32(1)
+	if n := testing.AllocsPerRun(1000, func() { s = s*2654435761 + 1; Selected(s, 16) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
