@@ -26,9 +26,12 @@ staticcheck: $(STATICCHECK)
 lint: vet staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# The test command of the README: lint, then every test under the race detector.
+# The test command of the README: lint, every test under the race detector,
+# then the no-allocation tests again without it (the race detector's own
+# allocations make some of them skip under -race).
 test: lint
 	$(GO) test -race -timeout 30m ./...
+	$(GO) test -count=1 -run 'Alloc|NoAlloc|DoesNotAllocate' ./...
 
 # Benchmarks of the hot path: ns/op, packets/s, bytes/sighting, allocs/op.
 bench:

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"errors"
+	"github.com/tmon-project/tmon/internal/testenv"
 	"io"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ func corpusDir(t testing.TB, sub string) string {
 			return filepath.Join(c, sub)
 		}
 		if filepath.Dir(dir) == dir {
-			t.Skipf("shared/corpus not found above %s: the capture corpus (see DESIGN.md) is not checked out beside the repository", wd)
+			testenv.Skipf(t, "shared/corpus not found above %s: the capture corpus (see DESIGN.md) is not checked out beside the repository", wd)
 		}
 	}
 }

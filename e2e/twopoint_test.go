@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"github.com/tmon-project/tmon/internal/testenv"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,7 +26,7 @@ func corpusDir(t *testing.T, sub string) string {
 			return p
 		}
 	}
-	t.Skipf("shared corpus %q not found beside the repository (expected ../shared/corpus): this test needs it", sub)
+	testenv.Skipf(t, "shared corpus %q not found beside the repository (expected ../shared/corpus): this test needs it", sub)
 	return ""
 }
 

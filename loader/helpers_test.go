@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/tmon-project/tmon/internal/testenv"
 	"io"
 	"log/slog"
 	"os"
@@ -66,7 +67,7 @@ func mysqlDB(t testing.TB) testDB {
 	t.Helper()
 	dsn, err := testMySQLDSN()
 	if err != nil {
-		t.Skipf("MariaDB not reachable at %q (%v): run .ci/mariadb.sh and set TMON_TEST_MYSQL_DSN", dsn, err)
+		testenv.Skipf(t, "MariaDB not reachable at %q (%v): run .ci/mariadb.sh and set TMON_TEST_MYSQL_DSN", dsn, err)
 	}
 	db := testDB{"mysql", "mysql:" + dsn}
 	db.reset(t)

@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"github.com/tmon-project/tmon/internal/testenv"
 	"io"
 	"net"
 	"os"
@@ -262,7 +263,7 @@ func TestReadOnlyAccount(t *testing.T) {
 	db := mysqlDB(t)
 	ro := os.Getenv("TMON_TEST_MYSQL_RO_DSN")
 	if ro == "" {
-		t.Skip("TMON_TEST_MYSQL_RO_DSN not set (.ci/mariadb.sh creates tmon_report)")
+		testenv.Skipf(t, "TMON_TEST_MYSQL_RO_DSN not set (.ci/mariadb.sh creates tmon_report)")
 	}
 	_, _, spools := twoSpools(t)
 	load(t, db, Config{Spools: spools})

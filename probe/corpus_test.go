@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"fmt"
+	"github.com/tmon-project/tmon/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -21,7 +22,7 @@ func corpus(t *testing.T, sub string) string {
 	dir, _ := filepath.Abs("..")
 	p := filepath.Join(filepath.Dir(dir), "shared", "corpus", sub)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared corpus not found at %s (expected ../shared/corpus beside the repository): %v", p, err)
+		testenv.Skipf(t, "shared corpus not found at %s (expected ../shared/corpus beside the repository): %v", p, err)
 	}
 	return p
 }
