@@ -21,9 +21,9 @@ type Pending struct {
 // collector (long-retry mode, for one, is a per-collector state) and calls it
 // from that collector's goroutine only, under its lock: it must not block.
 //
-// BasicPolicy is the minimal regulation; the full one (long-retry mode,
-// break-border window, bandwidth cap) replaces it through
-// SenderOptions.Policy without touching the sender.
+// TrafMonPolicy, the default, is the full regulation (long-retry mode,
+// break-border window); BasicPolicy the minimal one. The bandwidth cap and
+// the minimum gap are the sender's: they hold whatever the policy.
 type Policy interface {
 	// Timeout returns how long to wait for an ack after the latest send of
 	// p (p.Sends counts it).
@@ -81,3 +81,86 @@ func (b *BasicPolicy) Acked(*Pending, time.Time) {}
 
 // MaxTimeout returns the timeout used once the retries are exhausted.
 func (b *BasicPolicy) MaxTimeout() time.Duration { return b.timeouts[len(b.timeouts)-1] }
+
+// TrafMonPolicy is trafMon's full regulation (§1.5, §3.14), one instance
+// per collector:
+//
+//   - Normal mode: as BasicPolicy, a PDU is retried with the growing
+//     timeouts for MaxRetries retries.
+//   - The first PDU whose last timeout expires without ack (exhausted)
+//     turns long-retry mode on. That PDU, the pilot, is then retried at
+//     InitialTimeout: it finds out when the collector is back. Every other
+//     PDU, new ones included, is retried at the maximum timeout (the slow
+//     pace).
+//   - A sightings PDU is given up once it has had all its retries and is
+//     FinalTimeout old — unless it belongs to the break-border window: the
+//     PDUs submitted within BreakBorder before long-retry mode began, the
+//     observations of the traffic just before the break, which are kept
+//     and retried at the slow pace until delivered.
+//   - Flow definitions, events and the bye (key records) are never given
+//     up.
+//   - The first ack ends long-retry mode: normal timeouts again.
+type TrafMonPolicy struct {
+	basic   *BasicPolicy
+	initial time.Duration
+	border  time.Duration
+
+	long      bool
+	pilot     uint32    // the exhausted PDU retried at the initial timeout
+	longSince time.Time // when long-retry mode began
+}
+
+// NewTrafMonPolicy returns the policy of one collector for cfg (defaults
+// filled, see NewSender).
+func NewTrafMonPolicy(cfg conf.Transport) *TrafMonPolicy {
+	return &TrafMonPolicy{basic: NewBasicPolicy(cfg), initial: cfg.InitialTimeout, border: cfg.BreakBorder}
+}
+
+// Timeout implements Policy.
+func (t *TrafMonPolicy) Timeout(p *Pending, now time.Time) time.Duration {
+	switch {
+	case !t.long:
+		return t.basic.Timeout(p, now)
+	case p.Seq == t.pilot:
+		return t.initial
+	}
+	return t.basic.MaxTimeout()
+}
+
+// GiveUp implements Policy.
+func (t *TrafMonPolicy) GiveUp(p *Pending, now time.Time) bool {
+	if p.Sends < len(t.basic.timeouts) {
+		return false
+	}
+	switch {
+	case !t.long:
+		t.long, t.pilot, t.longSince = true, p.Seq, now
+	case t.pilot == 0:
+		t.pilot = p.Seq
+	}
+	if p.Type != pdu.TypeSightings || t.inBorder(p) {
+		return false
+	}
+	if now.Sub(p.Submitted) < t.basic.final {
+		return false
+	}
+	if p.Seq == t.pilot {
+		// The next expiry elects a new pilot among those left.
+		t.pilot = 0
+	}
+	return true
+}
+
+// inBorder reports whether p was submitted within the break-border window
+// before long-retry mode began.
+func (t *TrafMonPolicy) inBorder(p *Pending) bool {
+	return t.long && !p.Submitted.After(t.longSince) && t.longSince.Sub(p.Submitted) <= t.border
+}
+
+// Acked implements Policy: any ack ends long-retry mode.
+func (t *TrafMonPolicy) Acked(*Pending, time.Time) {
+	t.long, t.pilot = false, 0
+}
+
+// LongRetry reports whether long-retry mode is on, and since when.
+func (t *TrafMonPolicy) LongRetry() (bool, time.Time) { return t.long, t.longSince }

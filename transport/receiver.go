@@ -58,10 +58,15 @@ const (
 	ReasonMalformed               // pdu.ErrMalformed, in the header or the body, or impossible ids
 	ReasonDirection               // an ack sent to a collector
 	ReasonWindow                  // seq too far ahead of the session's duplicate window; the probe retries
+	ReasonUnknown                 // a probe id not in the configuration
+	ReasonAuth                    // no auth trailer, or a MAC that does not verify with the probe's key
+	ReasonStale                   // authenticated, but of a session older than the probe's latest: a replay
+	ReasonFlood                   // dropped unread: the source sent too many invalid datagrams this second
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"size", "short", "magic", "version", "length", "crc", "type", "malformed", "direction", "window"}
+var reasonNames = [numReasons]string{"size", "short", "magic", "version", "length", "crc", "type", "malformed", "direction", "window",
+	"unknown_probe", "auth", "stale", "flood"}
 
 // String names r for logs and metrics.
 func (r Reason) String() string {
@@ -125,6 +130,19 @@ type ReceiverOptions struct {
 	// recently is forgotten first. Default 1024.
 	MaxSessions int
 	Now         func() time.Time // collector clock; default time.Now
+	// Keys, when not nil, turns authentication on: every datagram must
+	// carry a valid pdu.AuthHMACSHA256 trailer made with its probe's key,
+	// and acks are signed with it. Probe ids without a key are unknown.
+	// Sessions must then grow (a probe's session is its start time): a
+	// session older than the probe's latest one is a replay.
+	Keys map[uint16][]byte
+	// Known, when set and Keys is nil, tells the probe ids to accept.
+	Known func(probe uint16) bool
+	// FloodLimit is the number of invalid datagrams per second after which
+	// further datagrams from the same source address are dropped unread
+	// for the rest of that second, so that a flood costs little and valid
+	// probes keep their share; default 1000.
+	FloodLimit int
 }
 
 // Receiver is the collector end: it reads datagrams, checks them (size,
@@ -144,11 +162,16 @@ type Receiver struct {
 	now     func() time.Time
 	ack     []byte    // reused ack buffer; Run's goroutine only
 	frame   pdu.Frame // the datagram being handled (a field: handing a local to the Handler would move it to the heap)
+	signers map[uint16]*pdu.Signer
+	known   func(uint16) bool
+	flood   floodGuard
 
 	mu       sync.Mutex
 	sessions map[sessionKey]*session
 	probes   map[uint16]uint32 // latest session per probe, to log restarts
 	stats    ReceiverStats
+
+	replayErr error // the handler's error during Replay
 }
 
 type sessionKey struct {
@@ -183,6 +206,18 @@ func NewReceiver(conn *net.UDPConn, cfg conf.Transport, opt ReceiverOptions) (*R
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.known = opt.Known
+	if opt.Keys != nil {
+		r.signers = make(map[uint16]*pdu.Signer, len(opt.Keys))
+		for id, k := range opt.Keys {
+			r.signers[id] = pdu.NewSigner(k)
+		}
+		r.known = nil
+	}
+	r.flood = floodGuard{limit: opt.FloodLimit, counts: make(map[netip.Addr]int)}
+	if r.flood.limit <= 0 {
+		r.flood.limit = 1000
+	}
 	return r, nil
 }
 
@@ -209,7 +244,11 @@ func (r *Receiver) Run(ctx context.Context, h Handler) error {
 			r.log.Debug("transport: receive", "err", err)
 			continue
 		}
-		if ack := r.process(buf[:n], from, h, wh); ack != nil {
+		if r.flood.muted(from.Addr(), r.now()) {
+			r.invalid(ReasonFlood)
+			continue
+		}
+		if ack := r.process(buf[:n], from, h, wh, false); ack != nil {
 			if _, err := r.conn.WriteToUDPAddrPort(ack, from); err != nil {
 				r.log.Debug("transport: send ack", "to", from, "err", err)
 			}
@@ -224,30 +263,73 @@ func (r *Receiver) invalid(reason Reason) []byte {
 	return nil
 }
 
+// refuse counts an invalid datagram from a source, for the flood guard.
+func (r *Receiver) refuse(from netip.AddrPort, reason Reason) []byte {
+	r.flood.count(from.Addr())
+	return r.invalid(reason)
+}
+
+// Replay hands the receiver a datagram it accepted before (a collector's
+// journal, after a restart): the session state and the handler learn it
+// as if it arrived now, without the checks of the key and the flood guard
+// and without ack. Duplicates are ignored; the handler's error is returned.
+func (r *Receiver) Replay(b []byte, h Handler) error {
+	wh, _ := h.(WatermarkHandler)
+	r.replayErr = nil
+	r.process(b, netip.AddrPort{}, h, wh, true)
+	return r.replayErr
+}
+
 // process handles one datagram and returns the ack to send, if any.
-func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh WatermarkHandler) []byte {
+// replay: a datagram of the journal (see Replay).
+func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh WatermarkHandler, replay bool) []byte {
 	if len(b) > r.maxSize {
-		return r.invalid(ReasonSize)
+		return r.refuse(from, ReasonSize)
 	}
 	var err error
 	f := &r.frame
 	if *f, err = pdu.Parse(b); err != nil {
-		return r.invalid(reasonOf(err))
+		return r.refuse(from, reasonOf(err))
 	}
 	hd := &f.Header
+	var signer *pdu.Signer
+	if !replay {
+		switch {
+		case r.signers != nil:
+			if signer = r.signers[hd.Probe]; signer == nil {
+				return r.refuse(from, ReasonUnknown)
+			}
+			if !signer.Verify(f) {
+				return r.refuse(from, ReasonAuth)
+			}
+		case r.known != nil && !r.known(hd.Probe):
+			return r.refuse(from, ReasonUnknown)
+		}
+	}
 	switch {
 	case hd.Type == pdu.TypeAck:
-		return r.invalid(ReasonDirection)
+		return r.refuse(from, ReasonDirection)
 	case pdu.Validate(f) != nil:
-		return r.invalid(ReasonMalformed)
+		return r.refuse(from, ReasonMalformed)
 	case hd.Floor == 0,
 		hd.Type == pdu.TypeHeartbeat && uint64(hd.Floor) > uint64(hd.Seq)+1,
 		hd.Type != pdu.TypeHeartbeat && (hd.Seq == 0 || hd.Floor > hd.Seq):
-		return r.invalid(ReasonMalformed)
+		return r.refuse(from, ReasonMalformed)
 	}
 
 	now := r.now()
 	r.mu.Lock()
+	if r.signers != nil && !replay {
+		// Sessions grow with the probe's start time: an unknown session
+		// older than the latest one is a replay of a finished session.
+		if latest, ok := r.probes[hd.Probe]; ok && hd.Session < latest {
+			if _, known := r.sessions[sessionKey{hd.Probe, hd.Session}]; !known {
+				r.stats.Invalid[ReasonStale]++
+				r.mu.Unlock()
+				return nil
+			}
+		}
+	}
 	s := r.session(hd.Probe, hd.Session, hd.Floor, now)
 	s.lastHeard = now
 	before := s.wm
@@ -266,7 +348,10 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 	case seqDone:
 		r.stats.Duplicates++
 		r.mu.Unlock()
-		return r.ackFor(hd)
+		if replay {
+			return nil
+		}
+		return r.ackFor(hd, signer)
 	case seqAhead:
 		r.stats.Invalid[ReasonWindow]++
 		wm := s.wm
@@ -281,6 +366,10 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 		r.mu.Lock()
 		r.stats.HandlerErrors++
 		r.mu.Unlock()
+		if replay {
+			r.replayErr = err
+			return nil
+		}
 		r.log.Warn("transport: handler refused PDU", "probe", hd.Probe, "session", hd.Session, "seq", hd.Seq, "err", err)
 		return nil
 	}
@@ -297,7 +386,10 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 		r.log.Info("transport: probe session ended", "probe", hd.Probe, "session", hd.Session, "from", from)
 	}
 	r.notify(wh, hd, before, wm)
-	return r.ackFor(hd)
+	if replay {
+		return nil
+	}
+	return r.ackFor(hd, signer)
 }
 
 func (r *Receiver) notify(wh WatermarkHandler, hd *pdu.Header, before, after Watermark) {
@@ -306,9 +398,43 @@ func (r *Receiver) notify(wh WatermarkHandler, hd *pdu.Header, before, after Wat
 	}
 }
 
-func (r *Receiver) ackFor(hd *pdu.Header) []byte {
+func (r *Receiver) ackFor(hd *pdu.Header, signer *pdu.Signer) []byte {
 	r.ack = pdu.AppendAck(r.ack[:0], hd.Probe, hd.Session, hd.Seq, r.now().UnixNano())
+	if signer != nil {
+		r.ack, _ = signer.Sign(r.ack)
+	}
 	return r.ack
+}
+
+// floodGuard mutes, for the rest of the current second, a source address
+// that sent more than limit invalid datagrams in it. Run's goroutine only.
+// Its memory is bounded: at most maxFloodSources addresses are counted per
+// second (beyond, new sources are not counted: the guard degrades to
+// counting the first ones).
+type floodGuard struct {
+	limit  int
+	second int64
+	counts map[netip.Addr]int
+}
+
+const maxFloodSources = 4096
+
+func (g *floodGuard) muted(a netip.Addr, now time.Time) bool {
+	if sec := now.Unix(); sec != g.second {
+		g.second = sec
+		clear(g.counts)
+		return false
+	}
+	return g.counts[a] > g.limit
+}
+
+func (g *floodGuard) count(a netip.Addr) {
+	if !a.IsValid() {
+		return
+	}
+	if n, ok := g.counts[a]; ok || len(g.counts) < maxFloodSources {
+		g.counts[a] = n + 1
+	}
 }
 
 // session returns the state of (probe, id), creating it; r.mu is held.

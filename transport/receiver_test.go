@@ -225,7 +225,7 @@ func TestReceiverMaxSessions(t *testing.T) {
 	d := makePDUs(2, 1)[1]
 	h := newCollect()
 	for i := range 100 {
-		r.process(stamped(d, uint16(i), 1, 1, 1), netip.AddrPort{}, h, nil)
+		r.process(stamped(d, uint16(i), 1, 1, 1), netip.AddrPort{}, h, nil, false)
 	}
 	if n := len(r.Sessions()); n != 4 || r.Stats().Evicted != 96 {
 		t.Fatalf("%d sessions, %d evicted", n, r.Stats().Evicted)
@@ -253,12 +253,12 @@ func TestReceiverNoAlloc(t *testing.T) {
 	d := makePDUs(2, 1)[1]
 	h := &decodeHandler{}
 	seq := uint32(0)
-	r.process(stamped(d, 1, 1, 1, 1), netip.AddrPort{}, h, nil) // create the session
+	r.process(stamped(d, 1, 1, 1, 1), netip.AddrPort{}, h, nil, false) // create the session
 	b := append([]byte(nil), d...)
 	allocs := testing.AllocsPerRun(200, func() {
 		seq++
 		pdu.Restamp(b, 1, 1, seq+1, seq+1)
-		if r.process(b, netip.AddrPort{}, h, nil) == nil {
+		if r.process(b, netip.AddrPort{}, h, nil, false) == nil {
 			t.Fatal("not acked")
 		}
 	})
@@ -298,7 +298,7 @@ func BenchmarkReceiverProcess(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		seq := uint32(i + 1)
 		pdu.Restamp(p, 1, 1, seq, seq)
-		if r.process(p, netip.AddrPort{}, h, nil) == nil {
+		if r.process(p, netip.AddrPort{}, h, nil, false) == nil {
 			b.Fatal("not acked")
 		}
 	}

@@ -7,6 +7,7 @@
 package transport
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,6 +40,7 @@ const (
 	DefaultInitialTimeout = 500 * time.Millisecond
 	DefaultFinalTimeout   = 10 * time.Minute
 	DefaultHeartbeat      = 5 * time.Second
+	DefaultBreakBorder    = 30 * time.Second
 )
 
 // withDefaults fills the zero fields whose zero value means "not set" and
@@ -61,10 +64,13 @@ func withDefaults(c conf.Transport) (conf.Transport, error) {
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat
 	}
+	if c.BreakBorder == 0 {
+		c.BreakBorder = DefaultBreakBorder
+	}
 	switch {
 	case c.MaxPDUSize < pdu.MinPDUSize || c.MaxPDUSize > pdu.MaxPDUSize:
 		return c, fmt.Errorf("transport: max PDU size %d outside [%d, %d]", c.MaxPDUSize, pdu.MinPDUSize, pdu.MaxPDUSize)
-	case c.MinGap < 0 || c.InitialTimeout < 0 || c.TimeoutIncrement < 0 || c.FinalTimeout < 0 || c.Heartbeat < 0:
+	case c.MinGap < 0 || c.InitialTimeout < 0 || c.TimeoutIncrement < 0 || c.FinalTimeout < 0 || c.Heartbeat < 0 || c.BreakBorder < 0 || c.Bandwidth < 0:
 		return c, errors.New("transport: negative duration")
 	case c.TimeoutMultiplier < 1 || math.IsInf(c.TimeoutMultiplier, 0) || math.IsNaN(c.TimeoutMultiplier):
 		return c, fmt.Errorf("transport: timeout multiplier %v below 1", c.TimeoutMultiplier)
@@ -89,7 +95,38 @@ type SenderOptions struct {
 	// retries, heartbeats, bye) from the collector's goroutine. For tests
 	// and tracing; it must not block.
 	OnSend func(SendEvent)
+	// Key, when set, signs every datagram (pdu.AuthHMACSHA256) and makes
+	// the sender take only acks signed with it. PDUs given to Send must
+	// then leave AuthOverhead bytes of room under MaxPDUSize (BuildSize).
+	Key []byte
 }
+
+// AuthOverhead returns the bytes the auth trailer adds to a PDU sent with
+// key (nil: none).
+func AuthOverhead(key []byte) int {
+	if key == nil {
+		return 0
+	}
+	return pdu.AuthSize
+}
+
+// BuildSize returns the size the PDU builders of a probe sending with cfg
+// and key may fill: the max PDU size less the auth trailer.
+func BuildSize(cfg conf.Transport, key []byte) int {
+	size := cfg.MaxPDUSize
+	if size == 0 {
+		size = DefaultMaxPDUSize
+	}
+	return size - AuthOverhead(key)
+}
+
+// Kinds of the events a Sender reports to a collector about its own link
+// (an events PDU sent to that collector only, never given up).
+const (
+	EventLongRetry = "transport.long_retry" // long-retry mode entered: the collector stopped acking
+	EventNormal    = "transport.normal"     // the first ack after long-retry mode: normal mode again
+	EventGivenUp   = "transport.given_up"   // PDUs given up; see GivenUpDetail
+)
 
 // SendEvent describes one datagram sent.
 type SendEvent struct {
@@ -106,6 +143,8 @@ type CollectorStats struct {
 	Retried    uint64 // retransmissions
 	Acked      uint64 // PDUs acked
 	GivenUp    uint64 // PDUs dropped without ack
+	LongRetry  uint64 // times long-retry mode was entered
+	Bytes      uint64 // bytes of every datagram sent (UDP payload)
 	Heartbeats uint64
 	SendErrors uint64 // writes that failed (other than "connection refused")
 	BadAcks    uint64 // datagrams from the collector that were not a valid ack of this session
@@ -134,6 +173,7 @@ type Sender struct {
 	log     *slog.Logger
 	clock   func() int64
 	onSend  func(SendEvent)
+	key     []byte
 
 	mu        sync.Mutex // serialises Send: seq order is enqueue order at every collector
 	nextSeq   uint32
@@ -193,7 +233,7 @@ func NewSender(cfg conf.Transport, collectors []netip.AddrPort, probeID uint16, 
 	}
 	s := &Sender{
 		cfg: cfg, probe: probeID, session: session,
-		log: opt.Logger, clock: opt.DataClock, onSend: opt.OnSend,
+		log: opt.Logger, clock: opt.DataClock, onSend: opt.OnSend, key: opt.Key,
 		nextSeq: 1,
 		pool:    packetPool{size: cfg.MaxPDUSize},
 		stop:    make(chan struct{}),
@@ -207,8 +247,7 @@ func NewSender(cfg conf.Transport, collectors []netip.AddrPort, probeID uint16, 
 	}
 	newPolicy := opt.Policy
 	if newPolicy == nil {
-		basic := NewBasicPolicy(cfg)
-		newPolicy = func(conf.Transport, netip.AddrPort) Policy { return basic }
+		newPolicy = func(c conf.Transport, _ netip.AddrPort) Policy { return NewTrafMonPolicy(c) }
 	}
 	for i, addr := range collectors {
 		conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
@@ -239,8 +278,8 @@ func (s *Sender) Send(b []byte) (uint32, error) {
 	switch {
 	case f.Header.Type != pdu.TypeFlowDef && f.Header.Type != pdu.TypeSightings && f.Header.Type != pdu.TypeEvents:
 		return 0, ErrNotData
-	case len(b) > s.cfg.MaxPDUSize:
-		return 0, fmt.Errorf("transport: send: %d-byte PDU above max size %d", len(b), s.cfg.MaxPDUSize)
+	case len(b)+AuthOverhead(s.key) > s.cfg.MaxPDUSize:
+		return 0, fmt.Errorf("transport: send: %d-byte PDU above max size %d less the %d-byte auth trailer", len(b), s.cfg.MaxPDUSize, AuthOverhead(s.key))
 	case len(f.Auth) != 0:
 		return 0, fmt.Errorf("transport: send: PDU already authenticated: %w", pdu.ErrMalformed)
 	}
@@ -271,6 +310,44 @@ func (s *Sender) submit(b []byte, h pdu.Header) (uint32, error) {
 		p.enqueue(pk, seq, h, now)
 	}
 	return seq, nil
+}
+
+// submitNotice sends the events p has collected about its own link (long
+// retry, given-up PDUs) in an events PDU to p's collector only. The seq is
+// taken from the shared sequence: the other collectors never see it, and
+// their floors pass over it.
+func (s *Sender) submitNotice(p *peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.mu.Lock()
+	evs := p.notices
+	p.notices = nil
+	p.mu.Unlock()
+	if len(evs) == 0 || s.nextSeq == math.MaxUint32 {
+		return
+	}
+	b := pdu.NewBuilder(BuildSize(s.cfg, s.key))
+	flush := func() {
+		if b.Len() == 0 {
+			return
+		}
+		h := pdu.Header{Type: pdu.TypeEvents, ProbeTime: s.clock()}
+		buf := b.Finish(h)
+		seq := s.nextSeq
+		s.nextSeq++
+		pk := s.pool.get()
+		pk.buf = append(pk.buf[:0], buf...)
+		pk.refs.Store(1)
+		p.enqueue(pk, seq, h, time.Now())
+		b.Reset()
+	}
+	for _, e := range evs {
+		if !b.AddEvent(e) {
+			flush()
+			b.AddEvent(e)
+		}
+	}
+	flush()
 }
 
 // Stats returns the counters. It may be called at any time.
@@ -382,21 +459,38 @@ type peer struct {
 	free     []*entry
 	assigned uint32 // highest seq enqueued
 	lastSend time.Time
-	notify   bool // a PDU was given up: send a heartbeat with the new floor
+	nextFree time.Time // bandwidth cap: the next send may not leave before
+	notify   bool      // a PDU was given up: send a heartbeat with the new floor
+	long     bool      // long-retry mode as last reported
+	notices  []pdu.Event
+	gaveUp   []givenUp
 	stats    CollectorStats
 
-	scratch []byte // datagram being sent; run's goroutine only
+	scratch []byte      // datagram being sent; run's goroutine only
+	signer  *pdu.Signer // run's goroutine only; nil without key
+}
+
+// givenUp is one PDU given up, for the notice to the collector.
+type givenUp struct {
+	seq       uint32
+	typ       pdu.Type
+	sightings int
+	from, to  int64 // capture times of its first and last sightings
 }
 
 func newPeer(s *Sender, idx int, addr netip.AddrPort, conn *net.UDPConn, pol Policy) *peer {
-	return &peer{
+	p := &peer{
 		s: s, idx: idx, addr: addr, conn: conn, policy: pol,
 		wake:    make(chan struct{}, 1),
 		log:     s.log.With("collector", addr),
 		pending: make(map[uint32]*entry),
 		stats:   CollectorStats{Collector: addr},
-		scratch: make([]byte, 0, s.cfg.MaxPDUSize),
+		scratch: make([]byte, 0, s.cfg.MaxPDUSize+pdu.AuthSize),
 	}
+	if s.key != nil {
+		p.signer = pdu.NewSigner(s.key)
+	}
+	return p
 }
 
 func (p *peer) signal() {
@@ -485,17 +579,32 @@ func (p *peer) step() time.Duration {
 		if e.due.After(now) || !p.policy.GiveUp(&e.Pending, now) {
 			break
 		}
+		p.gaveUp = append(p.gaveUp, spanOf(e))
 		p.settle(e)
 		p.stats.GivenUp++
 		p.notify = true
 		p.log.Warn("transport: PDU given up", "seq", e.Seq, "type", e.Type, "sends", e.Sends,
 			"age", now.Sub(e.Submitted).Round(time.Millisecond))
 	}
+	p.modeChange(now)
+	notice := len(p.gaveUp) > 0 || len(p.notices) > 0
+	if len(p.gaveUp) > 0 {
+		p.notices = append(p.notices, givenUpEvents(p.gaveUp, now)...)
+		p.gaveUp = p.gaveUp[:0]
+	}
+	if notice {
+		p.mu.Unlock()
+		p.s.submitNotice(p)
+		return 0
+	}
 
 	retry := p.timers.len() > 0 && !p.timers.top().due.After(now)
 	heartbeat := p.notify || now.Sub(p.lastSend) >= cfg.Heartbeat
 	work := retry || p.queue.len() > 0 || heartbeat
 	slot := p.lastSend.Add(cfg.MinGap)
+	if p.nextFree.After(slot) {
+		slot = p.nextFree
+	}
 	if !work || now.Before(slot) {
 		wait := time.Hour
 		if work {
@@ -540,7 +649,16 @@ func (p *peer) step() time.Duration {
 		p.notify = false
 		p.stats.Heartbeats++
 	}
+	if p.signer != nil {
+		p.scratch, _ = p.signer.Sign(p.scratch)
+	}
 	p.lastSend = now
+	p.stats.Bytes += uint64(len(p.scratch))
+	if bw := cfg.Bandwidth; bw > 0 {
+		// A virtual finish time: over any span, the bytes sent stay within
+		// the cap plus one PDU.
+		p.nextFree = later(p.nextFree, now).Add(time.Duration(int64(len(p.scratch)) * int64(time.Second) / bw))
+	}
 	p.mu.Unlock()
 
 	p.write(p.scratch)
@@ -571,6 +689,9 @@ func (p *peer) sendByeNow(seq uint32) {
 	}
 	h := pdu.Header{Type: pdu.TypeBye, Probe: p.s.probe, Session: p.s.session, Seq: seq, Floor: p.floor(), ProbeTime: p.s.clock()}
 	b := pdu.AppendControl(nil, h)
+	if p.s.key != nil {
+		b, _ = pdu.NewSigner(p.s.key).Sign(b) // not p.signer: run's goroutine may still use it
+	}
 	p.lastSend = time.Now()
 	if _, err := p.conn.Write(b); err != nil {
 		p.log.Debug("transport: send bye failed", "err", err)
@@ -584,6 +705,10 @@ func (p *peer) sendByeNow(seq uint32) {
 func (p *peer) readAcks() {
 	defer p.s.wg.Done()
 	buf := make([]byte, pdu.MinPDUSize)
+	var signer *pdu.Signer
+	if p.s.key != nil {
+		signer = pdu.NewSigner(p.s.key)
+	}
 	for {
 		n, err := p.conn.Read(buf)
 		if err != nil {
@@ -601,7 +726,7 @@ func (p *peer) readAcks() {
 		if err == nil {
 			session, seq, err = f.Ack()
 		}
-		if err != nil || f.Header.Probe != p.s.probe || session != p.s.session {
+		if err != nil || f.Header.Probe != p.s.probe || session != p.s.session || (signer != nil && !signer.Verify(&f)) {
 			p.mu.Lock()
 			p.stats.BadAcks++
 			p.mu.Unlock()
@@ -618,6 +743,7 @@ func (p *peer) ack(seq uint32) {
 		p.settle(e)
 		p.stats.Acked++
 		p.policy.Acked(&e.Pending, time.Now())
+		p.modeChange(time.Now())
 	}
 	p.mu.Unlock()
 	if ok {
@@ -673,3 +799,123 @@ func (h *entryHeap) Pop() any {
 }
 func (h entryHeap) len() int    { return len(h) }
 func (h entryHeap) top() *entry { return h[0] }
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// longRetrier is implemented by policies with a long-retry mode.
+type longRetrier interface {
+	LongRetry() (bool, time.Time)
+}
+
+// modeChange notes a change of the policy's long-retry mode as an event for
+// the collector; p.mu is held.
+func (p *peer) modeChange(now time.Time) {
+	lr, ok := p.policy.(longRetrier)
+	if !ok {
+		return
+	}
+	long, since := lr.LongRetry()
+	if long == p.long {
+		return
+	}
+	p.long = long
+	if long {
+		p.stats.LongRetry++
+		p.log.Warn("transport: collector not acking: long-retry mode")
+		p.notices = append(p.notices, pdu.Event{TS: since.UnixNano(), Kind: EventLongRetry,
+			Detail: fmt.Sprintf("collector=%s pending=%d", p.addr, len(p.pending)+p.queue.len())})
+	} else {
+		p.log.Info("transport: collector acks again: normal mode")
+		p.notices = append(p.notices, pdu.Event{TS: now.UnixNano(), Kind: EventNormal,
+			Detail: fmt.Sprintf("collector=%s", p.addr)})
+	}
+}
+
+// spanOf describes a PDU being given up: for sightings, the capture times
+// of its earliest and latest sightings (a rare path: the body is decoded).
+func spanOf(e *entry) givenUp {
+	g := givenUp{seq: e.Seq, typ: e.Type}
+	if e.Type != pdu.TypeSightings {
+		return g
+	}
+	f, err := pdu.Parse(e.pk.buf)
+	if err != nil {
+		return g
+	}
+	var r pdu.SightingReader
+	var sg pdu.Sighting
+	r.Reset(f.Body)
+	for r.Next(&sg) {
+		if g.sightings == 0 || sg.TS < g.from {
+			g.from = sg.TS
+		}
+		if g.sightings == 0 || sg.TS > g.to {
+			g.to = sg.TS
+		}
+		g.sightings++
+	}
+	return g
+}
+
+// GivenUp is what a transport.given_up event says: the probe gave up the
+// PDUs Seqs (first..last, every seq between them that it had sent to this
+// collector and not had acked), holding Sightings sightings captured
+// between From and To (ns, inclusive). Other PDU types given up are
+// counted in Others.
+type GivenUp struct {
+	First, Last uint32
+	Sightings   int
+	Others      int
+	From, To    int64
+}
+
+// GivenUpDetail renders g as the detail of a transport.given_up event.
+func GivenUpDetail(g GivenUp) string {
+	return fmt.Sprintf("seqs=%d-%d sightings=%d others=%d from=%d to=%d", g.First, g.Last, g.Sightings, g.Others, g.From, g.To)
+}
+
+// ParseGivenUp reads the detail of a transport.given_up event.
+func ParseGivenUp(detail string) (GivenUp, error) {
+	var g GivenUp
+	_, err := fmt.Sscanf(detail, "seqs=%d-%d sightings=%d others=%d from=%d to=%d", &g.First, &g.Last, &g.Sightings, &g.Others, &g.From, &g.To)
+	if err != nil {
+		return g, fmt.Errorf("transport: given-up notice %q: %w", detail, err)
+	}
+	return g, nil
+}
+
+// givenUpEvents merges PDUs given up at one time into one event per run of
+// consecutive seqs.
+func givenUpEvents(gs []givenUp, now time.Time) []pdu.Event {
+	slices.SortFunc(gs, func(a, b givenUp) int { return cmp.Compare(a.seq, b.seq) })
+	var out []pdu.Event
+	for i := 0; i < len(gs); {
+		g := GivenUp{First: gs[i].seq}
+		j := i
+		for ; j < len(gs) && (j == i || gs[j].seq == gs[j-1].seq+1); j++ {
+			x := gs[j]
+			g.Last = x.seq
+			if x.typ != pdu.TypeSightings {
+				g.Others++
+				continue
+			}
+			if x.sightings > 0 {
+				if g.Sightings == 0 || x.from < g.From {
+					g.From = x.from
+				}
+				if g.Sightings == 0 || x.to > g.To {
+					g.To = x.to
+				}
+				g.Sightings += x.sightings
+			}
+		}
+		out = append(out, pdu.Event{TS: now.UnixNano(), Kind: EventGivenUp, Detail: GivenUpDetail(g)})
+		i = j
+	}
+	return out
+}

@@ -26,7 +26,12 @@ func fastConfig() conf.Transport {
 
 func newSender(t testing.TB, cfg conf.Transport, collectors []netip.AddrPort, log *sendLog) *Sender {
 	t.Helper()
-	opt := SenderOptions{Logger: quiet}
+	return newSenderOpt(t, cfg, collectors, log, SenderOptions{})
+}
+
+func newSenderOpt(t testing.TB, cfg conf.Transport, collectors []netip.AddrPort, log *sendLog, opt SenderOptions) *Sender {
+	t.Helper()
+	opt.Logger = quiet
 	if log != nil {
 		opt.OnSend = log.record
 	}
@@ -172,7 +177,8 @@ func TestRetryTimings(t *testing.T) {
 	}
 	// timeouts: 40, 40×1.5+20=80, 80×1.5+20=140, 140×1.5+20=230 (maximum)
 	want := []time.Duration{40, 80, 140, 230}
-	s := newSender(t, cfg, []netip.AddrPort{addrOf(sink)}, &log)
+	basic := func(c conf.Transport, _ netip.AddrPort) Policy { return NewBasicPolicy(c) }
+	s := newSenderOpt(t, cfg, []netip.AddrPort{addrOf(sink)}, &log, SenderOptions{Policy: basic})
 	pdus := makePDUs(2, 4)
 	// seq 1: sightings; seq 2: flow definitions.
 	sendAll(t, s, pdus[1:2])
@@ -220,7 +226,8 @@ func TestRetryTimings(t *testing.T) {
 	// The heartbeat after the give-up carries floor 2.
 	var hb bool
 	for _, e := range evs {
-		if e.Header.Type == pdu.TypeHeartbeat && e.Header.Floor == 2 && e.Header.Seq == 2 {
+		// Seq 3: the given-up notice, an events PDU to this collector.
+		if e.Header.Type == pdu.TypeHeartbeat && e.Header.Floor == 2 && e.Header.Seq == 3 {
 			hb = true
 		}
 	}
@@ -228,8 +235,8 @@ func TestRetryTimings(t *testing.T) {
 		t.Error("no heartbeat with the floor after the give-up")
 	}
 	st, err := closeWithin(t, s, 20*time.Millisecond)
-	if !errors.Is(err, context.DeadlineExceeded) || st.Collectors[0].Pending != 1 {
-		t.Errorf("Close = %+v, %v; want the flow definitions pending", st, err)
+	if !errors.Is(err, context.DeadlineExceeded) || st.Collectors[0].Pending != 2 {
+		t.Errorf("Close = %+v, %v; want the flow definitions and the notice pending", st, err)
 	}
 }
 
