@@ -17,7 +17,8 @@
 //
 // Nothing here sends to an address outside the namespaces it creates.
 // Everything needs root, iproute2 and a kernel with network namespaces;
-// where they are missing the calling test is skipped with the reason.
+// where they are missing the calling test is skipped with the reason
+// (failed in CI: internal/testenv).
 package netlab
 
 import (
@@ -31,6 +32,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tmon-project/tmon/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,7 +65,7 @@ func Available() string {
 func New(t testing.TB) *Lab {
 	t.Helper()
 	if why := Available(); why != "" {
-		t.Skip(why)
+		testenv.Skipf(t, "%s", why)
 	}
 	l := &Lab{t: t, prefix: fmt.Sprintf("tmon%d-%d", os.Getpid(), labSeq.Add(1))}
 	t.Cleanup(l.teardown)
@@ -78,7 +80,7 @@ func (l *Lab) AddNS(role string) NS {
 	ns := NS(l.prefix + "-" + role)
 	if out, err := exec.Command("ip", "netns", "add", string(ns)).CombinedOutput(); err != nil {
 		if len(l.nss) == 0 {
-			l.t.Skipf("netlab: cannot create a network namespace (ip netns add: %v: %s); this test needs CAP_SYS_ADMIN", err, bytes.TrimSpace(out))
+			testenv.Skipf(l.t, "netlab: cannot create a network namespace (ip netns add: %v: %s); this test needs CAP_SYS_ADMIN", err, bytes.TrimSpace(out))
 		}
 		l.t.Fatalf("netlab: ip netns add %s: %v: %s", ns, err, bytes.TrimSpace(out))
 	}
