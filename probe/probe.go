@@ -28,6 +28,9 @@ import (
 type Options struct {
 	Config *conf.Config
 	Name   string // the probe's name in the configuration
+	// Live captures on the probe's configured interfaces (AF_PACKET) until
+	// ctx is cancelled; Files must then be empty.
+	Live bool
 	// Files are capture files to replay, one per configured interface, in
 	// the configuration's interface order.
 	Files []string
@@ -46,13 +49,18 @@ type Result struct {
 	Analyser  analyse.Stats
 	Transport transport.Stats
 	Files     []capture.FileStats
-	PDUs      uint64 // PDUs built (all types)
-	Sightings uint64 // sightings put into PDUs
-	PDUBytes  uint64 // bytes of sightings PDUs
+	Capture   []capture.LiveStats // live: kernel ring counters per socket
+	PDUs      uint64              // PDUs built (all types)
+	Sightings uint64              // sightings put into PDUs
+	PDUBytes  uint64              // bytes of sightings PDUs
 }
 
 // Run replays the capture files through the probe until they end (or ctx
 // is cancelled), then waits until the collectors acknowledged everything.
+// In Live mode it captures until ctx is cancelled (SIGINT/SIGTERM), then
+// analyses what the sieves had passed on, flushes, waits for the acks
+// (DrainTimeout) and says goodbye; the cancellation is the normal end, not
+// an error.
 func Run(ctx context.Context, o Options) (Result, error) {
 	var res Result
 	cfg := o.Config
@@ -65,7 +73,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("probe: %q is not a probe of %s", o.Name, cfg.File)
 	}
 	p := &cfg.Probes[pi]
-	if len(o.Files) != len(p.Interfaces) {
+	switch {
+	case o.Live && len(o.Files) > 0:
+		return res, fmt.Errorf("probe %s: live capture and capture files are exclusive", p.Name)
+	case o.Live:
+	case len(o.Files) != len(p.Interfaces):
 		return res, fmt.Errorf("probe %s: %d capture files given, the configuration declares %d interfaces (%s): give one file per interface, in that order",
 			p.Name, len(o.Files), len(p.Interfaces), ifaceNames(p))
 	}
@@ -77,18 +89,44 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	log = log.With("probe", p.Name)
 
-	sv, err := sieve.Compile(cfg)
-	if err != nil {
-		return res, fmt.Errorf("probe %s: %w", p.Name, err)
+	nt := newNotes(log)
+	var (
+		ins   []input
+		files *capture.FileSource
+		socks []*capture.LiveSource
+	)
+	if o.Live {
+		var err error
+		ins, socks, err = openLive(cfg, p, log, nt.event)
+		if err != nil {
+			return res, fmt.Errorf("probe %s: %w", p.Name, err)
+		}
+		defer func() {
+			for _, s := range socks {
+				s.Close()
+			}
+		}()
+	} else {
+		// A paced replay returns now and then during long gaps so that the
+		// sieve notices a shutdown.
+		src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Speed: o.Speed, Idle: 100 * time.Millisecond, Logger: log})
+		if err != nil {
+			return res, fmt.Errorf("probe %s: %w", p.Name, err)
+		}
+		defer src.Close()
+		files = src
+		ins = []input{{src: src, core: p.Core, name: "files"}}
 	}
-	// A paced replay returns now and then during long gaps so that the
-	// sieve notices a shutdown.
-	src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Speed: o.Speed, Idle: 100 * time.Millisecond, Logger: log})
-	if err != nil {
-		return res, fmt.Errorf("probe %s: %w", p.Name, err)
+	svs := make([]*sieve.Sieve, len(ins))
+	wms := make([]*watermark, len(ins))
+	rgs := make([]*ring.Ring[sieve.Record], len(ins))
+	for i, in := range ins {
+		sv, err := sieve.Compile(cfg)
+		if err != nil {
+			return res, fmt.Errorf("probe %s: %w", p.Name, err)
+		}
+		svs[i], wms[i], rgs[i] = sv, &watermark{src: in.src}, ring.New[sieve.Record](o.RingSize)
 	}
-	defer src.Close()
-	wm := &watermark{src: src}
 
 	addrs := make([]netip.AddrPort, len(cfg.Collectors))
 	for i, c := range cfg.Collectors {
@@ -107,25 +145,66 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
-	log.Info("probe starting", "config", cfg.File, "version", cfg.Version, "files", o.Files,
-		"collectors", addrs, "speed", o.Speed)
-	out.event(time.Now().UnixNano(), "start", fmt.Sprintf("probe %s replaying %d file(s), config %s", p.Name, len(o.Files), cfg.Version))
-
-	rg := ring.New[sieve.Record](o.RingSize)
-	sieveErr := make(chan error, 1)
-	go func() { sieveErr <- sv.Run(ctx, wm, rg, p.Core, sieve.Block) }()
-
-	runErr := analyseLoop(ctx, rg, an, out, wm, cfg.Transport.MaxBuildTime)
-	if err := <-sieveErr; err != nil && runErr == nil {
-		runErr = fmt.Errorf("probe %s: sieve: %w", p.Name, err)
+	if o.Live {
+		names := make([]string, len(ins))
+		for i, in := range ins {
+			names[i] = in.name
+		}
+		log.Info("probe starting live capture", "config", cfg.File, "version", cfg.Version, "sieves", names, "collectors", addrs)
+		out.event(time.Now().UnixNano(), "start", fmt.Sprintf("probe %s capturing live on %s (%d sieve goroutines), config %s", p.Name, ifaceNames(p), len(ins), cfg.Version))
+	} else {
+		log.Info("probe starting", "config", cfg.File, "version", cfg.Version, "files", o.Files,
+			"collectors", addrs, "speed", o.Speed)
+		out.event(time.Now().UnixNano(), "start", fmt.Sprintf("probe %s replaying %d file(s), config %s", p.Name, len(o.Files), cfg.Version))
 	}
+
+	sieveErr := make(chan error, len(ins))
+	for i, in := range ins {
+		go func() { sieveErr <- svs[i].Run(ctx, wms[i], rgs[i], in.core, sieve.Block) }()
+	}
+	wctx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if len(socks) > 0 {
+			watchDrops(wctx, socks, log, nt.event)
+		}
+	}()
+
+	// Live: the analyser outlives ctx: it drains what the sieves pushed
+	// before they saw the cancellation, and ends when every ring is closed.
+	actx := ctx
+	if o.Live {
+		actx = context.Background()
+	}
+	runErr := analyseLoop(actx, rgs, an, out, wms, nt, cfg.Transport.MaxBuildTime)
+	for range ins {
+		err := <-sieveErr
+		if o.Live && errors.Is(err, context.Canceled) {
+			err = nil
+		}
+		if err != nil && runErr == nil {
+			runErr = fmt.Errorf("probe %s: sieve: %w", p.Name, err)
+		}
+	}
+	stopWatch()
+	<-watchDone
 	an.Close()
-	res.Sieve = sv.Stats()
+	for _, sv := range svs {
+		addSieveStats(&res.Sieve, sv.Stats())
+	}
 	res.Analyser = an.Stats()
-	res.Files = src.Stats()
-	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d",
-		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings, res.Analyser.Flows))
-	out.flush(wm.safe())
+	if files != nil {
+		res.Files = files.Stats()
+	}
+	for _, s := range socks {
+		st, _ := s.Stats()
+		res.Capture = append(res.Capture, st)
+	}
+	nt.drain(out)
+	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s",
+		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings, res.Analyser.Flows, captureSummary(res.Capture)))
+	out.flush(safe(wms))
 	res.PDUs, res.Sightings, res.PDUBytes = out.pdus, out.sightings, out.sightBytes
 
 	dctx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
@@ -141,19 +220,27 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	return res, runErr
 }
 
-// analyseLoop is the analyser goroutine: it drains the ring into the
-// analyser, closes PDUs that are full or older than maxBuild, and advances
-// the data clock that heartbeats and PDU headers carry.
-func analyseLoop(ctx context.Context, rg *ring.Ring[sieve.Record], an *analyse.Analyser, out *output, wm *watermark, maxBuild time.Duration) error {
+// analyseLoop is the analyser goroutine: it drains the rings of every
+// sieve into the analyser (records of different rings interleave in time:
+// the analyser and the PDU deltas take that), closes PDUs that are full or
+// older than maxBuild, passes on the helpers' events, and advances the data
+// clock that heartbeats and PDU headers carry. It returns nil when every
+// ring is closed and drained.
+func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, maxBuild time.Duration) error {
 	batch := make([]sieve.Record, 256)
 	for {
 		// Read the watermark before draining: every record of a packet
 		// read before it is already in the ring.
-		w := wm.safe()
-		n := rg.PopN(batch)
-		for i := 0; i < n; i++ {
-			an.Packet(&batch[i])
+		w := safe(wms)
+		n := 0
+		for _, rg := range rgs {
+			k := rg.PopN(batch)
+			for i := 0; i < k; i++ {
+				an.Packet(&batch[i])
+			}
+			n += k
 		}
+		nt.drain(out)
 		if out.err != nil {
 			return out.err
 		}
@@ -161,10 +248,15 @@ func analyseLoop(ctx context.Context, rg *ring.Ring[sieve.Record], an *analyse.A
 			out.maybeFlush(w, maxBuild)
 			continue
 		}
-		// Ring empty: everything before w has been analysed.
+		// Rings empty: everything before w has been analysed.
 		out.idle(w, maxBuild)
 		wctx, cancel := context.WithTimeout(ctx, maxBuild/4+time.Millisecond)
-		err := rg.Wait(wctx)
+		var err error
+		if len(rgs) == 1 {
+			err = rgs[0].Wait(wctx)
+		} else {
+			err = waitAny(wctx, rgs)
+		}
 		cancel()
 		switch {
 		case errors.Is(err, ring.ErrClosed):
@@ -173,6 +265,76 @@ func analyseLoop(ctx context.Context, rg *ring.Ring[sieve.Record], an *analyse.A
 			return ctx.Err()
 		}
 	}
+}
+
+// waitAny waits until a ring has a record (nil), every ring is closed and
+// drained (ring.ErrClosed) or ctx ends, polling with a short sleep: with
+// several rings there is no single index to spin on.
+func waitAny(ctx context.Context, rgs []*ring.Ring[sieve.Record]) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for d := 20 * time.Microsecond; ; d = min(2*d, time.Millisecond) {
+		closed := 0
+		for _, rg := range rgs {
+			if rg.Len() > 0 {
+				return nil
+			}
+			if rg.Closed() {
+				if rg.Len() > 0 {
+					return nil
+				}
+				closed++
+			}
+		}
+		if closed == len(rgs) {
+			return ring.ErrClosed
+		}
+		t.Reset(d)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// safe returns a time before which every packet of every sieve has been
+// pushed to its ring.
+func safe(wms []*watermark) int64 {
+	w := wms[0].safe()
+	for _, m := range wms[1:] {
+		w = min(w, m.safe())
+	}
+	return w
+}
+
+func addSieveStats(d *sieve.Stats, s sieve.Stats) {
+	d.Packets += s.Packets
+	d.Wanted += s.Wanted
+	d.Unwanted += s.Unwanted
+	d.NotIP += s.NotIP
+	d.UnsupportedLink += s.UnsupportedLink
+	d.Truncated += s.Truncated
+	d.Malformed += s.Malformed
+	d.Fragments += s.Fragments
+	d.ICMPErrors += s.ICMPErrors
+	d.Short += s.Short
+	d.Signed += s.Signed
+	d.RingFull += s.RingFull
+	d.RingDrops += s.RingDrops
+}
+
+func captureSummary(st []capture.LiveStats) string {
+	if len(st) == 0 {
+		return ""
+	}
+	var t capture.LiveStats
+	for _, s := range st {
+		t.Packets += s.Packets
+		t.Drops += s.Drops
+		t.Freezes += s.Freezes
+	}
+	return fmt.Sprintf(" kernel_packets=%d kernel_drops=%d ring_freezes=%d", t.Packets, t.Drops, t.Freezes)
 }
 
 // watermark wraps the capture source to know which packets the sieve has

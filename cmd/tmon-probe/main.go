@@ -21,20 +21,33 @@ func main() {
 		confPath = flag.String("config", "", "shared XML configuration `file` (required)")
 		name     = flag.String("name", "", "this probe's name in the configuration (required)")
 		speed    = flag.Float64("speed", 0, "replay pacing: 0 = as fast as possible, 1 = original timing, 10 = ten times faster")
+		live     = flag.Bool("live", false, "capture live (AF_PACKET) on the probe's configured interfaces until SIGINT/SIGTERM; the default when no -read is given")
+		drain    = flag.Duration("drain", 0, "at the end, wait at most this long for the collectors' acks (0: 30s)")
 		level    = flag.String("log-level", "info", "log level: debug, info, warn, error")
 	)
 	flag.Var(&files, "read", "replay capture `file`s (pcap or pcapng), one per configured interface, in interface order; repeat the flag or separate with commas")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), `Usage: tmon-probe -config FILE -name PROBE -read FILE[,FILE...] [flags]
+		fmt.Fprintf(flag.CommandLine.Output(), `Usage: tmon-probe -config FILE -name PROBE [-live]             capture live
+       tmon-probe -config FILE -name PROBE -read FILE[,FILE...]   replay captures
 
 tmon-probe captures the packets of the flow classes declared in the shared
 configuration at this probe's interfaces, signs each packet of a one-way class
 with a hash of its unchanged bytes, and sends the sightings (flow, signature,
 capture time) to every collector of the configuration over acknowledged UDP.
 
-This version replays capture files (one per interface of the probe, in the
-configuration's order); live AF_PACKET capture comes next. It exits when the
-files end and every collector has acknowledged every observation.
+Live (the default without -read): one AF_PACKET TPACKET_V3 ring per configured
+<interface> (fanout="N": N rings and sieve goroutines; pair="IF": the other
+port of a passive tap, merged in time order), kernel or NIC timestamps,
+offloads turned off, a kernel filter that keeps IPv4/IPv6 and leaves out the
+probe's own PDUs; <capture> in the configuration sizes the rings. It needs
+CAP_NET_RAW and CAP_NET_ADMIN: run as root or once
+    setcap cap_net_raw,cap_net_admin+eip bin/tmon-probe
+It runs until SIGINT or SIGTERM, then flushes, waits for the acks (-drain)
+and says goodbye to the collectors.
+
+Replay (-read): one capture file per interface of the probe, in the
+configuration's order; it exits when the files end and every collector has
+acknowledged every observation.
 
 Flags:
 `)
@@ -45,9 +58,12 @@ Flags:
 	if err != nil {
 		fail(err)
 	}
-	if *name == "" || len(files) == 0 {
+	if *name == "" {
 		flag.Usage()
-		fail(fmt.Errorf("-name and -read are required"))
+		fail(fmt.Errorf("-name is required"))
+	}
+	if *live && len(files) > 0 {
+		fail(fmt.Errorf("-live and -read are exclusive"))
 	}
 	cfg, err := cli.LoadConfig(*confPath)
 	if err != nil {
@@ -55,12 +71,12 @@ Flags:
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := probe.Run(ctx, probe.Options{Config: cfg, Name: *name, Files: files, Speed: *speed, Logger: log})
+	res, err := probe.Run(ctx, probe.Options{Config: cfg, Name: *name, Live: len(files) == 0, Files: files, Speed: *speed, DrainTimeout: *drain, Logger: log})
 	log.Info("probe finished",
 		"packets", res.Sieve.Packets, "wanted", res.Sieve.Wanted,
 		"flows", res.Analyser.Flows, "sightings", res.Sightings, "pdus", res.PDUs,
 		"bytes_per_sighting", perSighting(res.PDUBytes, res.Sightings),
-		"transport", fmt.Sprintf("%+v", res.Transport))
+		"transport", fmt.Sprintf("%+v", res.Transport), "capture", fmt.Sprintf("%+v", res.Capture))
 	if err != nil {
 		fail(err)
 	}
