@@ -307,7 +307,7 @@ func (s *Sender) submit(b []byte, h pdu.Header) (uint32, error) {
 	s.submitted.Add(1)
 	now := time.Now()
 	for _, p := range s.peers {
-		p.enqueue(pk, seq, h, now)
+		p.enqueue(pk, seq, h, now, nil)
 	}
 	return seq, nil
 }
@@ -321,7 +321,8 @@ func (s *Sender) submitNotice(p *peer) {
 	defer s.mu.Unlock()
 	p.mu.Lock()
 	evs := p.notices
-	p.notices = nil
+	ghosts := p.ghosts
+	p.notices, p.ghosts = nil, nil
 	p.mu.Unlock()
 	if len(evs) == 0 || s.nextSeq == math.MaxUint32 {
 		return
@@ -338,7 +339,8 @@ func (s *Sender) submitNotice(p *peer) {
 		pk := s.pool.get()
 		pk.buf = append(pk.buf[:0], buf...)
 		pk.refs.Store(1)
-		p.enqueue(pk, seq, h, time.Now())
+		p.enqueue(pk, seq, h, time.Now(), ghosts)
+		ghosts = nil
 		b.Reset()
 	}
 	for _, e := range evs {
@@ -439,6 +441,11 @@ type entry struct {
 	due  time.Time // ack timeout expiry, while in the heap
 	hidx int       // index in peer.heap, -1 when not there
 	done bool      // acked or given up; waits in peer.order to be recycled
+	// ghost: given up, but its notice not yet acked by the collector: it
+	// holds the floor down, so that the collector learns which sightings
+	// were given up before its watermark passes them.
+	ghost  bool
+	covers []*entry // of a notice: the ghosts it announces
 }
 
 // peer is the sending state for one collector.
@@ -464,6 +471,7 @@ type peer struct {
 	long     bool      // long-retry mode as last reported
 	notices  []pdu.Event
 	gaveUp   []givenUp
+	ghosts   []*entry // given up, not yet covered by a notice
 	stats    CollectorStats
 
 	scratch []byte      // datagram being sent; run's goroutine only
@@ -500,7 +508,7 @@ func (p *peer) signal() {
 	}
 }
 
-func (p *peer) enqueue(pk *packet, seq uint32, h pdu.Header, now time.Time) {
+func (p *peer) enqueue(pk *packet, seq uint32, h pdu.Header, now time.Time, covers []*entry) {
 	p.mu.Lock()
 	p.reclaim()
 	var e *entry
@@ -510,7 +518,7 @@ func (p *peer) enqueue(pk *packet, seq uint32, h pdu.Header, now time.Time) {
 	} else {
 		e = new(entry)
 	}
-	*e = entry{Pending: Pending{Seq: seq, Type: h.Type, ProbeTime: h.ProbeTime, Submitted: now}, pk: pk, hidx: -1}
+	*e = entry{Pending: Pending{Seq: seq, Type: h.Type, ProbeTime: h.ProbeTime, Submitted: now}, pk: pk, hidx: -1, covers: covers}
 	p.queue.push(e)
 	p.order.push(e)
 	p.assigned = seq
@@ -581,6 +589,8 @@ func (p *peer) step() time.Duration {
 		}
 		p.gaveUp = append(p.gaveUp, spanOf(e))
 		p.settle(e)
+		e.done, e.ghost = false, true
+		p.ghosts = append(p.ghosts, e)
 		p.stats.GivenUp++
 		p.notify = true
 		p.log.Warn("transport: PDU given up", "seq", e.Seq, "type", e.Type, "sends", e.Sends,
@@ -740,6 +750,10 @@ func (p *peer) ack(seq uint32) {
 	p.mu.Lock()
 	e, ok := p.pending[seq]
 	if ok {
+		for _, g := range e.covers {
+			g.done, g.ghost = true, false
+		}
+		e.covers = nil
 		p.settle(e)
 		p.stats.Acked++
 		p.policy.Acked(&e.Pending, time.Now())
