@@ -6,8 +6,6 @@ package probe
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,10 +130,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	for i, c := range cfg.Collectors {
 		addrs[i] = c.Address
 	}
-	out := newOutput(cfg.Transport.MaxPDUSize)
+	if p.Key == nil {
+		log.Warn("probe: no key configured: PDUs are not authenticated")
+	}
+	out := newOutput(transport.BuildSize(cfg.Transport, p.Key))
 	sender, err := transport.NewSender(cfg.Transport, addrs, p.ID, newSession(), transport.SenderOptions{
 		Logger:    log,
 		DataClock: out.clock.Load,
+		Key:       p.Key,
 	})
 	if err != nil {
 		return res, fmt.Errorf("probe %s: %w", p.Name, err)
@@ -365,16 +367,16 @@ func (w *watermark) ReadPacket() ([]byte, int64, uint8, uint16, error) {
 // safe returns a time before which every packet has left the sieve.
 func (w *watermark) safe() int64 { return w.last.Load() }
 
+// newSession returns the session id: the probe's start time in Unix
+// seconds, so that sessions grow and a collector can refuse a replayed
+// older session (transport.ReceiverOptions.Keys). It waits for the next
+// whole second first: a previous run of this probe has then started and
+// ended in an earlier second, and has a smaller session.
 func newSession() uint32 {
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return uint32(time.Now().UnixNano())
-	}
-	s := binary.BigEndian.Uint32(b[:])
-	if s == 0 {
-		s = 1
-	}
-	return s
+	now := time.Now()
+	next := now.Truncate(time.Second).Add(time.Second)
+	time.Sleep(next.Sub(now))
+	return uint32(next.Unix())
 }
 
 func ifaceNames(p *conf.Probe) string {
