@@ -19,6 +19,7 @@ type Interval struct {
 	Stats      []PairStats   // one per flow and hop pair with any non-zero counter; sorted by Flow, then Pair
 	Packets    []Packet      // complete packets of PerPacket classes; sorted by Flow, Pair, From, Sig
 	Incomplete []Incomplete  // lost and missed packets of PerPacket classes; sorted by Flow, first time, Sig
+	Metrics    []Metrics     // IPPM metrics; Metrics[i] is of the flow and pair of Stats[i]
 }
 
 // PairStats is the delay statistics and exception counts of one flow and
@@ -120,6 +121,7 @@ type slot struct {
 	index map[statKey]int32
 	hist  []uint64 // histogram bins of every stat, back to back
 	order []orderEntry
+	mx    slotMetrics
 }
 
 type statKey struct {
@@ -256,6 +258,8 @@ func (sl *slot) reset(n, length int64) {
 	sl.stats = sl.stats[:0]
 	sl.hist = sl.hist[:0]
 	sl.order = sl.order[:0]
+	sl.iv.Metrics = sl.iv.Metrics[:0]
+	sl.mx.reset()
 	if sl.index == nil {
 		sl.index = make(map[statKey]int32)
 	}

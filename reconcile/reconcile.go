@@ -110,6 +110,7 @@ type class struct {
 	timeout   int64 // Timeout, ns
 	dup       int64 // DupWindow, ns
 	perPacket bool
+	sample    uint32 // 1 in sample packets selected by the probes (≥ 1)
 }
 
 type pair struct {
@@ -180,7 +181,8 @@ type Reconciler struct {
 	closed     int64 // slots below this number are closed
 	slots      slotWindow
 
-	c Counters
+	mx *metricsState // scratch of metrics(), allocated at the first interval
+	c  Counters
 }
 
 // New returns a Reconciler for the one-way classes of cfg, writing closed
@@ -242,6 +244,7 @@ func newClass(i int, ow *conf.OneWay) (class, error) {
 		timeout:   int64(ow.Timeout),
 		dup:       int64(ow.DupWindow),
 		perPacket: ow.PerPacket,
+		sample:    max(ow.Sample, 1),
 	}
 	pairs := ow.Pairs
 	if len(pairs) == 0 {
@@ -413,6 +416,7 @@ func (r *Reconciler) complete(c *class, i int32) {
 		}
 	}
 	r.c.Completed++
+	r.compose(c, rec)
 	// Keep the record as a tombstone until the watermark has passed both
 	// the duplicate window after its last sighting and the maximum transit
 	// time after its reference time. A copy of the packet arriving after
@@ -452,7 +456,9 @@ func (r *Reconciler) expire(i int32) {
 		switch {
 		case lost && hasFrom && !hasTo:
 			sl := r.slot(r.slotOf(t))
-			sl.stats[sl.stat(rec.flow, c, p)].Lost++
+			si := sl.stat(rec.flow, c, p)
+			sl.stats[si].Lost++
+			sl.mx.lost = append(sl.mx.lost, lossEntry{stat: si, from: t})
 		case !lost && (!hasFrom || !hasTo):
 			sl := r.slot(r.slotOf(t))
 			sl.stats[sl.stat(rec.flow, c, p)].Missed++
@@ -549,6 +555,7 @@ func (r *Reconciler) closeThrough(last int64) error {
 	for len(r.slots.open) > 0 && r.slots.open[0].n <= last {
 		sl := r.slots.open[0]
 		sl.finish()
+		r.metrics(sl)
 		if err := r.sink.WriteInterval(&sl.iv); err != nil {
 			return fmt.Errorf("reconcile: close interval %s: %w", time.Unix(0, sl.iv.Start).UTC().Format(time.RFC3339), err)
 		}
