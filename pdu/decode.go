@@ -39,6 +39,13 @@ func Validate(f *Frame) error {
 			}
 		}
 		return r.Err()
+	case TypeClock:
+		var r ClockReader
+		var c Clock
+		r.Reset(f.Body)
+		for r.Next(&c) {
+		}
+		return r.Err()
 	case TypeAck:
 		_, _, err := f.Ack()
 		if err != nil {

@@ -17,6 +17,7 @@ const (
 	TypeSightings Type = 4 // one-way sightings
 	TypeEvents    Type = 5 // remarkable events
 	TypeBye       Type = 6 // probe → collector: clean end of session, nothing more will come
+	TypeClock     Type = 7 // probe → collector: the probe's clock against NTP (pdu/clock.go)
 )
 
 // Header starts every PDU.

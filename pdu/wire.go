@@ -62,6 +62,8 @@ func (t Type) String() string {
 		return "events"
 	case TypeBye:
 		return "bye"
+	case TypeClock:
+		return "clock"
 	}
 	return "type(" + itoa(int(t)) + ")"
 }
@@ -79,7 +81,7 @@ func itoa(v int) string {
 	}
 }
 
-func (t Type) known() bool { return t >= TypeAck && t <= TypeBye }
+func (t Type) known() bool { return t >= TypeAck && t <= TypeClock }
 
 // Frame is a PDU whose header, lengths and CRC have been checked. Its
 // slices point into the datagram passed to Parse and are valid as long as
