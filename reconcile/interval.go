@@ -41,6 +41,7 @@ type PairStats struct {
 	Duplicate uint64 // extra sightings at hop_to within the duplicate window
 	Reordered uint64 // reached hop_to after a packet of the flow that left hop_from later
 	Clashes   uint64 // records created beside another of the same flow and signature
+	Dropped   uint64 // incomplete, hop_from or hop_to missing because a probe gave up its sighting (Reconciler.AddGap)
 
 	hoff int32 // offset of the histogram in the slot's arena
 }
@@ -59,9 +60,12 @@ type Incomplete struct {
 	Flow  uint32
 	Class int
 	Sig   uint32
-	Lost  bool           // false: missed
-	Mask  uint8          // bit h set when hop h was seen
-	TS    [MaxHops]int64 // hop times; valid where Mask has the bit
+	Lost  bool // false: missed (or dropped)
+	// Dropped: the missing hops' sightings were given up by their probe
+	// (Reconciler.AddGap); Lost is then false.
+	Dropped bool
+	Mask    uint8          // bit h set when hop h was seen
+	TS      [MaxHops]int64 // hop times; valid where Mask has the bit
 }
 
 // First returns the earliest time the packet was seen.

@@ -89,6 +89,7 @@ type Counters struct {
 	Completed  uint64 // records with every hop seen
 	Lost       uint64 // incomplete records missing only hops at the end of the path
 	Missed     uint64 // incomplete records missing an earlier hop
+	Dropped    uint64 // incomplete records whose missing hops a probe gave up (AddGap)
 	Duplicates uint64 // sightings dropped as duplicates
 	Clashes    uint64 // records created beside another of the same flow and signature
 	Forced     uint64 // incomplete records expired early because MaxRecords was reached
@@ -183,6 +184,8 @@ type Reconciler struct {
 
 	mx *metricsState // scratch of metrics(), allocated at the first interval
 	c  Counters
+
+	gaps gaps // sightings given up by probes, for the dropped classification
 }
 
 // New returns a Reconciler for the one-way classes of cfg, writing closed
@@ -442,6 +445,11 @@ func (r *Reconciler) expire(i int32) {
 		r.remove(i) // a tombstone: its statistics are already counted
 		return
 	}
+	if r.dropped(c, rec) {
+		r.drop(c, rec)
+		r.remove(i)
+		return
+	}
 	lost := rec.mask&(rec.mask+1) == 0 // hops present form a prefix 0..k
 	for p := range c.pairs {
 		pp := &c.pairs[p]
@@ -519,6 +527,7 @@ func (r *Reconciler) Advance(watermark int64) error {
 		}
 		r.expire(r.heap.top())
 	}
+	r.pruneGaps()
 	// Nothing can land in a slot any more once every record that could
 	// reach into it has expired: slot end + max timeout < watermark.
 	// Slot n ends at (n+1)·interval; it closes when that is at most

@@ -1,0 +1,101 @@
+package reconcile
+
+// Dropped sightings (trafMon §1.5: "dropped, a probe gave up on the PDU").
+//
+// When a probe gives up PDUs to a collector, it tells it which hops of which
+// classes the lost sightings were at (the probe's interfaces) and their
+// capture-time span. A record that expires incomplete is dropped — not lost
+// nor missed — when every hop it lacks is one such a gap covers: the probe
+// saw the packet there (or may have) but the observation never arrived. A
+// gap covers a record whose earliest time lies within the gap's span
+// widened by the class's maximum transit (the missing sighting is within
+// that of the record's times).
+
+// Gap is a span of sightings a probe gave up, at some hops of one class.
+type Gap struct {
+	Class    int   // index into Config.Classes
+	Hops     uint8 // bit h: hop h of the class's path is in the gap
+	From, To int64 // capture times (ns) of the first and last sighting given up
+}
+
+// gaps holds the gaps still able to cover a live record. Bounded: a gap is
+// forgotten once the watermark is past its end by the class timeout and
+// maximum transit (no record it could cover is left), and at most maxGaps
+// are kept (the oldest go first: their records count as lost or missed).
+type gaps struct {
+	list []Gap
+}
+
+const maxGaps = 4096
+
+// AddGap declares sightings a probe gave up (see Gap). Records that expire
+// later and lack only hops of the gap within its span count as dropped.
+func (r *Reconciler) AddGap(g Gap) {
+	if g.Class < 0 || g.Class >= len(r.classes) || r.classes[g.Class].index < 0 || g.Hops == 0 {
+		return
+	}
+	if len(r.gaps.list) >= maxGaps {
+		r.gaps.list = append(r.gaps.list[:0], r.gaps.list[1:]...)
+	}
+	r.gaps.list = append(r.gaps.list, g)
+}
+
+// dropped reports whether the incomplete record rec of class c lacks only
+// hops that gaps cover.
+func (r *Reconciler) dropped(c *class, rec *record) bool {
+	missing := c.full &^ rec.mask
+	if missing == 0 || len(r.gaps.list) == 0 {
+		return false
+	}
+	for i := range r.gaps.list {
+		g := &r.gaps.list[i]
+		if g.Class != c.index || rec.min < g.From-c.maxT || rec.min > g.To+c.maxT {
+			continue
+		}
+		missing &^= g.Hops
+		if missing == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// pruneGaps forgets the gaps no live record can need any more.
+func (r *Reconciler) pruneGaps() {
+	keep := r.gaps.list[:0]
+	for _, g := range r.gaps.list {
+		c := &r.classes[g.Class]
+		if g.To+c.maxT+c.timeout >= r.wm {
+			keep = append(keep, g)
+		}
+	}
+	clear(r.gaps.list[len(keep):])
+	r.gaps.list = keep
+}
+
+// drop counts the incomplete record rec as dropped: in every pair with
+// hop_from or hop_to missing, in the interval of its hop_from time (or of
+// its earliest time).
+func (r *Reconciler) drop(c *class, rec *record) {
+	for p := range c.pairs {
+		pp := &c.pairs[p]
+		hasFrom := rec.mask&(1<<pp.from) != 0
+		hasTo := rec.mask&(1<<pp.to) != 0
+		if hasFrom && hasTo {
+			continue
+		}
+		t := rec.min
+		if hasFrom {
+			t = rec.ts[pp.from]
+		}
+		sl := r.slot(r.slotOf(t))
+		sl.stats[sl.stat(rec.flow, c, p)].Dropped++
+	}
+	if c.perPacket {
+		sl := r.slot(r.slotOf(rec.min))
+		sl.iv.Incomplete = append(sl.iv.Incomplete, Incomplete{
+			Flow: rec.flow, Class: c.index, Sig: rec.sig, Dropped: true, Mask: rec.mask, TS: rec.ts,
+		})
+	}
+	r.c.Dropped++
+}
