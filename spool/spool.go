@@ -208,7 +208,7 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 	start := strconv.FormatInt(iv.Start, 10)
 	secs := strconv.FormatFloat(iv.Length.Seconds(), 'f', -1, 64)
 
-	var stats, hist, pkts, inc []byte
+	var stats, hist, pkts, inc, mets []byte
 	for i := range iv.Stats {
 		st := &iv.Stats[i]
 		ow, p, err := w.pair(st.Class, st.Pair)
@@ -234,6 +234,9 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 			stats = strconv.AppendUint(append(stats, '\t'), v, 10)
 		}
 		stats = append(stats, '\n')
+		if i < len(iv.Metrics) {
+			mets = appendMetrics(mets, pre, &iv.Metrics[i])
+		}
 
 		for b, n := range st.Hist {
 			if n == 0 {
@@ -301,7 +304,7 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 		typ  string
 		cols []string
 		rows []byte
-	}{{TypeStats, ColsStats, stats}, {TypeHist, ColsHist, hist}, {TypePacket, ColsPacket, pkts}, {TypeIncomplete, ColsIncomplete, inc}} {
+	}{{TypeStats, ColsStats, stats}, {TypeHist, ColsHist, hist}, {TypePacket, ColsPacket, pkts}, {TypeIncomplete, ColsIncomplete, inc}, {TypeMetrics, ColsMetrics, mets}} {
 		if len(f.rows) == 0 {
 			continue
 		}
