@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -28,9 +29,19 @@ type Options struct {
 	Name   string // the collector's name in the configuration
 	Spool  string // spool directory; default the configuration's
 	// Silence is how long a probe may stay unheard before the collector
-	// stops waiting for its sightings; default max(3 heartbeats, 10s).
+	// reports it unreachable (event probe.unreachable); default max(3
+	// heartbeats, 10s).
 	Silence time.Duration
-	Logger  *slog.Logger
+	// Patience is how long the collector keeps waiting for the sightings
+	// a silent probe owes before it decides the records without them:
+	// the probe retries (long-retry mode) up to the final timeout and then
+	// says what it gave up, so the default is 2 × finalTimeout + 3
+	// heartbeats. Memory stays bounded by the reconciler's MaxRecords.
+	Patience time.Duration
+	// NoJournal turns the restart journal off (docs/transport.md): a
+	// restart then loses the open intervals.
+	NoJournal bool
+	Logger    *slog.Logger
 	// Ready, when set, is closed once the socket listens.
 	Ready chan<- struct{}
 }
@@ -42,13 +53,23 @@ var errUnknownFlow = errors.New("sightings of a flow not yet defined")
 // Collector is the state of a running collector. Its methods are called
 // from the receiver's goroutine and from the ticker, under mu.
 type Collector struct {
-	mu     sync.Mutex
-	cfg    *conf.Config
-	self   string
-	log    *slog.Logger
-	rec    *reconcile.Reconciler
-	sp     *spool.Writer
-	silent time.Duration
+	mu      sync.Mutex
+	cfg     *conf.Config
+	self    string
+	log     *slog.Logger
+	rec     *reconcile.Reconciler
+	sp      *spool.Writer
+	sink    *journaledSink
+	silent  time.Duration
+	patient time.Duration
+	rcv     *transport.Receiver
+	j       *journal
+
+	// replaying: the journal is being replayed at start; collector events
+	// are not written again, nor (replayText false) the flow and event
+	// rows that reached the spool before the restart.
+	replaying, replayText bool
+	unreachable           map[int]bool // probe index → reported unreachable
 
 	sessions map[sessKey]*session
 	latest   map[int]*session // probe index → its current session
@@ -105,14 +126,31 @@ func Run(ctx context.Context, o Options) error {
 	if c.silent == 0 {
 		c.silent = max(3*cfg.Transport.Heartbeat, 10*time.Second)
 	}
+	c.patient = o.Patience
+	if c.patient == 0 {
+		c.patient = 2*cfg.Transport.FinalTimeout + 3*cfg.Transport.Heartbeat
+	}
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(me.Address))
 	if err != nil {
 		return fmt.Errorf("collector %s: listen on %s: %w", me.Name, me.Address, err)
 	}
 	defer conn.Close()
-	rcv, err := transport.NewReceiver(conn, cfg.Transport, transport.ReceiverOptions{Logger: log})
+	ropt := transport.ReceiverOptions{Logger: log, Keys: probeKeys(cfg), Known: func(id uint16) bool {
+		_, ok := cfg.ProbeByID(id)
+		return ok
+	}}
+	if ropt.Keys == nil {
+		log.Warn("collector: no probe key configured: PDUs are not authenticated")
+	}
+	rcv, err := transport.NewReceiver(conn, cfg.Transport, ropt)
 	if err != nil {
 		return fmt.Errorf("collector %s: %w", me.Name, err)
+	}
+	c.rcv = rcv
+	if !o.NoJournal {
+		if err := c.openJournal(o.Spool); err != nil {
+			return fmt.Errorf("collector %s: %w", me.Name, err)
+		}
 	}
 	log.Info("collector listening", "address", me.Address, "spool", o.Spool, "config", cfg.File, "version", cfg.Version)
 	c.event(time.Now(), "start", fmt.Sprintf("collector %s listening on %s, config %s", me.Name, me.Address, cfg.Version))
@@ -154,17 +192,20 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 	if err != nil {
 		return nil, fmt.Errorf("collector %s: %w", name, err)
 	}
-	rec, err := reconcile.New(cfg, sp, reconcile.Options{})
+	sink := &journaledSink{sp: sp, skip: math.MinInt64}
+	rec, err := reconcile.New(cfg, sink, reconcile.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("collector %s: %w", name, err)
 	}
 	c := &Collector{
-		cfg: cfg, self: name, log: log, rec: rec, sp: sp,
-		silent:   10 * time.Second,
-		sessions: make(map[sessKey]*session),
-		latest:   make(map[int]*session),
-		global:   make(map[flow.Key]uint32),
-		started:  time.Now(),
+		cfg: cfg, self: name, log: log, rec: rec, sp: sp, sink: sink,
+		silent:      10 * time.Second,
+		patient:     2*cfg.Transport.FinalTimeout + 3*cfg.Transport.Heartbeat,
+		unreachable: make(map[int]bool),
+		sessions:    make(map[sessKey]*session),
+		latest:      make(map[int]*session),
+		global:      make(map[flow.Key]uint32),
+		started:     time.Now(),
 	}
 	for i := range cfg.Classes {
 		if ow := cfg.Classes[i].OneWay; ow != nil {
@@ -176,6 +217,12 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 }
 
 // HandlePDU takes one verified PDU from the receiver.
+// Once handled, the datagram goes into the journal before the receiver
+// acks it.
 func (c *Collector) HandlePDU(_ netip.AddrPort, f *pdu.Frame) error {
-	return c.handle(f)
+	if err := c.handle(f); err != nil {
+		return err
+	}
+	c.journalPDU(f)
+	return nil
 }

@@ -59,6 +59,12 @@ func (c *Collector) handle(f *pdu.Frame) error {
 		var e pdu.Event
 		r.Reset(f.Body)
 		for r.Next(&e) {
+			if e.Kind == transport.EventGivenUp {
+				c.givenUp(s, e.Detail)
+			}
+			if c.replaying && !c.replayText {
+				continue // in the spool before the restart
+			}
 			if err := c.sp.WriteEvent(time.Unix(0, e.TS), "probe:"+s.name, e.Kind, e.Detail); err != nil {
 				return err
 			}
@@ -130,7 +136,10 @@ func (c *Collector) advance(now time.Time) {
 				return // not heard from yet: wait for it
 			}
 		case s.closed:
-		case now.Sub(s.lastHeard) > c.silent:
+		case now.Sub(s.lastHeard) > c.patient:
+			// Silent for longer than the probe retries: what it could
+			// not deliver it gave up (its notice will say so, too late
+			// for the records decided now).
 		default:
 			waiting = true
 			w = min(w, s.wm)
@@ -162,10 +171,12 @@ func (c *Collector) hasHop(pi int) bool {
 func (c *Collector) tick(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.liveness(now)
 	c.advance(now)
 	if err := c.sp.Cut(now); err != nil {
 		c.log.Error("writing spool", "err", err)
 	}
+	c.journalTick()
 }
 
 // Close decides what can be decided and closes the spool. When every
@@ -186,12 +197,21 @@ func (c *Collector) Close() error {
 	if done {
 		err = c.rec.Flush()
 	}
+	resetJournal := c.j != nil && done && err == nil && c.rec.Counters().Live == 0
 	k := c.rec.Counters()
 	detail := fmt.Sprintf("sightings=%d completed=%d lost=%d missed=%d duplicates=%d clashes=%d late=%d invalid=%d forced=%d undecided=%d",
 		k.Sightings, k.Completed, k.Lost, k.Missed, k.Duplicates, k.Clashes, k.Late, k.Invalid, k.Forced, boolInt(!done)*k.Live)
 	c.log.Info("collector stopping", "reconcile", detail)
 	c.event(time.Now(), "stop", detail)
-	return errors.Join(err, c.sp.Close())
+	err = errors.Join(err, c.sp.Close())
+	if c.j != nil {
+		if resetJournal && err == nil {
+			// Everything is in the spool: nothing to replay.
+			err = c.j.reset()
+		}
+		err = errors.Join(err, c.j.close())
+	}
+	return err
 }
 
 func boolInt(b bool) int {
@@ -202,6 +222,9 @@ func boolInt(b bool) int {
 }
 
 func (c *Collector) event(t time.Time, kind, detail string) {
+	if c.replaying {
+		return // written before the restart
+	}
 	if err := c.sp.WriteEvent(t, "collector:"+c.self, kind, detail); err != nil {
 		c.log.Error("writing event", "err", err)
 	}
@@ -231,8 +254,10 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 				if err := c.rec.AddFlow(id, int(d.Key.Class)); err != nil {
 					return fmt.Errorf("flow %d: %w", d.ID, err)
 				}
-				if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {
-					return err
+				if !c.replaying || c.replayText {
+					if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {
+						return err
+					}
 				}
 			}
 			ref.oneWay, ref.id, ref.hop = true, id, uint8(hop)

@@ -1,0 +1,182 @@
+package collector
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/reconcile"
+	"github.com/tmon-project/tmon/spool"
+	"github.com/tmon-project/tmon/transport"
+)
+
+// probeKeys returns the probes' keys by probe id, or nil when no probe has
+// one (authentication off; conf requires all or none).
+func probeKeys(cfg *conf.Config) map[uint16][]byte {
+	var keys map[uint16][]byte
+	for _, p := range cfg.Probes {
+		if p.Key != nil {
+			if keys == nil {
+				keys = make(map[uint16][]byte)
+			}
+			keys[p.ID] = p.Key
+		}
+	}
+	return keys
+}
+
+// journaledSink writes closed intervals to the spool and notes each in the
+// journal; after a restart it drops the intervals the journal says were
+// written already (start ≤ skip).
+type journaledSink struct {
+	sp   *spool.Writer
+	j    *journal
+	skip int64
+}
+
+func (s *journaledSink) WriteInterval(iv *reconcile.Interval) error {
+	if iv.Start <= s.skip {
+		return nil
+	}
+	if err := s.sp.WriteInterval(iv); err != nil {
+		return err
+	}
+	if s.j != nil {
+		return s.j.interval(iv.Start)
+	}
+	return nil
+}
+
+// openJournal opens the journal in spoolDir and replays it: see journal.
+func (c *Collector) openJournal(spoolDir string) error {
+	j, recs, err := openJournal(spoolDir)
+	if err != nil {
+		return err
+	}
+	lastText := -1
+	skip := int64(math.MinInt64)
+	for i, r := range recs {
+		switch r.kind {
+		case recSpooled:
+			lastText = i
+		case recInterval:
+			if len(r.payload) == 8 {
+				skip = max(skip, int64(binary.BigEndian.Uint64(r.payload)))
+			}
+		}
+	}
+	c.sink.skip = skip
+	n, refused := 0, 0
+	c.replaying = true
+	for i, r := range recs {
+		if r.kind != recPDU {
+			continue
+		}
+		c.replayText = i > lastText
+		if err := c.rcv.Replay(r.payload, c); err != nil {
+			refused++
+			c.log.Warn("collector: journal: PDU refused on replay", "err", err)
+		}
+		n++
+	}
+	c.replaying, c.replayText = false, false
+	c.j = j
+	c.sink.j = j
+	if n > 0 {
+		detail := fmt.Sprintf("replayed %d PDUs from the journal (%d refused); intervals up to %s were written before",
+			n, refused, time.Unix(0, max(skip, 0)).UTC().Format(time.RFC3339))
+		c.log.Info("collector: restart: " + detail)
+		c.event(time.Now(), "collector.restart", detail)
+	}
+	return nil
+}
+
+// journalPDU appends the accepted datagram of f to the journal. A failure
+// is logged, not returned: the PDU is handled, and refusing it now would
+// make the probe send it again and count it twice.
+func (c *Collector) journalPDU(f *pdu.Frame) {
+	if c.j == nil || c.replaying {
+		return
+	}
+	n := len(f.Signed) + len(f.Auth) + pdu.TrailerSize
+	raw := f.Signed[:n:n] // the datagram: header, body, auth trailer, CRC are contiguous
+	if err := c.j.append(recPDU, raw); err != nil {
+		c.log.Error("collector: journal", "err", err)
+	}
+}
+
+// journalTick syncs the journal and, when the spool holds every flow and
+// event row handled so far, notes it. c.mu is held.
+func (c *Collector) journalTick() {
+	if c.j == nil {
+		return
+	}
+	if c.sp.Buffered() == 0 && c.j.size > 0 {
+		if err := c.j.append(recSpooled, nil); err != nil {
+			c.log.Error("collector: journal", "err", err)
+		}
+	}
+	if err := c.j.sync(); err != nil {
+		c.log.Error("collector: journal sync", "err", err)
+	}
+}
+
+// liveness reports probes that fell silent or came back, from the
+// receiver's view of each session. c.mu is held.
+func (c *Collector) liveness(now time.Time) {
+	if c.rcv == nil {
+		return
+	}
+	for _, si := range c.rcv.Sessions() {
+		s := c.sessions[sessKey{si.Probe, si.Session}]
+		if s == nil || c.latest[s.probe] != s {
+			continue
+		}
+		if si.LastHeard.After(s.lastHeard) {
+			s.lastHeard = si.LastHeard
+		}
+	}
+	for pi, s := range c.latest {
+		silent := !s.closed && now.Sub(s.lastHeard) > c.silent
+		switch {
+		case silent && !c.unreachable[pi]:
+			c.unreachable[pi] = true
+			c.event(now, "probe.unreachable", fmt.Sprintf("probe %s not heard for %s", s.name, now.Sub(s.lastHeard).Round(time.Second)))
+		case !silent && c.unreachable[pi]:
+			c.unreachable[pi] = false
+			c.event(now, "probe.reachable", fmt.Sprintf("probe %s heard again", s.name))
+		}
+	}
+}
+
+// givenUp takes a probe's notice of PDUs it gave up to this collector: the
+// sightings in them, at the probe's hops, count as dropped.
+func (c *Collector) givenUp(s *session, detail string) {
+	g, err := transport.ParseGivenUp(detail)
+	if err != nil {
+		c.log.Warn("collector: probe "+s.name+": bad given-up notice", "err", err)
+		return
+	}
+	if g.Sightings == 0 {
+		return
+	}
+	p := &c.cfg.Probes[s.probe]
+	for ci := range c.cfg.Classes {
+		cl := &c.cfg.Classes[ci]
+		if cl.OneWay == nil {
+			continue
+		}
+		var hops uint8
+		for ii := range p.Interfaces {
+			if h, ok := cl.HopIndex(s.probe, ii); ok && h < reconcile.MaxHops {
+				hops |= 1 << h
+			}
+		}
+		if hops != 0 {
+			c.rec.AddGap(reconcile.Gap{Class: ci, Hops: hops, From: g.From, To: g.To})
+		}
+	}
+}
