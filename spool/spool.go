@@ -13,9 +13,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tmon-project/tmon/conf"
@@ -36,7 +38,7 @@ const (
 var (
 	ColsFlows      = []string{"time", "flow", "class", "key"}
 	ColsEvents     = []string{"time", "source", "kind", "detail"}
-	ColsStats      = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "count", "sum_ns", "sumsq_ns2", "min_ns", "max_ns", "lost", "missed", "duplicate", "reordered", "clashes"}
+	ColsStats      = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "count", "sum_ns", "sumsq_ns2", "min_ns", "max_ns", "lost", "missed", "duplicate", "reordered", "clashes", "clock_err_ns", "clock_ok"}
 	ColsHist       = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "slice", "lo_ns", "hi_ns", "count"}
 	ColsPacket     = []string{"interval_start", "class", "flow", "sig", "hop_from", "hop_to", "t_from", "t_to", "delay_ns"}
 	ColsIncomplete = []string{"interval_start", "class", "flow", "sig", "kind", "hops"}
@@ -54,6 +56,8 @@ type Writer struct {
 	dir      string
 	cfg      *conf.Config
 	interval int64 // ns
+
+	clocks atomic.Pointer[func(probe int) ClockState]
 
 	mu     sync.Mutex
 	flows  buffer
@@ -94,6 +98,64 @@ func New(dir string, cfg *conf.Config) (*Writer, error) {
 		flows:    buffer{typ: TypeFlows, cols: ColsFlows},
 		events:   buffer{typ: TypeEvents, cols: ColsEvents},
 	}, nil
+}
+
+// ClockState is what the collector knows of one probe's clock, for the
+// clock columns of owd_stats.
+type ClockState struct {
+	Known  bool  // a clock record of the probe has arrived
+	Synced bool  // the probe's clock was synchronised (or assumed so)
+	Bound  int64 // ns: |offset| + root distance (0 when assumed)
+}
+
+// SetClocks gives the writer the probes' latest clock states (probe index
+// of the configuration → state). It is called for every owd_stats row,
+// from the goroutine that writes intervals, and must not block on a lock
+// held around WriteInterval. Without it, or for a probe not Known, the
+// clock columns say unknown; a configuration with assumeSynced makes every
+// probe synchronised with bound 0.
+func (w *Writer) SetClocks(f func(probe int) ClockState) { w.clocks.Store(&f) }
+
+// clockCols returns the clock columns of a hop pair: the sum of the error
+// bounds of the distinct probes observing its two hops (empty when one is
+// unknown), and whether all were synchronised within the budget.
+func (w *Writer) clockCols(dst []byte, ow *conf.OneWay, p conf.HopPair) []byte {
+	cc := w.cfg.Clock.Resolved()
+	var f func(int) ClockState
+	if fp := w.clocks.Load(); fp != nil {
+		f = *fp
+	}
+	var seen [8]int
+	probes := seen[:0]
+	for _, h := range [2]int{p.From, p.To} {
+		for _, pi := range ow.Hops[h].Interfaces {
+			if !slices.Contains(probes, pi.Probe) {
+				probes = append(probes, pi.Probe)
+			}
+		}
+	}
+	var sum int64
+	known, ok := len(probes) > 0, len(probes) > 0
+	for _, pr := range probes {
+		st := ClockState{Known: true, Synced: true}
+		if !cc.AssumeSynced {
+			if f == nil {
+				st = ClockState{}
+			} else {
+				st = f(pr)
+			}
+		}
+		known = known && st.Known
+		ok = ok && st.Known && st.Synced && st.Bound <= int64(cc.Budget)
+		sum += st.Bound
+	}
+	if known {
+		dst = strconv.AppendInt(dst, sum, 10)
+	}
+	if ok {
+		return append(dst, "\t1"...)
+	}
+	return append(dst, "\t0"...)
 }
 
 // Dir returns the spool directory.
@@ -233,6 +295,7 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 		for _, v := range [...]uint64{st.Lost, st.Missed, st.Duplicate, st.Reordered, st.Clashes} {
 			stats = strconv.AppendUint(append(stats, '\t'), v, 10)
 		}
+		stats = w.clockCols(append(stats, '\t'), ow, p)
 		stats = append(stats, '\n')
 		if i < len(iv.Metrics) {
 			mets = appendMetrics(mets, pre, &iv.Metrics[i])
