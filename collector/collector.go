@@ -70,6 +70,7 @@ type Collector struct {
 	// rows that reached the spool before the restart.
 	replaying, replayText bool
 	unreachable           map[int]bool // probe index → reported unreachable
+	clk                   clocks       // probes' latest clock records (own lock)
 
 	sessions map[sessKey]*session
 	latest   map[int]*session // probe index → its current session
@@ -213,6 +214,7 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		}
 	}
 	c.maxTO += int64(cfg.Interval)
+	sp.SetClocks(c.clk.state)
 	return c, nil
 }
 

@@ -69,6 +69,10 @@ func (c *Collector) handle(f *pdu.Frame) error {
 				return err
 			}
 		}
+	case pdu.TypeClock:
+		if err := c.clockPDU(s, f.Body); err != nil {
+			return err
+		}
 	case pdu.TypeBye:
 		s.closed = true
 		c.event(time.Now(), "probe.bye", fmt.Sprintf("probe %s session %08x ended cleanly", s.name, f.Header.Session))

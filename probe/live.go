@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tmon-project/tmon/capture"
+	"github.com/tmon-project/tmon/clock"
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/pdu"
 )
@@ -160,11 +161,23 @@ func watchDrops(ctx context.Context, socks []*capture.LiveSource, log *slog.Logg
 // builders. A full queue drops the event with a log line rather than
 // stalling a helper.
 type notes struct {
-	ch  chan pdu.Event
-	log *slog.Logger
+	ch     chan pdu.Event
+	clocks chan pdu.Clock
+	cb     *pdu.Builder // clock PDUs; analyser goroutine only
+	log    *slog.Logger
 }
 
-func newNotes(log *slog.Logger) *notes { return &notes{ch: make(chan pdu.Event, 256), log: log} }
+func newNotes(log *slog.Logger, maxPDU int) *notes {
+	return &notes{ch: make(chan pdu.Event, 256), clocks: make(chan pdu.Clock, 16), cb: pdu.NewBuilder(maxPDU), log: log}
+}
+
+func (n *notes) clock(c pdu.Clock) {
+	select {
+	case n.clocks <- c:
+	default:
+		n.log.Warn("probe: clock queue full; measurement not sent")
+	}
+}
 
 func (n *notes) event(kind, detail string) {
 	select {
@@ -174,14 +187,56 @@ func (n *notes) event(kind, detail string) {
 	}
 }
 
-// drain moves queued events into the output; analyser goroutine only.
+// drain moves queued events and clock records into the output; analyser
+// goroutine only. A clock record leaves at once in a PDU of its own: it is
+// rare, and the collector should know the clock state before it writes the
+// figures it qualifies.
 func (n *notes) drain(out *output) {
 	for {
 		select {
 		case e := <-n.ch:
 			out.event(e.TS, e.Kind, e.Detail)
+		case c := <-n.clocks:
+			n.cb.Reset()
+			n.cb.AddClock(c)
+			out.send(n.cb, pdu.TypeClock, out.clock.Load())
 		default:
 			return
 		}
 	}
+}
+
+// watchClock measures the probe's clock (package clock) until ctx ends,
+// sends every measurement to the collectors and turns changes of state
+// (synchronised, within the budget) into events and log lines.
+func watchClock(ctx context.Context, cc conf.Clock, log *slog.Logger, nt *notes) {
+	cc = cc.Resolved()
+	state := ""
+	clock.Run(ctx, clock.Config{Servers: cc.Servers, Period: cc.Period, AssumeSynced: cc.AssumeSynced}, func(c pdu.Clock, err error) {
+		nt.clock(c)
+		var kind, detail string
+		switch {
+		case c.Assumed:
+			kind, detail = "clock.assumed", "clock not measured: the configuration says assumeSynced (probes share one kernel clock)"
+		case err != nil:
+			kind, detail = "clock.unsync", fmt.Sprintf("clock unsynchronised, one-way figures of this probe are marked: %v", err)
+		case time.Duration(clock.Bound(c)) > cc.Budget:
+			kind, detail = "clock.budget", fmt.Sprintf("clock error bound %v (offset %v, root distance %v, %s stratum %d) exceeds the budget %v",
+				time.Duration(clock.Bound(c)), time.Duration(c.Offset), time.Duration(c.RootDistance), c.Server, c.Stratum, cc.Budget)
+		default:
+			kind, detail = "clock.sync", fmt.Sprintf("clock synchronised: offset %v, root distance %v (%s, stratum %d)",
+				time.Duration(c.Offset), time.Duration(c.RootDistance), c.Server, c.Stratum)
+		}
+		log.Debug("clock measured", "offset", time.Duration(c.Offset), "root_distance", time.Duration(c.RootDistance), "stratum", c.Stratum, "server", c.Server, "err", err)
+		if kind == state {
+			return
+		}
+		state = kind
+		if kind == "clock.sync" || kind == "clock.assumed" {
+			log.Info(detail)
+		} else {
+			log.Warn(detail)
+		}
+		nt.event(kind, detail)
+	})
 }

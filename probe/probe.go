@@ -87,7 +87,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	log = log.With("probe", p.Name)
 
-	nt := newNotes(log)
+	nt := newNotes(log, cfg.Transport.MaxPDUSize)
 	var (
 		ins   []input
 		files *capture.FileSource
@@ -165,6 +165,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		go func() { sieveErr <- svs[i].Run(ctx, wms[i], rgs[i], in.core, sieve.Block) }()
 	}
 	wctx, stopWatch := context.WithCancel(context.Background())
+	// Not waited for: a query in flight must not delay the end.
+	go watchClock(wctx, cfg.Clock, log, nt)
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
