@@ -139,7 +139,7 @@ type ReceiverOptions struct {
 	// Known, when set and Keys is nil, tells the probe ids to accept.
 	Known func(probe uint16) bool
 	// FloodLimit is the number of invalid datagrams per second after which
-	// further datagrams from the same source address are dropped unread
+	// further datagrams from the same source (address and port) are dropped unread
 	// for the rest of that second, so that a flood costs little and valid
 	// probes keep their share; default 1000.
 	FloodLimit int
@@ -214,7 +214,7 @@ func NewReceiver(conn *net.UDPConn, cfg conf.Transport, opt ReceiverOptions) (*R
 		}
 		r.known = nil
 	}
-	r.flood = floodGuard{limit: opt.FloodLimit, counts: make(map[netip.Addr]int)}
+	r.flood = floodGuard{limit: opt.FloodLimit, counts: make(map[netip.AddrPort]int)}
 	if r.flood.limit <= 0 {
 		r.flood.limit = 1000
 	}
@@ -244,7 +244,7 @@ func (r *Receiver) Run(ctx context.Context, h Handler) error {
 			r.log.Debug("transport: receive", "err", err)
 			continue
 		}
-		if r.flood.muted(from.Addr(), r.now()) {
+		if r.flood.muted(from, r.now()) {
 			r.invalid(ReasonFlood)
 			continue
 		}
@@ -265,7 +265,7 @@ func (r *Receiver) invalid(reason Reason) []byte {
 
 // refuse counts an invalid datagram from a source, for the flood guard.
 func (r *Receiver) refuse(from netip.AddrPort, reason Reason) []byte {
-	r.flood.count(from.Addr())
+	r.flood.count(from)
 	return r.invalid(reason)
 }
 
@@ -406,20 +406,22 @@ func (r *Receiver) ackFor(hd *pdu.Header, signer *pdu.Signer) []byte {
 	return r.ack
 }
 
-// floodGuard mutes, for the rest of the current second, a source address
-// that sent more than limit invalid datagrams in it. Run's goroutine only.
+// floodGuard mutes, for the rest of the current second, a source (address
+// and port: probes behind one NAT address stay apart) that sent more than
+// limit invalid datagrams in it. A forger that changes its source port at
+// every datagram escapes it; the MAC check is then what it costs (~1 µs). Run's goroutine only.
 // Its memory is bounded: at most maxFloodSources addresses are counted per
 // second (beyond, new sources are not counted: the guard degrades to
 // counting the first ones).
 type floodGuard struct {
 	limit  int
 	second int64
-	counts map[netip.Addr]int
+	counts map[netip.AddrPort]int
 }
 
 const maxFloodSources = 4096
 
-func (g *floodGuard) muted(a netip.Addr, now time.Time) bool {
+func (g *floodGuard) muted(a netip.AddrPort, now time.Time) bool {
 	if sec := now.Unix(); sec != g.second {
 		g.second = sec
 		clear(g.counts)
@@ -428,7 +430,7 @@ func (g *floodGuard) muted(a netip.Addr, now time.Time) bool {
 	return g.counts[a] > g.limit
 }
 
-func (g *floodGuard) count(a netip.Addr) {
+func (g *floodGuard) count(a netip.AddrPort) {
 	if !a.IsValid() {
 		return
 	}

@@ -1,0 +1,372 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tmon-project/tmon/internal/faultproxy"
+	"github.com/tmon-project/tmon/internal/gen"
+	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/reports"
+)
+
+// The transport fault tests run real tmon-probe and tmon-collector
+// processes over real UDP, with a faultproxy between every probe and every
+// collector (one proxy per pair, so that one probe's link can fail alone),
+// replaying generated traffic at its original pace, and check each
+// collector's spool against the generator's truth: every delay exact,
+// every loss found, nothing missed, nothing counted twice.
+//
+// Timescale. trafMon's defaults (final timeout 10 min, a 60 s partition)
+// would take minutes per test; every duration is scaled down together so
+// that the relations hold: initial timeout 100 ms, increment 100 ms, 3
+// retries (the retries are exhausted ~1 s after a break: long-retry mode),
+// final timeout 6 s, break border 1 s, heartbeat 300 ms. The "partition
+// shorter than the final timeout" lasts 3 s; the "longer" one 10 s, which
+// is also shorter than the collector's patience (2 × final + 3
+// heartbeats), so the collector waits for the partitioned probe and learns
+// from its notice which sightings were given up.
+const faultConf = `<tmon version="faults" interval="2s">
+  <transport maxPduSize="1200" maxBuildTime="100ms" minGap="1ms" initialTimeout="100ms" timeoutIncrement="100ms"
+    maxRetries="3" finalTimeout="6s" breakBorder="1s" heartbeat="300ms"%s/>
+%s  <probe name="pa" id="1" key="%s"><interface name="a0" hop="A"/></probe>
+  <probe name="pb" id="2" key="%s"><interface name="b0" hop="B"/></probe>
+  <flowClass name="site">
+    <filter>
+      <match field="ip.src" value="10.1.0.0/16"/>
+      <match field="ip.dst" value="10.2.0.0/16"/>
+      <or>
+        <match field="ip.proto" value="udp"/>
+        <and><match field="ip.proto" value="tcp"/><match field="l4.dport" value="5000-5999"/></and>
+      </or>
+    </filter>
+    <granular fields="ip.src ip.dst l4.dport"/>
+    <oneWay hops="A B" maxTransit="1s" timeout="2s" perPacket="true">
+      <hopPair from="A" to="B" slices="%s"/>
+    </oneWay>
+  </flowClass>
+</tmon>`
+
+const (
+	keyA = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	keyB = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"
+)
+
+// faultEnv is one scenario's processes, proxies and files.
+type faultEnv struct {
+	t        *testing.T
+	dir      string
+	traffic  string
+	truth    []gen.TruthRow
+	colls    []string                        // collector names
+	ports    map[string]int                  // collector → real port
+	proxies  map[[2]string]*faultproxy.Proxy // (probe, collector) → proxy
+	collProc map[string]*proc                // running collectors
+	spools   map[string]string               // collector → spool dir
+	collConf string                          // the collectors' configuration
+	probeCfg map[string]string               // probe → its configuration (collector addresses: its proxies)
+	extra    string                          // extra transport attributes
+	procsMu  sync.Mutex
+}
+
+// newFaultEnv generates seconds of traffic and writes the configurations
+// for collectors (names) with a proxy per probe and collector.
+func newFaultEnv(t *testing.T, seconds float64, colls []string, extra string) *faultEnv {
+	t.Helper()
+	e := &faultEnv{t: t, dir: t.TempDir(), colls: colls, ports: map[string]int{}, proxies: map[[2]string]*faultproxy.Proxy{},
+		collProc: map[string]*proc{}, spools: map[string]string{}, probeCfg: map[string]string{}, extra: extra}
+	gc := gen.DefaultConfig()
+	gc.Seed = 11
+	gc.Rate = 800
+	gc.Count = int(seconds * gc.Rate)
+	gc.Loss, gc.Dup, gc.Frag, gc.Clashes, gc.IPv6 = 0.01, 0.003, 0.02, 4, 0.1
+	e.traffic = filepath.Join(e.dir, "traffic")
+	if _, _, err := gen.Generate(gc, e.traffic); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if e.truth, err = gen.ReadTruthFile(filepath.Join(e.traffic, "truth.tsv")); err != nil {
+		t.Fatal(err)
+	}
+	var real strings.Builder
+	for _, c := range colls {
+		e.ports[c] = freePort(t)
+		e.spools[c] = filepath.Join(e.dir, "spool-"+c)
+		fmt.Fprintf(&real, "  <collector name=%q address=\"127.0.0.1:%d\"/>\n", c, e.ports[c])
+	}
+	e.collConf = e.write("collector.xml", real.String())
+	for _, p := range []string{"pa", "pb"} {
+		var via strings.Builder
+		for i, c := range colls {
+			px, err := faultproxy.New(netip.MustParseAddrPort("127.0.0.1:0"), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(e.ports[c])), uint64(7+i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { px.Close() })
+			e.proxies[[2]string{p, c}] = px
+			fmt.Fprintf(&via, "  <collector name=%q address=%q/>\n", c, px.Addr())
+		}
+		e.probeCfg[p] = e.write("probe-"+p+".xml", via.String())
+	}
+	return e
+}
+
+func (e *faultEnv) write(name, collectors string) string {
+	path := filepath.Join(e.dir, name)
+	x := fmt.Sprintf(faultConf, e.extra, collectors, keyA, keyB, slicesAttr())
+	if err := os.WriteFile(path, []byte(x), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// startCollector starts (or restarts) collector c on its spool.
+func (e *faultEnv) startCollector(c string) *proc {
+	e.t.Helper()
+	p := start(e.t, "tmon-collector", "-config", e.collConf, "-name", c, "-spool", e.spools[c])
+	waitListening(e.t, p)
+	e.procsMu.Lock()
+	e.collProc[c] = p
+	e.procsMu.Unlock()
+	return p
+}
+
+// runProbes starts both probes (paced replay) and returns them.
+func (e *faultEnv) runProbes(drain time.Duration) []*proc {
+	var ps []*proc
+	for _, p := range []string{"pa", "pb"} {
+		file := filepath.Join(e.traffic, map[string]string{"pa": "hop-a.pcap", "pb": "hop-b.pcap"}[p])
+		ps = append(ps, start(e.t, "tmon-probe", "-config", e.probeCfg[p], "-name", p, "-read", file, "-speed", "1",
+			"-drain", drain.String()))
+	}
+	return ps
+}
+
+// waitExit waits for a process and returns its exit error (not fatal).
+func waitExit(t *testing.T, p *proc, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(timeout):
+		p.cmd.Process.Kill()
+		t.Fatalf("%s did not finish within %v\n%s", p.name, timeout, p.log.String())
+		return nil
+	}
+}
+
+// setFaults sets the same faults on every proxy.
+func (e *faultEnv) setFaults(up, down faultproxy.Faults) {
+	for _, px := range e.proxies {
+		px.SetFaults(up, down)
+	}
+}
+
+// checkSpool checks collector c's spool against the truth: exact.
+func (e *faultEnv) checkSpool(c string) *reports.Summary {
+	e.t.Helper()
+	s, err := reports.ReadSpool(e.spools[c])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	checkAgainstTruth(e.t, s, e.truth, 2*time.Second)
+	return s
+}
+
+var invalidRe = regexp.MustCompile(`invalid="?\[([0-9 ]+)\]`)
+
+// invalidCounts returns the receiver's refusal counters from a stopped
+// collector's log (transport.Reason order).
+func invalidCounts(t *testing.T, log string) []uint64 {
+	t.Helper()
+	m := invalidRe.FindAllStringSubmatch(log, -1)
+	if m == nil {
+		t.Fatalf("no receiver counters in the collector log:\n%s", log)
+	}
+	var out []uint64
+	for _, f := range strings.Fields(m[len(m)-1][1]) {
+		v, _ := strconv.ParseUint(f, 10, 64)
+		out = append(out, v)
+	}
+	return out
+}
+
+// TestTransportLoss: 30 % of the datagrams lost each way, and some
+// duplicated, reordered and corrupted: everything arrives, once.
+func TestTransportLoss(t *testing.T) {
+	e := newFaultEnv(t, 6, []string{"c1"}, "")
+	coll := e.startCollector("c1")
+	e.setFaults(faultproxy.Faults{Drop: 0.3, Duplicate: 0.05, Reorder: 0.05, Corrupt: 0.02},
+		faultproxy.Faults{Drop: 0.3, Duplicate: 0.05, Reorder: 0.05, Corrupt: 0.02})
+	for _, p := range e.runProbes(60 * time.Second) {
+		p.wait(t, 2*time.Minute)
+	}
+	coll.stop(t)
+	e.checkSpool("c1")
+	inv := invalidCounts(t, coll.log.String())
+	if inv[5]+inv[3]+inv[1]+inv[2]+inv[4] == 0 { // crc, length, short, magic, version: corruption is caught somewhere
+		t.Errorf("no corrupted datagram refused: %v", inv)
+	}
+	for k, px := range e.proxies {
+		st := px.Stats()
+		t.Logf("%v: up %+v down %+v", k, st[0], st[1])
+	}
+}
+
+// TestTransportPartitionShort: a 3 s partition of both probes (shorter
+// than the final timeout): long-retry mode, then everything arrives.
+func TestTransportPartitionShort(t *testing.T) {
+	e := newFaultEnv(t, 8, []string{"c1"}, "")
+	coll := e.startCollector("c1")
+	ps := e.runProbes(60 * time.Second)
+	time.Sleep(2500 * time.Millisecond)
+	for _, px := range e.proxies {
+		px.Partition(3 * time.Second)
+	}
+	for _, p := range ps {
+		p.wait(t, 2*time.Minute)
+	}
+	coll.stop(t)
+	s := e.checkSpool("c1")
+	_ = s
+	ev := readEvents(t, e.spools["c1"])
+	if !strings.Contains(ev, "transport.long_retry") || !strings.Contains(ev, "transport.normal") {
+		t.Errorf("no long-retry events in the spool:\n%s", ev)
+	}
+	if strings.Contains(ev, "transport.given_up") {
+		t.Errorf("PDUs given up in a partition shorter than the final timeout:\n%s", ev)
+	}
+}
+
+// TestTransportCollectorRestart: the collector is killed (SIGKILL) in the
+// middle of the run and restarted 1 s later on the same spool: no probe
+// restart, nothing lost, nothing counted twice.
+func TestTransportCollectorRestart(t *testing.T) {
+	e := newFaultEnv(t, 8, []string{"c1"}, "")
+	e.startCollector("c1")
+	ps := e.runProbes(60 * time.Second)
+	time.Sleep(4 * time.Second) // two intervals closed, a third open
+	old := e.collProc["c1"]
+	old.cmd.Process.Signal(syscall.SIGKILL)
+	<-old.done
+	old.done <- nil
+	time.Sleep(time.Second)
+	coll := e.startCollector("c1")
+	for _, p := range ps {
+		p.wait(t, 2*time.Minute)
+	}
+	coll.stop(t)
+	e.checkSpool("c1")
+	if !strings.Contains(coll.log.String(), "replayed") {
+		t.Errorf("the restarted collector did not replay its journal:\n%s", coll.log.String())
+	}
+}
+
+// TestTransportRedundant: two collectors; c2 is down for the whole run.
+// c1 gets everything; the probes keep c2's PDUs (flow definitions forever,
+// the rest until given up) without slowing c1.
+func TestTransportRedundant(t *testing.T) {
+	e := newFaultEnv(t, 5, []string{"c1", "c2"}, "")
+	coll := e.startCollector("c1")
+	ps := e.runProbes(3 * time.Second)
+	for _, p := range ps {
+		if err := waitExit(t, p, 2*time.Minute); err == nil {
+			t.Errorf("%s: drain succeeded although c2 never acked", p.name)
+		}
+	}
+	coll.stop(t)
+	e.checkSpool("c1")
+}
+
+// TestTransportForgery: while the probes run, a forger floods the
+// collector with PDUs under probe 1's id with a wrong key, with an unknown
+// probe id, unsigned, malformed and oversized: all are refused and counted,
+// none reaches the data, and the real probes are not starved.
+func TestTransportForgery(t *testing.T) {
+	e := newFaultEnv(t, 5, []string{"c1"}, "")
+	coll := e.startCollector("c1")
+	ps := e.runProbes(60 * time.Second)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		forge(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(e.ports["c1"])), stop)
+	}()
+	for _, p := range ps {
+		p.wait(t, 2*time.Minute)
+	}
+	close(stop)
+	wg.Wait()
+	coll.stop(t)
+	e.checkSpool("c1")
+	inv := invalidCounts(t, coll.log.String())
+	// Reason order: size short magic version length crc type malformed
+	// direction window unknown_probe auth stale flood.
+	if len(inv) < 14 || inv[10] == 0 || inv[11] == 0 || inv[0] == 0 {
+		t.Errorf("refusals %v: want unknown_probe, auth and size counted", inv)
+	}
+	t.Logf("refused: %v", inv)
+}
+
+// forge sends forged datagrams until stop.
+func forge(t *testing.T, to netip.AddrPort, stop chan struct{}) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer c.Close()
+	wrong := pdu.NewSigner(bytes.Repeat([]byte{1}, 32))
+	var b pdu.Builder = *pdu.NewBuilder(1000)
+	b.AddEvent(pdu.Event{TS: 1, Kind: "forged", Detail: "x"})
+	body := b.Finish(pdu.Header{Type: pdu.TypeEvents, ProbeTime: 1})
+	for i := uint32(1); ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		d := append([]byte(nil), body...)
+		pdu.Restamp(d, 1, 0x7fffffff, i, 1) // probe 1's id, wrong key
+		sd, _ := wrong.Sign(d)
+		c.Write(sd)
+		d = append([]byte(nil), body...)
+		pdu.Restamp(d, 99, 1, i, 1) // unknown probe
+		sd, _ = wrong.Sign(d)
+		c.Write(sd)
+		d = append([]byte(nil), body...)
+		pdu.Restamp(d, 2, 1, i, 1) // unsigned
+		c.Write(d)
+		c.Write(make([]byte, 1300)) // oversized garbage
+		if i%64 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func readEvents(t *testing.T, spoolDir string) string {
+	t.Helper()
+	var b strings.Builder
+	files, _ := filepath.Glob(filepath.Join(spoolDir, "events", "*.tsv"))
+	for _, f := range files {
+		x, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(x)
+	}
+	return b.String()
+}
