@@ -30,6 +30,7 @@ type Pair struct {
 	Min, Max  int64
 	Lost      uint64
 	Missed    uint64
+	Dropped   uint64 // sightings a probe gave up (docs/spool.md)
 	Duplicate uint64
 	Reordered uint64
 	Clashes   uint64
@@ -58,6 +59,7 @@ type Summary struct {
 	Packets map[int64]int64
 	Lost    map[int64]bool
 	Missed  int
+	Dropped int // per-packet records of kind dropped
 }
 
 // ReadSpool reads every complete owd_* file of a collector's spool.
@@ -97,7 +99,7 @@ func ReadSpool(dir string) (*Summary, error) {
 			p.Count += n
 			p.SumNs += float64(sum)
 		}
-		for col, dst := range map[string]*uint64{"lost": &p.Lost, "missed": &p.Missed, "duplicate": &p.Duplicate, "reordered": &p.Reordered, "clashes": &p.Clashes} {
+		for col, dst := range map[string]*uint64{"lost": &p.Lost, "missed": &p.Missed, "duplicate": &p.Duplicate, "reordered": &p.Reordered, "clashes": &p.Clashes, "dropped": &p.Dropped} {
 			v, err := uintCol(r, col)
 			if err != nil {
 				return err
@@ -155,7 +157,12 @@ func ReadSpool(dir string) (*Summary, error) {
 		return nil, err
 	}
 	err = eachRow(dir, "owd_incomplete", func(r map[string]string) error {
-		if r["kind"] != "lost" {
+		switch r["kind"] {
+		case "dropped":
+			s.Dropped++
+			return nil
+		case "lost":
+		default:
 			s.Missed++
 			return nil
 		}

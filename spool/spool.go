@@ -38,7 +38,7 @@ const (
 var (
 	ColsFlows      = []string{"time", "flow", "class", "key"}
 	ColsEvents     = []string{"time", "source", "kind", "detail"}
-	ColsStats      = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "count", "sum_ns", "sumsq_ns2", "min_ns", "max_ns", "lost", "missed", "duplicate", "reordered", "clashes", "clock_err_ns", "clock_ok"}
+	ColsStats      = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "count", "sum_ns", "sumsq_ns2", "min_ns", "max_ns", "lost", "missed", "duplicate", "reordered", "clashes", "dropped", "clock_err_ns", "clock_ok"}
 	ColsHist       = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "slice", "lo_ns", "hi_ns", "count"}
 	ColsPacket     = []string{"interval_start", "class", "flow", "sig", "hop_from", "hop_to", "t_from", "t_to", "delay_ns"}
 	ColsIncomplete = []string{"interval_start", "class", "flow", "sig", "kind", "hops"}
@@ -292,7 +292,7 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 		} else {
 			stats = append(stats, "0\t0\t\t"...)
 		}
-		for _, v := range [...]uint64{st.Lost, st.Missed, st.Duplicate, st.Reordered, st.Clashes} {
+		for _, v := range [...]uint64{st.Lost, st.Missed, st.Duplicate, st.Reordered, st.Clashes, st.Dropped} {
 			stats = strconv.AppendUint(append(stats, '\t'), v, 10)
 		}
 		stats = w.clockCols(append(stats, '\t'), ow, p)
@@ -346,7 +346,9 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 		inc = appendText(append(inc, '\t'), w.cfg.Classes[in.Class].Name)
 		inc = strconv.AppendUint(append(inc, '\t'), uint64(in.Flow), 10)
 		inc = fmt.Appendf(append(inc, '\t'), "%08x", in.Sig)
-		if in.Lost {
+		if in.Dropped {
+			inc = append(inc, "\tdropped\t"...)
+		} else if in.Lost {
 			inc = append(inc, "\tlost\t"...)
 		} else {
 			inc = append(inc, "\tmissed\t"...)

@@ -109,10 +109,10 @@ func TestWriteIntervalGolden(t *testing.T) {
 	}
 	const s = "1795405500000000000\t60\tground link\t7\t"
 	golden := map[string]string{
-		want[3]: "#interval_start\tinterval_s\tclass\tflow\thop_from\thop_to\tcount\tsum_ns\tsumsq_ns2\tmin_ns\tmax_ns\tlost\tmissed\tduplicate\treordered\tclashes\tclock_err_ns\tclock_ok\n" +
-			s + "gw\tmcc\t3\t45000000\t875000000000000\t5000000\t25000000\t0\t0\t1\t1\t0\t\t0\n" +
-			s + "gw\tsat\t0\t0\t0\t\t\t2\t1\t0\t0\t1\t\t0\n" +
-			"1795405500000000000\t60\ttm\t9\tin\tout\t1\t-3\t18446744073709551616\t-3\t-3\t0\t0\t0\t0\t0\t\t0\n",
+		want[3]: "#interval_start\tinterval_s\tclass\tflow\thop_from\thop_to\tcount\tsum_ns\tsumsq_ns2\tmin_ns\tmax_ns\tlost\tmissed\tduplicate\treordered\tclashes\tdropped\tclock_err_ns\tclock_ok\n" +
+			s + "gw\tmcc\t3\t45000000\t875000000000000\t5000000\t25000000\t0\t0\t1\t1\t0\t0\t\t0\n" +
+			s + "gw\tsat\t0\t0\t0\t\t\t2\t1\t0\t0\t1\t0\t\t0\n" +
+			"1795405500000000000\t60\ttm\t9\tin\tout\t1\t-3\t18446744073709551616\t-3\t-3\t0\t0\t0\t0\t0\t0\t\t0\n",
 		want[0]: "#interval_start\tinterval_s\tclass\tflow\thop_from\thop_to\tslice\tlo_ns\thi_ns\tcount\n" +
 			s + "gw\tmcc\t0\t\t10000000\t1\n" +
 			s + "gw\tmcc\t1\t10000000\t20000000\t1\n" +
@@ -379,8 +379,8 @@ func TestReconcileToSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := [][]string{
-		{itoa(ns), "60", "ground link", "0", "gw", "mcc", "1", "15000000", "225000000000000", "15000000", "15000000", "1", "0", "0", "0", "0", "", "0"},
-		{itoa(ns), "60", "ground link", "0", "gw", "sat", "1", "4000000", "16000000000000", "4000000", "4000000", "1", "0", "0", "0", "0", "", "0"},
+		{itoa(ns), "60", "ground link", "0", "gw", "mcc", "1", "15000000", "225000000000000", "15000000", "15000000", "1", "0", "0", "0", "0", "0", "", "0"},
+		{itoa(ns), "60", "ground link", "0", "gw", "sat", "1", "4000000", "16000000000000", "4000000", "4000000", "1", "0", "0", "0", "0", "0", "", "0"},
 	}
 	if !slices.EqualFunc(rows, want, slices.Equal) {
 		t.Errorf("stats %q\nwant %q", rows, want)
