@@ -370,3 +370,100 @@ func readEvents(t *testing.T, spoolDir string) string {
 	}
 	return b.String()
 }
+
+// TestTransportPartitionLong: probe pb's link to the collector is cut for
+// 10 s, longer than the final timeout (6 s): pb enters long-retry mode,
+// keeps its break-border window, gives up the sightings older than the
+// final timeout, and once the link is back says so. The collector waits
+// for pb meanwhile (silent, not gone) and counts the packets whose B
+// sighting was given up as dropped: every packet is measured exactly, or
+// lost as in the truth, or dropped within the given-up span — never lost
+// or missed because of the partition, never counted twice.
+func TestTransportPartitionLong(t *testing.T) {
+	e := newFaultEnv(t, 16, []string{"c1"}, "")
+	coll := e.startCollector("c1")
+	ps := e.runProbes(60 * time.Second)
+	time.Sleep(3 * time.Second)
+	e.proxies[[2]string{"pb", "c1"}].Partition(10 * time.Second)
+	for _, p := range ps {
+		p.wait(t, 2*time.Minute)
+	}
+	coll.stop(t)
+	s, err := reports.ReadSpool(e.spools["c1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := readEvents(t, e.spools["c1"])
+	var spans [][2]int64
+	for _, line := range strings.Split(ev, "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 4 || f[2] != "transport.given_up" {
+			continue
+		}
+		if f[1] != "probe:pb" {
+			t.Errorf("given up by %s, only pb was cut off: %s", f[1], line)
+		}
+		var a, b, c, d, fr, to int64
+		if _, err := fmt.Sscanf(f[3], "seqs=%d-%d sightings=%d others=%d from=%d to=%d", &a, &b, &c, &d, &fr, &to); err != nil {
+			t.Fatalf("notice %q: %v", f[3], err)
+		}
+		spans = append(spans, [2]int64{fr, to})
+	}
+	if len(spans) == 0 {
+		t.Fatalf("nothing given up in a partition longer than the final timeout:\n%s", ev)
+	}
+	for _, k := range []string{"transport.long_retry", "transport.normal", "probe.unreachable", "probe.reachable"} {
+		if !strings.Contains(ev, k) {
+			t.Errorf("no %s event", k)
+		}
+	}
+	inSpan := func(tb int64) bool {
+		for _, sp := range spans {
+			if tb >= sp[0]-int64(time.Second) && tb <= sp[1]+int64(time.Second) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(s.Pairs) != 1 {
+		t.Fatalf("pairs %d", len(s.Pairs))
+	}
+	p := s.Pairs[0]
+	var delivered, lost, dropped int
+	for _, r := range e.truth {
+		if !inClass(r) {
+			continue
+		}
+		if r.Lost {
+			lost++
+		} else {
+			delivered++
+		}
+		got, ok := s.Packets[r.TA]
+		switch {
+		case ok && r.Lost:
+			t.Errorf("lost packet seq %d measured", r.Seq)
+		case ok && got != r.Delay:
+			t.Errorf("seq %d: delay %d, truth %d", r.Seq, got, r.Delay)
+		case ok:
+		case r.Lost && s.Lost[r.TA]:
+		case inSpan(r.TA):
+			dropped++ // its B sighting (if any) was given up
+		default:
+			t.Errorf("seq %d (lost %v) neither measured, lost nor in a given-up span", r.Seq, r.Lost)
+		}
+	}
+	if p.Missed != 0 || s.Missed != 0 {
+		t.Errorf("missed %d/%d, want 0", p.Missed, s.Missed)
+	}
+	if int(p.Dropped) != dropped || s.Dropped != dropped {
+		t.Errorf("dropped %d (per packet %d), want %d", p.Dropped, s.Dropped, dropped)
+	}
+	if int(p.Count+p.Lost+p.Dropped) != delivered+lost {
+		t.Errorf("count %d + lost %d + dropped %d ≠ truth %d delivered + %d lost", p.Count, p.Lost, p.Dropped, delivered, lost)
+	}
+	if dropped == 0 || int(p.Count) < delivered/3 {
+		t.Errorf("dropped %d, measured %d of %d: the partition should cost some, not most", dropped, p.Count, delivered)
+	}
+	t.Logf("measured %d, lost %d, dropped %d of %d packets; %d given-up notices", p.Count, p.Lost, p.Dropped, delivered+lost, len(spans))
+}
