@@ -98,8 +98,8 @@ func runLive(t *testing.T, o liveOpts) *liveResult {
 	t.Helper()
 	begin := time.Now()
 	c := &liveCheck{t: t, tolerant: o.bench}
+	p := netlab.NewPath(t, netlab.PathOptions{DelayDev: "dl0", NoOffload: true}) // or skip
 	buildDelayline(t)
-	p := netlab.NewPath(t, netlab.PathOptions{DelayDev: "dl0", NoOffload: true})
 	dir := t.TempDir()
 	cfg := writeLiveConf(t, dir)
 	spoolDir := filepath.Join(dir, "spool")

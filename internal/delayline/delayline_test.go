@@ -192,7 +192,11 @@ func TestLineDuplicateReorder(t *testing.T) {
 		dev.in <- udpPacket(uint64(i))
 		time.Sleep(20 * time.Microsecond)
 	}
+	deadline := time.Now().Add(10 * time.Second)
 	for st := l.Stats(); st.Sent < n+st.Duplicated; st = l.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: %+v", st)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()

@@ -27,8 +27,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -67,9 +69,34 @@ func New(t testing.TB) *Lab {
 	if why := Available(); why != "" {
 		testenv.Skipf(t, "%s", why)
 	}
+	reapOnce.Do(reapStale)
 	l := &Lab{t: t, prefix: fmt.Sprintf("tmon%d-%d", os.Getpid(), labSeq.Add(1))}
 	t.Cleanup(l.teardown)
 	return l
+}
+
+var (
+	reapOnce sync.Once
+	labName  = regexp.MustCompile(`^tmon([0-9]+)-[0-9]+-[a-z]+$`)
+)
+
+// reapStale deletes the namespaces of labs whose test process died without
+// its cleanup (killed by a timeout): their names carry the process id.
+func reapStale() {
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		m := labName.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + m[1]); err == nil {
+			continue // alive (or the id reused): not ours to judge
+		}
+		exec.Command("ip", "netns", "del", e.Name()).Run()
+	}
 }
 
 // AddNS creates a namespace named after the lab and role, with its
