@@ -14,6 +14,9 @@ type Pending struct {
 	ProbeTime int64     // the PDU's data time (ns)
 	Submitted time.Time // when Sender.Send took it
 	Sends     int       // transmissions to this collector so far, the first included
+	// Keep is set by a policy to retry the PDU until acked, whatever
+	// happens later (TrafMonPolicy: the break-border window).
+	Keep bool
 }
 
 // Policy decides when a PDU is sent again to one collector and when it is
@@ -108,6 +111,7 @@ type TrafMonPolicy struct {
 	long      bool
 	pilot     uint32    // the exhausted PDU retried at the initial timeout
 	longSince time.Time // when long-retry mode began
+	lastAck   time.Time
 }
 
 // NewTrafMonPolicy returns the policy of one collector for cfg (defaults
@@ -133,12 +137,20 @@ func (t *TrafMonPolicy) GiveUp(p *Pending, now time.Time) bool {
 		return false
 	}
 	switch {
+	case !t.long && now.Sub(t.lastAck) < t.basic.MaxTimeout():
+		// The collector acked something since this PDU's last send: the
+		// link works, only this PDU's ack is late or lost. No long-retry
+		// mode; it goes on at the maximum timeout.
 	case !t.long:
 		t.long, t.pilot, t.longSince = true, p.Seq, now
 	case t.pilot == 0:
 		t.pilot = p.Seq
 	}
-	if p.Type != pdu.TypeSightings || t.inBorder(p) {
+	if p.Keep || p.Type != pdu.TypeSightings {
+		return false
+	}
+	if t.inBorder(p) {
+		p.Keep = true // also once long-retry mode is over
 		return false
 	}
 	if now.Sub(p.Submitted) < t.basic.final {
@@ -152,14 +164,14 @@ func (t *TrafMonPolicy) GiveUp(p *Pending, now time.Time) bool {
 }
 
 // inBorder reports whether p was submitted within the break-border window
-// before long-retry mode began.
+// before the latest long-retry mode began.
 func (t *TrafMonPolicy) inBorder(p *Pending) bool {
-	return t.long && !p.Submitted.After(t.longSince) && t.longSince.Sub(p.Submitted) <= t.border
+	return !t.longSince.IsZero() && !p.Submitted.After(t.longSince) && t.longSince.Sub(p.Submitted) <= t.border
 }
 
 // Acked implements Policy: any ack ends long-retry mode.
-func (t *TrafMonPolicy) Acked(*Pending, time.Time) {
-	t.long, t.pilot = false, 0
+func (t *TrafMonPolicy) Acked(_ *Pending, now time.Time) {
+	t.long, t.pilot, t.lastAck = false, 0, now
 }
 
 // LongRetry reports whether long-retry mode is on, and since when.

@@ -134,6 +134,7 @@ type SendEvent struct {
 	Header    pdu.Header
 	Retry     bool // not the first send of this PDU to this collector
 	At        time.Time
+	Size      int // bytes of the datagram
 }
 
 // CollectorStats are the counters of one collector.
@@ -673,7 +674,7 @@ func (p *peer) step() time.Duration {
 
 	p.write(p.scratch)
 	if p.s.onSend != nil {
-		p.s.onSend(SendEvent{Collector: p.idx, Header: h, Retry: retry, At: now})
+		p.s.onSend(SendEvent{Collector: p.idx, Header: h, Retry: retry, At: now, Size: len(p.scratch)})
 	}
 	return 0
 }

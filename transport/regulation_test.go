@@ -1,0 +1,241 @@
+package transport
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/pdu"
+)
+
+// The bandwidth cap holds over every span of sends: the bytes sent between
+// two sends never exceed the cap times the time between them.
+func TestBandwidthCap(t *testing.T) {
+	h := newCollect()
+	_, addr := startReceiver(t, h)
+	var log sendLog
+	cfg := fastConfig()
+	cfg.Bandwidth = 100_000 // bytes/s: 60 PDUs of ~600 B take ~0.36 s
+	s := newSender(t, cfg, []netip.AddrPort{addr}, &log)
+	pdus := makePDUs(60, 9)
+	start := time.Now()
+	sendAll(t, s, pdus)
+	if _, err := closeWithin(t, s, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h.check(t, pdus)
+	evs := log.events(0)
+	var total int
+	for i := range evs {
+		sum := 0
+		for j := i + 1; j < len(evs); j++ {
+			sum += evs[j-1].Size
+			if allowed := float64(cfg.Bandwidth) * evs[j].At.Sub(evs[i].At).Seconds(); float64(sum) > allowed+1 {
+				t.Fatalf("sends %d..%d: %d bytes in %v, cap allows %.0f", i, j, sum, evs[j].At.Sub(evs[i].At), allowed)
+			}
+		}
+		total += evs[i].Size
+	}
+	if d := time.Since(start); float64(total-evs[len(evs)-1].Size) > float64(cfg.Bandwidth)*d.Seconds() {
+		t.Errorf("%d bytes in %v: above the cap", total, d)
+	}
+	log.checkGaps(t, 0, cfg.MinGap)
+}
+
+// gate is a Handler that refuses everything (so nothing is acked) while
+// down, and records the events PDUs it takes.
+type gate struct {
+	*collect
+	down   atomic.Bool
+	mu     sync.Mutex
+	events []pdu.Event
+}
+
+func (g *gate) HandlePDU(from netip.AddrPort, f *pdu.Frame) error {
+	if g.down.Load() {
+		return errors.New("down")
+	}
+	if f.Header.Type == pdu.TypeEvents {
+		var r pdu.EventReader
+		var e pdu.Event
+		r.Reset(f.Body)
+		g.mu.Lock()
+		for r.Next(&e) {
+			g.events = append(g.events, pdu.Event{TS: e.TS, Kind: strings.Clone(e.Kind), Detail: strings.Clone(e.Detail)})
+		}
+		g.mu.Unlock()
+	}
+	return g.collect.HandlePDU(from, f)
+}
+
+// Long-retry mode (trafMon §1.5): once a PDU has exhausted its retries, it
+// alone is retried at the initial timeout, every other at the maximum
+// timeout; sightings older than the final timeout are given up unless
+// submitted within the break border before long-retry mode; flow
+// definitions never; the first ack restores normal mode, and the collector
+// is told all of it.
+func TestLongRetry(t *testing.T) {
+	g := &gate{collect: newCollect()}
+	g.down.Store(true)
+	_, addr := startReceiver(t, g)
+	var log sendLog
+	cfg := conf.Transport{
+		MinGap:            time.Millisecond,
+		InitialTimeout:    40 * time.Millisecond,
+		TimeoutIncrement:  20 * time.Millisecond,
+		TimeoutMultiplier: 1,
+		MaxRetries:        2, // timeouts 40, 60, 80 (maximum): exhausted 180 ms after the first send
+		FinalTimeout:      500 * time.Millisecond,
+		BreakBorder:       100 * time.Millisecond,
+		Heartbeat:         time.Hour,
+	}
+	s := newSender(t, cfg, []netip.AddrPort{addr}, &log)
+	sights := makePDUs(10, 5)[1:4] // sightings
+	defs := makePDUs(1, 5)[0]      // flow definitions
+	t0 := time.Now()
+	send := func(b []byte) uint32 {
+		seq, err := s.Send(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	pilot := send(sights[0]) // exhausts at ~180 ms: long-retry mode, the pilot
+	def := send(defs)
+	time.Sleep(120 * time.Millisecond)
+	border := send(sights[1]) // 60 ms before long-retry mode: kept
+	time.Sleep(150 * time.Millisecond)
+	slow := send(sights[2]) // during long-retry mode: slow pace, given up
+	time.Sleep(900 * time.Millisecond)
+
+	st := s.Stats().Collectors[0]
+	if st.LongRetry != 1 || st.GivenUp != 2 {
+		t.Fatalf("long retry %d, given up %d; want 1, 2 (pilot and slow): %+v", st.LongRetry, st.GivenUp, st)
+	}
+	gaps := func(seq uint32) []time.Duration {
+		var ts []time.Time
+		for _, e := range log.events(0) {
+			if e.Header.Seq == seq && e.Header.Type != pdu.TypeHeartbeat {
+				ts = append(ts, e.At)
+			}
+		}
+		var d []time.Duration
+		for i := 1; i < len(ts); i++ {
+			d = append(d, ts[i].Sub(ts[i-1]))
+		}
+		return d
+	}
+	// Late by up to 35 ms: a loaded CI machine's timers.
+	near := func(d, want time.Duration) bool { return d >= want && d < want+35*time.Millisecond }
+	pg := gaps(pilot)
+	if len(pg) < 5 || !near(pg[0], 40*time.Millisecond) || !near(pg[1], 60*time.Millisecond) || !near(pg[2], 80*time.Millisecond) {
+		t.Fatalf("pilot retries %v: want 40, 60, 80 ms, then 40 ms", pg)
+	}
+	for _, d := range pg[3:] {
+		if !near(d, 40*time.Millisecond) {
+			t.Errorf("pilot in long-retry mode retried after %v, want the initial timeout 40 ms", d)
+		}
+	}
+	for _, d := range gaps(slow) {
+		if !near(d, 80*time.Millisecond) {
+			t.Errorf("PDU sent in long-retry mode retried after %v, want the maximum timeout 80 ms", d)
+		}
+	}
+	// The collector comes back: the first ack ends long-retry mode; the
+	// kept PDUs and the notices arrive.
+	g.down.Store(false)
+	if _, err := closeWithin(t, s, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var kinds []string
+	var gu []GivenUp
+	// Notices may arrive in any order; their times order them.
+	slices.SortStableFunc(g.events, func(a, b pdu.Event) int { return cmp.Compare(a.TS, b.TS) })
+	for _, e := range g.events {
+		kinds = append(kinds, e.Kind)
+		if e.Kind == EventGivenUp {
+			x, err := ParseGivenUp(e.Detail)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gu = append(gu, x)
+		}
+	}
+	if strings.Join(kinds, " ") != "transport.long_retry transport.given_up transport.given_up transport.normal" {
+		t.Errorf("events %v", kinds)
+	}
+	if len(gu) != 2 || gu[0].First != pilot || gu[1].First != slow || gu[0].Sightings == 0 || gu[0].From > gu[0].To {
+		t.Errorf("given up %+v, want seqs %d and %d with their sightings", gu, pilot, slow)
+	}
+	g.collect.mu.Lock()
+	defer g.collect.mu.Unlock()
+	for _, seq := range []uint32{def, border} {
+		if g.counts[seq] != 1 {
+			t.Errorf("seq %d (kept) delivered %d times", seq, g.counts[seq])
+		}
+	}
+	for _, seq := range []uint32{pilot, slow} {
+		if g.counts[seq] != 0 {
+			t.Errorf("seq %d (given up) delivered", seq)
+		}
+	}
+	t.Logf("long-retry test took %v", time.Since(t0).Round(time.Millisecond))
+}
+
+// Authentication: a sender with the right key is served; a wrong key, an
+// unknown probe id and an older session (a replay) are refused and
+// counted; nothing of theirs is delivered or acked.
+func TestAuthentication(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	h := newCollect()
+	conn := listen(t)
+	r, err := NewReceiver(conn, conf.Transport{}, ReceiverOptions{Logger: quiet, Keys: map[uint16][]byte{42: key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx, h)
+	addr := addrOf(conn)
+	run := func(probe uint16, session uint32, k []byte, n int) Stats {
+		s, err := NewSender(fastConfig(), []netip.AddrPort{addr}, probe, session, SenderOptions{Logger: quiet, Key: k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range makePDUs(n, 2) {
+			if _, err := s.Send(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		st, _ := s.Close(ctx)
+		return st
+	}
+	if st := run(42, 1000, key, 10); st.Collectors[0].Acked != 11 {
+		t.Fatalf("keyed sender: %+v", st)
+	}
+	if st := run(42, 1001, []byte("another key of 32 bytes........."), 3); st.Collectors[0].Acked != 0 {
+		t.Fatalf("wrong key acked: %+v", st)
+	}
+	if st := run(7, 1000, key, 3); st.Collectors[0].Acked != 0 {
+		t.Fatalf("unknown probe acked: %+v", st)
+	}
+	if st := run(42, 999, key, 3); st.Collectors[0].Acked != 0 {
+		t.Fatalf("older session acked: %+v", st)
+	}
+	rs := r.Stats()
+	if rs.Invalid[ReasonAuth] == 0 || rs.Invalid[ReasonUnknown] == 0 || rs.Invalid[ReasonStale] == 0 || rs.Delivered != 11 {
+		t.Fatalf("receiver stats %+v", rs)
+	}
+}
