@@ -66,7 +66,7 @@ func TestDemoLoads(t *testing.T) {
 		t.Fatalf("unexpected config: %+v", c)
 	}
 	ow := c.Classes[0].OneWay
-	if ow == nil || len(ow.Hops) != 2 || len(ow.Pairs) != 1 || len(ow.Pairs[0].Slices) != 9 {
+	if ow == nil || len(ow.Hops) != 2 || len(ow.Pairs) != 1 || len(ow.Pairs[0].Slices) != 13 {
 		t.Fatalf("one-way: %+v", ow)
 	}
 	f := c.Classes[0].Filter
