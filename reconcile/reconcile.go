@@ -22,8 +22,9 @@
 //     kept until D after its last sighting, and at least M after its
 //     reference time, for this check and so that a later packet with the
 //     same signature counts as a clash in any delivery order.
-//   - Otherwise the candidate without hop h whose reference time is nearest
-//     to t takes it (the earlier on a tie); a record with every hop is
+//   - Otherwise the candidate without hop h whose times fit takes it: its
+//     other hops in path order around t first, then the one where the
+//     class's usual transit puts t nearest (see match), the older on a tie; a record with every hop is
 //     complete: one delay per hop pair, in the interval of its hop_from time.
 //   - Otherwise a new record is created, and a clash counted if there were
 //     candidates.
@@ -37,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/google/btree"
@@ -111,7 +113,9 @@ type class struct {
 	timeout   int64 // Timeout, ns
 	dup       int64 // DupWindow, ns
 	perPacket bool
-	sample    uint32 // 1 in sample packets selected by the probes (≥ 1)
+	sample    uint32         // 1 in sample packets selected by the probes (≥ 1)
+	est       [MaxHops]int64 // usual time of each hop after hop 0 (see match)
+	nest      int            // completed packets folded into est
 }
 
 type pair struct {
@@ -331,22 +335,14 @@ func (r *Reconciler) Add(s Sighting) {
 
 	// A duplicate wins over a match: a copy of a packet already seen at h
 	// must not complete another record that lacks h.
-	best, bestD := int32(-1), int64(math.MaxInt64)
 	for _, i := range r.cands {
 		rec := &r.recs[i]
-		if rec.mask&bit != 0 {
-			if absDiff(rec.ts[h], t) <= c.dup {
-				r.duplicate(c, s.Flow, int(h), t)
-				return
-			}
-			continue
-		}
-		// Candidates come in key order: on equal distance the earlier
-		// reference time wins.
-		if d := absDiff(rec.ref, t); d < bestD {
-			best, bestD = int32(i), d
+		if rec.mask&bit != 0 && absDiff(rec.ts[h], t) <= c.dup {
+			r.duplicate(c, s.Flow, int(h), t)
+			return
 		}
 	}
+	best := r.match(c, h, t)
 	if best >= 0 {
 		rec := &r.recs[best]
 		rec.ts[h] = t
@@ -380,6 +376,57 @@ func (r *Reconciler) Add(s Sighting) {
 	r.heap.push(r.recs, i)
 }
 
+// match picks, among the candidates lacking hop h, the record the sighting
+// at time t belongs to, or -1. When several packets share a signature
+// (a clash), the right one is the one whose times fit: its other hops in
+// path order around t, and t where the class's usual transit puts it. The
+// usual transit is est, a running mean of each hop's time after the first
+// hop over the completed packets of the class. Taking the nearest time
+// alone would pair two clashing packets sent closer together than the
+// delay the wrong way round; taking the oldest alone would pair the second
+// with the first when the first was lost.
+func (r *Reconciler) match(c *class, h uint8, t int64) int32 {
+	best, bestD, bestOK := int32(-1), int64(math.MaxInt64), false
+	for _, i := range r.cands {
+		rec := &r.recs[i]
+		if rec.mask&(1<<h) != 0 {
+			continue
+		}
+		ok := true
+		for m := rec.mask; m != 0; m &= m - 1 {
+			k := uint8(bits.TrailingZeros8(m))
+			if (k < h && rec.ts[k] > t) || (k > h && rec.ts[k] < t) {
+				ok = false
+				break
+			}
+		}
+		k := bits.TrailingZeros8(rec.mask)
+		d := absDiff(t, rec.ts[k]+c.est[h]-c.est[k])
+		// An order-consistent candidate beats any other; then the one
+		// nearest the expected time; candidates come in key order, so on
+		// a tie the older one wins.
+		if (ok && !bestOK) || (ok == bestOK && d < bestD) {
+			best, bestD, bestOK = int32(i), d, ok
+		}
+	}
+	return best
+}
+
+// learn folds the hop times of a completed packet into the class's usual
+// transit (an exponential mean with weight 1/16, in integers so that the
+// result does not depend on floating point).
+func (c *class) learn(ts *[MaxHops]int64) {
+	for h := 1; h < c.nhops; h++ {
+		x := ts[h] - ts[0]
+		if c.nest == 0 {
+			c.est[h] = x
+		} else {
+			c.est[h] += (x - c.est[h]) / 16
+		}
+	}
+	c.nest++
+}
+
 func (r *Reconciler) collect(k key) bool {
 	r.cands = append(r.cands, k.idx)
 	return true
@@ -407,6 +454,7 @@ func (r *Reconciler) remove(i int32) {
 // complete turns a record with every hop into one delay per hop pair.
 func (r *Reconciler) complete(c *class, i int32) {
 	rec := &r.recs[i]
+	c.learn(&rec.ts)
 	for p := range c.pairs {
 		pp := &c.pairs[p]
 		from, to := rec.ts[pp.from], rec.ts[pp.to]

@@ -216,6 +216,52 @@ func TestClashNearestInTime(t *testing.T) {
 	}
 }
 
+// Clashing packets sent closer together than the delay: the nearest time
+// would pair them the wrong way round; path order and the usual transit do
+// not. And when the first of two clashing packets is lost, the second's
+// sighting must not complete the first's record.
+func TestClashCloserThanDelay(t *testing.T) {
+	for _, order := range []string{"X first", "Y first", "interleaved"} {
+		r, sink := newPath3(t)
+		add := func(hop uint8, sig uint32, ts int64) { r.Add(Sighting{Flow: 3, Hop: hop, Sig: sig, TS: ts}) }
+		// Ten packets set the usual transit X→Y to 20 ms.
+		for i := range int64(10) {
+			add(0, uint32(100+i), t0+i*ms)
+			add(1, uint32(100+i), t0+i*ms+20*ms)
+		}
+		// Two packets with one signature, 2 ms apart (beyond the 1 ms
+		// duplicate window), delays 20 and 21 ms.
+		x1, x2, y1, y2 := t0+300*ms, t0+302*ms, t0+320*ms, t0+323*ms
+		switch order {
+		case "X first":
+			add(0, 7, x1)
+			add(0, 7, x2)
+			add(1, 7, y1)
+			add(1, 7, y2)
+		case "Y first":
+			add(1, 7, y1)
+			add(1, 7, y2)
+			add(0, 7, x1)
+			add(0, 7, x2)
+		case "interleaved":
+			add(0, 7, x1)
+			add(1, 7, y1)
+			add(0, 7, x2)
+			add(1, 7, y2)
+		}
+		// The first of another clashing pair is lost.
+		add(0, 8, t0+500*ms)
+		add(0, 8, t0+560*ms)
+		add(1, 8, t0+580*ms)
+		flush(t, r)
+		// Wrong pairings give 18 and 23 ms, or 80 ms.
+		st := sink.stat(t, t0, 3, 0)
+		if st.Count != 13 || st.Sum != 261*ms || st.Min != 20*ms || st.Max != 21*ms || st.Lost != 1 {
+			t.Errorf("%s: count %d sum %d min %d max %d lost %d; want 13, 261 ms, 20 ms, 21 ms, 1", order, st.Count, st.Sum, st.Min, st.Max, st.Lost)
+		}
+	}
+}
+
 func TestReordered(t *testing.T) {
 	r, sink := newPath3(t)
 	p := func(sig uint32, from, to int64) {

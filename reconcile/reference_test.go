@@ -27,6 +27,8 @@ type refRecon struct {
 	out        []string // canonical text of each closed interval
 	counters   Counters
 	maxTimeout int64
+	est        map[int][MaxHops]int64 // per class: usual time of each hop after hop 0
+	nest       map[int]int
 }
 
 type refRec struct {
@@ -55,7 +57,7 @@ type refSlot struct {
 }
 
 func newRef(cfg *conf.Config, maxRecords int) *refRecon {
-	r := &refRecon{cfg: cfg, flows: map[uint32]int{}, max: maxRecords, wm: math.MinInt64, closed: math.MinInt64, slots: map[int64]*refSlot{}}
+	r := &refRecon{cfg: cfg, flows: map[uint32]int{}, max: maxRecords, wm: math.MinInt64, closed: math.MinInt64, slots: map[int64]*refSlot{}, est: map[int][MaxHops]int64{}, nest: map[int]int{}}
 	for _, c := range cfg.Classes {
 		if c.OneWay != nil {
 			r.maxTimeout = max(r.maxTimeout, int64(c.OneWay.Timeout))
@@ -135,10 +137,31 @@ func (r *refRecon) Add(s Sighting) {
 			return
 		}
 	}
+	// The candidate whose times fit: hops in path order around t first,
+	// then the nearest to where the usual transit puts t; the older on a tie.
+	est := r.est[cls]
 	var best *refRec
+	var bestD int64
+	bestOK := false
 	for _, c := range cands {
-		if !c.has[h] && (best == nil || abs64(c.ref-t) < abs64(best.ref-t)) {
-			best = c
+		if c.has[h] {
+			continue
+		}
+		ok, first := true, -1
+		for k := range ow.Hops {
+			if !c.has[k] {
+				continue
+			}
+			if first < 0 {
+				first = k
+			}
+			if (k < h && c.ts[k] > t) || (k > h && c.ts[k] < t) {
+				ok = false
+			}
+		}
+		d := abs64(t - (c.ts[first] + est[h] - est[first]))
+		if best == nil || (ok && !bestOK) || (ok == bestOK && d < bestD) {
+			best, bestD, bestOK = c, d, ok
 		}
 	}
 	if best != nil {
@@ -203,6 +226,18 @@ func (r *refRecon) deadline(rec *refRec) int64 {
 
 func (r *refRecon) complete(rec *refRec) {
 	ow := r.ow(rec.flow)
+	cls := r.flows[rec.flow]
+	est := r.est[cls]
+	for h := 1; h < len(ow.Hops); h++ {
+		x := rec.ts[h] - rec.ts[0]
+		if r.nest[cls] == 0 {
+			est[h] = x
+		} else {
+			est[h] += (x - est[h]) / 16
+		}
+	}
+	r.est[cls] = est
+	r.nest[cls]++
 	for p, hp := range refPairs(ow) {
 		from, to := rec.ts[hp.From], rec.ts[hp.To]
 		d := to - from
