@@ -237,3 +237,72 @@ func counterStats(spool string, optional bool) []field {
 		get(spool+"_max", spool, OpMax, true),
 	}
 }
+
+// fHist is a sparse log-linear histogram (docs/spool.md), merged bucket by
+// bucket; an empty field is an empty histogram, not NULL, since "no value"
+// is a distribution like any other and merges as such.
+func fHist(db, spool string) field {
+	return field{
+		Column: Column{Name: db, Kind: KindHist, Op: OpHist},
+		needs:  []string{spool},
+		get: func(r *row) (val, error) {
+			h, err := parseSparse(r.col(spool))
+			if err != nil {
+				return val{}, fmt.Errorf("%s: %w", spool, err)
+			}
+			return histVal(h), nil
+		},
+	}
+}
+
+// fCalc is an integer computed from several spool columns of the row (all
+// required by the header); fn sees them parsed, and a NULL result when one
+// is empty.
+func fCalc(db string, op AggOp, spool []string, fn func(v []int64) int64) field {
+	return field{
+		Column: Column{Name: db, Kind: KindInt, Null: true, Op: op},
+		needs:  spool,
+		get: func(r *row) (val, error) {
+			v := make([]int64, len(spool))
+			for i, s := range spool {
+				x, err := parseInt(r, s)
+				if err != nil || !x.ok {
+					return val{}, err
+				}
+				v[i] = x.i
+			}
+			return intVal(fn(v)), nil
+		},
+	}
+}
+
+// fCountIf counts the merged rows whose spool column satisfies is (1 or 0
+// per row, summed). The column may be missing from older spool versions: then
+// the value is NULL, "not known", rather than a count of 0.
+func fCountIf(db, spool string, is func(s string) (bool, error)) field {
+	return field{
+		Column: Column{Name: db, Kind: KindInt, Null: true, Op: OpSum},
+		get: func(r *row) (val, error) {
+			if _, ok := r.hdr[spool]; !ok {
+				return val{}, nil
+			}
+			yes, err := is(r.col(spool))
+			if err != nil {
+				return val{}, fmt.Errorf("%s %q: %w", spool, r.col(spool), err)
+			}
+			if yes {
+				return intVal(1), nil
+			}
+			return intVal(0), nil
+		},
+	}
+}
+
+// fDerived is a column computed from the merged row by its record type's
+// Derive function, never read from the spool nor merged.
+func fDerived(db string, kind ColKind) field {
+	return field{
+		Column: Column{Name: db, Kind: kind, Null: true, Op: OpDerived},
+		get:    func(*row) (val, error) { return val{}, nil },
+	}
+}

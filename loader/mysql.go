@@ -56,6 +56,12 @@ func (d *mysqlDialect) colType(c Column) string {
 		t = "DECIMAL(38,0)"
 	case KindStr:
 		t = fmt.Sprintf("VARCHAR(%d)", c.Size)
+	case KindFloat:
+		t = "DOUBLE"
+	case KindHist:
+		// A day's merged IPDV histogram can exceed TEXT's 64 KiB: up to
+		// 2×3700 buckets of "key:count,".
+		t = "MEDIUMTEXT"
 	default:
 		t = "TEXT"
 	}

@@ -441,6 +441,9 @@ func (r *run) mergeAgg(ctx context.Context, tx querier, t *Table, set *aggSet) e
 	out := make([][]any, 0, len(set.order))
 	for _, k := range set.order {
 		row := set.rows[k]
+		if t.derive != nil {
+			t.derive(row)
+		}
 		a := make([]any, len(row))
 		for i, c := range t.Columns {
 			a[i] = row[i].arg(c.Kind)

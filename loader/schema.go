@@ -12,6 +12,8 @@ const (
 	KindExact                // exact integer up to 38 digits: sums of squares (DECIMAL(38,0) / TEXT)
 	KindStr                  // short indexable string of at most Column.Size characters
 	KindText                 // long free text, never part of a key
+	KindFloat                // IEEE double: ratios and confidence intervals, always derived (OpDerived)
+	KindHist                 // sparse log-linear histogram (hist package, docs/spool.md), text of any length
 )
 
 // AggOp is how a column of an aggregated table merges two rows with the same key.
@@ -23,6 +25,11 @@ const (
 	OpSumExact              // sum with exact arithmetic (KindExact)
 	OpMin                   // minimum; NULL means "no value" and loses to any value
 	OpMax                   // maximum; NULL as for OpMin
+	OpHist                  // histogram: counts of equal bucket keys add up (exact)
+	// OpDerived columns are not merged: they are a function of the row's
+	// merged columns (a quantile of a merged histogram, a ratio of summed
+	// counts), recomputed by the field's derive function before every write.
+	OpDerived
 )
 
 // Column is one database column.
@@ -48,6 +55,8 @@ type Table struct {
 	// Class names the retention setting that applies: "1m", "1h", "1d" or
 	// "rec" (individual records); "" for tables kept forever.
 	Class string
+	// derive recomputes the OpDerived columns of a merged row (nil: none).
+	derive func(row []val)
 }
 
 // col returns the column named name, or nil.

@@ -36,8 +36,13 @@ func (d *sqliteDialect) Name() string              { return "sqlite" }
 func (d *sqliteDialect) Quote(ident string) string { return `"` + ident + `"` }
 
 func (d *sqliteDialect) colType(c Column) string {
-	t := "INTEGER"
-	if c.Kind != KindInt {
+	var t string
+	switch c.Kind {
+	case KindInt:
+		t = "INTEGER"
+	case KindFloat:
+		t = "REAL"
+	default:
 		t = "TEXT"
 	}
 	if !c.Null {

@@ -20,6 +20,10 @@ type recordType struct {
 	Time      string  // database column holding the row's time (ns); partitions and retention use it
 	PerPacket bool    // per-packet records: loaded only with Config.PerPacket
 	Fields    []field // in table column order
+	// Derive computes the OpDerived fields of an aggregated row from its
+	// merged fields, before each write: values that do not merge themselves
+	// (a quantile, a ratio) are kept as what does (a histogram, counts).
+	Derive func(r aggRow)
 
 	tables []*Table // derived by init: one table, or one per level for aggregates
 	needs  []string // spool columns every file's header must name
@@ -45,12 +49,28 @@ var recordTypes = []*recordType{
 			},
 			counterStats("lost", false),
 			counterStats("missed", false),
-			// Not in spool version 1 (the collector reports dropped
-			// observations as events); loaded when a later version adds it.
+			// Added to the spool after its first files: NULL for those.
 			counterStats("dropped", true),
 			counterStats("duplicate", false),
 			counterStats("reordered", false),
 			counterStats("clashes", false),
+			[]field{
+				// A bound on the clock error of every delay of the row:
+				// the bound of a merge is the largest. Rows whose bound
+				// was unknown are counted apart, since the max cannot
+				// include them.
+				fOptInt("clock_err_ns", "clock_err_ns", OpMax),
+				fCountIf("clock_err_unknown", "clock_err_ns", func(s string) (bool, error) { return s == "", nil }),
+				fCountIf("clock_not_ok", "clock_ok", func(s string) (bool, error) {
+					switch s {
+					case "0":
+						return true, nil
+					case "1":
+						return false, nil
+					}
+					return false, fmt.Errorf("not 0 or 1")
+				}),
+			},
 		),
 	},
 	{
@@ -65,6 +85,68 @@ var recordTypes = []*recordType{
 			fEdge("hi_ns", "hi_ns", math.MaxInt64),
 			fInt("count", "count", OpSum, false),
 		},
+	},
+	{
+		// IPPM metrics (docs/spool.md): counts add up, histograms merge
+		// bucket by bucket, extremes by min/max; quantiles and ratios are
+		// derived from those after every merge (deriveMetrics), so an hour
+		// is exactly the merge of its minutes here too.
+		Type: "owd_metrics", Table: "owd_metrics", Aggregate: true, Time: "start_ns",
+		Fields: concat(
+			[]field{
+				fInt("start_ns", "interval_start", OpKey, false),
+				fFlow(),
+				fStr("hop_from", "hop_from", 64, OpKey, false),
+				fStr("hop_to", "hop_to", 64, OpKey, false),
+				fOne("samples"),
+				fInt("sample_n_min", "sample_n", OpMin, false),
+				fInt("sample_n_max", "sample_n", OpMax, false),
+				fInt("count", "count", OpSum, false),
+				fInt("lost", "lost", OpSum, false),
+				// Estimates of the whole population under 1-in-N
+				// sampling: N·count and its binomial variance
+				// count·N·(N−1) add up over rows; the 95 % interval
+				// is derived from the summed variance.
+				fCalc("count_est", OpSum, []string{"count", "sample_n"}, func(v []int64) int64 { return v[0] * v[1] }),
+				fCalc("count_est_var", OpSum, []string{"count", "sample_n"}, func(v []int64) int64 { return v[0] * v[1] * (v[1] - 1) }),
+				fDerived("count_est_ci95", KindFloat),
+				fCalc("lost_est", OpSum, []string{"lost", "sample_n"}, func(v []int64) int64 { return v[0] * v[1] }),
+				fCalc("lost_est_var", OpSum, []string{"lost", "sample_n"}, func(v []int64) int64 { return v[0] * v[1] * (v[1] - 1) }),
+				fDerived("lost_est_ci95", KindFloat),
+				fDerived("loss_ratio", KindFloat),
+				fDerived("loss_ratio_ci95", KindFloat),
+				fInt("loss_wait_ns", "loss_wait_ns", OpMax, true),
+			},
+			quantileFields("delay"),
+			[]field{fHist("delay_hist", "delay_hist")},
+			quantileFields("pdv"),
+			[]field{
+				fInt("pdv_max_ns", "pdv_max_ns", OpMax, true),
+				fHist("pdv_hist", "pdv_hist"),
+				fInt("ipdv_count", "ipdv_count", OpSum, false),
+				fInt("ipdv_min_ns", "ipdv_min_ns", OpMin, true),
+				fInt("ipdv_max_ns", "ipdv_max_ns", OpMax, true),
+			},
+			quantileFields("ipdv"),
+			[]field{
+				fHist("ipdv_hist", "ipdv_hist"),
+				fInt("loss_periods", "loss_periods", OpSum, false),
+				fInt("loss_period_max", "loss_period_max", OpMax, false),
+				fHist("loss_period_hist", "loss_period_hist"),
+				fInt("loss_distance_count", "loss_distance_count", OpSum, false),
+				fInt("loss_distance_min", "loss_distance_min", OpMin, true),
+				fHist("loss_distance_hist", "loss_distance_hist"),
+				fInt("reordered", "reordered", OpSum, false),
+				fDerived("reorder_ratio", KindFloat),
+				fInt("reorder_extent_max", "reorder_extent_max", OpMax, false),
+				fInt("reorder_extent_sum", "reorder_extent_sum", OpSum, false),
+				fInt("duplicate", "duplicate", OpSum, false),
+				fDerived("dup_ratio", KindFloat),
+				fInt("neg_delay", "neg_delay", OpSum, false),
+				fInt("compose_viol", "compose_viol", OpSum, false),
+			},
+		),
+		Derive: deriveMetrics,
 	},
 	{
 		Type: "owd_packet", Table: "owd_packet", Time: "start_ns", PerPacket: true,
@@ -99,6 +181,107 @@ var recordTypes = []*recordType{
 			fText("detail", "detail"),
 		},
 	},
+}
+
+// quantileNames are the quantiles of owd_metrics, by column name part.
+var quantileNames = []struct {
+	name string
+	q    float64
+}{{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}, {"p999", 0.999}}
+
+// quantileFields are the derived quantile columns of a histogram: value and
+// error bound (the exact quantile lies within ± the bound).
+func quantileFields(kind string) []field {
+	var out []field
+	for _, q := range quantileNames {
+		out = append(out, fDerived(kind+"_"+q.name+"_ns", KindInt), fDerived(kind+"_"+q.name+"_err_ns", KindInt))
+	}
+	return out
+}
+
+// deriveMetrics recomputes the quantiles and ratios of a merged owd_metrics
+// row as the collector computes them for one interval (reconcile/metrics.go).
+func deriveMetrics(r aggRow) {
+	count, lost := r.get("count").i, r.get("lost").i
+	nmax := r.get("sample_n_max").i
+	sampled := nmax > 1
+	estCI := func(k int64, variance string) val {
+		switch {
+		case !sampled:
+			return floatVal(0)
+		case k == 0:
+			return floatVal(3 * float64(nmax)) // rule of three, at the coarsest sampling
+		}
+		return floatVal(ci95(float64(r.get(variance).i)))
+	}
+	r.set("count_est_ci95", estCI(count, "count_est_var"))
+	r.set("lost_est_ci95", estCI(lost, "lost_est_var"))
+	ratio := func(num, den int64) val {
+		if den == 0 {
+			return val{}
+		}
+		return floatVal(float64(num) / float64(den))
+	}
+	sent := count + lost
+	lr := ratio(lost, sent)
+	r.set("loss_ratio", lr)
+	r.set("loss_ratio_ci95", val{})
+	if lr.ok {
+		ci := 0.0
+		if sampled {
+			ci = ci95(lr.f * (1 - lr.f) / float64(sent))
+		}
+		r.set("loss_ratio_ci95", floatVal(ci))
+	}
+	r.set("reorder_ratio", ratio(r.get("reordered").i, count))
+	r.set("dup_ratio", ratio(r.get("duplicate").i, sent))
+
+	// Exact extremes where a merged column holds them: every interval's
+	// PDV has a 0 (its fastest packet) and pdv_max_ns; IPDV has both. The
+	// delay's extremes are in owd_stats, not here.
+	r.quantiles("delay", val{}, val{})
+	var zero val
+	if count > 0 {
+		zero = intVal(0)
+	}
+	r.quantiles("pdv", zero, r.get("pdv_max_ns"))
+	r.quantiles("ipdv", r.get("ipdv_min_ns"), r.get("ipdv_max_ns"))
+}
+
+// aggRow is a merged row of an aggregated table with its columns by name,
+// for a type's Derive function.
+type aggRow struct {
+	vals []val
+	idx  map[string]int
+}
+
+func (r aggRow) at(name string) int {
+	i, ok := r.idx[name]
+	if !ok {
+		panic("loader: Derive names unknown column " + name) // a declaration error
+	}
+	return i
+}
+
+func (r aggRow) get(name string) val    { return r.vals[r.at(name)] }
+func (r aggRow) set(name string, v val) { r.vals[r.at(name)] = v }
+
+// quantiles sets <kind>_pXX_ns and _err_ns from <kind>_hist; lo and hi are
+// the exact extremes when known.
+func (r aggRow) quantiles(kind string, lo, hi val) {
+	qs := make([]float64, len(quantileNames))
+	for i, q := range quantileNames {
+		qs[i] = q.q
+	}
+	v, e, ok := quantileSet(r.get(kind+"_hist").h, qs, lo, hi)
+	for i, q := range quantileNames {
+		var x, xe val
+		if ok {
+			x, xe = intVal(v[i]), intVal(e[i])
+		}
+		r.set(kind+"_"+q.name+"_ns", x)
+		r.set(kind+"_"+q.name+"_err_ns", xe)
+	}
 }
 
 // flowsType is the flow dictionary: its rows feed the flows and flow_ids
@@ -147,6 +330,9 @@ func (rt *recordType) derive() error {
 	seen := map[string]bool{}
 	hasFlow := false
 	for _, f := range rt.Fields {
+		if f.Op == OpDerived && (rt.Derive == nil || !rt.Aggregate) {
+			return fmt.Errorf("loader: type %s: derived column %s without an aggregated Derive", rt.Type, f.Name)
+		}
 		if seen[f.Name] {
 			return fmt.Errorf("loader: type %s: column %s twice", rt.Type, f.Name)
 		}
@@ -189,10 +375,18 @@ func (rt *recordType) derive() error {
 			key = append(key, c.Name)
 		}
 	}
+	var derive func([]val)
+	if rt.Derive != nil {
+		byName := map[string]int{}
+		for i, c := range cols {
+			byName[c.Name] = i
+		}
+		derive = func(row []val) { rt.Derive(aggRow{row, byName}) }
+	}
 	for _, l := range levels {
 		rt.tables = append(rt.tables, &Table{
 			Name: rt.Table + "_" + l.Suffix, Columns: cols, Key: key,
-			Indexes: idx, Time: rt.Time, Class: l.Suffix,
+			Indexes: idx, Time: rt.Time, Class: l.Suffix, derive: derive,
 		})
 	}
 	return nil

@@ -14,11 +14,15 @@ type val struct {
 	i   int64
 	s   string
 	big *big.Int // KindExact; never shared between two vals that merge
+	f   float64  // KindFloat
+	h   sparse   // KindHist; never shared between two vals that merge
 }
 
-func intVal(i int64) val    { return val{ok: true, i: i} }
-func strVal(s string) val   { return val{ok: true, s: s} }
-func bigVal(b *big.Int) val { return val{ok: true, big: b} }
+func intVal(i int64) val     { return val{ok: true, i: i} }
+func strVal(s string) val    { return val{ok: true, s: s} }
+func bigVal(b *big.Int) val  { return val{ok: true, big: b} }
+func floatVal(f float64) val { return val{ok: true, f: f} }
+func histVal(h sparse) val   { return val{ok: true, h: h} }
 
 // arg is the value handed to the database driver.
 func (v val) arg(k ColKind) any {
@@ -31,6 +35,10 @@ func (v val) arg(k ColKind) any {
 	case KindExact:
 		// Decimal text: exact on both DECIMAL(38,0) and SQLite TEXT.
 		return v.big.String()
+	case KindFloat:
+		return v.f
+	case KindHist:
+		return v.h.String()
 	default:
 		return v.s
 	}
@@ -55,13 +63,16 @@ func (v val) appendKey(b []byte, k ColKind) []byte {
 
 // merge combines v (the accumulated value) with w according to op.
 func (v *val) merge(w val, op AggOp) {
-	if !w.ok || op == OpKey {
+	if !w.ok || op == OpKey || op == OpDerived {
 		return
 	}
 	if !v.ok {
 		*v = w
 		if w.big != nil {
 			v.big = new(big.Int).Set(w.big)
+		}
+		if w.h != nil {
+			v.h = append(sparse(nil), w.h...)
 		}
 		return
 	}
@@ -74,13 +85,18 @@ func (v *val) merge(w val, op AggOp) {
 		v.i = min(v.i, w.i)
 	case OpMax:
 		v.i = max(v.i, w.i)
+	case OpHist:
+		v.h = v.h.add(w.h)
 	}
 }
 
 // scanDest returns a destination for database/sql Scan for a column of kind k.
 func scanDest(k ColKind) any {
-	if k == KindInt {
+	switch k {
+	case KindInt:
 		return new(sql.NullInt64)
+	case KindFloat:
+		return new(sql.NullFloat64)
 	}
 	return new(sql.NullString)
 }
@@ -93,6 +109,11 @@ func fromScan(d any, k ColKind) (val, error) {
 			return val{}, nil
 		}
 		return intVal(d.Int64), nil
+	case *sql.NullFloat64:
+		if !d.Valid {
+			return val{}, nil
+		}
+		return floatVal(d.Float64), nil
 	case *sql.NullString:
 		if !d.Valid {
 			return val{}, nil
@@ -103,6 +124,13 @@ func fromScan(d any, k ColKind) (val, error) {
 				return val{}, fmt.Errorf("not an exact integer: %q", d.String)
 			}
 			return bigVal(b), nil
+		}
+		if k == KindHist {
+			h, err := parseSparse(d.String)
+			if err != nil {
+				return val{}, err
+			}
+			return histVal(h), nil
 		}
 		return strVal(d.String), nil
 	}
