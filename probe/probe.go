@@ -369,16 +369,29 @@ func (w *watermark) ReadPacket() ([]byte, int64, uint8, uint16, error) {
 // safe returns a time before which every packet has left the sieve.
 func (w *watermark) safe() int64 { return w.last.Load() }
 
-// newSession returns the session id: the probe's start time in Unix
-// seconds, so that sessions grow and a collector can refuse a replayed
-// older session (transport.ReceiverOptions.Keys). It waits for the next
-// whole second first: a previous run of this probe has then started and
-// ended in an earlier second, and has a smaller session.
+// processStart is when this process started (near enough).
+var processStart = time.Now()
+
+// lastSession is the latest session of this process.
+var lastSession atomic.Uint32
+
+// newSession returns the session id: the start time in Unix seconds, so
+// that sessions grow and a collector can refuse a replayed older session
+// (transport.ReceiverOptions.Keys). A previous process of this probe ended
+// before this one started, so its sessions are at most the second this
+// process started in: within its first second, a process waits for the next
+// one. Within a process, sessions grow by at least one.
 func newSession() uint32 {
-	now := time.Now()
-	next := now.Truncate(time.Second).Add(time.Second)
-	time.Sleep(next.Sub(now))
-	return uint32(next.Unix())
+	if wait := processStart.Truncate(time.Second).Add(time.Second).Sub(time.Now()); wait > 0 {
+		time.Sleep(wait)
+	}
+	for {
+		last := lastSession.Load()
+		s := max(uint32(time.Now().Unix()), last+1)
+		if lastSession.CompareAndSwap(last, s) {
+			return s
+		}
+	}
 }
 
 func ifaceNames(p *conf.Probe) string {
