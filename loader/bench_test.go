@@ -31,7 +31,7 @@ func daySpool(b *testing.B) (string, *fixture) {
 		}
 		daySpoolDir = filepath.Join(dir, "c1")
 		daySpoolFx = genSpool(b, daySpoolDir, genConfig{Collector: "c1", Start: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC),
-			Interval: 10 * time.Second, N: n, Flows: 4, MaxPkts: 4, Seed: 9})
+			Interval: 10 * time.Second, N: n, Flows: 4, MaxPkts: 4, Seed: 9, Current: true})
 	})
 	return daySpoolDir, daySpoolFx
 }

@@ -24,9 +24,13 @@ type genConfig struct {
 	Flows     int
 	MaxPkts   int // per flow, hop pair and interval
 	Seed      uint64
+	// Current spool: owd_stats with dropped and the clock columns, and
+	// owd_metrics. Otherwise the first version's owd_stats only.
+	Current bool
 }
 
 type genFlow struct {
+	idx        int
 	cflow      int64
 	class, key string
 	big        bool // delays of seconds: sums of squares beyond 64 bits
@@ -40,6 +44,11 @@ type genStats struct {
 	delays            []int64
 	lost, missed      int64
 	dup, reord, clash int64
+	// Current spool only.
+	dropped  *int64
+	clockErr *int64 // nil: unknown
+	clockOK  bool
+	m        *genMetrics
 }
 
 type genEvent struct {
@@ -111,7 +120,7 @@ func genSpool(t testing.TB, dir string, cfg genConfig) *fixture {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 7))
 	fx := &fixture{cfg: cfg, dir: dir}
 	for i := range cfg.Flows {
-		f := genFlow{cflow: int64(100 + i*3), class: "site1-to-site2",
+		f := genFlow{idx: i, cflow: int64(100 + i*3), class: "site1-to-site2",
 			key: fmt.Sprintf("ip.src=10.1.0.%d ip.dst=10.2.0.%d l4.dport=%d", i+1, i%3+1, 5000+i)}
 		if i == cfg.Flows-1 {
 			f.class, f.key = "other", "" // a class without granular fields
@@ -141,7 +150,7 @@ func genSpool(t testing.TB, dir string, cfg genConfig) *fixture {
 	for iv := range cfg.N {
 		start := cfg.Start.Add(time.Duration(iv) * cfg.Interval)
 		s0 := start.UnixNano()
-		var st, hi, pk, inc, ev tsvFile
+		var st, hi, pk, inc, ev, me tsvFile
 		for _, f := range fx.flows {
 			for pi, p := range genPairs {
 				g := genStats{start: s0, intervalS: int64(cfg.Interval / time.Second), flow: f, from: p[0], to: p[1]}
@@ -180,7 +189,27 @@ func genSpool(t testing.TB, dir string, cfg genConfig) *fixture {
 					}
 					mn, mx = fmt.Sprint(lo), fmt.Sprint(hiv)
 				}
-				st.add(s0, g.intervalS, f.class, f.cflow, p[0], p[1], n, sum, sq.String(), mn, mx, g.lost, g.missed, g.dup, g.reord, g.clash)
+				if cfg.Current {
+					dropped := pick(7)
+					g.dropped = &dropped
+					clock := ""
+					if rng.IntN(5) != 0 {
+						e := rng.Int64N(500e3)
+						g.clockErr, clock = &e, fmt.Sprint(e)
+					}
+					g.clockOK = rng.IntN(6) != 0
+					ok := 0
+					if g.clockOK {
+						ok = 1
+					}
+					st.add(s0, g.intervalS, f.class, f.cflow, p[0], p[1], n, sum, sq.String(), mn, mx, g.lost, g.missed, g.dup, g.reord, g.clash,
+						dropped, clock, ok)
+					g.m = genMetricsRow(rng, &g, iv, cfg.N)
+					me.add(g.m.row(&g)...)
+				} else {
+					st.add(s0, g.intervalS, f.class, f.cflow, p[0], p[1], n, sum, sq.String(), mn, mx, g.lost, g.missed, g.dup, g.reord, g.clash)
+				}
+				fx.stats[len(fx.stats)-1] = g
 				counts := map[int]int{}
 				for _, d := range g.delays {
 					counts[sliceOf(d)]++
@@ -215,11 +244,15 @@ func genSpool(t testing.TB, dir string, cfg genConfig) *fixture {
 			fx.events = append(fx.events, e)
 			ev.add(e.time, e.source, e.kind, e.detail)
 		}
+		stHdr := hdrStats
+		if cfg.Current {
+			stHdr = hdrStatsCurrent
+		}
 		for _, w := range []struct {
 			typ, hdr string
 			f        *tsvFile
-		}{{"owd_stats", hdrStats, &st}, {"owd_hist", hdrHist, &hi}, {"owd_packet", hdrPacket, &pk},
-			{"owd_incomplete", hdrIncomplete, &inc}, {"events", hdrEvents, &ev}} {
+		}{{"owd_stats", stHdr, &st}, {"owd_hist", hdrHist, &hi}, {"owd_packet", hdrPacket, &pk},
+			{"owd_incomplete", hdrIncomplete, &inc}, {"events", hdrEvents, &ev}, {"owd_metrics", hdrMetrics, &me}} {
 			if len(w.f.lines) == 0 && w.typ != "owd_stats" {
 				continue
 			}
@@ -244,6 +277,9 @@ type expStat struct {
 		sum, min, max int64
 		sumsq         *big.Int
 	}
+	dropped                        *[4]int64 // sum, sumsq, min, max; nil: no row had the column
+	clockErr                       *int64
+	clockUnknown, clockNotOK, ncur int64
 }
 
 func expectedStats(fxs []*fixture, step int64) []string {
@@ -276,6 +312,24 @@ func expectedStats(fxs []*fixture, step int64) []string {
 					e.max = &d
 				}
 			}
+			if g.dropped != nil {
+				d := *g.dropped
+				if e.dropped == nil {
+					e.dropped = &[4]int64{0, 0, d, d}
+				}
+				e.dropped[0] += d
+				e.dropped[1] += d * d
+				e.dropped[2], e.dropped[3] = min(e.dropped[2], d), max(e.dropped[3], d)
+				e.ncur++
+				if g.clockErr == nil {
+					e.clockUnknown++
+				} else if e.clockErr == nil || *g.clockErr > *e.clockErr {
+					e.clockErr = g.clockErr
+				}
+				if !g.clockOK {
+					e.clockNotOK++
+				}
+			}
 			for i, c := range []int64{g.lost, g.missed, g.dup, g.reord, g.clash} {
 				x := &e.ctr[i]
 				x.sum += c
@@ -297,9 +351,18 @@ func expectedStats(fxs []*fixture, step int64) []string {
 		s := fmt.Sprintf("%s|%d|%d|%d|%s|%s|%s", k, e.samples, e.count, e.sum, e.sumsq, opt(e.min), opt(e.max))
 		for i, x := range e.ctr {
 			if i == 2 {
-				s += "|NULL|NULL|NULL|NULL" // dropped: not in spool version 1
+				if d := e.dropped; d != nil {
+					s += fmt.Sprintf("|%d|%d|%d|%d", d[0], d[1], d[2], d[3])
+				} else {
+					s += "|NULL|NULL|NULL|NULL" // only in the first spool version's files
+				}
 			}
 			s += fmt.Sprintf("|%d|%s|%d|%d", x.sum, x.sumsq, x.min, x.max)
+		}
+		if e.ncur > 0 {
+			s += fmt.Sprintf("|%s|%d|%d", opt(e.clockErr), e.clockUnknown, e.clockNotOK)
+		} else {
+			s += "|NULL|NULL|NULL"
 		}
 		out = append(out, s)
 	}

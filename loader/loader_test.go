@@ -17,7 +17,7 @@ func twoSpools(t testing.TB) (root string, fxs []*fixture, spools []Spool) {
 	root = t.TempDir()
 	day := time.Date(2026, 11, 22, 23, 52, 0, 0, time.UTC)
 	c1 := genSpool(t, filepath.Join(root, "c1"), genConfig{
-		Collector: "c1", Start: day, Interval: 10 * time.Second, N: 90, Flows: 5, MaxPkts: 6, Seed: 1,
+		Collector: "c1", Start: day, Interval: 10 * time.Second, N: 90, Flows: 5, MaxPkts: 6, Seed: 1, Current: true,
 	})
 	c2 := genSpool(t, filepath.Join(root, "c2"), genConfig{
 		Collector: "c2", Start: day.Add(-5 * time.Minute), Interval: 120 * time.Second, N: 12, Flows: 4, MaxPkts: 8, Seed: 2,
@@ -28,7 +28,8 @@ func twoSpools(t testing.TB) (root string, fxs []*fixture, spools []Spool) {
 const statsCols = `s.start_ns, f.collector, f.class, f.flow_key, s.hop_from, s.hop_to, s.samples, s.count, s.sum_ns, s.sumsq_ns2, s.min_ns, s.max_ns,
 	s.lost_sum, s.lost_sumsq, s.lost_min, s.lost_max, s.missed_sum, s.missed_sumsq, s.missed_min, s.missed_max,
 	s.dropped_sum, s.dropped_sumsq, s.dropped_min, s.dropped_max, s.duplicate_sum, s.duplicate_sumsq, s.duplicate_min, s.duplicate_max,
-	s.reordered_sum, s.reordered_sumsq, s.reordered_min, s.reordered_max, s.clashes_sum, s.clashes_sumsq, s.clashes_min, s.clashes_max`
+	s.reordered_sum, s.reordered_sumsq, s.reordered_min, s.reordered_max, s.clashes_sum, s.clashes_sumsq, s.clashes_min, s.clashes_max,
+	s.clock_err_ns, s.clock_err_unknown, s.clock_not_ok`
 
 const histCols = `h.start_ns, f.collector, f.class, f.flow_key, h.hop_from, h.hop_to, h.slice, h.lo_ns, h.hi_ns, h.count`
 
@@ -47,6 +48,7 @@ func checkAggregates(t *testing.T, db testDB, fxs []*fixture) {
 			diffRows(t, want, got)
 		}
 	}
+	checkMetrics(t, db, fxs)
 	got := query(t, h, "SELECT time_ns, collector, source, kind, detail FROM events")
 	if want := expectedEvents(fxs); strings.Join(want, "\n") != strings.Join(got, "\n") {
 		t.Errorf("events differ")

@@ -38,7 +38,7 @@ func TestPartitionsAndRetention(t *testing.T) {
 		root := t.TempDir()
 		// Crosses midnight 22→23 November.
 		a := genSpool(t, filepath.Join(root, "c1"), genConfig{Collector: "c1",
-			Start: time.Date(2026, 11, 22, 23, 58, 0, 0, time.UTC), Interval: 10 * time.Second, N: 24, Flows: 3, MaxPkts: 3, Seed: 5})
+			Start: time.Date(2026, 11, 22, 23, 58, 0, 0, time.UTC), Interval: 10 * time.Second, N: 24, Flows: 3, MaxPkts: 3, Seed: 5, Current: true})
 		load(t, db, Config{Spools: []Spool{{"c1", a.dir}}, PerPacket: true})
 		if db.name == "mysql" {
 			for _, tb := range []string{"owd_stats_1m", "owd_hist_1h", "owd_packet", "events"} {

@@ -65,7 +65,7 @@ func loaderCmd(t testing.TB, db testDB, spool string, extra ...string) *exec.Cmd
 func manyFiles(t testing.TB) string {
 	dir := filepath.Join(t.TempDir(), "c1")
 	genSpool(t, dir, genConfig{Collector: "c1", Start: time.Date(2026, 11, 22, 23, 40, 0, 0, time.UTC),
-		Interval: 10 * time.Second, N: 120, Flows: 4, MaxPkts: 4, Seed: 3})
+		Interval: 10 * time.Second, N: 120, Flows: 4, MaxPkts: 4, Seed: 3, Current: true})
 	return dir
 }
 
