@@ -18,6 +18,9 @@ type dialect interface {
 	// CreateTable returns the statements creating t if it does not exist
 	// (with its indexes, and on MySQL its partitions).
 	CreateTable(t *Table) []string
+	// ColumnType is the SQL type of c, NOT NULL included, for ALTER TABLE
+	// ADD COLUMN (both dialects share that syntax).
+	ColumnType(c Column) string
 	// UpsertSuffix is appended to a multi-row INSERT of every column of t so
 	// that a row whose key exists replaces the non-key columns.
 	UpsertSuffix(t *Table) string

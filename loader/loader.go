@@ -189,7 +189,10 @@ func rate(n int, d time.Duration) int64 {
 	return int64(float64(n) / d.Seconds())
 }
 
-// createSchema creates the tables that do not exist yet.
+// createSchema creates the tables that do not exist yet, and adds the
+// columns that a table created by an older loader lacks (the spool gains
+// columns; docs/loader.md): such a column is NULL in the rows already there,
+// which is what NULL means here, "not known".
 func (l *Loader) createSchema(ctx context.Context, q querier) error {
 	for _, t := range allTables() {
 		for _, stmt := range l.d.CreateTable(t) {
@@ -197,8 +200,43 @@ func (l *Loader) createSchema(ctx context.Context, q querier) error {
 				return fmt.Errorf("loader: create table %s: %w", t.Name, err)
 			}
 		}
+		have, err := tableColumns(ctx, q, l.d, t)
+		if err != nil {
+			return err
+		}
+		for _, c := range t.Columns {
+			if have[c.Name] {
+				continue
+			}
+			if !c.Null {
+				return fmt.Errorf("loader: table %s lacks column %s, which cannot be added to existing rows (NOT NULL): load into a new database", t.Name, c.Name)
+			}
+			stmt := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", l.d.Quote(t.Name), l.d.Quote(c.Name), l.d.ColumnType(c))
+			if _, err := q.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("loader: add column %s.%s: %w", t.Name, c.Name, err)
+			}
+			l.log.Info("column added to a table of an older loader", "table", t.Name, "column", c.Name)
+		}
 	}
 	return nil
+}
+
+// tableColumns returns the names of t's columns in the database.
+func tableColumns(ctx context.Context, q querier, d dialect, t *Table) (map[string]bool, error) {
+	rows, err := q.QueryContext(ctx, fmt.Sprintf("SELECT * FROM %s WHERE 1 = 0", d.Quote(t.Name)))
+	if err != nil {
+		return nil, fmt.Errorf("loader: columns of %s: %w", t.Name, err)
+	}
+	defer rows.Close()
+	names, err := rows.Columns()
+	if err != nil {
+		return nil, fmt.Errorf("loader: columns of %s: %w", t.Name, err)
+	}
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		have[n] = true
+	}
+	return have, rows.Err()
 }
 
 // expire applies the retention of each table class.

@@ -290,3 +290,35 @@ func TestParseSpool(t *testing.T) {
 		}
 	}
 }
+
+// A database created by a loader that knew fewer columns (owd_stats before
+// dropped and the clock columns) gets them added, and loads as a new one.
+func TestAddsNewColumns(t *testing.T) {
+	eachDB(t, func(t *testing.T, db testDB) {
+		_, fxs, spools := twoSpools(t)
+		h, d, err := openDB(db.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		for _, tb := range typeByName("owd_stats").tables {
+			old := *tb
+			old.Columns = nil
+			for _, c := range tb.Columns {
+				if !strings.HasPrefix(c.Name, "clock_") && !strings.HasPrefix(c.Name, "dropped_") {
+					old.Columns = append(old.Columns, c)
+				}
+			}
+			for _, stmt := range d.CreateTable(&old) {
+				if _, err := h.Exec(stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		_, log := load(t, db, Config{Spools: spools, PerPacket: true})
+		if n := strings.Count(log.String(), "column added"); n != 3*7 {
+			t.Errorf("%d columns added, want 21:\n%s", n, log)
+		}
+		checkAggregates(t, db, fxs)
+	})
+}

@@ -47,7 +47,7 @@ func openMySQL(dsn string) (*sql.DB, dialect, error) {
 func (d *mysqlDialect) Name() string              { return "mysql" }
 func (d *mysqlDialect) Quote(ident string) string { return "`" + ident + "`" }
 
-func (d *mysqlDialect) colType(c Column) string {
+func (d *mysqlDialect) ColumnType(c Column) string {
 	var t string
 	switch c.Kind {
 	case KindInt:
@@ -75,7 +75,7 @@ func (d *mysqlDialect) CreateTable(t *Table) []string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", d.Quote(t.Name))
 	for _, c := range t.Columns {
-		fmt.Fprintf(&b, "%s %s, ", d.Quote(c.Name), d.colType(c))
+		fmt.Fprintf(&b, "%s %s, ", d.Quote(c.Name), d.ColumnType(c))
 	}
 	fmt.Fprintf(&b, "PRIMARY KEY (%s)", quoteList(d, t.Key))
 	for i, u := range t.Unique {

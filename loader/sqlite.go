@@ -35,7 +35,7 @@ func openSQLite(path string) (*sql.DB, dialect, error) {
 func (d *sqliteDialect) Name() string              { return "sqlite" }
 func (d *sqliteDialect) Quote(ident string) string { return `"` + ident + `"` }
 
-func (d *sqliteDialect) colType(c Column) string {
+func (d *sqliteDialect) ColumnType(c Column) string {
 	var t string
 	switch c.Kind {
 	case KindInt:
@@ -55,7 +55,7 @@ func (d *sqliteDialect) CreateTable(t *Table) []string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", d.Quote(t.Name))
 	for _, c := range t.Columns {
-		fmt.Fprintf(&b, "%s %s, ", d.Quote(c.Name), d.colType(c))
+		fmt.Fprintf(&b, "%s %s, ", d.Quote(c.Name), d.ColumnType(c))
 	}
 	fmt.Fprintf(&b, "PRIMARY KEY (%s)", quoteList(d, t.Key))
 	for _, u := range t.Unique {
