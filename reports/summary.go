@@ -38,6 +38,9 @@ type Pair struct {
 	// Delays are the per-packet delays when the class writes owd_packet,
 	// sorted; percentiles are then exact.
 	Delays []int64
+	// M is the merge of the pair's owd_metrics rows; nil when the spool
+	// has none (a collector older than that file type).
+	M *Metrics
 }
 
 // Slice is one histogram slice: [Lo, Hi) in ns; HasLo/HasHi false for the
@@ -139,6 +142,16 @@ func ReadSpool(dir string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	err = eachRow(dir, "owd_metrics", func(r map[string]string) error {
+		p := get(r)
+		if p.M == nil {
+			p.M = newMetrics()
+		}
+		return p.M.add(r)
+	})
+	if err != nil {
+		return nil, err
+	}
 	err = eachRow(dir, "owd_packet", func(r map[string]string) error {
 		p := get(r)
 		d, err := intCol(r, "delay_ns")
@@ -183,6 +196,9 @@ func ReadSpool(dir string) (*Summary, error) {
 		return nil, err
 	}
 	for _, p := range pairs {
+		if p.M != nil {
+			p.M.finish(p)
+		}
 		slices.Sort(p.Delays)
 		s.Pairs = append(s.Pairs, p)
 	}

@@ -23,17 +23,17 @@ func (s *Summary) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  duplicates       %d\n", p.Duplicate)
 		fmt.Fprintf(w, "  reordered        %d\n", p.Reordered)
 		fmt.Fprintf(w, "  signature clash  %d   (told apart by time)\n", p.Clashes)
-		if p.Count == 0 {
-			continue
+		if p.Count > 0 {
+			mean := time.Duration(p.SumNs / float64(p.Count))
+			fmt.Fprintf(w, "  delay            min %v  mean %v  max %v\n", ns(p.Min), mean.Round(time.Microsecond), ns(p.Max))
+			if len(p.Delays) > 0 {
+				p50, _ := Percentile(p.Delays, 0.50)
+				p99, _ := Percentile(p.Delays, 0.99)
+				fmt.Fprintf(w, "                   p50 %v  p99 %v  (exact, from %d per-packet records)\n", ns(p50), ns(p99), len(p.Delays))
+			}
+			writeHist(w, p.Slices)
 		}
-		mean := time.Duration(p.SumNs / float64(p.Count))
-		fmt.Fprintf(w, "  delay            min %v  mean %v  max %v\n", ns(p.Min), mean.Round(time.Microsecond), ns(p.Max))
-		if len(p.Delays) > 0 {
-			p50, _ := Percentile(p.Delays, 0.50)
-			p99, _ := Percentile(p.Delays, 0.99)
-			fmt.Fprintf(w, "                   p50 %v  p99 %v  (exact, from %d per-packet records)\n", ns(p50), ns(p99), len(p.Delays))
-		}
-		writeHist(w, p.Slices)
+		writeMetrics(w, p)
 	}
 }
 
