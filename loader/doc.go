@@ -6,10 +6,11 @@
 // transaction, and the file is archived (gzip) only after that commit, so that a
 // crash at any moment followed by a rerun gives the same tables as a clean run.
 //
-// Aggregated observation types (owd_stats, owd_hist) are merged into tables at
-// 1 minute, 1 hour and 1 day; every statistic is kept as count, sum, sum of
-// squares, min and max (histograms as counts per slice), so each coarser table
-// is exactly the merge of the finer one. The merge is done in Go, with exact
+// Aggregated observation types (owd_stats, owd_hist, owd_metrics) are merged
+// into tables at 1 minute, 1 hour and 1 day; every statistic is kept as count,
+// sum, sum of squares, min and max, histograms as counts per slice or per
+// log-linear bucket, so each coarser table is exactly the merge of the finer
+// one; quantiles and ratios are recomputed from the merged values. The merge is done in Go, with exact
 // arithmetic for sums of squares, so both databases give identical results.
 // Individual records (events, per-packet one-way records) are plain rows.
 //
