@@ -39,6 +39,9 @@ type Options struct {
 	// DrainTimeout bounds the wait for the collectors' acks at the end; default 30s.
 	DrainTimeout time.Duration
 	Logger       *slog.Logger
+	// Ready, when set, is closed once the sieve goroutines run: from then
+	// on live packets are captured (the lab tests start traffic on it).
+	Ready chan<- struct{}
 }
 
 // Result summarises a finished run.
@@ -163,6 +166,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	sieveErr := make(chan error, len(ins))
 	for i, in := range ins {
 		go func() { sieveErr <- svs[i].Run(ctx, wms[i], rgs[i], in.core, sieve.Block) }()
+	}
+	if o.Ready != nil {
+		close(o.Ready)
 	}
 	wctx, stopWatch := context.WithCancel(context.Background())
 	// Not waited for: a query in flight must not delay the end.
