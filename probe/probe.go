@@ -388,7 +388,7 @@ var lastSession atomic.Uint32
 // process started in: within its first second, a process waits for the next
 // one. Within a process, sessions grow by at least one.
 func newSession() uint32 {
-	if wait := processStart.Truncate(time.Second).Add(time.Second).Sub(time.Now()); wait > 0 {
+	if wait := time.Until(processStart.Truncate(time.Second).Add(time.Second)); wait > 0 {
 		time.Sleep(wait)
 	}
 	for {
