@@ -222,9 +222,5 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 // Once handled, the datagram goes into the journal before the receiver
 // acks it.
 func (c *Collector) HandlePDU(_ netip.AddrPort, f *pdu.Frame) error {
-	if err := c.handle(f); err != nil {
-		return err
-	}
-	c.journalPDU(f)
-	return nil
+	return c.handle(f)
 }

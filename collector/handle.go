@@ -12,9 +12,20 @@ import (
 	"github.com/tmon-project/tmon/transport"
 )
 
+// handle takes one verified PDU and, once it is handled, writes it to the
+// journal, both under c.mu: the ticker's "everything is spooled" mark must
+// not fall between the two.
 func (c *Collector) handle(f *pdu.Frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.handleLocked(f); err != nil {
+		return err
+	}
+	c.journalPDU(f)
+	return nil
+}
+
+func (c *Collector) handleLocked(f *pdu.Frame) error {
 	s, err := c.sessionOf(f.Header.Probe, f.Header.Session)
 	if err != nil {
 		return err
