@@ -190,6 +190,22 @@ type Reconciler struct {
 	c  Counters
 
 	gaps gaps // sightings given up by probes, for the dropped classification
+
+	// recent remembers, per flow and signature, the last completed packet
+	// for as long as a later packet with the same signature counts as a
+	// clash with it (MaxTransit after its reference time). A completed
+	// record itself leaves the B-tree after the short duplicate window:
+	// keeping it there for MaxTransit made the tree several times larger
+	// and matching twice as slow.
+	recent     map[uint64]recentDone
+	swept      int64 // watermark of the last sweep of recent
+	maxTransit int64 // largest class MaxTransit
+}
+
+// recentDone is a completed packet that can still clash.
+type recentDone struct {
+	ref   int64 // its reference time
+	until int64 // it can clash while the watermark has not passed this
 }
 
 // New returns a Reconciler for the one-way classes of cfg, writing closed
@@ -217,6 +233,7 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		tree:     btree.NewWithFreeListG(32, keyLess, btree.NewFreeListG[key](1024)),
 		wm:       math.MinInt64,
 		closed:   math.MinInt64,
+		recent:   make(map[uint64]recentDone),
 	}
 	r.visit = r.collect
 	for i := range cfg.Classes {
@@ -231,6 +248,7 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		}
 		r.classes[i] = c
 		r.maxTimeout = max(r.maxTimeout, c.timeout)
+		r.maxTransit = max(r.maxTransit, c.maxT)
 	}
 	return r, nil
 }
@@ -358,7 +376,7 @@ func (r *Reconciler) Add(s Sighting) {
 		}
 		return
 	}
-	if len(r.cands) > 0 {
+	if len(r.cands) > 0 || r.clashesRecent(fs, t, c.maxT) {
 		r.clash(c, s.Flow, t)
 	}
 	if r.heap.len() >= r.max {
@@ -468,19 +486,20 @@ func (r *Reconciler) complete(c *class, i int32) {
 	}
 	r.c.Completed++
 	r.compose(c, rec)
-	// Keep the record as a tombstone until the watermark has passed both
-	// the duplicate window after its last sighting and the maximum transit
-	// time after its reference time. A copy of the packet arriving after
-	// completion is then counted as a duplicate, instead of opening a
-	// record that would expire as a false lost or missed packet; and a
-	// later packet with the same signature within the maximum transit time
-	// meets it and counts as a clash whatever order the probes' PDUs
-	// arrive in.
+	// Keep the record as a tombstone until the duplicate window after its
+	// last sighting has passed the watermark: a copy of the packet
+	// arriving after completion is then counted as a duplicate, instead of
+	// opening a record that would expire as a false lost or missed packet.
+	// And remember it in recent for the maximum transit time after its
+	// reference time, so that a later packet with the same signature counts
+	// as a clash whatever order the probes' PDUs arrive in.
 	last := rec.ts[0]
 	for h := 1; h < c.nhops; h++ {
 		last = max(last, rec.ts[h])
 	}
-	rec.deadline = max(last+c.dup, rec.ref+c.maxT)
+	rec.deadline = last + c.dup
+	fs := uint64(rec.flow)<<32 | uint64(rec.sig)
+	r.recent[fs] = recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)}
 	r.heap.fix(r.recs, rec.hpos)
 }
 
@@ -549,6 +568,28 @@ func (r *Reconciler) duplicate(c *class, flow uint32, h int, t int64) {
 // clash counts a record created beside another of the same flow and
 // signature, in the slot of its time, for every pair of the class: the clash
 // concerns the packet, not a hop.
+// clashesRecent reports whether a completed packet of the same flow and
+// signature, still within its clash window, has a reference time within
+// maxT of t.
+func (r *Reconciler) clashesRecent(fs uint64, t, maxT int64) bool {
+	d, ok := r.recent[fs]
+	return ok && d.until >= r.wm && absDiff(d.ref, t) <= maxT
+}
+
+// sweepRecent forgets the completed packets that can no longer clash, once
+// per maximum transit time of watermark progress.
+func (r *Reconciler) sweepRecent() {
+	if r.wm-r.swept < r.maxTransit && r.wm != math.MaxInt64 {
+		return
+	}
+	r.swept = r.wm
+	for fs, d := range r.recent {
+		if d.until < r.wm {
+			delete(r.recent, fs)
+		}
+	}
+}
+
 func (r *Reconciler) clash(c *class, flow uint32, t int64) {
 	r.c.Clashes++
 	sl := r.slot(r.slotOf(t))
@@ -576,6 +617,7 @@ func (r *Reconciler) Advance(watermark int64) error {
 		r.expire(r.heap.top())
 	}
 	r.pruneGaps()
+	r.sweepRecent()
 	// Nothing can land in a slot any more once every record that could
 	// reach into it has expired: slot end + max timeout < watermark.
 	// Slot n ends at (n+1)·interval; it closes when that is at most
