@@ -499,7 +499,12 @@ func (r *Reconciler) complete(c *class, i int32) {
 	}
 	rec.deadline = last + c.dup
 	fs := uint64(rec.flow)<<32 | uint64(rec.sig)
-	r.recent[fs] = recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)}
+	// Bounded like the records: while the watermark stalls (a silent
+	// probe) completions can pile up; past the cap they are not
+	// remembered, and a clash with them goes uncounted (never a wrong delay).
+	if _, ok := r.recent[fs]; ok || len(r.recent) < r.max {
+		r.recent[fs] = recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)}
+	}
 	r.heap.fix(r.recs, rec.hpos)
 }
 
