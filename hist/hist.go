@@ -52,8 +52,12 @@ const RelErr = 1.0 / (2 * sub)
 type Hist struct {
 	n        uint64
 	min, max int64
-	lo, hi   int32 // lowest and highest array index with a count; valid when n > 0
-	counts   [size]uint64
+	// rough: bit 0 when min, bit 1 when max is only a bucket edge (a
+	// histogram read from its sparse form, before SetRange), not a value
+	// seen; Quantile then gives no exact extreme.
+	rough  uint8
+	lo, hi int32 // lowest and highest array index with a count; valid when n > 0
+	counts [size]uint64
 }
 
 // magKey returns the magnitude bucket of u.
@@ -118,14 +122,32 @@ func (h *Hist) AddN(v int64, c uint64) {
 		return
 	}
 	i := Key(v) + zero
-	if h.n == 0 {
-		h.min, h.max, h.lo, h.hi = v, v, i, i
-	} else {
-		h.min, h.max = min(h.min, v), max(h.max, v)
-		h.lo, h.hi = min(h.lo, i), max(h.hi, i)
-	}
+	h.extend(v, v, 0, i, i)
 	h.n += c
 	h.counts[i] += c
+}
+
+// extend widens the range held to [lo, hi] (rough: which of the two are
+// bucket edges only) and the bucket indexes to [ilo, ihi]. Call it before
+// adding the counts.
+func (h *Hist) extend(lo, hi int64, rough uint8, ilo, ihi int32) {
+	if h.n == 0 {
+		h.min, h.max, h.rough, h.lo, h.hi = lo, hi, rough, ilo, ihi
+		return
+	}
+	switch {
+	case lo < h.min:
+		h.min, h.rough = lo, h.rough&^1|rough&1
+	case lo == h.min && rough&1 == 0:
+		h.rough &^= 1
+	}
+	switch {
+	case hi > h.max:
+		h.max, h.rough = hi, h.rough&^2|rough&2
+	case hi == h.max && rough&2 == 0:
+		h.rough &^= 2
+	}
+	h.lo, h.hi = min(h.lo, ilo), max(h.hi, ihi)
 }
 
 // Count returns the number of values.
@@ -142,7 +164,7 @@ func (h *Hist) Reset() {
 	if h.n > 0 {
 		clear(h.counts[h.lo : h.hi+1])
 	}
-	h.n, h.min, h.max, h.lo, h.hi = 0, 0, 0, 0, 0
+	h.n, h.min, h.max, h.rough, h.lo, h.hi = 0, 0, 0, 0, 0, 0
 }
 
 // Merge adds every count of o to h: merging the histograms of two
@@ -151,14 +173,9 @@ func (h *Hist) Merge(o *Hist) {
 	if o.n == 0 {
 		return
 	}
+	h.extend(o.min, o.max, o.rough, o.lo, o.hi)
 	for i := o.lo; i <= o.hi; i++ {
 		h.counts[i] += o.counts[i]
-	}
-	if h.n == 0 {
-		h.min, h.max, h.lo, h.hi = o.min, o.max, o.lo, o.hi
-	} else {
-		h.min, h.max = min(h.min, o.min), max(h.max, o.max)
-		h.lo, h.hi = min(h.lo, o.lo), max(h.hi, o.hi)
 	}
 	h.n += o.n
 }
@@ -174,10 +191,10 @@ func (h *Hist) Quantile(q float64) (v, err int64) {
 	}
 	rank := uint64(math.Ceil(q * float64(h.n)))
 	rank = max(1, min(rank, h.n))
-	if rank == 1 {
+	if rank == 1 && h.rough&1 == 0 {
 		return h.min, 0
 	}
-	if rank == h.n {
+	if rank == h.n && h.rough&2 == 0 {
 		return h.max, 0
 	}
 	var cum uint64
@@ -272,12 +289,7 @@ func (h *Hist) AddSparse(s string) error {
 			if pass == 1 && n > 0 {
 				lo, hi := Bounds(int32(k))
 				i := int32(k) + zero
-				if h.n == 0 {
-					h.min, h.max, h.lo, h.hi = lo, hi, i, i
-				} else {
-					h.min, h.max = min(h.min, lo), max(h.max, hi)
-					h.lo, h.hi = min(h.lo, i), max(h.hi, i)
-				}
+				h.extend(lo, hi, 3, i, i)
 				h.n += n
 				h.counts[i] += n
 			}
@@ -293,9 +305,9 @@ func (h *Hist) SetRange(lo, hi int64) {
 		return
 	}
 	if l, u := Bounds(h.lo - zero); lo >= l && lo <= u {
-		h.min = lo
+		h.min, h.rough = lo, h.rough&^1
 	}
 	if l, u := Bounds(h.hi - zero); hi >= l && hi <= u {
-		h.max = hi
+		h.max, h.rough = hi, h.rough&^2
 	}
 }

@@ -212,3 +212,48 @@ func TestNoAllocs(t *testing.T) {
 		t.Errorf("%v allocations per run", n)
 	}
 }
+
+// A histogram read back from its sparse form knows its extremes only to a
+// bucket: the first and last ranks then carry the bucket's error, not 0;
+// after SetRange (the spool's exact min and max) they are exact again.
+func TestQuantileExtremesFromSparse(t *testing.T) {
+	var h Hist
+	for _, v := range []int64{1_000_003, 2_000_000, 3_000_007} {
+		h.Add(v)
+	}
+	var r Hist
+	if err := r.AddSparse(string(h.AppendSparse(nil))); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []float64{0, 1} {
+		v, e := r.Quantile(q)
+		want := h.Min()
+		if q == 1 {
+			want = h.Max()
+		}
+		if e == 0 || v-e > want || v+e < want {
+			t.Errorf("q=%v from sparse: %d ± %d, true value %d", q, v, e, want)
+		}
+	}
+	r.SetRange(h.Min(), h.Max())
+	if v, e := r.Quantile(0); v != h.Min() || e != 0 {
+		t.Errorf("after SetRange: min %d ± %d, want %d ± 0", v, e, h.Min())
+	}
+	// Merging an exact value into a rough histogram whose bucket holds it
+	// cannot make the minimum exact (the rough part's own minimum is
+	// unknown within the bucket); below every bucket, it can.
+	var m Hist
+	m.AddSparse(string(h.AppendSparse(nil)))
+	var x Hist
+	x.Add(1_000_003)
+	m.Merge(&x)
+	if v, e := m.Quantile(0); e == 0 || v-e > 1_000_003 || v+e < 1_000_003 {
+		t.Errorf("merged in one bucket: min %d ± %d, must be rough and hold 1000003", v, e)
+	}
+	var y Hist
+	y.Add(5)
+	m.Merge(&y)
+	if v, e := m.Quantile(0); v != 5 || e != 0 {
+		t.Errorf("merged below: min %d ± %d, want exact 5", v, e)
+	}
+}
