@@ -141,18 +141,28 @@ func seeds(tb testing.TB) [][]byte {
 	return out
 }
 
-func TestWriteFuzzCorpus(t *testing.T) {
-	if !*updateCorpus {
-		t.Skip("run with -update-corpus to rewrite testdata/fuzz/FuzzDecode")
-	}
+// TestFuzzCorpusCurrent checks that the kept seed corpus holds the seeds of
+// today's wire format (a format change must refresh it); with
+// -update-corpus it rewrites the corpus.
+func TestFuzzCorpusCurrent(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+	if *updateCorpus {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for i, s := range seeds(t) {
+		name := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
 		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
+		if *updateCorpus {
+			if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(name)
+		if err != nil || string(got) != body {
+			t.Errorf("%s is not the current seed (err %v): run go test ./pdu -run FuzzCorpusCurrent -update-corpus", name, err)
 		}
 	}
 }
