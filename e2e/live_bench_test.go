@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/tmon-project/tmon/internal/testenv"
 	"os"
 	"runtime"
 	"strconv"
@@ -29,7 +30,7 @@ func TestLiveBench(t *testing.T) {
 	}
 	flag, missing := probeLiveFlag(t)
 	if missing != "" {
-		t.Skip(missing)
+		testenv.Skipf(t, "%s", missing)
 	}
 	rates := []int{2000, 5000, 10000, 20000, 40000, 60000, 80000, 100000, 120000, 160000}
 	if v := os.Getenv("TMON_BENCH_RATES"); v != "" {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/tmon-project/tmon/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,7 +62,7 @@ type liveResult struct {
 func TestLivePath(t *testing.T) {
 	flag, missing := probeLiveFlag(t)
 	if missing != "" {
-		t.Skip(missing)
+		testenv.Skipf(t, "%s", missing)
 	}
 	o := liveOpts{packets: 20000, rate: 2200, tcpEvery: 10, live: flag, seed: 1}
 	if testing.Short() {
