@@ -115,7 +115,9 @@ type class struct {
 	perPacket bool
 	sample    uint32         // 1 in sample packets selected by the probes (≥ 1)
 	est       [MaxHops]int64 // usual time of each hop after hop 0 (see match)
+	dev       [MaxHops]int64 // mean absolute deviation from est
 	nest      int            // completed packets folded into est
+	refusals  int            // out-of-order candidates refused since the last completion
 }
 
 type pair struct {
@@ -399,12 +401,22 @@ func (r *Reconciler) Add(s Sighting) {
 // (a clash), the right one is the one whose times fit: its other hops in
 // path order around t, and t where the class's usual transit puts it. The
 // usual transit is est, a running mean of each hop's time after the first
-// hop over the completed packets of the class. Taking the nearest time
-// alone would pair two clashing packets sent closer together than the
-// delay the wrong way round; taking the oldest alone would pair the second
-// with the first when the first was lost.
+// hop over the completed packets of the class, and dev its mean deviation.
+// Taking the nearest time alone would pair two clashing packets sent closer
+// together than the delay the wrong way round; taking the oldest alone
+// would pair the second with the first when the first was lost.
+//
+// A candidate out of path order (t before an earlier hop's time, or after
+// a later one's) is taken only while the class has not learned its transit,
+// or when t is within the learned spread of where the transit puts it (the
+// probes' clocks disagree by more than the delay: est has learned the
+// offset). Otherwise it is another packet with the same signature, and the
+// sighting opens a record of its own. Should the clocks step, every match
+// would be refused: after maxRefusals refusals without a completion the
+// class forgets what it learned and starts again.
 func (r *Reconciler) match(c *class, h uint8, t int64) int32 {
 	best, bestD, bestOK := int32(-1), int64(math.MaxInt64), false
+	refused := false
 	for _, i := range r.cands {
 		rec := &r.recs[i]
 		if rec.mask&(1<<h) != 0 {
@@ -420,6 +432,10 @@ func (r *Reconciler) match(c *class, h uint8, t int64) int32 {
 		}
 		k := bits.TrailingZeros8(rec.mask)
 		d := absDiff(t, rec.ts[k]+c.est[h]-c.est[k])
+		if !ok && c.nest >= learnMin && d > 4*(c.dev[h]+c.dev[k])+int64(time.Millisecond) {
+			refused = true
+			continue
+		}
 		// An order-consistent candidate beats any other; then the one
 		// nearest the expected time; candidates come in key order, so on
 		// a tie the older one wins.
@@ -427,8 +443,22 @@ func (r *Reconciler) match(c *class, h uint8, t int64) int32 {
 			best, bestD, bestOK = int32(i), d, ok
 		}
 	}
+	if best < 0 && refused {
+		c.refusals++
+		if c.refusals >= maxRefusals {
+			c.nest, c.refusals = 0, 0
+		}
+	}
 	return best
 }
+
+// learnMin is the number of completed packets after which a class trusts
+// its learned transit; maxRefusals the out-of-order refusals without a
+// completion after which it forgets it.
+const (
+	learnMin    = 16
+	maxRefusals = 256
+)
 
 // learn folds the hop times of a completed packet into the class's usual
 // transit (an exponential mean with weight 1/16, in integers so that the
@@ -437,12 +467,14 @@ func (c *class) learn(ts *[MaxHops]int64) {
 	for h := 1; h < c.nhops; h++ {
 		x := ts[h] - ts[0]
 		if c.nest == 0 {
-			c.est[h] = x
+			c.est[h], c.dev[h] = x, 0
 		} else {
+			c.dev[h] += (absDiff(x, c.est[h]) - c.dev[h]) / 16
 			c.est[h] += (x - c.est[h]) / 16
 		}
 	}
 	c.nest++
+	c.refusals = 0
 }
 
 func (r *Reconciler) collect(k key) bool {

@@ -262,6 +262,29 @@ func TestClashCloserThanDelay(t *testing.T) {
 	}
 }
 
+// A sighting out of path order with every candidate (here: the second
+// packet's X seen after the first packet's Y, before the first packet's X,
+// as PDUs retried under loss arrive) opens a record of its own once the
+// class has learned its transit, instead of making a negative delay.
+func TestClashOutOfOrderRefused(t *testing.T) {
+	r, sink := newPath3(t)
+	add := func(hop uint8, sig uint32, ts int64) { r.Add(Sighting{Flow: 3, Hop: hop, Sig: sig, TS: ts}) }
+	for i := range int64(20) {
+		add(0, uint32(100+i), t0+i*ms)
+		add(1, uint32(100+i), t0+i*ms+20*ms)
+	}
+	add(1, 7, t0+318*ms) // first packet at Y
+	add(0, 7, t0+360*ms) // second packet at X: after the first's Y
+	add(0, 7, t0+300*ms) // first packet at X
+	add(1, 7, t0+380*ms) // second packet at Y
+	flush(t, r)
+	st := sink.stat(t, t0, 3, 0)
+	if st.Count != 22 || st.Min != 18*ms || st.Max != 20*ms || st.Lost+st.Missed != 0 || st.Clashes != 1 {
+		t.Errorf("count %d min %d max %d lost %d missed %d clashes %d; want 22, 18 ms, 20 ms, 0, 0, 1",
+			st.Count, st.Min, st.Max, st.Lost, st.Missed, st.Clashes)
+	}
+}
+
 func TestReordered(t *testing.T) {
 	r, sink := newPath3(t)
 	p := func(sig uint32, from, to int64) {

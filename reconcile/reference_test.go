@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tmon-project/tmon/conf"
 )
@@ -29,6 +30,8 @@ type refRecon struct {
 	maxTimeout int64
 	est        map[int][MaxHops]int64 // per class: usual time of each hop after hop 0
 	nest       map[int]int
+	dev        map[int][MaxHops]int64
+	refusals   map[int]int
 }
 
 type refRec struct {
@@ -57,7 +60,7 @@ type refSlot struct {
 }
 
 func newRef(cfg *conf.Config, maxRecords int) *refRecon {
-	r := &refRecon{cfg: cfg, flows: map[uint32]int{}, max: maxRecords, wm: math.MinInt64, closed: math.MinInt64, slots: map[int64]*refSlot{}, est: map[int][MaxHops]int64{}, nest: map[int]int{}}
+	r := &refRecon{cfg: cfg, flows: map[uint32]int{}, max: maxRecords, wm: math.MinInt64, closed: math.MinInt64, slots: map[int64]*refSlot{}, est: map[int][MaxHops]int64{}, nest: map[int]int{}, dev: map[int][MaxHops]int64{}, refusals: map[int]int{}}
 	for _, c := range cfg.Classes {
 		if c.OneWay != nil {
 			r.maxTimeout = max(r.maxTimeout, int64(c.OneWay.Timeout))
@@ -138,11 +141,12 @@ func (r *refRecon) Add(s Sighting) {
 		}
 	}
 	// The candidate whose times fit: hops in path order around t first,
-	// then the nearest to where the usual transit puts t; the older on a tie.
-	est := r.est[cls]
+	// then the nearest to where the usual transit puts t; the older on a
+	// tie. Out of path order only near the learned transit, once learned.
+	est, dev := r.est[cls], r.dev[cls]
 	var best *refRec
 	var bestD int64
-	bestOK := false
+	bestOK, refused := false, false
 	for _, c := range cands {
 		if c.has[h] {
 			continue
@@ -160,8 +164,18 @@ func (r *refRecon) Add(s Sighting) {
 			}
 		}
 		d := abs64(t - (c.ts[first] + est[h] - est[first]))
+		if !ok && r.nest[cls] >= 16 && d > 4*(dev[h]+dev[first])+int64(time.Millisecond) {
+			refused = true
+			continue
+		}
 		if best == nil || (ok && !bestOK) || (ok == bestOK && d < bestD) {
 			best, bestD, bestOK = c, d, ok
+		}
+	}
+	if best == nil && refused {
+		r.refusals[cls]++
+		if r.refusals[cls] >= 256 {
+			r.nest[cls], r.refusals[cls] = 0, 0
 		}
 	}
 	if best != nil {
@@ -227,17 +241,19 @@ func (r *refRecon) deadline(rec *refRec) int64 {
 func (r *refRecon) complete(rec *refRec) {
 	ow := r.ow(rec.flow)
 	cls := r.flows[rec.flow]
-	est := r.est[cls]
+	est, dev := r.est[cls], r.dev[cls]
 	for h := 1; h < len(ow.Hops); h++ {
 		x := rec.ts[h] - rec.ts[0]
 		if r.nest[cls] == 0 {
-			est[h] = x
+			est[h], dev[h] = x, 0
 		} else {
+			dev[h] += (abs64(x-est[h]) - dev[h]) / 16
 			est[h] += (x - est[h]) / 16
 		}
 	}
-	r.est[cls] = est
+	r.est[cls], r.dev[cls] = est, dev
 	r.nest[cls]++
+	r.refusals[cls] = 0
 	for p, hp := range refPairs(ow) {
 		from, to := rec.ts[hp.From], rec.ts[hp.To]
 		d := to - from
