@@ -26,12 +26,12 @@ staticcheck: $(STATICCHECK)
 lint: vet staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# The test command of the README: lint, every test under the race detector,
-# then the no-allocation tests again without it (the race detector's own
-# allocations make some of them skip under -race).
+# The test command of the README: lint, the no-allocation tests without the
+# race detector (its own allocations make some of them skip under -race),
+# then every test under the race detector.
 test: lint
-	$(GO) test -race -timeout 30m ./...
 	$(GO) test -count=1 -run 'Alloc|NoAlloc|DoesNotAllocate' ./...
+	$(GO) test -race -timeout 30m ./...
 
 # Benchmarks of the hot path: ns/op, packets/s, bytes/sighting, allocs/op.
 bench:
