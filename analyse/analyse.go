@@ -60,7 +60,10 @@ type classInfo struct {
 	res      int64
 	size     bool
 	sample   uint32 // 1 in sample packets sighted (conf.OneWay.Sample)
-	hop      []bool // by interface index of this probe: interface observes a hop of the class
+	// selLo, selHi: the inclusive range of mixed signature hashes
+	// sighted (conf.OneWay.HashRange); used when sample > 1.
+	selLo, selHi uint32
+	hop          []bool // by interface index of this probe: interface observes a hop of the class
 }
 
 type instKey struct {
@@ -98,6 +101,7 @@ func New(cfg *conf.Config, probe int, out Output, c Config) (*Analyser, error) {
 			info.oneWay = true
 			info.size = ow.Size
 			info.sample = ow.Sample
+			info.selLo, info.selHi = ow.HashRange()
 			res := ow.Resolution
 			if res <= 0 {
 				res = time.Nanosecond
@@ -145,7 +149,7 @@ func (a *Analyser) sight(rec *sieve.Record, id uint32, info *classInfo) {
 		a.stats.ICMPErrors++
 		return
 	}
-	if !Selected(rec.Sig, info.sample) {
+	if info.sample > 1 && !SelectedRange(rec.Sig, info.selLo, info.selHi) {
 		a.stats.Unselected++
 		return
 	}

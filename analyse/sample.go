@@ -34,3 +34,13 @@ func mix32(h uint32) uint32 {
 func Selected(sig, n uint32) bool {
 	return n <= 1 || uint64(mix32(sig))*uint64(n) < 1<<32
 }
+
+// SelectedRange reports whether the packet of signature sig is measured
+// under range selection (sampleRange="0xLO-0xHI"): whether its mixed hash
+// lies in [lo, hi], inclusive. Disjoint ranges select disjoint packets;
+// Selected(sig, n) is SelectedRange(sig, 0, ⌊(2³²−1)/n⌋) for n > 1
+// (conf.OneWay.HashRange). Like Selected, the same decision at every hop.
+func SelectedRange(sig, lo, hi uint32) bool {
+	h := mix32(sig)
+	return h >= lo && h <= hi
+}

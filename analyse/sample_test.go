@@ -91,6 +91,60 @@ func TestSelectionSameAtEveryHop(t *testing.T) {
 		checkFraction(t, "generated traffic", n, sel, len(sigA))
 		t.Logf("1/%d: %d of %d selected at A, %d of %d delivered packets selected at both hops", n, sel, len(sigA), selDelivered, delivered)
 	}
+	// Range selection (sampleRange): the same packets at both hops, 1/N of
+	// them, and two disjoint ranges select disjoint packets whose union
+	// is what their joint range selects.
+	for _, r := range [][2]uint32{{0, 0x0fffffff}, {0x10000000, 0x1fffffff}, {0x80000000, 0xffffffff}, {0x12345678, 0x12345678 + 1<<24 - 1}} {
+		n := uint32((1 << 32) / (uint64(r[1]-r[0]) + 1))
+		sel := 0
+		for i, sa := range sigA {
+			s := SelectedRange(sa, r[0], r[1])
+			if s {
+				sel++
+			}
+			if sb, ok := sigB[i]; ok && SelectedRange(sb, r[0], r[1]) != s {
+				t.Fatalf("range %#x-%#x seq %d: selected at A %v, at B %v", r[0], r[1], i, s, !s)
+			}
+		}
+		checkFraction(t, "generated traffic, range", n, sel, len(sigA))
+	}
+	both, joint := 0, 0
+	for _, sa := range sigA {
+		a, b := SelectedRange(sa, 0, 0x0fffffff), SelectedRange(sa, 0x10000000, 0x1fffffff)
+		if a && b {
+			both++
+		}
+		if (a || b) != SelectedRange(sa, 0, 0x1fffffff) {
+			t.Fatalf("signature %08x: halves %v %v, joint range %v", sa, a, b, !(a || b))
+		}
+		if a || b {
+			joint++
+		}
+	}
+	if both != 0 || joint == 0 {
+		t.Errorf("disjoint ranges: %d packets in both, %d in either", both, joint)
+	}
+}
+
+// TestSelectedRangeMatchesRatio: sample="1/N" is the range [0, ⌊(2³²−1)/N⌋]
+// (conf.OneWay.HashRange), for N a power of two or not.
+func TestSelectedRangeMatchesRatio(t *testing.T) {
+	for _, n := range []uint32{2, 3, 16, 1000, 1 << 20} {
+		hi := uint32((1<<32 - 1) / uint64(n))
+		for _, sig := range []uint32{0, 1, 0x12345678, 0xdeadbeef, 0xffffffff} {
+			for k := range uint32(4096) {
+				s := sig*2654435761 + k
+				if Selected(s, n) != SelectedRange(s, 0, hi) {
+					t.Fatalf("n=%d sig %08x: Selected %v, SelectedRange(0, %#x) %v", n, s, Selected(s, n), hi, !Selected(s, n))
+				}
+			}
+		}
+		// At the boundary itself, with the mixed hash inverted: the
+		// hashes hi and hi+1.
+		if !(uint64(hi)*uint64(n) < 1<<32) || uint64(hi+1)*uint64(n) < 1<<32 {
+			t.Fatalf("n=%d: boundary %#x", n, hi)
+		}
+	}
 }
 
 // checkFraction fails when k of m selected is more than 4.5 binomial

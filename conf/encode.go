@@ -173,7 +173,9 @@ func (e *encoder) class(cl *Class) {
 			"maxTransit", ow.MaxTransit.String(), "timeout", ow.Timeout.String(),
 			"dupWindow", ow.DupWindow.String(), "resolution", ow.Resolution.String(),
 			"perPacket", strconv.FormatBool(ow.PerPacket), "size", strconv.FormatBool(ow.Size)}
-		if ow.Sample > 1 {
+		if ow.SampleRange {
+			kv = append(kv, "sampleRange", fmt.Sprintf("0x%08x-0x%08x", ow.SampleLo, ow.SampleHi))
+		} else if ow.Sample > 1 {
 			kv = append(kv, "sample", "1/"+strconv.FormatUint(uint64(ow.Sample), 10))
 		}
 		e.open(2, "oneWay", false, kv...)

@@ -148,9 +148,17 @@ type OneWay struct {
 	PerPacket  bool          // write one spool record per reconciled packet
 	// Sample is N of sample="1/N": only packets whose signature hash falls
 	// in the lowest 1/N of the hash range are sighted, the same packets at
-	// every hop (analyse.Selected); 0 and 1 mean every packet.
+	// every hop (analyse.Selected); 0 and 1 mean every packet. With
+	// SampleRange it is derived from the range: 2³² / its width.
 	Sample uint32
-	Line   int // line of the <oneWay> element, for messages
+	// SampleRange is set by sampleRange="0xLO-0xHI" (exclusive with
+	// sample): the packets whose mixed signature hash lies in [SampleLo,
+	// SampleHi], inclusive, are sighted instead of the lowest 1/N, so
+	// that classes or collectors can select disjoint subsets. The width
+	// must be a power of two, so that the ratio is 1/N with N an integer.
+	SampleRange        bool
+	SampleLo, SampleHi uint32
+	Line               int // line of the <oneWay> element, for messages
 }
 
 // Hop is one named point of a one-way path. A hop may be observed at several

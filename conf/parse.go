@@ -57,7 +57,7 @@ func Load(path string) (*Config, error) {
 //	        <and not> | <nand>               AND of its <match> children
 //	    <granular fields/>                   field names, blank-separated
 //	    <mask fields/>
-//	    <oneWay hops maxTransit timeout dupWindow resolution perPacket size sample>
+//	    <oneWay hops maxTransit timeout dupWindow resolution perPacket size sample sampleRange>
 //	      <hopPair from to slices/>          default: first to last hop, 1ms to 1s
 //
 // Durations use Go syntax (500ms, 1m30s); a bare number other than 0 is an
@@ -604,7 +604,7 @@ func (p *parser) match(n *node) Pred {
 }
 
 func (p *parser) oneWay(n *node) *OneWay {
-	a := p.attrs(n, "hops", "maxTransit", "timeout", "dupWindow", "resolution", "perPacket", "size", "sample")
+	a := p.attrs(n, "hops", "maxTransit", "timeout", "dupWindow", "resolution", "perPacket", "size", "sample", "sampleRange")
 	ow := &OneWay{MaxTransit: DefaultMaxTransit, DupWindow: DefaultDupWindow, Resolution: DefaultResolution, Line: n.line}
 	if v, ok := a.required("hops"); ok {
 		for _, h := range strings.Fields(v) {
@@ -619,6 +619,7 @@ func (p *parser) oneWay(n *node) *OneWay {
 	a.boolean("perPacket", &ow.PerPacket)
 	a.boolean("size", &ow.Size)
 	a.sample("sample", &ow.Sample)
+	a.sampleRange("sampleRange", "sample", ow)
 	for _, k := range n.kids {
 		if k.name != "hopPair" {
 			p.unknownKid(n, k, "hopPair")

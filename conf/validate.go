@@ -448,7 +448,17 @@ func (v *validator) oneWay(cl *Class) {
 	if ow.DupWindow < 0 {
 		v.addf(ow.Line, e, "dupWindow=%q: must not be negative", ow.DupWindow)
 	}
-	if ow.Sample > MaxSample {
+	if ow.SampleRange {
+		w := uint64(ow.SampleHi) - uint64(ow.SampleLo) + 1
+		switch {
+		case ow.SampleHi < ow.SampleLo || w&(w-1) != 0:
+			v.addf(ow.Line, e, "sampleRange=\"0x%08x-0x%08x\": want a non-empty range whose width is a power of two", ow.SampleLo, ow.SampleHi)
+		case ow.Sample != RangeSample(ow.SampleLo, ow.SampleHi):
+			v.addf(ow.Line, e, "sampleRange=\"0x%08x-0x%08x\": sample is 1/%d, want 1/%d (2^32 / width)", ow.SampleLo, ow.SampleHi, ow.Sample, RangeSample(ow.SampleLo, ow.SampleHi))
+		case ow.Sample > MaxSample:
+			v.addf(ow.Line, e, "sampleRange=\"0x%08x-0x%08x\": at least 2^32/%d wide (1 packet in %d)", ow.SampleLo, ow.SampleHi, MaxSample, MaxSample)
+		}
+	} else if ow.Sample > MaxSample {
 		v.addf(ow.Line, e, "sample=\"1/%d\": at most 1/%d", ow.Sample, MaxSample)
 	}
 	if !powerOfTen(ow.Resolution) {
