@@ -107,19 +107,45 @@ func (m *Metrics) Estimate(k uint64) (est, ci95 float64) {
 }
 
 // LossRatio is the one-way loss ratio (RFC 7680) lost / (count + lost),
-// with the half-width of its 95 % confidence interval under sampling
-// (normal approximation on the sampled packets; 0 when N = 1, a census).
-// ok is false when no packet was sent.
-func (m *Metrics) LossRatio() (r, ci95 float64, ok bool) {
+// with its 95 % confidence interval [lo, hi] under sampling: the Wilson
+// score interval of the lost fraction of the sampled packets, which unlike
+// the normal approximation stays within [0, 1] and is not empty at 0 lost
+// (0 of n gives [0, z²/(n+z²)]). With N = 1 the ratio is a census and
+// lo = hi = r. ok is false when no packet was sent.
+func (m *Metrics) LossRatio() (r, lo, hi float64, ok bool) {
 	sent := m.Count + m.Lost
 	if sent == 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	r = float64(m.Lost) / float64(sent)
-	if m.SampleN > 1 {
-		ci95 = 1.96 * math.Sqrt(r*(1-r)/float64(sent))
+	if m.SampleN <= 1 {
+		return r, r, r, true
 	}
-	return r, ci95, true
+	lo, hi = Wilson(m.Lost, sent)
+	return r, lo, hi, true
+}
+
+// Wilson is the 95 % Wilson score interval of a binomial proportion k of n
+// (n > 0): the p whose normal test against k/n is not rejected at z = 1.96,
+//
+//	(p̂ + z²/2n ± z·√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n).
+func Wilson(k, n uint64) (lo, hi float64) {
+	const z = 1.96
+	nf := float64(n)
+	p := float64(k) / nf
+	d := 1 + z*z/nf
+	c := (p + z*z/(2*nf)) / d
+	h := z / d * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
+	lo, hi = max(c-h, 0), min(c+h, 1)
+	// At the ends the interval reaches the bound exactly: rounding must
+	// not take it away from p̂.
+	if k == 0 {
+		lo = 0
+	}
+	if k == n {
+		hi = 1
+	}
+	return lo, hi
 }
 
 // lossEntry is a lost packet kept until its slot closes.

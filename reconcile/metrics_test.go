@@ -364,7 +364,42 @@ func checkRef(t *testing.T, k refKey, w *ref, m Metrics, st PairStats, sample ui
 	if est, ci := m.Estimate(count); est != float64(count)*n || (sample <= 1) != (ci == 0) {
 		t.Errorf("estimate of %d at 1/%v: %v ± %v", count, n, est, ci)
 	}
-	if r, _, ok := m.LossRatio(); ok && r != float64(lost)/float64(count+lost) {
-		t.Errorf("loss ratio %v, truth %v", r, float64(lost)/float64(count+lost))
+	if r, lo, hi, ok := m.LossRatio(); ok && (r != float64(lost)/float64(count+lost) || lo > r || hi < r || (sample <= 1) != (lo == hi)) {
+		t.Errorf("loss ratio %v [%v, %v] at 1/%v, truth %v", r, lo, hi, n, float64(lost)/float64(count+lost))
+	}
+}
+
+// TestWilson checks the loss ratio interval against the Wilson score
+// intervals published by Newcombe (Statistics in Medicine 17, 1998,
+// table II, method 3), given there to 4 decimals.
+func TestWilson(t *testing.T) {
+	for _, tc := range []struct {
+		k, n   uint64
+		lo, hi float64
+	}{
+		{81, 263, 0.2553, 0.3662},
+		{15, 148, 0.0624, 0.1605},
+		{0, 20, 0, 0.1611},
+		{1, 29, 0.0061, 0.1718},
+	} {
+		lo, hi := Wilson(tc.k, tc.n)
+		if math.Abs(lo-tc.lo) > 5e-5 || math.Abs(hi-tc.hi) > 5e-5 {
+			t.Errorf("Wilson(%d, %d) = [%.5f, %.5f], want [%.4f, %.4f]", tc.k, tc.n, lo, hi, tc.lo, tc.hi)
+		}
+		m := Metrics{SampleN: 16, Lost: tc.k, Count: tc.n - tc.k}
+		if r, rlo, rhi, ok := m.LossRatio(); !ok || rlo != lo || rhi != hi || r != float64(tc.k)/float64(tc.n) {
+			t.Errorf("LossRatio of %d/%d: %v [%v, %v] %v", tc.k, tc.n, r, rlo, rhi, ok)
+		}
+	}
+	// All lost: the interval ends at 1; a census has no interval.
+	if lo, hi := Wilson(20, 20); hi != 1 || math.Abs(lo-(1-0.1611)) > 5e-5 {
+		t.Errorf("Wilson(20, 20) = [%v, %v]", lo, hi)
+	}
+	m := Metrics{SampleN: 1, Lost: 3, Count: 7}
+	if r, lo, hi, ok := m.LossRatio(); !ok || lo != r || hi != r {
+		t.Errorf("census: %v [%v, %v]", r, lo, hi)
+	}
+	if _, _, _, ok := (&Metrics{SampleN: 4}).LossRatio(); ok {
+		t.Error("nothing sent: ok")
 	}
 }

@@ -26,7 +26,7 @@ func quantileCols(kind string) []string {
 func metricsCols() []string {
 	c := []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to",
 		"sample_n", "count", "lost", "count_est", "count_est_ci95", "lost_est", "lost_est_ci95",
-		"loss_ratio", "loss_ratio_ci95", "loss_wait_ns"}
+		"loss_ratio", "loss_ratio_ci95", "loss_ratio_lo", "loss_ratio_hi", "loss_wait_ns"}
 	c = append(c, quantileCols("delay")...)
 	c = append(c, "delay_hist")
 	c = append(c, quantileCols("pdv")...)
@@ -77,9 +77,11 @@ func appendMetrics(b, pre []byte, m *reconcile.Metrics) []byte {
 	est, ci = m.Estimate(m.Lost)
 	f(est, 0)
 	f(ci, 1)
-	r, rci, ok := m.LossRatio()
+	r, lo, hi, ok := m.LossRatio()
 	g(r, ok)
-	g(rci, ok)
+	g((hi-lo)/2, ok)
+	g(lo, ok)
+	g(hi, ok)
 	i(m.LossWait)
 	q(&m.Delay, m.Count > 0)
 	h(m.DelayHist)

@@ -37,6 +37,8 @@ func TestWriteMetrics(t *testing.T) {
 	for name, want := range map[string]string{
 		"hop_from": "gw", "hop_to": "mcc", "sample_n": "16", "count": "3", "count_est": "48",
 		"count_est_ci95": "52.6", "lost_est": "0", "lost_est_ci95": "48.0", "loss_ratio": "0", "loss_wait_ns": "2000000000",
+		// Wilson interval of 0 lost in 3: [0, 1.96²/(3+1.96²)].
+		"loss_ratio_lo": "0", "loss_ratio_hi": "0.561506", "loss_ratio_ci95": "0.280753",
 		"delay_p50_ns": "15000000", "delay_p50_err_ns": "65536", "delay_hist": "1100:1,1200:2",
 		"ipdv_min_ns": "-10000000", "ipdv_max_ns": "20000000", "reorder_ratio": "0.333333", "dup_ratio": "0.333333",
 		"loss_distance_min": "", "compose_viol": "0",
