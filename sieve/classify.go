@@ -1,6 +1,10 @@
 package sieve
 
-import "github.com/tmon-project/tmon/flow"
+import (
+	mbits "math/bits"
+
+	"github.com/tmon-project/tmon/flow"
+)
 
 // classify returns the classes that want the dissected packet (see prog).
 //
@@ -16,6 +20,9 @@ import "github.com/tmon-project/tmon/flow"
 // keeps it only for the classes of its first fragment.
 func (s *Sieve) classify(rec *Record, l *layout) uint64 {
 	p := &s.prog
+	if p.nw <= 1 && l.unknown == 0 {
+		return s.classify1(rec, l.absent)
+	}
 	var P bits
 	skip := l.absent | l.unknown
 	for i := range p.byteF {
@@ -31,26 +38,18 @@ func (s *Sieve) classify(rec *Record, l *layout) uint64 {
 	if l.unknown != 0 {
 		return s.classify3(rec, l, &P)
 	}
+	// more than 64 predicates from here on
 	alive := uint64(0)
-	if p.nw <= 1 {
-		for i := range p.fast {
-			c := &p.fast[i]
-			if (P[0]^c.reqNeg)&c.reqMask == c.reqMask {
-				alive |= c.bit
+	for i := range p.classes {
+		c := &p.classes[i]
+		ok := true
+		for w := range p.nw {
+			if (P[w]^c.reqNeg[w])&c.reqMask[w] != c.reqMask[w] {
+				ok = false
 			}
 		}
-	} else {
-		for i := range p.classes {
-			c := &p.classes[i]
-			ok := true
-			for w := range p.nw {
-				if (P[w]^c.reqNeg[w])&c.reqMask[w] != c.reqMask[w] {
-					ok = false
-				}
-			}
-			if ok {
-				alive |= c.bit
-			}
+		if ok {
+			alive |= c.bit
 		}
 	}
 	if alive == 0 {
@@ -58,16 +57,6 @@ func (s *Sieve) classify(rec *Record, l *layout) uint64 {
 	}
 	s.wide(rec, skip, alive, &P)
 	var out uint64
-	if p.nw <= 1 {
-		P0 := P[0]
-		for i := range p.fast {
-			c := &p.fast[i]
-			if alive&c.bit != 0 && p.eval1(P0, &P, c) {
-				out |= c.bit
-			}
-		}
-		return out
-	}
 	for i := range p.classes {
 		c := &p.classes[i]
 		if alive&c.bit != 0 && p.eval2(&P, c) {
@@ -85,13 +74,7 @@ func (s *Sieve) wide(rec *Record, skip flow.Set, alive uint64, P *bits) {
 		if wf.classes&alive == 0 || skip&(1<<wf.f) != 0 {
 			continue
 		}
-		v := wideValue(rec, wf.f)
-		var t *bits
-		if int(v) < len(wf.dense) {
-			t = &wf.sets[wf.dense[v]]
-		} else {
-			t = &wf.sets[search32(wf.starts, v)]
-		}
+		t := &wf.sets[wf.index(wideValue(rec, wf.f))]
 		for w := range p.nw {
 			P[w] |= t[w]
 		}
@@ -105,16 +88,118 @@ func (s *Sieve) wide(rec *Record, skip flow.Set, alive uint64, P *bits) {
 		if af.f == flow.Dst {
 			a = &rec.Dst
 		}
-		var t *bits
-		if rec.IPVersion == 4 {
-			t = &af.v4sets[search32(af.v4, be32(a[:4]))]
-		} else {
-			t = &af.v6sets[search128(af.v6, addrU128(*a))]
-		}
+		t := af.set(rec.IPVersion, a)
 		for w := range p.nw {
 			P[w] |= t[w]
 		}
 	}
+}
+
+// classify1 is classify for configurations of at most 64 predicates and
+// packets with no undecided field (absent: the fields the packet lacks).
+func (s *Sieve) classify1(rec *Record, absent flow.Set) uint64 {
+	p := &s.prog
+	var P0 uint64
+	for i := range p.byte1 {
+		bf := &p.byte1[i]
+		if absent&(1<<bf.f) == 0 {
+			P0 |= bf.tab[byteValue(rec, bf.f)]
+		}
+	}
+	alive := uint64(0)
+	for i := range p.fast {
+		c := &p.fast[i]
+		if (P0^c.reqNeg)&c.reqMask == c.reqMask {
+			alive |= c.bit
+		}
+	}
+	if alive == 0 {
+		return 0
+	}
+	for i := range p.wideF {
+		wf := &p.wideF[i]
+		if wf.classes&alive == 0 || absent&(1<<wf.f) != 0 {
+			continue
+		}
+		v := wideValue(rec, wf.f)
+		var k int
+		if int(v) < len(wf.dense) {
+			k = int(wf.dense[v])
+		} else {
+			sp := wf.bucket[min(v>>wf.shift, 255)]
+			k = int(sp.lo)
+			if sp.n != 0 {
+				k += count32(wf.starts[sp.lo+1:sp.lo+1+sp.n], v)
+			}
+		}
+		P0 |= wf.sets[k][0]
+	}
+	for i := range p.addrF {
+		af := &p.addrF[i]
+		if af.classes&alive == 0 {
+			continue
+		}
+		a := &rec.Src
+		if af.f == flow.Dst {
+			a = &rec.Dst
+		}
+		P0 |= af.set(rec.IPVersion, a)[0]
+	}
+	var out uint64
+	for a := alive; a != 0; a &= a - 1 {
+		c := &p.fast[mbits.TrailingZeros64(a)]
+		ok := (P0^c.allNeg)&c.allMask == c.allMask && ((P0^c.anyNeg)&c.anyMask != 0) != c.anyNot
+		if ok && !c.simple {
+			ok = p.rest1(P0, c)
+		}
+		if ok != c.not {
+			out |= c.bit
+		}
+	}
+	return out
+}
+
+// index returns the interval of value v.
+func (wf *wideField) index(v uint32) int {
+	if int(v) < len(wf.dense) {
+		return int(wf.dense[v])
+	}
+	sp := wf.bucket[min(v>>wf.shift, 255)]
+	return int(sp.lo) + count32(wf.starts[sp.lo+1:sp.lo+1+sp.n], v)
+}
+
+// set returns the predicates that hold for address a of an IPv4 (version 4)
+// or IPv6 packet.
+func (af *addrField) set(version uint8, a *[16]byte) *bits {
+	if version == 4 {
+		v := be32(a[:4])
+		sp := af.b4[v>>24]
+		return &af.v4sets[int(sp.lo)+count32(af.v4[sp.lo+1:sp.lo+1+sp.n], v)]
+	}
+	v := addrU128(*a)
+	sp := af.b6[v[0]>>56]
+	return &af.v6sets[int(sp.lo)+search128(af.v6[sp.lo:sp.lo+1+sp.n], v)]
+}
+
+// count32 returns the number of elements of s (ascending) that are ≤ v.
+func count32(s []uint32, v uint32) int {
+	if len(s) <= 16 {
+		n := 0
+		for _, b := range s {
+			n += int((uint64(v)-uint64(b))>>63) ^ 1
+		}
+		return n
+	}
+	lo, hi := 0, len(s) // invariant: s[:lo] ≤ v < s[hi:]
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s[m] <= v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // eval2 evaluates class c on predicate set P (two-valued: nothing unknown),
@@ -143,22 +228,22 @@ func (p *prog) eval2(P *bits, c *classProg) bool {
 	return !c.not
 }
 
-// eval1 is eval2 for configurations of at most 64 predicates.
-func (p *prog) eval1(P0 uint64, P *bits, c *fastClass) bool {
-	if (P0^c.allNeg)&c.allMask != c.allMask {
-		return c.not
-	}
+// rest1 is the part of eval2 after the required literals, for
+// configurations of at most 64 predicates: whether the OR-of-literals groups
+// and the general groups of class c all hold (before the class's NOT).
+func (p *prog) rest1(P0 uint64, c *fastClass) bool {
 	for _, a := range p.fastAnys[c.anyLo:c.anyHi] {
 		if ((P0^a.neg)&a.mask != 0) == a.not {
-			return c.not
+			return false
 		}
 	}
 	for _, gi := range p.general[c.genLo:c.genHi] {
-		if !p.group2(P, &p.groups[gi]) {
-			return c.not
+		P := bits{P0}
+		if !p.group2(&P, &p.groups[gi]) {
+			return false
 		}
 	}
-	return !c.not
+	return true
 }
 
 // group2 evaluates one OR group as written.

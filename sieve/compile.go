@@ -41,6 +41,7 @@ type prog struct {
 	wideF   []wideField // round 2: numeric fields wider than 8 bits
 	addrF   []addrField // round 2: Src, Dst
 	onField [flow.TCPFlags + 1]bits
+	byte1   []byteField1 // byteF with one word of predicates, when nw ≤ 1
 
 	classes  []classProg
 	fast     []fastClass // classes, compact, when nw ≤ 1
@@ -59,6 +60,18 @@ type byteField struct {
 	tab [256]bits
 }
 
+// byteField1 is byteField for configurations of at most 64 predicates: a
+// quarter of the size, so that the tables stay in the L1 cache.
+type byteField1 struct {
+	f   flow.Field
+	tab [256]uint64
+}
+
+// span is the part of a sorted list of interval starts that lies in one
+// bucket (one 1/256 of a field's value space): starts[lo] is the last start
+// ≤ the bucket's first value, and the n starts after it lie in the bucket.
+type span struct{ lo, n uint32 }
+
 // wideField evaluates the predicates on a numeric field by elementary
 // intervals: starts is ascending and begins with 0; sets[i] holds on
 // [starts[i], starts[i+1]).
@@ -68,11 +81,14 @@ type wideField struct {
 	starts  []uint32
 	sets    []bits
 	dense   []uint8 // when not nil: dense[v] is the interval of v (16-bit fields with many intervals)
+	shift   uint8   // v>>shift is the bucket of v (clamped to 255)
+	bucket  [256]span
 }
 
 // denseMin is the number of intervals from which a 16-bit field gets a
-// direct lookup table (64 KiB at most) instead of a search.
-const denseMin = 6
+// direct lookup table (64 KiB at most) instead of a search: only the lines
+// of the values seen are touched, so even two intervals gain from it.
+const denseMin = 2
 
 // addrField does the same for an address field, separately per family.
 type addrField struct {
@@ -82,6 +98,7 @@ type addrField struct {
 	v4sets  []bits
 	v6      [][2]uint64
 	v6sets  []bits
+	b4, b6  [256]span // buckets by the first byte of the address
 }
 
 type classProg struct {
@@ -104,6 +121,12 @@ type fastClass struct {
 	bit, reqMask, reqNeg, allMask, allNeg uint64
 	anyLo, anyHi, genLo, genHi            uint32
 	not                                   bool
+
+	// The first OR-of-literals group, inline (when there is none: mask 0
+	// and not set, which always holds); anyLo is past it.
+	anyMask, anyNeg uint64
+	anyNot          bool
+	simple          bool // nothing in anys or general beyond the inline group
 }
 
 type anyOf1 struct {
@@ -368,13 +391,27 @@ func (c *compiler) build(out *prog) {
 		c.flatten(&p.classes[i])
 	}
 	if p.nw <= 1 {
+		for _, bf := range p.byteF {
+			b1 := byteField1{f: bf.f}
+			for v := range bf.tab {
+				b1.tab[v] = bf.tab[v][0]
+			}
+			p.byte1 = append(p.byte1, b1)
+		}
 		for _, a := range p.anys {
 			p.fastAnys = append(p.fastAnys, anyOf1{mask: a.mask[0], neg: a.neg[0], not: a.not})
 		}
 		for _, cp := range p.classes {
-			p.fast = append(p.fast, fastClass{bit: cp.bit, reqMask: cp.reqMask[0], reqNeg: cp.reqNeg[0],
+			fc := fastClass{bit: cp.bit, reqMask: cp.reqMask[0], reqNeg: cp.reqNeg[0],
 				allMask: cp.allMask[0], allNeg: cp.allNeg[0], anyLo: cp.anyLo, anyHi: cp.anyHi,
-				genLo: cp.genLo, genHi: cp.genHi, not: cp.not})
+				genLo: cp.genLo, genHi: cp.genHi, not: cp.not, anyNot: true}
+			if fc.anyLo < fc.anyHi {
+				a := p.fastAnys[fc.anyLo]
+				fc.anyMask, fc.anyNeg, fc.anyNot = a.mask, a.neg, a.not
+				fc.anyLo++
+			}
+			fc.simple = fc.anyLo == fc.anyHi && fc.genLo == fc.genHi
+			p.fast = append(p.fast, fc)
 		}
 	}
 	*out = *p
@@ -454,6 +491,18 @@ func (c *compiler) wideTable(f flow.Field, ids []int, classes uint64) wideField 
 	slices.Sort(starts)
 	starts = slices.Compact(starts)
 	wf := wideField{f: f, classes: classes, starts: starts, sets: make([]bits, len(starts))}
+	for f.Max()>>wf.shift > 255 {
+		wf.shift++
+	}
+	for b := range wf.bucket {
+		first := uint32(b) << wf.shift
+		last := ^uint32(0) // the last bucket takes every value above it
+		if b < 255 {
+			last = uint32(b+1)<<wf.shift - 1
+		}
+		lo, hi := search32(starts, first), search32(starts, last)
+		wf.bucket[b] = span{uint32(lo), uint32(hi - lo)}
+	}
 	if f.Max() <= 0xffff && len(starts) >= denseMin && len(starts) <= 256 {
 		wf.dense = make([]uint8, int(f.Max())+1)
 		for i, lo := range starts {
@@ -546,6 +595,14 @@ func (c *compiler) addrTable(f flow.Field, ids []int, classes uint64) addrField 
 		return 0
 	})
 	af.v6 = slices.Compact(af.v6)
+	for b := range 256 {
+		first, last := uint32(b)<<24, uint32(b)<<24|0xffffff
+		lo, hi := search32(af.v4, first), search32(af.v4, last)
+		af.b4[b] = span{uint32(lo), uint32(hi - lo)}
+		first6, last6 := u128{uint64(b) << 56, 0}, u128{uint64(b)<<56 | (1<<56 - 1), ^uint64(0)}
+		lo, hi = search128(af.v6, first6), search128(af.v6, last6)
+		af.b6[b] = span{uint32(lo), uint32(hi - lo)}
+	}
 	af.v4sets = make([]bits, len(af.v4))
 	af.v6sets = make([]bits, len(af.v6))
 	for _, id := range ids {
