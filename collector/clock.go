@@ -41,6 +41,14 @@ func (k *clocks) state(probe int) spool.ClockState {
 	return spool.ClockState{Known: true, Synced: c.Synced, Bound: clock.Bound(c)}
 }
 
+// bound is the reconciler's view of a probe's clock (reconcile.ClockBound):
+// its error bound, known when a record has arrived and the clock was
+// synchronised.
+func (k *clocks) bound(probe int) (int64, bool) {
+	st := k.state(probe)
+	return st.Bound, st.Known && st.Synced
+}
+
 // clockPDU takes the clock records of a probe.
 func (c *Collector) clockPDU(s *session, body []byte) error {
 	var r pdu.ClockReader

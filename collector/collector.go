@@ -215,6 +215,7 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 	}
 	c.maxTO += int64(cfg.Interval)
 	sp.SetClocks(c.clk.state)
+	rec.SetClocks(c.clk.bound)
 	return c, nil
 }
 

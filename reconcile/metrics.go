@@ -82,9 +82,12 @@ type Metrics struct {
 
 	NegDelay uint64 // delays below zero: clocks out of step at the two hops
 	// ComposeViol (RFC 5644 spatial composition): packets whose time at a
-	// hop strictly between hop_from and hop_to lies outside [t_from, t_to],
-	// so that the segment delays, which sum to this pair's delay, are not
-	// all ≥ 0: a clock at an intermediate hop is out of step. Only pairs
+	// hop strictly between hop_from and hop_to lies outside [t_from − e,
+	// t_to + e], e the sum of the clock error bounds of the probes
+	// involved (SetClocks; 0 while unknown, with assumeSynced or one probe),
+	// so that a segment delay, the segments summing to this pair's delay,
+	// is below −e: a clock at an intermediate hop is out of step by more
+	// than the probes' own bounds say. Only pairs
 	// with intermediate hops can count it.
 	ComposeViol uint64
 }
@@ -193,7 +196,7 @@ type metricsState struct {
 
 // compose checks spatial composition for a record that just completed:
 // for each pair with intermediate hops, the packet's time at each of them
-// must lie within [t_from, t_to].
+// must lie within [t_from − e, t_to + e], e the clock tolerance (clock.go).
 func (r *Reconciler) compose(c *class, rec *record) {
 	if c.nhops < 3 {
 		return
@@ -202,7 +205,8 @@ func (r *Reconciler) compose(c *class, rec *record) {
 		pp := &c.pairs[p]
 		ti, tk := rec.ts[pp.from], rec.ts[pp.to]
 		for j := pp.from + 1; j < pp.to; j++ {
-			if tj := rec.ts[j]; tj < ti || tj > tk {
+			e := c.tol[p*MaxHops+j]
+			if tj := rec.ts[j]; tj < ti-e || tj > tk+e {
 				sl := r.slot(r.slotOf(ti))
 				sl.mx.addViol(sl.stat(rec.flow, c, p))
 				break

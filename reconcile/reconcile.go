@@ -118,6 +118,8 @@ type class struct {
 	dev       [MaxHops]int64 // mean absolute deviation from est
 	nest      int            // completed packets folded into est
 	refusals  int            // out-of-order candidates refused since the last completion
+	probes    [MaxHops][]int // probes observing each hop (conf.ProbeInterface.Probe)
+	tol       []int64        // compose tolerance (clock.go) by pair·MaxHops + intermediate hop
 }
 
 type pair struct {
@@ -188,8 +190,9 @@ type Reconciler struct {
 	closed     int64 // slots below this number are closed
 	slots      slotWindow
 
-	mx *metricsState // scratch of metrics(), allocated at the first interval
-	c  Counters
+	mx  *metricsState // scratch of metrics(), allocated at the first interval
+	clk clockTol      // clock error bounds for the compose tolerance (clock.go)
+	c   Counters
 
 	gaps gaps // sightings given up by probes, for the dropped classification
 
@@ -238,6 +241,7 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		recent:   make(map[uint64]recentDone),
 	}
 	r.visit = r.collect
+	r.clk.assumed = cfg.Clock.AssumeSynced
 	for i := range cfg.Classes {
 		cl := &cfg.Classes[i]
 		r.classes[i].index = -1
@@ -248,6 +252,7 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reconcile: new: class %q: %w", cl.Name, err)
 		}
+		c.newTol(cl.OneWay)
 		r.classes[i] = c
 		r.maxTimeout = max(r.maxTimeout, c.timeout)
 		r.maxTransit = max(r.maxTransit, c.maxT)
@@ -655,6 +660,9 @@ func (r *Reconciler) Advance(watermark int64) error {
 	}
 	r.pruneGaps()
 	r.sweepRecent()
+	if r.clk.bound != nil && (watermark-r.clk.at >= tolRefresh || watermark-r.clk.at < 0) {
+		r.refreshTol()
+	}
 	// Nothing can land in a slot any more once every record that could
 	// reach into it has expired: slot end + max timeout < watermark.
 	// Slot n ends at (n+1)·interval; it closes when that is at most
