@@ -64,6 +64,10 @@ type Collector struct {
 	patient time.Duration
 	rcv     *transport.Receiver
 	j       *journal
+	// compactAt is the journal size that starts a compaction (0: the
+	// default, 64 MiB); compactions counts them.
+	compactAt   int64
+	compactions int
 
 	// replaying: the journal is being replayed at start; collector events
 	// are not written again, nor (replayText false) the flow and event
@@ -193,7 +197,7 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 	if err != nil {
 		return nil, fmt.Errorf("collector %s: %w", name, err)
 	}
-	sink := &journaledSink{sp: sp, skip: math.MinInt64}
+	sink := &journaledSink{sp: sp, skip: math.MinInt64, last: math.MinInt64}
 	rec, err := reconcile.New(cfg, sink, reconcile.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("collector %s: %w", name, err)

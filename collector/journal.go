@@ -26,8 +26,11 @@ import (
 // not written again; flow and event rows before the last 'S' marker
 // neither. Then it goes on as if it had never stopped.
 //
+// While probes run the journal is compacted (compact.go): rewritten as a
+// 'C' snapshot record, the PDUs still needed and an 'S' marker.
+//
 // Record layout: kind (1 byte), payload length (uint32 BE), payload, CRC32C
-// of the three. A torn record at the end (a kill during a write) is cut
+// of the three (payload at most 1 MiB, a snapshot 1 GiB). A torn record at the end (a kill during a write) is cut
 // off at start.
 //
 // Layout on disk: <spool>/.collector/journal — the dot keeps it out of
@@ -36,7 +39,9 @@ import (
 type journal struct {
 	f     *os.File
 	w     *bufio.Writer
+	path  string
 	size  int64
+	kept  int64 // size right after the last compaction
 	dirty bool
 }
 
@@ -79,7 +84,16 @@ func openJournal(spoolDir string) (*journal, []journalRecord, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("collector: journal %s: %w", path, err)
 	}
-	return &journal{f: f, w: bufio.NewWriterSize(f, 64<<10), size: good}, recs, nil
+	return &journal{f: f, w: bufio.NewWriterSize(f, 64<<10), path: path, size: good}, recs, nil
+}
+
+// createJournal creates an empty journal file at path (truncating).
+func createJournal(path string) (*journal, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("collector: journal: %w", err)
+	}
+	return &journal{f: f, w: bufio.NewWriterSize(f, 64<<10), path: path}, nil
 }
 
 // readJournal reads records until the end or the first bad one; good is
@@ -92,7 +106,7 @@ func readJournal(f *os.File) (recs []journalRecord, good int64, err error) {
 			return recs, good, nil // end, or a torn header
 		}
 		n := binary.BigEndian.Uint32(hdr[1:])
-		if n > 1<<20 {
+		if n > 1<<20 && (hdr[0] != recSnapshot || n > 1<<30) {
 			return recs, good, nil // garbage: a torn or corrupt tail
 		}
 		buf := make([]byte, n+4)
@@ -151,7 +165,7 @@ func (j *journal) reset() error {
 		return fmt.Errorf("collector: journal: %w", err)
 	}
 	j.w.Reset(j.f)
-	j.size = 0
+	j.size, j.kept = 0, 0
 	return j.f.Sync()
 }
 

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -35,6 +36,7 @@ type journaledSink struct {
 	sp   *spool.Writer
 	j    *journal
 	skip int64
+	last int64 // start of the last interval written
 }
 
 func (s *journaledSink) WriteInterval(iv *reconcile.Interval) error {
@@ -44,6 +46,7 @@ func (s *journaledSink) WriteInterval(iv *reconcile.Interval) error {
 	if err := s.sp.WriteInterval(iv); err != nil {
 		return err
 	}
+	s.last = max(s.last, iv.Start)
 	if s.j != nil {
 		return s.j.interval(iv.Start)
 	}
@@ -58,8 +61,16 @@ func (c *Collector) openJournal(spoolDir string) error {
 	}
 	lastText := -1
 	skip := int64(math.MinInt64)
+	var snap *snapshot
 	for i, r := range recs {
 		switch r.kind {
+		case recSnapshot:
+			snap = new(snapshot)
+			if err := json.Unmarshal(r.payload, snap); err != nil {
+				j.close()
+				return fmt.Errorf("collector: journal snapshot: %w", err)
+			}
+			skip = max(skip, snap.Skip)
 		case recSpooled:
 			lastText = i
 		case recInterval:
@@ -71,6 +82,13 @@ func (c *Collector) openJournal(spoolDir string) error {
 	c.sink.skip = skip
 	n, refused := 0, 0
 	c.replaying = true
+	if snap != nil {
+		if err := c.restore(snap); err != nil {
+			c.replaying = false
+			j.close()
+			return fmt.Errorf("collector: journal: %w", err)
+		}
+	}
 	for i, r := range recs {
 		if r.kind != recPDU {
 			continue
@@ -82,10 +100,14 @@ func (c *Collector) openJournal(spoolDir string) error {
 		}
 		n++
 	}
+	if snap != nil {
+		c.replayText = false
+		c.settle(snap)
+	}
 	c.replaying, c.replayText = false, false
 	c.j = j
 	c.sink.j = j
-	if n > 0 {
+	if n > 0 || snap != nil {
 		detail := fmt.Sprintf("replayed %d PDUs from the journal (%d refused); intervals up to %s were written before",
 			n, refused, time.Unix(0, max(skip, 0)).UTC().Format(time.RFC3339))
 		c.log.Info("collector: restart: " + detail)
@@ -118,6 +140,7 @@ func (c *Collector) journalTick() {
 		if err := c.j.append(recSpooled, nil); err != nil {
 			c.log.Error("collector: journal", "err", err)
 		}
+		c.maybeCompact()
 	}
 	if err := c.j.sync(); err != nil {
 		c.log.Error("collector: journal sync", "err", err)
