@@ -344,11 +344,22 @@ func checkMetrics(t *testing.T, db testDB, fxs []*fixture) {
 			}
 			sent := e.count + e.lost
 			lr := ratio(e.lost, sent)
+			// Wilson score interval, written out here (z = 1.96).
 			var lrci *float64
 			if lr != nil {
 				v := 0.0
 				if sampled {
-					v = 1.96 * math.Sqrt(*lr*(1-*lr)/float64(sent))
+					n, p, z := float64(sent), *lr, 1.96
+					c := (p + z*z/(2*n)) / (1 + z*z/n)
+					h := z / (1 + z*z/n) * math.Sqrt(p*(1-p)/n+z*z/(4*n*n))
+					lo, hi := math.Max(c-h, 0), math.Min(c+h, 1)
+					if e.lost == 0 {
+						lo = 0
+					}
+					if e.lost == sent {
+						hi = 1
+					}
+					v = (hi - lo) / 2
 				}
 				lrci = &v
 			}

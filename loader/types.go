@@ -2,6 +2,7 @@ package loader
 
 import (
 	"fmt"
+	"github.com/tmon-project/tmon/reconcile"
 	"math"
 )
 
@@ -115,6 +116,8 @@ var recordTypes = []*recordType{
 				fDerived("lost_est_ci95", KindFloat),
 				fDerived("loss_ratio", KindFloat),
 				fDerived("loss_ratio_ci95", KindFloat),
+				fDerived("loss_ratio_lo", KindFloat),
+				fDerived("loss_ratio_hi", KindFloat),
 				fInt("loss_wait_ns", "loss_wait_ns", OpMax, true),
 			},
 			quantileFields("delay"),
@@ -226,12 +229,18 @@ func deriveMetrics(r aggRow) {
 	lr := ratio(lost, sent)
 	r.set("loss_ratio", lr)
 	r.set("loss_ratio_ci95", val{})
+	r.set("loss_ratio_lo", val{})
+	r.set("loss_ratio_hi", val{})
 	if lr.ok {
-		ci := 0.0
+		// The collector's interval (Wilson score, 95 %), recomputed from
+		// the summed counts; a census has no sampling error.
+		lo, hi := lr.f, lr.f
 		if sampled {
-			ci = ci95(lr.f * (1 - lr.f) / float64(sent))
+			lo, hi = reconcile.Wilson(uint64(lost), uint64(sent))
 		}
-		r.set("loss_ratio_ci95", floatVal(ci))
+		r.set("loss_ratio_ci95", floatVal((hi-lo)/2))
+		r.set("loss_ratio_lo", floatVal(lo))
+		r.set("loss_ratio_hi", floatVal(hi))
 	}
 	r.set("reorder_ratio", ratio(r.get("reordered").i, count))
 	r.set("dup_ratio", ratio(r.get("duplicate").i, sent))

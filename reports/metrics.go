@@ -2,6 +2,7 @@ package reports
 
 import (
 	"fmt"
+	"github.com/tmon-project/tmon/reconcile"
 	"io"
 	"math"
 	"strconv"
@@ -138,8 +139,8 @@ func (m *Metrics) finish(p *Pair) {
 }
 
 // LossRatio is lost / (count + lost) over the spool, with the half-width of
-// its 95 % interval under sampling (0 for a census); ok is false when no
-// packet was sent.
+// its 95 % Wilson interval under sampling (0 for a census); ok is false
+// when no packet was sent.
 func (m *Metrics) LossRatio() (r, ci95 float64, ok bool) {
 	sent := m.Count + m.Lost
 	if sent == 0 {
@@ -147,7 +148,8 @@ func (m *Metrics) LossRatio() (r, ci95 float64, ok bool) {
 	}
 	r = float64(m.Lost) / float64(sent)
 	if m.Sampled() {
-		ci95 = 1.96 * math.Sqrt(r*(1-r)/float64(sent))
+		lo, hi := reconcile.Wilson(uint64(m.Lost), uint64(sent))
+		ci95 = (hi - lo) / 2
 	}
 	return r, ci95, true
 }
