@@ -21,7 +21,11 @@ const genConf = `<tmon version="gen" interval="%s">
   <collector name="c1" address="127.0.0.1:%d"/>
   <probe name="pa" id="1"><interface name="a0" hop="A"/></probe>
   <probe name="pb" id="2"><interface name="b0" hop="B"/></probe>
-  <flowClass name="site">
+` + siteClass
+
+// siteClass is the measured class of the generated-traffic tests and the end
+// of their configurations; its one %s takes the hop pair's slices.
+const siteClass = `  <flowClass name="site">
     <filter>
       <match field="ip.src" value="10.1.0.0/16"/>
       <match field="ip.dst" value="10.2.0.0/16"/>

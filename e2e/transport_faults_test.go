@@ -42,21 +42,7 @@ const faultConf = `<tmon version="faults" interval="2s">
     maxRetries="3" finalTimeout="6s" breakBorder="1s" heartbeat="300ms"%s/>
 %s  <probe name="pa" id="1" key="%s"><interface name="a0" hop="A"/></probe>
   <probe name="pb" id="2" key="%s"><interface name="b0" hop="B"/></probe>
-  <flowClass name="site">
-    <filter>
-      <match field="ip.src" value="10.1.0.0/16"/>
-      <match field="ip.dst" value="10.2.0.0/16"/>
-      <or>
-        <match field="ip.proto" value="udp"/>
-        <and><match field="ip.proto" value="tcp"/><match field="l4.dport" value="5000-5999"/></and>
-      </or>
-    </filter>
-    <granular fields="ip.src ip.dst l4.dport"/>
-    <oneWay hops="A B" maxTransit="1s" timeout="2s" perPacket="true">
-      <hopPair from="A" to="B" slices="%s"/>
-    </oneWay>
-  </flowClass>
-</tmon>`
+` + siteClass
 
 const (
 	keyA = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
