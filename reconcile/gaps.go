@@ -82,6 +82,7 @@ func (r *Reconciler) drop(c *class, rec *record) {
 		hasFrom := rec.mask&(1<<pp.from) != 0
 		hasTo := rec.mask&(1<<pp.to) != 0
 		if hasFrom && hasTo {
+			r.measure(c, rec, p) // seen at both ends of this pair
 			continue
 		}
 		t := rec.min

@@ -195,10 +195,11 @@ func TestMetricsAgainstTruth(t *testing.T) {
 				}
 				for pi, pr := range pairs {
 					i, k := pr[0], pr[1]
-					// tmon measures a delay only on a packet seen at every
-					// hop; one that reached hop_to but not the end of the
-					// path is neither delivered nor lost for the pair.
-					if p.Reach <= i || (p.Reach > k && p.Reach < 3) {
+					// tmon measures a pair's delay on every packet seen at
+					// both of its hops (RFC 5644: a segment's figures stand
+					// on their own); one seen at hop_from and lost before
+					// hop_to is lost for the pair.
+					if p.Reach <= i {
 						continue
 					}
 					e := refPkt{from: p.TS[i], delivered: p.Reach > k}

@@ -511,15 +511,7 @@ func (r *Reconciler) complete(c *class, i int32) {
 	rec := &r.recs[i]
 	c.learn(&rec.ts)
 	for p := range c.pairs {
-		pp := &c.pairs[p]
-		from, to := rec.ts[pp.from], rec.ts[pp.to]
-		sl := r.slot(r.slotOf(from))
-		si := sl.stat(rec.flow, c, p)
-		sl.add(si, to-from, pp.edges)
-		sl.order = append(sl.order, orderEntry{stat: si, from: from, to: to})
-		if c.perPacket {
-			sl.iv.Packets = append(sl.iv.Packets, Packet{Flow: rec.flow, Class: c.index, Pair: p, Sig: rec.sig, From: from, To: to})
-		}
+		r.measure(c, rec, p)
 	}
 	r.c.Completed++
 	r.compose(c, rec)
@@ -543,6 +535,20 @@ func (r *Reconciler) complete(c *class, i int32) {
 		r.recent[fs] = recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)}
 	}
 	r.heap.fix(r.recs, rec.hpos)
+}
+
+// measure counts the delay of record rec over hop pair p, seen at both of
+// its hops, in the interval of its time at hop_from.
+func (r *Reconciler) measure(c *class, rec *record, p int) {
+	pp := &c.pairs[p]
+	from, to := rec.ts[pp.from], rec.ts[pp.to]
+	sl := r.slot(r.slotOf(from))
+	si := sl.stat(rec.flow, c, p)
+	sl.add(si, to-from, pp.edges)
+	sl.order = append(sl.order, orderEntry{stat: si, from: from, to: to})
+	if c.perPacket {
+		sl.iv.Packets = append(sl.iv.Packets, Packet{Flow: rec.flow, Class: c.index, Pair: p, Sig: rec.sig, From: from, To: to})
+	}
 }
 
 // expire classifies an incomplete record as lost (only hops at the end of
@@ -571,6 +577,11 @@ func (r *Reconciler) expire(i int32) {
 			t = rec.ts[pp.from]
 		}
 		switch {
+		case hasFrom && hasTo:
+			// Seen at both hops of the pair: its delay there is
+			// measured, whatever happened elsewhere on the path
+			// (RFC 5644: segment figures stand on their own).
+			r.measure(c, rec, p)
 		case lost && hasFrom && !hasTo:
 			sl := r.slot(r.slotOf(t))
 			si := sl.stat(rec.flow, c, p)

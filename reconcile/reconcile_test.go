@@ -113,11 +113,12 @@ func TestLostVersusMissed(t *testing.T) {
 	add(4, 0, t0+400*ms) // A only: lost after A
 	flush(t, r)
 
-	// Per pair: (A→B, B→C, A→C).
+	// Per pair: (A→B, B→C, A→C). A packet seen at both hops of a pair
+	// has its delay there measured, whatever happened elsewhere (RFC 5644).
 	want := [3]counts{
-		{lost: 1, missed: 2}, // 4 lost; 2 (B absent) and 3 (A absent) missed
-		{lost: 1, missed: 1}, // 1 lost (B seen, C not); 2 missed (B absent); 3 complete for the pair but the packet is missed: nothing
-		{lost: 2, missed: 1}, // 1 and 4 lost; 3 missed (A absent); 2 has both ends: nothing
+		{n: 1, lost: 1, missed: 2}, // 1 measured (A, B seen); 4 lost; 2 (B absent) and 3 (A absent) missed
+		{n: 1, lost: 1, missed: 1}, // 3 measured (B, C seen); 1 lost (B seen, C not); 2 missed (B absent)
+		{n: 1, lost: 2, missed: 1}, // 2 measured (A, C seen); 1 and 4 lost; 3 missed (A absent)
 	}
 	for p, w := range want {
 		if got := countsOf(sink.stat(t, t0, 0, p)); got != w {

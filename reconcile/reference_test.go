@@ -255,30 +255,7 @@ func (r *refRecon) complete(rec *refRec) {
 	r.nest[cls]++
 	r.refusals[cls] = 0
 	for p, hp := range refPairs(ow) {
-		from, to := rec.ts[hp.From], rec.ts[hp.To]
-		d := to - from
-		st := r.stat(from, rec.flow, p)
-		if st.count == 0 || d < st.min {
-			st.min = d
-		}
-		if st.count == 0 || d > st.max {
-			st.max = d
-		}
-		st.count++
-		st.sum += d
-		st.sumsq.Add(&st.sumsq, new(big.Int).Mul(big.NewInt(d), big.NewInt(d)))
-		bin := 0
-		for _, e := range hp.Slices {
-			if d >= int64(e) {
-				bin++
-			}
-		}
-		st.hist[bin]++
-		st.pk = append(st.pk, [2]int64{from, to})
-		if ow.PerPacket {
-			sl := r.slot(from)
-			sl.packets = append(sl.packets, fmt.Sprintf("pkt flow=%d pair=%d from=%d sig=%08x to=%d", rec.flow, p, from, rec.sig, to))
-		}
+		r.measure(rec, p, hp)
 	}
 	r.counters.Completed++
 	rec.done = true
@@ -290,6 +267,35 @@ func (r *refRecon) complete(rec *refRec) {
 	// clashes do not depend on delivery order, MaxTransit after its
 	// reference time.
 	rec.doneUntil = max(last+int64(ow.DupWindow), rec.ref+int64(ow.MaxTransit))
+}
+
+// measure counts rec's delay over pair p, seen at both its hops.
+func (r *refRecon) measure(rec *refRec, p int, hp conf.HopPair) {
+	ow := r.ow(rec.flow)
+	from, to := rec.ts[hp.From], rec.ts[hp.To]
+	d := to - from
+	st := r.stat(from, rec.flow, p)
+	if st.count == 0 || d < st.min {
+		st.min = d
+	}
+	if st.count == 0 || d > st.max {
+		st.max = d
+	}
+	st.count++
+	st.sum += d
+	st.sumsq.Add(&st.sumsq, new(big.Int).Mul(big.NewInt(d), big.NewInt(d)))
+	bin := 0
+	for _, e := range hp.Slices {
+		if d >= int64(e) {
+			bin++
+		}
+	}
+	st.hist[bin]++
+	st.pk = append(st.pk, [2]int64{from, to})
+	if ow.PerPacket {
+		sl := r.slot(from)
+		sl.packets = append(sl.packets, fmt.Sprintf("pkt flow=%d pair=%d from=%d sig=%08x to=%d", rec.flow, p, from, rec.sig, to))
+	}
 }
 
 func (r *refRecon) expire(rec *refRec) {
@@ -316,6 +322,9 @@ func (r *refRecon) expire(rec *refRec) {
 		t := r.first(rec)
 		if rec.has[hp.From] {
 			t = rec.ts[hp.From]
+		}
+		if rec.has[hp.From] && rec.has[hp.To] {
+			r.measure(rec, p, hp)
 		}
 		if lost && rec.has[hp.From] && !rec.has[hp.To] {
 			r.stat(t, rec.flow, p).lost++
