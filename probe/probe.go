@@ -16,7 +16,6 @@ import (
 	"github.com/tmon-project/tmon/analyse"
 	"github.com/tmon-project/tmon/capture"
 	"github.com/tmon-project/tmon/conf"
-	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/ring"
 	"github.com/tmon-project/tmon/sieve"
 	"github.com/tmon-project/tmon/transport"
@@ -412,4 +411,3 @@ func ifaceNames(p *conf.Probe) string {
 }
 
 var _ analyse.Output = (*output)(nil)
-var _ = pdu.TypeSightings

@@ -17,10 +17,8 @@ import (
 
 func main() {
 	var (
-		confPath = flag.String("config", "", "shared XML configuration `file` (required)")
-		name     = flag.String("name", "", "this collector's name in the configuration (required)")
+		d        = cli.NewDaemon("tmon-collector", "collector")
 		spoolDir = flag.String("spool", "", "spool `directory` (default: the collector's spool attribute)")
-		level    = flag.String("log-level", "info", "log level: debug, info, warn, error")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), `Usage: tmon-collector -config FILE -name COLLECTOR [flags]
@@ -44,26 +42,10 @@ Flags:
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	log, err := cli.Logger(*level)
-	if err != nil {
-		fail(err)
-	}
-	if *name == "" {
-		flag.Usage()
-		fail(fmt.Errorf("-name is required"))
-	}
-	cfg, err := cli.LoadConfig(*confPath)
-	if err != nil {
-		fail(err)
-	}
+	cfg, log := d.Setup()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := collector.Run(ctx, collector.Options{Config: cfg, Name: *name, Spool: *spoolDir, Logger: log}); err != nil {
-		fail(err)
+	if err := collector.Run(ctx, collector.Options{Config: cfg, Name: d.Name(), Spool: *spoolDir, Logger: log}); err != nil {
+		d.Fail(err)
 	}
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "tmon-collector:", err)
-	os.Exit(1)
 }

@@ -17,13 +17,11 @@ import (
 
 func main() {
 	var (
-		files    cli.List
-		confPath = flag.String("config", "", "shared XML configuration `file` (required)")
-		name     = flag.String("name", "", "this probe's name in the configuration (required)")
-		speed    = flag.Float64("speed", 0, "replay pacing: 0 = as fast as possible, 1 = original timing, 10 = ten times faster")
-		live     = flag.Bool("live", false, "capture live (AF_PACKET) on the probe's configured interfaces until SIGINT/SIGTERM; the default when no -read is given")
-		drain    = flag.Duration("drain", 0, "at the end, wait at most this long for the collectors' acks (0: 30s)")
-		level    = flag.String("log-level", "info", "log level: debug, info, warn, error")
+		files cli.List
+		d     = cli.NewDaemon("tmon-probe", "probe")
+		speed = flag.Float64("speed", 0, "replay pacing: 0 = as fast as possible, 1 = original timing, 10 = ten times faster")
+		live  = flag.Bool("live", false, "capture live (AF_PACKET) on the probe's configured interfaces until SIGINT/SIGTERM; the default when no -read is given")
+		drain = flag.Duration("drain", 0, "at the end, wait at most this long for the collectors' acks (0: 30s)")
 	)
 	flag.Var(&files, "read", "replay capture `file`s (pcap or pcapng), one per configured interface, in interface order; repeat the flag or separate with commas")
 	flag.Usage = func() {
@@ -54,31 +52,20 @@ Flags:
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	log, err := cli.Logger(*level)
-	if err != nil {
-		fail(err)
-	}
-	if *name == "" {
-		flag.Usage()
-		fail(fmt.Errorf("-name is required"))
-	}
 	if *live && len(files) > 0 {
-		fail(fmt.Errorf("-live and -read are exclusive"))
+		d.Fail(fmt.Errorf("-live and -read are exclusive"))
 	}
-	cfg, err := cli.LoadConfig(*confPath)
-	if err != nil {
-		fail(err)
-	}
+	cfg, log := d.Setup()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := probe.Run(ctx, probe.Options{Config: cfg, Name: *name, Live: len(files) == 0, Files: files, Speed: *speed, DrainTimeout: *drain, Logger: log})
+	res, err := probe.Run(ctx, probe.Options{Config: cfg, Name: d.Name(), Live: len(files) == 0, Files: files, Speed: *speed, DrainTimeout: *drain, Logger: log})
 	log.Info("probe finished",
 		"packets", res.Sieve.Packets, "wanted", res.Sieve.Wanted,
 		"flows", res.Analyser.Flows, "sightings", res.Sightings, "pdus", res.PDUs,
 		"bytes_per_sighting", perSighting(res.PDUBytes, res.Sightings),
 		"transport", fmt.Sprintf("%+v", res.Transport), "capture", fmt.Sprintf("%+v", res.Capture))
 	if err != nil {
-		fail(err)
+		d.Fail(err)
 	}
 }
 
@@ -87,9 +74,4 @@ func perSighting(bytes, n uint64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", float64(bytes)/float64(n))
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "tmon-probe:", err)
-	os.Exit(1)
 }

@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -43,4 +44,51 @@ func (l *List) Set(s string) error {
 		}
 	}
 	return nil
+}
+
+// Daemon binds the flags every tmon daemon takes (-config, -name,
+// -log-level) and does what follows Parse the same way for each.
+type Daemon struct {
+	prog   string
+	config *string
+	name   *string
+	level  *string
+}
+
+// NewDaemon registers the common flags on the default flag set; role is
+// what -name names ("probe", "collector").
+func NewDaemon(prog, role string) *Daemon {
+	return &Daemon{
+		prog:   prog,
+		config: flag.String("config", "", "shared XML configuration `file` (required)"),
+		name:   flag.String("name", "", "this "+role+"'s name in the configuration (required)"),
+		level:  flag.String("log-level", "info", "log level: debug, info, warn, error"),
+	}
+}
+
+// Name is the -name given.
+func (d *Daemon) Name() string { return *d.name }
+
+// Setup runs after flag.Parse: it checks -name, makes the logger and loads
+// the configuration, and exits with a message on any error.
+func (d *Daemon) Setup() (*conf.Config, *slog.Logger) {
+	log, err := Logger(*d.level)
+	if err != nil {
+		d.Fail(err)
+	}
+	if *d.name == "" {
+		flag.Usage()
+		d.Fail(fmt.Errorf("-name is required"))
+	}
+	cfg, err := LoadConfig(*d.config)
+	if err != nil {
+		d.Fail(err)
+	}
+	return cfg, log
+}
+
+// Fail prints err prefixed with the program's name and exits with status 1.
+func (d *Daemon) Fail(err error) {
+	fmt.Fprintln(os.Stderr, d.prog+":", err)
+	os.Exit(1)
 }
