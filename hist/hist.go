@@ -304,10 +304,21 @@ func (h *Hist) SetRange(lo, hi int64) {
 	if h.n == 0 || lo > hi {
 		return
 	}
-	if l, u := Bounds(h.lo - zero); lo >= l && lo <= u {
-		h.min, h.rough = lo, h.rough&^1
+	h.SetMin(lo)
+	h.SetMax(hi)
+}
+
+// SetMin sets Min to the exact minimum known from elsewhere, when it lies in
+// the lowest bucket held; the other extreme stays as it was (exact or not).
+func (h *Hist) SetMin(v int64) {
+	if l, u := Bounds(h.lo - zero); h.n > 0 && v >= l && v <= u && v <= h.max {
+		h.min, h.rough = v, h.rough&^1
 	}
-	if l, u := Bounds(h.hi - zero); hi >= l && hi <= u {
-		h.max, h.rough = hi, h.rough&^2
+}
+
+// SetMax is SetMin for the maximum.
+func (h *Hist) SetMax(v int64) {
+	if l, u := Bounds(h.hi - zero); h.n > 0 && v >= l && v <= u && v >= h.min {
+		h.max, h.rough = v, h.rough&^2
 	}
 }

@@ -257,3 +257,23 @@ func TestQuantileExtremesFromSparse(t *testing.T) {
 		t.Errorf("merged below: min %d ± %d, want exact 5", v, e)
 	}
 }
+
+// SetMin makes only the minimum exact: the last rank keeps its bucket's
+// error when the maximum is not known.
+func TestSetMinKeepsMaxRough(t *testing.T) {
+	var h Hist
+	for _, v := range []int64{1_000_003, 3_000_007} {
+		h.Add(v)
+	}
+	var r Hist
+	if err := r.AddSparse(string(h.AppendSparse(nil))); err != nil {
+		t.Fatal(err)
+	}
+	r.SetMin(1_000_003)
+	if v, e := r.Quantile(0); v != 1_000_003 || e != 0 {
+		t.Errorf("min %d ± %d, want exact", v, e)
+	}
+	if v, e := r.Quantile(1); e == 0 || v-e > 3_000_007 || v+e < 3_000_007 {
+		t.Errorf("max %d ± %d must be rough and hold 3000007", v, e)
+	}
+}

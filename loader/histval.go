@@ -112,10 +112,8 @@ func (s sparse) add(o sparse) sparse {
 
 // quantileSet computes nearest-rank quantiles of a merged histogram with
 // their error bounds, as the collector does (hist.Quantile), given the exact
-// extremes where some merged column knows them (lo, hi NULL otherwise).
-// Without an exact extreme, hist.Quantile would return the bucket's edge for
-// the first or last rank with a zero error: the bucket's half-width is
-// returned instead, so the bound always holds.
+// extremes where some merged column knows them (lo, hi NULL otherwise;
+// hist then gives the first and last ranks the error of their bucket).
 func quantileSet(s sparse, qs []float64, lo, hi val) (v, errs []int64, ok bool) {
 	if s.count() == 0 {
 		return nil, nil, false
@@ -126,22 +124,14 @@ func quantileSet(s sparse, qs []float64, lo, hi val) (v, errs []int64, ok bool) 
 	if err := h.AddSparse(s.String()); err != nil {
 		panic(fmt.Sprintf("loader: merged histogram unreadable: %v", err)) // built by String above
 	}
-	mn, mx := h.Min(), h.Max()
 	if lo.ok {
-		mn = lo.i
+		h.SetMin(lo.i)
 	}
 	if hi.ok {
-		mx = hi.i
+		h.SetMax(hi.i)
 	}
-	h.SetRange(mn, mx)
 	for _, q := range qs {
 		x, e := h.Quantile(q)
-		if e == 0 && ((x == h.Min() && !lo.ok) || (x == h.Max() && !hi.ok)) {
-			l, u := hist.Bounds(hist.Key(x))
-			l, u = max(l, h.Min()), min(u, h.Max())
-			d := uint64(u) - uint64(l)
-			x, e = l+int64(d/2), int64(d-d/2)
-		}
 		v, errs = append(v, x), append(errs, e)
 	}
 	return v, errs, true
