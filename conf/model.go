@@ -61,6 +61,7 @@ type Probe struct {
 	Key        []byte
 	KeyFile    string // where Key was read from, as written in the file; empty for key=""
 	Interfaces []Interface
+	Ops        Ops // metrics endpoint and log level
 	Line       int // line of the <probe> element, for messages
 }
 
@@ -120,6 +121,7 @@ type Collector struct {
 	Name    string
 	Address netip.AddrPort // UDP address it listens on
 	Spool   string         // spool directory; default "spool/<name>"
+	Ops     Ops            // metrics endpoint and log level
 	Line    int            // line of the <collector> element, for messages
 }
 
