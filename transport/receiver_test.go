@@ -118,7 +118,7 @@ func TestReceiverInvalid(t *testing.T) {
 		t.Fatalf("an invalid datagram was acked (seq %d)", got)
 	}
 	st := r.Stats()
-	want := [numReasons]uint64{}
+	want := [NumReasons]uint64{}
 	for _, c := range cases {
 		want[c.reason]++
 	}

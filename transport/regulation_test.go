@@ -88,6 +88,8 @@ func TestLongRetry(t *testing.T) {
 	_, addr := startReceiver(t, g)
 	var log sendLog
 	cfg := conf.Transport{
+		MaxPDUSize:        1400,
+		MaxBuildTime:      time.Second,
 		MinGap:            time.Millisecond,
 		InitialTimeout:    40 * time.Millisecond,
 		TimeoutIncrement:  20 * time.Millisecond,
@@ -220,7 +222,7 @@ func TestAuthentication(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	h := newCollect()
 	conn := listen(t)
-	r, err := NewReceiver(conn, conf.Transport{}, ReceiverOptions{Logger: quiet, Keys: map[uint16][]byte{42: key}})
+	r, err := NewReceiver(conn, conf.Transport{}, ReceiverOptions{Logger: quiet, Keys: map[uint16][][]byte{42: {key}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,49 +33,16 @@ var (
 	ErrNotData      = errors.New("transport: not a data PDU (flow definitions, sightings or events)")
 )
 
-// Defaults for zero fields of conf.Transport (the XML loader fills the same).
-const (
-	DefaultMaxPDUSize     = 1400
-	DefaultMinGap         = 2 * time.Millisecond
-	DefaultInitialTimeout = 500 * time.Millisecond
-	DefaultFinalTimeout   = 10 * time.Minute
-	DefaultHeartbeat      = 5 * time.Second
-	DefaultBreakBorder    = 30 * time.Second
-)
-
-// withDefaults fills the zero fields whose zero value means "not set" and
-// rejects impossible values.
+// withDefaults returns the transport configuration to use: the zero value
+// stands for conf.DefaultTransport() (a <transport> element left out); any
+// other value must be complete and valid by conf's rules — there is one
+// source of defaults and ranges, conf.
 func withDefaults(c conf.Transport) (conf.Transport, error) {
-	if c.MaxPDUSize == 0 {
-		c.MaxPDUSize = DefaultMaxPDUSize
+	if c == (conf.Transport{}) {
+		return conf.DefaultTransport(), nil
 	}
-	if c.MinGap == 0 {
-		c.MinGap = DefaultMinGap
-	}
-	if c.InitialTimeout == 0 {
-		c.InitialTimeout = DefaultInitialTimeout
-	}
-	if c.TimeoutMultiplier == 0 {
-		c.TimeoutMultiplier = 1
-	}
-	if c.FinalTimeout == 0 {
-		c.FinalTimeout = DefaultFinalTimeout
-	}
-	if c.Heartbeat == 0 {
-		c.Heartbeat = DefaultHeartbeat
-	}
-	if c.BreakBorder == 0 {
-		c.BreakBorder = DefaultBreakBorder
-	}
-	switch {
-	case c.MaxPDUSize < pdu.MinPDUSize || c.MaxPDUSize > pdu.MaxPDUSize:
-		return c, fmt.Errorf("transport: max PDU size %d outside [%d, %d]", c.MaxPDUSize, pdu.MinPDUSize, pdu.MaxPDUSize)
-	case c.MinGap < 0 || c.InitialTimeout < 0 || c.TimeoutIncrement < 0 || c.FinalTimeout < 0 || c.Heartbeat < 0 || c.BreakBorder < 0 || c.Bandwidth < 0:
-		return c, errors.New("transport: negative duration")
-	case c.TimeoutMultiplier < 1 || math.IsInf(c.TimeoutMultiplier, 0) || math.IsNaN(c.TimeoutMultiplier):
-		return c, fmt.Errorf("transport: timeout multiplier %v below 1", c.TimeoutMultiplier)
-	case c.MaxRetries < 0:
-		return c, fmt.Errorf("transport: max retries %d below 0", c.MaxRetries)
+	if err := c.Check(); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -115,7 +82,7 @@ func AuthOverhead(key []byte) int {
 func BuildSize(cfg conf.Transport, key []byte) int {
 	size := cfg.MaxPDUSize
 	if size == 0 {
-		size = DefaultMaxPDUSize
+		size = conf.DefaultTransport().MaxPDUSize
 	}
 	return size - AuthOverhead(key)
 }

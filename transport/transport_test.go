@@ -14,6 +14,8 @@ import (
 func fastConfig() conf.Transport {
 	return conf.Transport{
 		MaxPDUSize:        1400,
+		MaxBuildTime:      time.Second,
+		BreakBorder:       time.Minute,
 		MinGap:            500 * time.Microsecond,
 		InitialTimeout:    40 * time.Millisecond,
 		TimeoutIncrement:  10 * time.Millisecond,
@@ -94,7 +96,7 @@ func TestDeliverExactlyOnce(t *testing.T) {
 		t.Fatalf("watermark = %+v, %v", wm, ok)
 	}
 	rs := r.Stats()
-	if rs.Delivered != 101 || rs.Invalid != ([numReasons]uint64{}) {
+	if rs.Delivered != 101 || rs.Invalid != ([NumReasons]uint64{}) {
 		t.Fatalf("receiver stats = %+v", rs)
 	}
 	if len(h.wms) == 0 || h.wms[len(h.wms)-1] != wm {
@@ -167,12 +169,15 @@ func TestRetryTimings(t *testing.T) {
 	sink := listen(t) // a collector that never acks
 	var log sendLog
 	cfg := conf.Transport{
+		MaxPDUSize:        1400,
+		MaxBuildTime:      time.Second,
 		MinGap:            time.Millisecond,
 		InitialTimeout:    40 * time.Millisecond,
 		TimeoutIncrement:  20 * time.Millisecond,
 		TimeoutMultiplier: 1.5,
 		MaxRetries:        3,
 		FinalTimeout:      600 * time.Millisecond,
+		BreakBorder:       time.Second,
 		Heartbeat:         time.Hour,
 	}
 	// timeouts: 40, 40×1.5+20=80, 80×1.5+20=140, 140×1.5+20=230 (maximum)
