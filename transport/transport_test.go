@@ -275,8 +275,8 @@ func TestCollectorsIndependent(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	st, err := closeWithin(t, s, 300*time.Millisecond)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close error = %v, want deadline (a collector is down)", err)
+	if err != nil {
+		t.Fatalf("Close error = %v, want none: the live collectors acked everything (the dead one is redundant)", err)
 	}
 	ha.check(t, pdus)
 	hb.check(t, pdus)
@@ -284,13 +284,12 @@ func TestCollectorsIndependent(t *testing.T) {
 		t.Errorf("dead collector stats = %+v", c)
 	}
 	for _, i := range []int{0, 2} {
-		if c := st.Collectors[i]; c.Acked != 60 || c.Pending != 0 {
+		if c := st.Collectors[i]; c.Acked != 61 || c.Pending != 0 { // the 60 and the Bye
 			t.Errorf("collector %d stats = %+v", i, c)
 		}
 		log.checkGaps(t, i, cfg.MinGap)
 	}
-	// The best-effort Bye reached the live collectors.
-	time.Sleep(50 * time.Millisecond)
+	// The live collectors acked the Bye.
 	ha.mu.Lock()
 	defer ha.mu.Unlock()
 	if ha.byes != 1 {
