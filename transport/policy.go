@@ -109,10 +109,10 @@ type TrafMonPolicy struct {
 	border  time.Duration
 
 	long       bool
-	pilot      uint32 // the exhausted PDU retried from the initial timeout
-	pilotSends int    // sends of the pilot since it was elected
-	longSince time.Time // when long-retry mode began
-	lastAck   time.Time
+	pilot      uint32    // the exhausted PDU retried from the initial timeout
+	pilotSends int       // sends of the pilot since it was elected
+	longSince  time.Time // when long-retry mode began
+	lastAck    time.Time
 }
 
 // NewTrafMonPolicy returns the policy of one collector for cfg (defaults
