@@ -13,10 +13,10 @@ import (
 // assets/tmon.js draws it with uPlot, in the browser as in the PDF (which
 // is the same page printed by headless chromium).
 type Chart struct {
-	ID     string   `json:"id"`
-	Title  string   `json:"title"`
-	Kind   string   `json:"kind"` // time (x: Unix seconds), bars (x: index, XLabels), scatter (time, points only)
-	YLabel string   `json:"ylabel"`
+	ID     string    `json:"id"`
+	Title  string    `json:"title"`
+	Kind   string    `json:"kind"` // time (x: Unix seconds), bars (x: index, XLabels), scatter (time, points only)
+	YLabel string    `json:"ylabel"`
 	X      []float64 `json:"x"`
 	// XLabels name the bars of a bars chart.
 	XLabels []string `json:"xlabels,omitempty"`

@@ -202,8 +202,8 @@ var funcs = template.FuncMap{
 		}
 		return q[i].V
 	},
-	"pct": func(x float64) string { return fmt.Sprintf("%.3f", 100*x) },
-	"utc": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+	"pct":  func(x float64) string { return fmt.Sprintf("%.3f", 100*x) },
+	"utc":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
 	"join": strings.Join,
 	"asset": func(name string) template.HTML {
 		b, err := assets.ReadFile("assets/" + name)
