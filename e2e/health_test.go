@@ -180,8 +180,8 @@ func TestMetricsEndpoints(t *testing.T) {
 	cfg := fmt.Sprintf(`<tmon version="health-1" interval="1s">
   <transport maxPduSize="1200" maxBuildTime="100ms" minGap="200us" initialTimeout="200ms" heartbeat="500ms"/>
   <collector name="c1" address="127.0.0.1:%d" logLevel="warn"><metrics listen="%s"/></collector>
-  <probe name="pa" id="1" logLevel="debug"><interface name="a0" hop="A"/><metrics listen="%s"/></probe>
-  <probe name="pb" id="2"><interface name="b0" hop="B"/><metrics listen="%s"/></probe>
+  <probe name="pa" id="1" logLevel="debug" key="000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"><interface name="a0" hop="A"/><metrics listen="%s"/></probe>
+  <probe name="pb" id="2" key="f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"><interface name="b0" hop="B"/><metrics listen="%s"/></probe>
 `, udp, mc, ma, mb) + fmt.Sprintf(siteClass, slicesAttr())
 	cfgPath := filepath.Join(dir, "tmon.xml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
