@@ -85,6 +85,7 @@ type Collector struct {
 	sessions map[sessKey]*session
 	latest   map[int]*session // probe index → its current session
 	global   map[flow.Key]uint32
+	classOf  []uint16 // collector flow id → class index
 	nextFlow uint32
 	maxTime  int64 // largest probe time seen
 	maxTO    int64 // largest one-way timeout + interval: how far "everything" reaches
@@ -111,6 +112,7 @@ type flowRef struct {
 	oneWay  bool   // belongs to a one-way class at a hop of its path
 	id      uint32 // collector flow id
 	hop     uint8
+	iface   uint8 // interface index in the probe
 }
 
 // Run listens on the collector's address and collects until ctx ends.
@@ -242,6 +244,15 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 	sp.SetClocks(c.clk.state)
 	rec.SetClocks(c.clk.bound)
 	return c, nil
+}
+
+// setGlobal records the collector flow id of a flow instance.
+func (c *Collector) setGlobal(k flow.Key, id uint32) {
+	c.global[k] = id
+	for int(id) >= len(c.classOf) {
+		c.classOf = append(c.classOf, 0)
+	}
+	c.classOf[id] = k.Class
 }
 
 // HandlePDU takes one verified PDU from the receiver.

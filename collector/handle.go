@@ -88,6 +88,10 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		if err := c.clockPDU(s, f.Body); err != nil {
 			return err
 		}
+	case pdu.TypeCounters:
+		if err := c.counters(s, f.Body); err != nil {
+			return err
+		}
 	case pdu.TypeBye:
 		s.closed = true
 		c.event(time.Now(), "probe.bye", fmt.Sprintf("probe %s session %08x ended cleanly", s.name, f.Header.Session))
@@ -114,6 +118,7 @@ func (c *Collector) HandleWatermark(probe uint16, session uint32, w transport.Wa
 		c.maxTime = w.ProbeTime
 	}
 	c.advance(time.Now())
+	c.cutData(time.Now())
 }
 
 func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
@@ -193,6 +198,7 @@ func (c *Collector) tick(now time.Time) {
 	defer c.mu.Unlock()
 	c.liveness(now)
 	c.advance(now)
+	c.cutData(now)
 	if err := c.sp.Cut(now); err != nil {
 		c.log.Error("writing spool", "err", err)
 	}
@@ -250,8 +256,7 @@ func (c *Collector) event(t time.Time, kind, detail string) {
 	}
 }
 
-// flowDef registers a probe flow id: one-way flows at a hop of their path
-// get the collector flow id shared by every probe that sees the instance.
+// flowDef registers a probe flow id.
 func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 	if int(d.Key.Class) >= len(c.cfg.Classes) {
 		return fmt.Errorf("flow %d: class %d is not in the configuration", d.ID, d.Key.Class)
@@ -264,25 +269,32 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 	}
 	ref := flowRef{defined: true}
 	cl := &c.cfg.Classes[d.Key.Class]
-	if cl.OneWay != nil {
-		if hop, ok := cl.HopIndex(s.probe, int(d.Iface)); ok {
-			id, known := c.global[d.Key]
-			if !known {
-				id = c.nextFlow
-				c.nextFlow++
-				c.global[d.Key] = id
-				if err := c.rec.AddFlow(id, int(d.Key.Class)); err != nil {
-					return fmt.Errorf("flow %d: %w", d.ID, err)
-				}
-				if !c.replaying || c.replayText {
-					if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {
-						return err
-					}
-				}
+	// Every instance gets the collector flow id shared by every probe that
+	// sees it (counters and the other analyses refer to it); one-way flows
+	// at a hop of their path also go to the reconciler.
+	id, known := c.global[d.Key]
+	if !known {
+		id = c.nextFlow
+		c.nextFlow++
+		c.setGlobal(d.Key, id)
+		if cl.OneWay != nil {
+			if err := c.rec.AddFlow(id, int(d.Key.Class)); err != nil {
+				return fmt.Errorf("flow %d: %w", d.ID, err)
 			}
-			ref.oneWay, ref.id, ref.hop = true, id, uint8(hop)
+		}
+		if !c.replaying || c.replayText {
+			if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {
+				return err
+			}
 		}
 	}
+	ref.id = id
+	if cl.OneWay != nil {
+		if hop, ok := cl.HopIndex(s.probe, int(d.Iface)); ok {
+			ref.oneWay, ref.hop = true, uint8(hop)
+		}
+	}
+	ref.iface = d.Iface
 	s.flows[d.ID] = ref
 	return nil
 }

@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
 	out.sender = sender
-	an, err := analyse.New(cfg, pi, out, analyse.Config{})
+	an, err := analyse.New(cfg, pi, out, analyse.Config{Analyses: analyses(cfg, out)})
 	if err != nil {
 		return res, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
@@ -252,6 +252,9 @@ func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analys
 			}
 			n += k
 		}
+		// Every record captured before w has been analysed: the protocol
+		// analyses may send what ended before it.
+		an.Advance(w)
 		nt.drain(out)
 		if out.err != nil {
 			return out.err

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,10 +60,11 @@ type Writer struct {
 
 	clocks atomic.Pointer[func(probe int) ClockState]
 
-	mu     sync.Mutex
-	flows  buffer
-	events buffer
-	closed bool
+	mu       sync.Mutex
+	flows    buffer
+	events   buffer
+	counters intervalRows
+	closed   bool
 }
 
 var _ reconcile.Sink = (*Writer)(nil)
@@ -97,6 +99,7 @@ func New(dir string, cfg *conf.Config) (*Writer, error) {
 		interval: int64(cfg.Interval),
 		flows:    buffer{typ: TypeFlows, cols: ColsFlows},
 		events:   buffer{typ: TypeEvents, cols: ColsEvents},
+		counters: intervalRows{typ: TypeCounters, cols: ColsCounters},
 	}, nil
 }
 
@@ -240,6 +243,7 @@ func (w *Writer) Close() error {
 			errs = append(errs, w.cut(buf))
 		}
 	}
+	errs = append(errs, w.cutData(&w.counters, math.MaxInt64))
 	return errors.Join(errs...)
 }
 

@@ -244,7 +244,7 @@ func (s *Sender) Send(b []byte) (uint32, error) {
 		return 0, fmt.Errorf("transport: send: %w", err)
 	}
 	switch {
-	case f.Header.Type != pdu.TypeFlowDef && f.Header.Type != pdu.TypeSightings && f.Header.Type != pdu.TypeEvents && f.Header.Type != pdu.TypeClock:
+	case !f.Header.Type.Data():
 		return 0, ErrNotData
 	case len(b)+AuthOverhead(s.key) > s.cfg.MaxPDUSize:
 		return 0, fmt.Errorf("transport: send: %d-byte PDU above max size %d less the %d-byte auth trailer", len(b), s.cfg.MaxPDUSize, AuthOverhead(s.key))

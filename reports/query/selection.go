@@ -109,6 +109,10 @@ func Parse(v url.Values, now time.Time) (Selection, error) {
 		Period: v.Get("period"), Collector: v.Get("collector"), Class: v.Get("class"), Flow: v.Get("flow"),
 		HopFrom: v.Get("hop_from"), HopTo: v.Get("hop_to"),
 	}
+	// The pages' pair selector sends "FROM>TO".
+	if p := v.Get("pair"); p != "" && s.HopFrom == "" {
+		s.HopFrom, s.HopTo, _ = strings.Cut(p, ">")
+	}
 	if s.Period == "" {
 		s.Period = "day"
 		if v.Get("from") != "" {
@@ -208,4 +212,28 @@ func cover(from, to time.Time) []span {
 	}
 	rec(from.UTC(), to.UTC(), len(Levels)-1)
 	return out
+}
+
+// SelectValues reads the -select flag of tmon-report, KEY=VALUE pairs
+// separated by commas (collector, class, flow, pair=FROM>TO, hop_from,
+// hop_to), into URL parameters for Parse. A flow key holds spaces and '='
+// but no comma.
+func SelectValues(spec string) (url.Values, error) {
+	v := url.Values{}
+	if strings.TrimSpace(spec) == "" {
+		return v, nil
+	}
+	for _, item := range strings.Split(spec, ",") {
+		k, x, ok := strings.Cut(strings.TrimSpace(item), "=")
+		switch k {
+		case "collector", "class", "flow", "pair", "hop_from", "hop_to":
+		default:
+			ok = false
+		}
+		if !ok {
+			return nil, fmt.Errorf("-select %q: %q is not KEY=VALUE with KEY collector, class, flow, pair (FROM>TO), hop_from or hop_to", spec, item)
+		}
+		v.Set(k, x)
+	}
+	return v, nil
 }
