@@ -288,8 +288,9 @@ func procStatus(t *testing.T, pid int, field string) int64 {
 // TestHostileInputBounded: a probe with a valid key (leaked, or buggy)
 // floods the collector while two real probes run: flow definitions with
 // ids 2^24−1 and 2^24 (issue 10: 700 MB from one datagram) and a dense run
-// of flow ids past maxFlows, thousands of sessions, and events PDUs that
-// grow the journal past maxJournal. The collector's peak RSS stays under
+// of flow ids past maxFlows, 1500 sessions, and 3 × maxJournal of events
+// PDUs (compactions keep the journal under the limit; past it only the
+// probe over its share would be refused). The collector's peak RSS stays under
 // the stated bound, the journal under its limit (plus one compaction's
 // slack), the limits are reported as events, and the real probes' spool is
 // exact. (The reconciler's record cap, maxRecords, is flooded in
@@ -297,13 +298,14 @@ func procStatus(t *testing.T, pid int, field string) int64 {
 // path's hops, which only the real probes have.)
 func TestHostileInputBounded(t *testing.T) {
 	const (
-		maxJournal = 8 << 20
-		// Peak RSS bound: the limits' worst case (1 Mi flow slots of 12 B,
+		maxJournal = 2 << 20
+		maxFlows   = 1 << 16
+		// Peak RSS bound: the limits' worst case (64 Ki flow slots of 12 B,
 		// 1024 sessions × 37 kB of duplicate window) plus the collector's
 		// own working set, doubled for the race detector's shadow memory.
-		rssBoundKB = 384 << 10
+		rssBoundKB = 256 << 10
 	)
-	extra := fmt.Sprintf("/>\n  <limits maxJournal=\"%d\"", maxJournal)
+	extra := fmt.Sprintf("/>\n  <limits maxJournal=\"%d\" maxFlows=\"%d\"", maxJournal, maxFlows)
 	e := newFaultEnv(t, 4, []string{"c1"}, extra)
 	// The rogue probe: in the configuration, with a key, on no hop.
 	x, err := os.ReadFile(e.collConf)
@@ -349,14 +351,14 @@ func TestHostileInputBounded(t *testing.T) {
 			}
 		}
 	}
-	b := pdu.NewBuilder(1200)
+	b := pdu.NewBuilder(1200 - pdu.AuthSize) // maxPduSize less the MAC
 	// Huge flow ids.
 	for _, id := range []uint32{1<<24 - 1, 1 << 24} {
 		b.AddFlowDef(pdu.FlowDef{ID: id, Key: flow.Key{Class: 0}})
 		send(b, pdu.TypeFlowDef)
 	}
-	// A dense run of flow ids past maxFlows (1 Mi).
-	for id := uint32(0); id < 1<<20+1<<16; id++ {
+	// A dense run of flow ids past maxFlows.
+	for id := uint32(0); id < maxFlows+1<<12; id++ {
 		if !b.AddFlowDef(pdu.FlowDef{ID: id, Key: flow.Key{Class: 0}}) {
 			send(b, pdu.TypeFlowDef)
 			b.AddFlowDef(pdu.FlowDef{ID: id, Key: flow.Key{Class: 0}})
@@ -364,16 +366,16 @@ func TestHostileInputBounded(t *testing.T) {
 	}
 	send(b, pdu.TypeFlowDef)
 	// Thousands of sessions, each announced by a heartbeat.
-	for i := range uint32(5000) {
+	for i := range uint32(1500) {
 		h := pdu.Header{Type: pdu.TypeHeartbeat, Probe: 3, Session: session + 1 + i, Seq: 0, Floor: 1, ProbeTime: 1}
 		sd, _ := sg.Sign(pdu.AppendControl(nil, h))
 		c.Write(sd)
-		if i%32 == 0 {
-			time.Sleep(time.Millisecond)
+		if i%2 == 0 {
+			time.Sleep(time.Millisecond) // heartbeats are not acked: none may be lost in a full socket buffer
 		}
 	}
 	// Events that grow the journal past its limit.
-	session += 5001
+	session += 1501
 	seq = 0
 	detail := strings.Repeat("x", 1000)
 	for range 3 * maxJournal / 1100 {
