@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,9 @@ func (c *Collector) handle(f *pdu.Frame) error {
 }
 
 func (c *Collector) handleLocked(f *pdu.Frame) error {
+	if err := c.checkJournalLimit(f); err != nil {
+		return err
+	}
 	s, err := c.sessionOf(f.Header.Probe, f.Header.Session)
 	if err != nil {
 		return err
@@ -126,6 +130,7 @@ func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
 	if !ok {
 		return nil, fmt.Errorf("collector: probe id %d is not in the configuration", probe)
 	}
+	c.evictSession()
 	s := &session{probe: pi, name: c.cfg.Probes[pi].Name, lastHeard: time.Now()}
 	c.sessions[k] = s
 	kind, detail := "probe.session", fmt.Sprintf("probe %s session %08x started", s.name, id)
@@ -256,11 +261,11 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 	if int(d.Key.Class) >= len(c.cfg.Classes) {
 		return fmt.Errorf("flow %d: class %d is not in the configuration", d.ID, d.Key.Class)
 	}
-	if d.ID > 1<<24 {
-		return fmt.Errorf("flow %d: id beyond the 16 M flows a probe session may define", d.ID)
+	if err := c.checkFlowLimit(s, d.ID); err != nil {
+		return err
 	}
-	for int(d.ID) >= len(s.flows) {
-		s.flows = append(s.flows, flowRef{})
+	if n := int(d.ID) + 1; n > len(s.flows) {
+		s.flows = slices.Grow(s.flows, n-len(s.flows))[:n]
 	}
 	ref := flowRef{defined: true}
 	cl := &c.cfg.Classes[d.Key.Class]
