@@ -35,7 +35,14 @@ func (c *Config) WriteXML(w io.Writer) error {
 		"finalTimeout", t.FinalTimeout.String(),
 		"breakBorder", t.BreakBorder.String(),
 		"heartbeat", t.Heartbeat.String(),
-		"bandwidth", strconv.FormatInt(t.Bandwidth, 10))
+		"bandwidth", strconv.FormatInt(t.Bandwidth, 10),
+		"insecure", strconv.FormatBool(t.Insecure))
+	l := c.Limits
+	e.open(1, "limits", true,
+		"maxFlows", strconv.Itoa(l.MaxFlows),
+		"maxSessions", strconv.Itoa(l.MaxSessions),
+		"maxRecords", strconv.Itoa(l.MaxRecords),
+		"maxJournal", strconv.FormatInt(l.MaxJournal, 10))
 	cp := c.Capture
 	e.open(1, "capture", true,
 		"blockSize", strconv.Itoa(cp.BlockSize),
@@ -51,7 +58,14 @@ func (c *Config) WriteXML(w io.Writer) error {
 	}
 	e.open(1, "clock", true, ck...)
 	for _, col := range c.Collectors {
-		e.open(1, "collector", true, "name", col.Name, "address", col.Address.String(), "spool", col.Spool)
+		kv := append([]string{"name", col.Name, "address", col.Address.String(), "spool", col.Spool}, opsKV(col.Ops)...)
+		if col.Ops.Metrics == "" {
+			e.open(1, "collector", true, kv...)
+			continue
+		}
+		e.open(1, "collector", false, kv...)
+		e.metrics(2, col.Ops)
+		e.close(1, "collector")
 	}
 	for _, p := range c.Probes {
 		pa := []string{"name", p.Name, "id", strconv.Itoa(int(p.ID)), "core", strconv.Itoa(p.Core)}
@@ -61,7 +75,8 @@ func (c *Config) WriteXML(w io.Writer) error {
 		case p.Key != nil:
 			pa = append(pa, "key", hex.EncodeToString(p.Key))
 		}
-		e.open(1, "probe", false, pa...)
+		e.open(1, "probe", false, append(pa, opsKV(p.Ops)...)...)
+		e.metrics(2, p.Ops)
 		for _, in := range p.Interfaces {
 			kv := []string{"name", in.Name}
 			if in.Hop != "" {

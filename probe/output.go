@@ -17,19 +17,23 @@ type sender interface {
 // behind sightings. A flow definition PDU is always sent before the first
 // sightings PDU that refers to it.
 type output struct {
-	sender                      sender
-	defs                        *pdu.Builder
-	sights                      *pdu.Builder
-	events                      *pdu.Builder
-	opened                      time.Time // when the oldest open builder got its first record
-	first                       int64     // time of the first sighting in the open sightings PDU
-	clock                       atomic.Int64
-	err                         error
-	pdus, sightings, sightBytes uint64
+	sender   sender
+	defs     *pdu.Builder
+	sights   *pdu.Builder
+	events   *pdu.Builder
+	counters *pdu.Builder
+	opened   time.Time // when the oldest open builder got its first record
+	first    int64     // time of the first sighting in the open sightings PDU
+	clock    atomic.Int64
+	err      error
+	// Counters, written by the analyser goroutine, read by the metrics
+	// endpoint at any time.
+	pdus, sightings, sightBytes atomic.Uint64
 }
 
 func newOutput(maxSize int) *output {
-	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize)}
+	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize),
+		counters: pdu.NewBuilder(maxSize)}
 }
 
 func (o *output) touch() {
@@ -62,6 +66,25 @@ func (o *output) Sighting(s pdu.Sighting, exp uint8, size bool) {
 	o.sights.AddSighting(s.Flow, exp, size, s)
 }
 
+// Counters takes a record of the counters analysis (analyse/counters).
+func (o *output) Counters(c pdu.Counters) {
+	o.touch()
+	if o.counters.AddCounters(c) {
+		return
+	}
+	o.sendCounters(o.clock.Load())
+	o.counters.AddCounters(c)
+}
+
+// sendCounters sends the open counters PDU after the flow definitions it
+// refers to.
+func (o *output) sendCounters(clock int64) {
+	if o.defs.Len() > 0 {
+		o.send(o.defs, pdu.TypeFlowDef, clock)
+	}
+	o.send(o.counters, pdu.TypeCounters, clock)
+}
+
 func (o *output) event(ts int64, kind, detail string) {
 	o.touch()
 	e := pdu.Event{TS: ts, Kind: kind, Detail: detail}
@@ -80,8 +103,8 @@ func (o *output) closeSightings(clock int64) {
 	}
 	n := uint64(o.sights.Len())
 	size := o.send(o.sights, pdu.TypeSightings, clock)
-	o.sightings += n
-	o.sightBytes += uint64(size)
+	o.sightings.Add(n)
+	o.sightBytes.Add(uint64(size))
 	o.advance(clock)
 }
 
@@ -95,7 +118,7 @@ func (o *output) send(b *pdu.Builder, t pdu.Type, clock int64) int {
 		o.err = err
 	}
 	b.Reset()
-	o.pdus++
+	o.pdus.Add(1)
 	return n
 }
 
@@ -133,6 +156,9 @@ func (o *output) flush(w int64) {
 	}
 	if o.events.Len() > 0 {
 		o.send(o.events, pdu.TypeEvents, w)
+	}
+	if o.counters.Len() > 0 {
+		o.sendCounters(w)
 	}
 	o.advance(w)
 	o.opened = time.Time{}

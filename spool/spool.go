@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,11 +59,13 @@ type Writer struct {
 	interval int64 // ns
 
 	clocks atomic.Pointer[func(probe int) ClockState]
+	count  counters
 
-	mu     sync.Mutex
-	flows  buffer
-	events buffer
-	closed bool
+	mu       sync.Mutex
+	flows    buffer
+	events   buffer
+	counters intervalRows
+	closed   bool
 }
 
 var _ reconcile.Sink = (*Writer)(nil)
@@ -97,6 +100,7 @@ func New(dir string, cfg *conf.Config) (*Writer, error) {
 		interval: int64(cfg.Interval),
 		flows:    buffer{typ: TypeFlows, cols: ColsFlows},
 		events:   buffer{typ: TypeEvents, cols: ColsEvents},
+		counters: intervalRows{typ: TypeCounters, cols: ColsCounters},
 	}, nil
 }
 
@@ -240,6 +244,7 @@ func (w *Writer) Close() error {
 			errs = append(errs, w.cut(buf))
 		}
 	}
+	errs = append(errs, w.cutData(&w.counters, math.MaxInt64))
 	return errors.Join(errs...)
 }
 
@@ -442,7 +447,9 @@ var testHookBeforeRename func(tmp string) error
 func (w *Writer) writeFile(typ string, start int64, cols []string, rows []byte) (err error) {
 	dir := filepath.Join(w.dir, typ)
 	base := typ + "-" + time.Unix(0, start).UTC().Format(timeFormat)
+	hdr := "#" + strings.Join(cols, "\t") + "\n"
 	defer func() {
+		w.count.wrote(typ, rows, len(hdr)+len(rows), err)
 		if err != nil {
 			err = fmt.Errorf("spool: write %s: %w", filepath.Join(dir, base+".tsv"), err)
 		}
@@ -473,7 +480,6 @@ func (w *Writer) writeFile(typ string, start int64, cols []string, rows []byte) 
 			os.Remove(tmp)
 		}
 	}()
-	hdr := "#" + strings.Join(cols, "\t") + "\n"
 	if _, err := f.WriteString(hdr); err != nil {
 		return err
 	}

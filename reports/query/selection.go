@@ -1,6 +1,8 @@
 package query
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"strings"
@@ -72,10 +74,12 @@ func (s Selection) Label() string {
 func (s Selection) Values() url.Values {
 	v := url.Values{}
 	v.Set("period", s.Period)
-	if s.Period == "custom" {
+	switch s.Period {
+	case "all":
+	case "custom":
 		v.Set("from", s.From.UTC().Format(time.RFC3339))
 		v.Set("to", s.To.UTC().Format(time.RFC3339))
-	} else {
+	default:
 		v.Set("to", s.To.UTC().Format(time.RFC3339))
 	}
 	for k, x := range map[string]string{"collector": s.Collector, "class": s.Class, "flow": s.Flow, "hop_from": s.HopFrom, "hop_to": s.HopTo} {
@@ -109,6 +113,10 @@ func Parse(v url.Values, now time.Time) (Selection, error) {
 		Period: v.Get("period"), Collector: v.Get("collector"), Class: v.Get("class"), Flow: v.Get("flow"),
 		HopFrom: v.Get("hop_from"), HopTo: v.Get("hop_to"),
 	}
+	// The pages' pair selector sends "FROM>TO".
+	if p := v.Get("pair"); p != "" && s.HopFrom == "" {
+		s.HopFrom, s.HopTo, _ = strings.Cut(p, ">")
+	}
 	if s.Period == "" {
 		s.Period = "day"
 		if v.Get("from") != "" {
@@ -137,7 +145,7 @@ func Parse(v url.Values, now time.Time) (Selection, error) {
 			}
 		}
 		if !found {
-			return s, fmt.Errorf("period %q: want hour, day, week, month, year or custom", s.Period)
+			return s, fmt.Errorf("period %q: want hour, day, week, month, year, all or custom", s.Period)
 		}
 	}
 	if !s.From.Before(s.To) {
@@ -208,4 +216,54 @@ func cover(from, to time.Time) []span {
 	}
 	rec(from.UTC(), to.UTC(), len(Levels)-1)
 	return out
+}
+
+// SelectValues reads the -select flag of tmon-report, KEY=VALUE pairs
+// separated by commas (collector, class, flow, pair=FROM>TO, hop_from,
+// hop_to), into URL parameters for Parse. A flow key holds spaces and '='
+// but no comma.
+func SelectValues(spec string) (url.Values, error) {
+	v := url.Values{}
+	if strings.TrimSpace(spec) == "" {
+		return v, nil
+	}
+	for _, item := range strings.Split(spec, ",") {
+		k, x, ok := strings.Cut(strings.TrimSpace(item), "=")
+		switch k {
+		case "collector", "class", "flow", "pair", "hop_from", "hop_to":
+		default:
+			ok = false
+		}
+		if !ok {
+			return nil, fmt.Errorf("-select %q: %q is not KEY=VALUE with KEY collector, class, flow, pair (FROM>TO), hop_from or hop_to", spec, item)
+		}
+		v.Set(k, x)
+	}
+	return v, nil
+}
+
+// Selection reads a selection like Parse, and also period=all: from the
+// first to the last minute that has rows (the whole data, as the demo and a
+// report of an archive want).
+func (d *DB) Selection(ctx context.Context, v url.Values, now time.Time) (Selection, error) {
+	if v.Get("period") != "all" {
+		return Parse(v, now)
+	}
+	var lo, hi sql.NullInt64
+	if err := d.db.QueryRowContext(ctx, "SELECT MIN(start_ns), MAX(start_ns) FROM owd_stats_1m").Scan(&lo, &hi); err != nil {
+		return Selection{}, fmt.Errorf("query: %w", err)
+	}
+	if !lo.Valid {
+		return Selection{}, fmt.Errorf("period all: the database has no rows yet (load a spool with tmon-loader)")
+	}
+	w := url.Values{}
+	for k, x := range v {
+		w[k] = x
+	}
+	w.Set("period", "custom")
+	w.Set("from", time.Unix(0, lo.Int64).UTC().Format(time.RFC3339))
+	w.Set("to", time.Unix(0, hi.Int64).UTC().Add(time.Minute).Format(time.RFC3339))
+	s, err := Parse(w, now)
+	s.Period = "all"
+	return s, err
 }
