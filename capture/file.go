@@ -198,16 +198,16 @@ func (s *FileSource) Next(p *Packet) error {
 // advance reads the next packet of file i into its head.
 func (s *FileSource) advance(i int) error {
 	h := &s.heads[i]
-	data, ci, link, err := s.files[i].next()
+	data, ts, wire, link, err := s.files[i].next()
 	switch {
 	case err == nil:
 		h.pkt = Packet{
 			Data:     data,
-			TS:       ci.Timestamp.UnixNano(),
+			TS:       ts,
 			Iface:    uint8(i),
 			LinkType: link,
 			CapLen:   len(data),
-			WireLen:  ci.Length,
+			WireLen:  wire,
 		}
 		return nil
 	case err == io.EOF:

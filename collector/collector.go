@@ -252,6 +252,9 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		}
 	}
 	c.maxTO += int64(cfg.Interval)
+	// Compact well before the journal reaches its limit (which refuses
+	// PDUs): at half of it, when that is below the usual threshold.
+	c.compactAt = min(defaultCompactAt, lim.MaxJournal/2)
 	sp.SetClocks(c.clk.state)
 	rec.SetClocks(c.clk.bound)
 	return c, nil

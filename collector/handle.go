@@ -27,7 +27,7 @@ func (c *Collector) handle(f *pdu.Frame) error {
 }
 
 func (c *Collector) handleLocked(f *pdu.Frame) error {
-	if err := c.checkJournalLimit(); err != nil {
+	if err := c.checkJournalLimit(f); err != nil {
 		return err
 	}
 	s, err := c.sessionOf(f.Header.Probe, f.Header.Session)
