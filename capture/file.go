@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"sync"
@@ -125,6 +126,10 @@ func OpenFiles(cfg FileConfig) (*FileSource, error) {
 		r, err := openFile(p)
 		if err != nil {
 			s.Close()
+			var pe *fs.PathError
+			if errors.As(err, &pe) && pe.Path == p {
+				return nil, fmt.Errorf("capture: %w", err) // names the file already
+			}
 			return nil, fmt.Errorf("capture: open %s: %w", p, err)
 		}
 		s.files = append(s.files, r)
