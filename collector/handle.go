@@ -92,6 +92,10 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		if err := c.counters(s, f.Body); err != nil {
 			return err
 		}
+	case pdu.TypeRTT:
+		if err := c.rtts(s, f.Body); err != nil {
+			return err
+		}
 	case pdu.TypeBye:
 		s.closed = true
 		c.event(time.Now(), "probe.bye", fmt.Sprintf("probe %s session %08x ended cleanly", s.name, f.Header.Session))

@@ -22,6 +22,7 @@ type output struct {
 	sights   *pdu.Builder
 	events   *pdu.Builder
 	counters *pdu.Builder
+	rtt      *pdu.Builder
 	opened   time.Time // when the oldest open builder got its first record
 	first    int64     // time of the first sighting in the open sightings PDU
 	clock    atomic.Int64
@@ -33,7 +34,7 @@ type output struct {
 
 func newOutput(maxSize int) *output {
 	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize),
-		counters: pdu.NewBuilder(maxSize)}
+		counters: pdu.NewBuilder(maxSize), rtt: pdu.NewBuilder(maxSize)}
 }
 
 func (o *output) touch() {
@@ -74,6 +75,25 @@ func (o *output) Counters(c pdu.Counters) {
 	}
 	o.sendCounters(o.clock.Load())
 	o.counters.AddCounters(c)
+}
+
+// RTT takes a record of the round-trip analysis (analyse/rtt).
+func (o *output) RTT(r *pdu.RTT) {
+	o.touch()
+	if o.rtt.AddRTT(r) {
+		return
+	}
+	o.sendAfterDefs(o.rtt, pdu.TypeRTT, o.clock.Load())
+	o.rtt.AddRTT(r)
+}
+
+// sendAfterDefs sends the open PDU of b after the flow definitions its
+// records refer to.
+func (o *output) sendAfterDefs(b *pdu.Builder, t pdu.Type, clock int64) {
+	if o.defs.Len() > 0 {
+		o.send(o.defs, pdu.TypeFlowDef, clock)
+	}
+	o.send(b, t, clock)
 }
 
 // sendCounters sends the open counters PDU after the flow definitions it
@@ -159,6 +179,9 @@ func (o *output) flush(w int64) {
 	}
 	if o.counters.Len() > 0 {
 		o.sendCounters(w)
+	}
+	if o.rtt.Len() > 0 {
+		o.sendAfterDefs(o.rtt, pdu.TypeRTT, w)
 	}
 	o.advance(w)
 	o.opened = time.Time{}
