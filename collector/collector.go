@@ -88,8 +88,9 @@ type Collector struct {
 	global   map[flow.Key]uint32
 	classOf  []uint16 // collector flow id → class index
 	nextFlow uint32
-	maxTime  int64 // largest probe time seen
-	maxTO    int64 // largest one-way timeout + interval: how far "everything" reaches
+	rw       recWatch // reconcile events (events.go)
+	maxTime  int64    // largest probe time seen
+	maxTO    int64    // largest one-way timeout + interval: how far "everything" reaches
 	started  time.Time
 }
 
@@ -172,6 +173,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := c.restoreSessions(o.Spool); err != nil {
 		return fmt.Errorf("collector %s: %w", me.Name, err)
 	}
+	c.rw.last = c.rec.Counters() // reported before the restart
 	if me.Ops.Metrics != "" {
 		// After the journal's replay, which runs without the lock.
 		hs, err := health.Serve(me.Ops.Metrics, log, c.metrics())

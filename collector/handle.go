@@ -199,6 +199,7 @@ func (c *Collector) tick(now time.Time) {
 	c.liveness(now)
 	c.advance(now)
 	c.cutData(now)
+	c.reportReconcile(now, false)
 	if err := c.sp.Cut(now); err != nil {
 		c.log.Error("writing spool", "err", err)
 	}
@@ -224,6 +225,7 @@ func (c *Collector) Close() error {
 		err = c.rec.Flush()
 	}
 	resetJournal := c.j != nil && done && err == nil && c.rec.Counters().Live == 0
+	c.reportReconcile(time.Now(), true)
 	k := c.rec.Counters()
 	detail := fmt.Sprintf("sightings=%d completed=%d lost=%d missed=%d duplicates=%d clashes=%d late=%d invalid=%d forced=%d undecided=%d",
 		k.Sightings, k.Completed, k.Lost, k.Missed, k.Duplicates, k.Clashes, k.Late, k.Invalid, k.Forced, boolInt(!done)*k.Live)

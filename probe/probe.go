@@ -184,12 +184,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	// Not waited for: a query in flight must not delay the end.
 	go watchClock(wctx, cfg.Clock, log, nt, g)
-	watchDone := make(chan struct{})
+	watchDone := make(chan struct{}, 2)
 	go func() {
-		defer close(watchDone)
+		defer func() { watchDone <- struct{}{} }()
 		if len(socks) > 0 {
 			watchDrops(wctx, socks, log, nt.event)
 		}
+	}()
+	go func() {
+		defer func() { watchDone <- struct{}{} }()
+		watchHealth(wctx, sender, socks, svs, names, log, nt.event)
 	}()
 
 	// Live: the analyser outlives ctx: it drains what the sieves pushed
@@ -209,6 +213,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	stopWatch()
+	<-watchDone
 	<-watchDone
 	an.Close()
 	for _, sv := range svs {
