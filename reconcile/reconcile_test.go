@@ -514,3 +514,84 @@ func TestAddDoesNotAllocate(t *testing.T) {
 type discard struct{}
 
 func (discard) WriteInterval(*Interval) error { return nil }
+
+// Two packets with one signature, 300 ms apart on a path of ~20 ms, their
+// four sightings delivered in every order (the probes' PDUs reordered by
+// the network or by retries): each is paired with its own, never the first
+// packet's X with the second's Y (a 320 ms delay and a false lost and
+// missed). And with the first packet lost before Y, in every order of its
+// three sightings: one delay of 21 ms and one loss.
+func TestClashPairingAnyOrder(t *testing.T) {
+	x1, x2 := t0+400*ms, t0+700*ms
+	y1, y2 := x1+20*ms, x2+21*ms
+	type sight struct {
+		hop uint8
+		ts  int64
+	}
+	var perms func(s []sight) [][]sight
+	perms = func(s []sight) [][]sight {
+		if len(s) <= 1 {
+			return [][]sight{append([]sight(nil), s...)}
+		}
+		var out [][]sight
+		for i := range s {
+			rest := append(append([]sight(nil), s[:i]...), s[i+1:]...)
+			for _, p := range perms(rest) {
+				out = append(out, append([]sight{s[i]}, p...))
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name           string
+		sights         []sight
+		n, sum, lost   uint64
+		wantMin, wantM int64
+	}{
+		{"both delivered", []sight{{0, x1}, {0, x2}, {1, y1}, {1, y2}}, 2, uint64(41 * ms), 0, 20 * ms, 21 * ms},
+		{"first lost", []sight{{0, x1}, {0, x2}, {1, y2}}, 1, uint64(21 * ms), 1, 21 * ms, 21 * ms},
+	} {
+		for i, order := range perms(tc.sights) {
+			// The demo's class: maxTransit 1 s, timeout 2 s, so that
+			// the two packets are candidates for each other's record.
+			cfg := path3()
+			cfg.Classes[1].OneWay.MaxTransit, cfg.Classes[1].OneWay.Timeout = time.Second, 2*time.Second
+			sink := &collectSink{}
+			r, err := New(cfg, sink, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for f, c := range []int{0, 0, 1, 1} {
+				if err := r.AddFlow(uint32(f), c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Twenty packets teach the class its transit X→Y, ~20 ms.
+			for k := range int64(20) {
+				r.Add(Sighting{Flow: 3, Hop: 0, Sig: uint32(100 + k), TS: t0 + k*ms})
+				r.Add(Sighting{Flow: 3, Hop: 1, Sig: uint32(100 + k), TS: t0 + k*ms + 20*ms + k%2*ms})
+			}
+			if err := r.Advance(t0 + 200*ms); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range order {
+				r.Add(Sighting{Flow: 3, Hop: s.hop, Sig: 7, TS: s.ts})
+			}
+			flush(t, r)
+			st := sink.stat(t, t0, 3, 0)
+			n, sum := st.Count-20, uint64(st.Sum-int64(20*20*ms+10*ms))
+			if n != tc.n || sum != tc.sum || st.Lost != tc.lost || st.Missed != 0 || st.Max != tc.wantM {
+				t.Errorf("%s, order %d %v: %d delays summing %d ns (max %d), lost %d, missed %d; want %d summing %d (max %d), lost %d, missed 0",
+					tc.name, i, order, n, sum, st.Max, st.Lost, st.Missed, tc.n, tc.sum, tc.wantM, tc.lost)
+			}
+			if st.Clashes != 1 {
+				t.Errorf("%s, order %d: %d clashes, want 1", tc.name, i, st.Clashes)
+			}
+			for _, iv := range sink.ivs {
+				if !iv.Accounting.Balanced() {
+					t.Errorf("%s, order %d: accounting %+v", tc.name, i, iv.Accounting)
+				}
+			}
+		}
+	}
+}
