@@ -254,7 +254,7 @@ func TestSameCaptureBothHops(t *testing.T) {
 	)
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for range max(4, 4*runtime.GOMAXPROCS(0)) {
+	for range max(8, 6*runtime.GOMAXPROCS(0)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

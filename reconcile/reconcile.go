@@ -18,14 +18,17 @@
 //     reference time (the time of the sighting that created them) lies in
 //     [t−M, t+M].
 //   - If a candidate has hop h within D of t, the sighting is a duplicate:
-//     counted for each pair ending at h, then dropped. A complete record is
-//     kept until D after its last sighting, and at least M after its
-//     reference time, for this check and so that a later packet with the
-//     same signature counts as a clash in any delivery order.
+//     the record keeps the earlier of the two times (in any arrival order),
+//     the later is counted for each pair ending at h, then dropped. A
+//     complete record is kept for this check until D after its last
+//     sighting (at most its timeout after its earliest), and remembered M
+//     after its reference time so that a later packet with the same
+//     signature counts as a clash in any delivery order.
 //   - Otherwise the candidate without hop h whose times fit takes it: its
 //     other hops in path order around t first, then the one where the
-//     class's usual transit puts t nearest (see match), the older on a tie; a record with every hop is
-//     complete: one delay per hop pair, in the interval of its hop_from time.
+//     class's usual transit puts t nearest (see match), the older on a
+//     tie; a record with every hop is complete: one delay per hop pair, in
+//     the interval of its hop_from time.
 //   - Otherwise, when no candidate fits (in path order and, once learned,
 //     within the usual transit), the sighting takes hop h of an undecided
 //     candidate that it fits where that candidate's own sighting at h does
@@ -394,9 +397,15 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 
 	// A duplicate wins over a match: a copy of a packet already seen at h
 	// must not complete another record that lacks h.
+	// Of two copies, the earlier is the packet and the later the
+	// duplicate, whichever arrives first: the record keeps the earlier.
 	for _, i := range r.cands {
 		rec := &r.recs[i]
 		if rec.mask&bit != 0 && absDiff(rec.ts[h], t) <= c.dup {
+			if t < rec.ts[h] {
+				rec.ts[h], t = t, rec.ts[h]
+				r.retime(c, int32(i))
+			}
 			r.duplicate(c, flow, int(h), t)
 			return
 		}
@@ -498,6 +507,15 @@ func (r *Reconciler) swap(c *class, h uint8, t int64) (int32, int64) {
 	rec := &r.recs[best]
 	old := rec.ts[h]
 	rec.ts[h] = t
+	r.retime(c, best)
+	r.c.Swaps++
+	return best, old
+}
+
+// retime recomputes the earliest time and the deadline of record i after
+// one of its hop times changed.
+func (r *Reconciler) retime(c *class, i int32) {
+	rec := &r.recs[i]
 	rec.min = math.MaxInt64
 	for m := rec.mask; m != 0; m &= m - 1 {
 		rec.min = min(rec.min, rec.ts[bits.TrailingZeros8(m)])
@@ -508,8 +526,6 @@ func (r *Reconciler) swap(c *class, h uint8, t int64) (int32, int64) {
 		rec.deadline = rec.min + c.timeout
 	}
 	r.heap.fix(r.recs, rec.hpos)
-	r.c.Swaps++
-	return best, old
 }
 
 // match picks, among the candidates lacking hop h, the record the sighting

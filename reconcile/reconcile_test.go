@@ -595,3 +595,26 @@ func TestClashPairingAnyOrder(t *testing.T) {
 		}
 	}
 }
+
+// Two copies of a packet at one hop within the duplicate window: the
+// earlier is the packet, the later the duplicate, in either arrival order
+// (a PDU retried or reordered can bring the copy first).
+func TestDuplicateEarlierWins(t *testing.T) {
+	for _, copyFirst := range []bool{false, true} {
+		r, sink := newPath3(t)
+		r.Add(Sighting{Flow: 3, Hop: 0, Sig: 9, TS: t0})
+		orig, cp := Sighting{Flow: 3, Hop: 1, Sig: 9, TS: t0 + 20*ms}, Sighting{Flow: 3, Hop: 1, Sig: 9, TS: t0 + 20*ms + ms/2}
+		if copyFirst {
+			r.Add(cp)
+			r.Add(orig)
+		} else {
+			r.Add(orig)
+			r.Add(cp)
+		}
+		flush(t, r)
+		st := sink.stat(t, t0, 3, 0)
+		if st.Count != 1 || st.Sum != 20*ms || st.Duplicate != 1 {
+			t.Errorf("copy first %v: count %d sum %d duplicates %d; want 1, 20 ms, 1", copyFirst, st.Count, st.Sum, st.Duplicate)
+		}
+	}
+}

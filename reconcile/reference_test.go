@@ -157,6 +157,9 @@ func (r *refRecon) place(s Sighting, cls, depth int) {
 	})
 	for _, c := range cands {
 		if c.has[h] && abs64(c.ts[h]-t) <= int64(ow.DupWindow) {
+			if t < c.ts[h] {
+				c.ts[h], t = t, c.ts[h] // the earlier is the packet
+			}
 			r.counters.Duplicates++
 			for p, hp := range refPairs(ow) {
 				if hp.To == h {
