@@ -7,27 +7,11 @@ import (
 	"math"
 	"time"
 
-	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/spool"
 	"github.com/tmon-project/tmon/transport"
 )
-
-// probeKeys returns the probes' keys by probe id, or nil when no probe has
-// one (authentication off; conf requires all or none).
-func probeKeys(cfg *conf.Config) map[uint16][]byte {
-	var keys map[uint16][]byte
-	for _, p := range cfg.Probes {
-		if p.Key != nil {
-			if keys == nil {
-				keys = make(map[uint16][]byte)
-			}
-			keys[p.ID] = p.Key
-		}
-	}
-	return keys
-}
 
 // journaledSink writes closed intervals to the spool and notes each in the
 // journal; after a restart it drops the intervals the journal says were

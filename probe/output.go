@@ -39,6 +39,7 @@ type output struct {
 	defs                        *pdu.Builder
 	sights                      *pdu.Builder
 	events                      *pdu.Builder
+	counters                    *pdu.Builder
 	opened                      time.Time // when the oldest open builder got its first record
 	done                        int64     // every packet before it has been analysed
 	openMin                     int64     // earliest sighting in the open sightings PDU; MaxInt64 when empty
@@ -49,7 +50,7 @@ type output struct {
 
 func newOutput(maxSize int) *output {
 	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize),
-		done: math.MinInt64, openMin: math.MaxInt64}
+		counters: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
 }
 
 func (o *output) touch() {
@@ -85,6 +86,25 @@ func (o *output) Sighting(s pdu.Sighting, exp uint8, size bool) {
 	o.sights.AddSighting(s.Flow, exp, size, s)
 	o.openMin = s.TS
 	o.publish()
+}
+
+// Counters takes a record of the counters analysis (analyse/counters).
+func (o *output) Counters(c pdu.Counters) {
+	o.touch()
+	if o.counters.AddCounters(c) {
+		return
+	}
+	o.sendCounters(o.covered())
+	o.counters.AddCounters(c)
+}
+
+// sendCounters sends the open counters PDU after the flow definitions it
+// refers to.
+func (o *output) sendCounters(clock int64) {
+	if o.defs.Len() > 0 {
+		o.send(o.defs, pdu.TypeFlowDef, clock)
+	}
+	o.send(o.counters, pdu.TypeCounters, clock)
 }
 
 func (o *output) event(ts int64, kind, detail string) {
@@ -165,6 +185,9 @@ func (o *output) flush(w int64) {
 	}
 	if o.events.Len() > 0 {
 		o.send(o.events, pdu.TypeEvents, o.covered())
+	}
+	if o.counters.Len() > 0 {
+		o.sendCounters(o.covered())
 	}
 	o.publish()
 	o.opened = time.Time{}

@@ -63,6 +63,9 @@ type Summary struct {
 	Lost    map[int64]bool
 	Missed  int
 	Dropped int // per-packet records of kind dropped
+	// Counted: per class and probe interface, what the counters analysis
+	// saw (every class, one-way or not).
+	Counted []*Counted
 }
 
 // ReadSpool reads every complete owd_* file of a collector's spool.
@@ -193,6 +196,9 @@ func ReadSpool(dir string) (*Summary, error) {
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	if s.Counted, err = readCounted(dir); err != nil {
 		return nil, err
 	}
 	for _, p := range pairs {

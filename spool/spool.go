@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,10 +62,11 @@ type Writer struct {
 
 	clocks atomic.Pointer[func(probe int) ClockState]
 
-	mu     sync.Mutex
-	flows  buffer
-	events buffer
-	closed bool
+	mu       sync.Mutex
+	flows    buffer
+	events   buffer
+	counters intervalRows
+	closed   bool
 }
 
 var _ reconcile.Sink = (*Writer)(nil)
@@ -99,6 +101,7 @@ func New(dir string, cfg *conf.Config) (*Writer, error) {
 		interval: int64(cfg.Interval),
 		flows:    buffer{typ: TypeFlows, cols: ColsFlows},
 		events:   buffer{typ: TypeEvents, cols: ColsEvents},
+		counters: intervalRows{typ: TypeCounters, cols: ColsCounters},
 	}, nil
 }
 
@@ -242,6 +245,7 @@ func (w *Writer) Close() error {
 			errs = append(errs, w.cut(buf))
 		}
 	}
+	errs = append(errs, w.cutData(&w.counters, math.MaxInt64))
 	return errors.Join(errs...)
 }
 
