@@ -102,7 +102,8 @@ type session struct {
 	name      string
 	flows     []flowRef // by probe flow id
 	wm        int64
-	closed    bool
+	closed    bool   // said goodbye, and everything before the bye arrived
+	bye       uint32 // seq of the bye PDU, once it arrived; 0 before
 	lastHeard time.Time
 }
 

@@ -93,7 +93,10 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 			return err
 		}
 	case pdu.TypeBye:
-		s.closed = true
+		// Ended once every PDU before the bye has arrived too (the
+		// watermark reaches its seq, HandleWatermark): a bye overtaking
+		// a retried PDU must not stop the wait for it.
+		s.bye = f.Header.Seq
 		c.event(time.Now(), "probe.bye", fmt.Sprintf("probe %s session %08x ended cleanly", s.name, f.Header.Session))
 	}
 	if t := f.Header.ProbeTime; t > c.maxTime {
@@ -113,6 +116,9 @@ func (c *Collector) HandleWatermark(probe uint16, session uint32, w transport.Wa
 	s.lastHeard = time.Now()
 	if w.ProbeTime > s.wm {
 		s.wm = w.ProbeTime
+	}
+	if s.bye != 0 && w.Seq >= s.bye {
+		s.closed = true
 	}
 	if w.ProbeTime > c.maxTime {
 		c.maxTime = w.ProbeTime
