@@ -87,8 +87,9 @@ type Collector struct {
 	global   map[flow.Key]uint32
 	classOf  []uint16 // collector flow id → class index
 	nextFlow uint32
-	maxTime  int64 // largest probe time seen
-	maxTO    int64 // largest one-way timeout + interval: how far "everything" reaches
+	maxTime  int64   // largest probe time seen
+	wmBuf    []int64 // advance's per-probe watermarks
+	maxTO    int64   // largest one-way timeout + interval: how far "everything" reaches
 	started  time.Time
 }
 

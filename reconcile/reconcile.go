@@ -133,6 +133,7 @@ type class struct {
 	refusals  int            // out-of-order candidates refused since the last completion
 	probes    [MaxHops][]int // probes observing each hop (conf.ProbeInterface.Probe)
 	tol       []int64        // compose tolerance (clock.go) by pair·MaxHops + intermediate hop
+	heap      expiryHeap     // the class's live records by deadline: each class waits for its own probes
 }
 
 type pair struct {
@@ -150,8 +151,9 @@ type record struct {
 	flow     uint32
 	sig      uint32
 	hpos     int32 // position in the expiry heap; next free record while free
-	mask     uint8 // hops present
-	learned  bool  // complete, and folded into the class's usual transit
+	cls      uint16 // index into Reconciler.classes
+	mask     uint8  // hops present
+	learned  bool   // complete, and folded into the class's usual transit
 }
 
 // key orders the matching B-tree: flow and signature first so that one
@@ -192,7 +194,7 @@ type Reconciler struct {
 	recs []record
 	free int32 // head of the free list; -1 when empty
 	tree *btree.BTreeG[key]
-	heap expiryHeap
+	live int // records in the classes' expiry heaps
 
 	// Candidate scan state: visit is a method value bound once so that
 	// AscendRange does not allocate a closure per sighting.
@@ -334,7 +336,7 @@ func (r *Reconciler) AddFlow(id uint32, class int) error {
 // Counters returns the cumulative counters.
 func (r *Reconciler) Counters() Counters {
 	c := r.c
-	c.Live = r.heap.len()
+	c.Live = r.live
 	return c
 }
 
@@ -432,26 +434,39 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 		if t < rec.min {
 			rec.min = t
 			rec.deadline = t + c.timeout
-			r.heap.fix(r.recs, rec.hpos)
+			c.heap.fix(r.recs, rec.hpos)
 		}
 		return
 	}
 	if len(r.cands) > 0 || r.clashesRecent(fs, t, c.maxT) {
 		r.clash(c, flow, t)
 	}
-	if r.heap.len() >= r.max {
-		top := r.heap.top()
-		if r.recs[top].mask != r.classes[r.flows[r.recs[top].flow]].full {
-			r.c.Forced++
-		}
-		r.expire(top)
+	if r.live >= r.max {
+		r.force()
 	}
 	i := r.alloc()
 	rec := &r.recs[i]
-	*rec = record{ref: t, min: t, deadline: t + c.timeout, flow: flow, sig: sig, mask: bit}
+	*rec = record{ref: t, min: t, deadline: t + c.timeout, flow: flow, sig: sig, cls: uint16(c.index), mask: bit}
 	rec.ts[h] = t
 	r.tree.ReplaceOrInsert(key{fs: fs, ref: t, idx: uint32(i)})
-	r.heap.push(r.recs, i)
+	c.heap.push(r.recs, i)
+	r.live++
+}
+
+// force expires the live record nearest its deadline, of any class, to
+// make room under MaxRecords.
+func (r *Reconciler) force() {
+	var c *class
+	for i := range r.classes {
+		if k := &r.classes[i]; k.heap.len() > 0 && (c == nil || k.heap.topDeadline() < c.heap.topDeadline()) {
+			c = k
+		}
+	}
+	top := c.heap.top()
+	if r.recs[top].mask != c.full {
+		r.c.Forced++
+	}
+	r.expire(top)
 }
 
 // fit says how well time x at hop h fits record rec's other hops: in path
@@ -525,7 +540,7 @@ func (r *Reconciler) retime(c *class, i int32) {
 	} else {
 		rec.deadline = rec.min + c.timeout
 	}
-	r.heap.fix(r.recs, rec.hpos)
+	c.heap.fix(r.recs, rec.hpos)
 }
 
 // match picks, among the candidates lacking hop h, the record the sighting
@@ -622,7 +637,8 @@ func (r *Reconciler) alloc() int32 {
 func (r *Reconciler) remove(i int32) {
 	rec := &r.recs[i]
 	r.tree.Delete(key{fs: uint64(rec.flow)<<32 | uint64(rec.sig), ref: rec.ref, idx: uint32(i)})
-	r.heap.remove(r.recs, rec.hpos)
+	r.classes[rec.cls].heap.remove(r.recs, rec.hpos)
+	r.live--
 	rec.hpos = r.free
 	r.free = i
 }
@@ -647,6 +663,7 @@ func (r *Reconciler) complete(c *class, i int32, plausible bool) {
 	// reference time, so that a later packet with the same signature counts
 	// as a clash whatever order the probes' PDUs arrive in.
 	rec.deadline = c.tombstone(rec)
+	c.heap.fix(r.recs, rec.hpos)
 	last := rec.ts[0]
 	for h := 1; h < c.nhops; h++ {
 		last = max(last, rec.ts[h])
@@ -658,7 +675,6 @@ func (r *Reconciler) complete(c *class, i int32, plausible bool) {
 	if _, ok := r.recent[fs]; ok || len(r.recent) < r.max {
 		r.recent[fs] = recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)}
 	}
-	r.heap.fix(r.recs, rec.hpos)
 }
 
 // tombstone is the deadline of a complete record: the duplicate window
@@ -731,7 +747,7 @@ func (r *Reconciler) measure(c *class, rec *record, p int) {
 // the path missing) or missed (an earlier hop missing) and removes it.
 func (r *Reconciler) expire(i int32) {
 	rec := &r.recs[i]
-	c := &r.classes[r.flows[rec.flow]]
+	c := &r.classes[rec.cls]
 	if rec.mask == c.full {
 		r.decide(c, rec)
 		r.remove(i)
@@ -842,13 +858,57 @@ func (r *Reconciler) Advance(watermark int64) error {
 	if watermark <= r.wm {
 		return nil
 	}
-	r.wm = watermark
-	for r.heap.len() > 0 {
-		if r.heap.topDeadline() >= watermark {
-			break
-		}
-		r.expire(r.heap.top())
+	for i := range r.classes {
+		r.expireClass(&r.classes[i], watermark)
 	}
+	return r.advanceTo(watermark)
+}
+
+// AdvanceProbes is Advance with a watermark per probe: wm[p] is the time
+// before which probe p (index into Config.Probes) has delivered every
+// sighting. A class waits only for the probes observing its hops: its
+// records are decided once the least of their watermarks has passed; the
+// slots close once every class has passed them. A probe that is not waited
+// for (it said goodbye, or was given up) should be given a watermark past
+// every sighting seen.
+func (r *Reconciler) AdvanceProbes(wm []int64) error {
+	global := int64(math.MaxInt64)
+	for i := range r.classes {
+		c := &r.classes[i]
+		if c.index < 0 {
+			continue
+		}
+		cw := int64(math.MaxInt64)
+		for h := range c.nhops {
+			for _, p := range c.probes[h] {
+				if p >= 0 && p < len(wm) {
+					cw = min(cw, wm[p])
+				}
+			}
+		}
+		if cw == math.MaxInt64 {
+			continue // no probe observes it: nothing to wait for
+		}
+		r.expireClass(c, cw)
+		global = min(global, cw)
+	}
+	if global == math.MaxInt64 || global <= r.wm {
+		return nil
+	}
+	return r.advanceTo(global)
+}
+
+// expireClass decides the records of class c whose deadline is before w.
+func (r *Reconciler) expireClass(c *class, w int64) {
+	for c.heap.len() > 0 && c.heap.topDeadline() < w {
+		r.expire(c.heap.top())
+	}
+}
+
+// advanceTo moves the watermark of every class to watermark (above the
+// current one) and closes the slots no record can reach any more.
+func (r *Reconciler) advanceTo(watermark int64) error {
+	r.wm = watermark
 	r.pruneGaps()
 	r.sweepRecent()
 	if r.clk.bound != nil && (watermark-r.clk.at >= tolRefresh || watermark-r.clk.at < 0) {
@@ -868,8 +928,8 @@ func (r *Reconciler) Advance(watermark int64) error {
 // Flush ends the data: it classifies every live record as lost or missed
 // and closes every slot. Later sightings are counted late.
 func (r *Reconciler) Flush() error {
-	for r.heap.len() > 0 {
-		r.expire(r.heap.top())
+	for i := range r.classes {
+		r.expireClass(&r.classes[i], math.MaxInt64)
 	}
 	r.wm = math.MaxInt64
 	return r.closeThrough(math.MaxInt64)

@@ -618,3 +618,48 @@ func TestDuplicateEarlierWins(t *testing.T) {
 		}
 	}
 }
+
+// Each class waits for the probes of its own hops: with probe 3 (hop Y of
+// class xy) silent, class ab's records are decided as its probes' stamps
+// pass, while class xy's wait, and its late-coming sighting completes its
+// packet instead of meeting a record already decided lost. Intervals close
+// only once every class has passed them.
+func TestAdvanceProbesPerClass(t *testing.T) {
+	cfg := path3()
+	on := func(probe int) []conf.ProbeInterface { return []conf.ProbeInterface{{Probe: probe}} }
+	cfg.Classes[0].OneWay.Hops = []conf.Hop{{Name: "A", Interfaces: on(0)}, {Name: "B", Interfaces: on(1)}, {Name: "C", Interfaces: on(1)}}
+	cfg.Classes[1].OneWay.Hops = []conf.Hop{{Name: "X", Interfaces: on(2)}, {Name: "Y", Interfaces: on(3)}}
+	sink := &collectSink{}
+	r, err := New(cfg, sink, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, c := range []int{0, 0, 1, 1} {
+		if err := r.AddFlow(uint32(f), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Add(Sighting{Flow: 0, Hop: 0, Sig: 1, TS: t0})        // lost after A
+	r.Add(Sighting{Flow: 3, Hop: 0, Sig: 2, TS: t0 + 1*ms}) // its Y sighting is still at the silent probe
+	later := t0 + 2*int64(time.Second)
+	if err := r.AdvanceProbes([]int64{later, later, later, t0}); err != nil {
+		t.Fatal(err)
+	}
+	if k := r.Counters(); k.Lost != 1 || k.Live != 1 || len(sink.ivs) != 0 {
+		t.Fatalf("after class ab's stamps passed: %+v, %d intervals written; want ab's packet lost, xy's waiting, nothing closed", k, len(sink.ivs))
+	}
+	r.Add(Sighting{Flow: 3, Hop: 1, Sig: 2, TS: t0 + 21*ms})
+	if err := r.AdvanceProbes([]int64{later, later, later, later}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.ivs) == 0 {
+		t.Fatal("no interval closed once every probe passed it")
+	}
+	st := sink.stat(t, t0, 3, 0)
+	if st.Count != 1 || st.Sum != 20*ms || st.Lost+st.Missed != 0 {
+		t.Errorf("class xy: %+v; want one delay of 20 ms", countsOf(st))
+	}
+	if k := r.Counters(); k.Lost != 1 || k.Late != 0 || k.Missed != 0 {
+		t.Errorf("%+v", k)
+	}
+}
