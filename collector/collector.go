@@ -17,6 +17,7 @@ import (
 
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/flow"
+	"github.com/tmon-project/tmon/health"
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/spool"
@@ -87,9 +88,10 @@ type Collector struct {
 	global   map[flow.Key]uint32
 	classOf  []uint16 // collector flow id → class index
 	nextFlow uint32
-	maxTime  int64   // largest probe time seen
-	wmBuf    []int64 // advance's per-probe watermarks
-	maxTO    int64   // largest one-way timeout + interval: how far "everything" reaches
+	rw       recWatch // reconcile events (events.go)
+	maxTime  int64    // largest probe time seen
+	wmBuf    []int64  // advance's per-probe watermarks
+	maxTO    int64    // largest one-way timeout + interval: how far "everything" reaches
 	started  time.Time
 }
 
@@ -173,6 +175,18 @@ func Run(ctx context.Context, o Options) error {
 	if err := c.restoreSessions(o.Spool); err != nil {
 		return fmt.Errorf("collector %s: %w", me.Name, err)
 	}
+	c.rw.last = c.rec.Counters() // reported before the restart
+	if me.Ops.Metrics != "" {
+		// After the journal's replay, which runs without the lock.
+		hs, err := health.Serve(me.Ops.Metrics, log, c.metrics())
+		if err != nil {
+			if c.j != nil {
+				c.j.close()
+			}
+			return fmt.Errorf("collector %s: %w", me.Name, err)
+		}
+		defer hs.Close()
+	}
 	log.Info("collector listening", "address", me.Address, "spool", o.Spool, "config", cfg.File, "version", cfg.Version)
 	c.event(time.Now(), "start", fmt.Sprintf("collector %s listening on %s, config %s", me.Name, me.Address, cfg.Version))
 	if ropt.Keys == nil {
@@ -240,6 +254,9 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		}
 	}
 	c.maxTO += int64(cfg.Interval)
+	// Compact well before the journal reaches its limit (which refuses
+	// PDUs): at half of it, when that is below the usual threshold.
+	c.compactAt = min(defaultCompactAt, lim.MaxJournal/2)
 	sp.SetClocks(c.clk.state)
 	rec.SetClocks(c.clk.bound)
 	return c, nil

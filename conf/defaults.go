@@ -14,6 +14,22 @@ const (
 	DefaultMaxTransit = time.Second
 	DefaultDupWindow  = time.Millisecond
 	DefaultResolution = time.Nanosecond
+	// DefaultLogLevel is the log level of a probe or collector without
+	// logLevel (and of the daemons the configuration does not name).
+	DefaultLogLevel = "info"
+	// DefaultMetricsListen is where <metrics/> without listen serves a
+	// daemon's Prometheus metrics: loopback, the port registered for
+	// OpenTelemetry/Prometheus exporters. Daemons sharing a host need a
+	// listen each.
+	DefaultMetricsListen = "127.0.0.1:9464"
+	// CaptureIdle is how long a live interface may see no packet before
+	// its probe raises a capture.idle event (capture.active when traffic
+	// returns).
+	CaptureIdle = 60 * time.Second
+	// RingCalm is how long the sieve→analyser ring of a live probe must
+	// stay clear of saturation before ring.saturated is followed by
+	// ring.recovered: a ring that fills every other second is one episode.
+	RingCalm = 5 * time.Second
 )
 
 // DefaultSpool is the spool directory of a collector that names none.

@@ -37,8 +37,8 @@ import (
 // the oracle's distinct (flow, signature, time) triples are the packets.
 const sameCaptureConf = `<tmon version="samecapture" interval="1s">
   <collector name="c1" address="127.0.0.1:%d"/>
-  <probe name="pa" id="1" key="`+keyA+`"><interface name="x0" hop="A"/></probe>
-  <probe name="pb" id="2" key="`+keyB+`"><interface name="y0" hop="B"/></probe>
+  <probe name="pa" id="1" key="` + keyA + `"><interface name="x0" hop="A"/></probe>
+  <probe name="pb" id="2" key="` + keyB + `"><interface name="y0" hop="B"/></probe>
   <flowClass name="all">
     <granular fields="ip.src ip.dst ip.proto l4.sport l4.dport icmp.type vlan.id"/>
     <oneWay hops="A B" maxTransit="1s" dupWindow="0s"/>

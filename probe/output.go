@@ -35,17 +35,19 @@ type sender interface {
 // behind is after that. The published clock that heartbeats carry is the
 // same min(done, openMin), never going back.
 type output struct {
-	sender                      sender
-	defs                        *pdu.Builder
-	sights                      *pdu.Builder
-	events                      *pdu.Builder
-	counters                    *pdu.Builder
-	opened                      time.Time // when the oldest open builder got its first record
-	done                        int64     // every packet before it has been analysed
-	openMin                     int64     // earliest sighting in the open sightings PDU; MaxInt64 when empty
-	clock                       atomic.Int64
-	err                         error
-	pdus, sightings, sightBytes uint64
+	sender   sender
+	defs     *pdu.Builder
+	sights   *pdu.Builder
+	events   *pdu.Builder
+	counters *pdu.Builder
+	opened   time.Time // when the oldest open builder got its first record
+	done     int64     // every packet before it has been analysed
+	openMin  int64     // earliest sighting in the open sightings PDU; MaxInt64 when empty
+	clock    atomic.Int64
+	err      error
+	// Counters, written by the analyser goroutine, read by the metrics
+	// endpoint at any time.
+	pdus, sightings, sightBytes atomic.Uint64
 }
 
 func newOutput(maxSize int) *output {
@@ -127,8 +129,8 @@ func (o *output) closeSightings(stamp int64) {
 	n := uint64(o.sights.Len())
 	stamp = max(stamp, o.clock.Load())
 	size := o.send(o.sights, pdu.TypeSightings, stamp)
-	o.sightings += n
-	o.sightBytes += uint64(size)
+	o.sightings.Add(n)
+	o.sightBytes.Add(uint64(size))
 	o.openMin = math.MaxInt64
 	o.advance(stamp)
 }
@@ -143,7 +145,7 @@ func (o *output) send(b *pdu.Builder, t pdu.Type, clock int64) int {
 		o.err = err
 	}
 	b.Reset()
-	o.pdus++
+	o.pdus.Add(1)
 	return n
 }
 

@@ -150,7 +150,7 @@ type record struct {
 	deadline int64          // min + class timeout: expiry index key
 	flow     uint32
 	sig      uint32
-	hpos     int32 // position in the expiry heap; next free record while free
+	hpos     int32  // position in the expiry heap; next free record while free
 	cls      uint16 // index into Reconciler.classes
 	mask     uint8  // hops present
 	learned  bool   // complete, and folded into the class's usual transit

@@ -61,6 +61,7 @@ type Writer struct {
 	interval int64 // ns
 
 	clocks atomic.Pointer[func(probe int) ClockState]
+	count  counters
 
 	mu       sync.Mutex
 	flows    buffer
@@ -458,7 +459,9 @@ var testHookBeforeRename func(tmp string) error
 func (w *Writer) writeFile(typ string, start int64, cols []string, rows []byte) (err error) {
 	dir := filepath.Join(w.dir, typ)
 	base := typ + "-" + time.Unix(0, start).UTC().Format(timeFormat)
+	hdr := "#" + strings.Join(cols, "\t") + "\n"
 	defer func() {
+		w.count.wrote(typ, rows, len(hdr)+len(rows), err)
 		if err != nil {
 			err = fmt.Errorf("spool: write %s: %w", filepath.Join(dir, base+".tsv"), err)
 		}
@@ -489,7 +492,6 @@ func (w *Writer) writeFile(typ string, start int64, cols []string, rows []byte) 
 			os.Remove(tmp)
 		}
 	}()
-	hdr := "#" + strings.Join(cols, "\t") + "\n"
 	if _, err := f.WriteString(hdr); err != nil {
 		return err
 	}
