@@ -158,10 +158,17 @@ func Parse(v url.Values, now time.Time) (Selection, error) {
 		return s, fmt.Errorf("hop pair: give both hop_from and hop_to")
 	}
 	// Rows start on the resolution's grid: whole minutes, hours or days.
+	// A named period keeps its length: its end is rounded up, its start
+	// follows (the lengths are whole days).
+	length := s.To.Sub(s.From)
 	step := s.Resolution().Step
-	s.From = s.From.Truncate(step)
 	if r := s.To.Truncate(step); !r.Equal(s.To) {
 		s.To = r.Add(step)
+	}
+	if s.Period == "custom" {
+		s.From = s.From.Truncate(step)
+	} else {
+		s.From = s.To.Add(-length)
 	}
 	return s, nil
 }
