@@ -153,4 +153,3 @@ func TestRTTMemoryPer100k(t *testing.T) {
 type rttDiscard struct{}
 
 func (rttDiscard) RTT(*pdu.RTT) {}
-
