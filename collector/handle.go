@@ -18,6 +18,14 @@ import (
 func (c *Collector) handle(f *pdu.Frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.j != nil && !c.replaying {
+		// A PDU is taken only when it can be made durable.
+		err := c.j.flushPending()
+		c.journalHealth(err)
+		if err != nil {
+			return errNotDurable
+		}
+	}
 	if err := c.handleLocked(f); err != nil {
 		return err
 	}
@@ -73,7 +81,7 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 			if e.Kind == transport.EventGivenUp {
 				c.givenUp(s, e.Detail)
 			}
-			if c.replaying && !c.replayText {
+			if c.replaying && !c.replayEvents {
 				continue // in the spool before the restart
 			}
 			if err := c.sp.WriteEvent(time.Unix(0, e.TS), "probe:"+s.name, e.Kind, e.Detail); err != nil {
@@ -167,9 +175,7 @@ func (c *Collector) advance(now time.Time) {
 		}
 		w = c.maxTime + c.maxTO + 1
 	}
-	if err := c.rec.Advance(w); err != nil {
-		c.log.Error("writing spool", "err", err)
-	}
+	c.spoolHealth(c.rec.Advance(w))
 }
 
 func (c *Collector) hasHop(pi int) bool {
@@ -188,9 +194,7 @@ func (c *Collector) tick(now time.Time) {
 	defer c.mu.Unlock()
 	c.liveness(now)
 	c.advance(now)
-	if err := c.sp.Cut(now); err != nil {
-		c.log.Error("writing spool", "err", err)
-	}
+	c.spoolHealth(c.sp.Cut(now))
 	c.journalTick()
 }
 
@@ -269,7 +273,7 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 				if err := c.rec.AddFlow(id, int(d.Key.Class)); err != nil {
 					return fmt.Errorf("flow %d: %w", d.ID, err)
 				}
-				if !c.replaying || c.replayText {
+				if !c.replaying || c.replayFlows {
 					if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {
 						return err
 					}

@@ -68,6 +68,9 @@ func spoolTotals(t *testing.T, dir string) (rows map[string]int, count, lost int
 	files, _ := filepath.Glob(filepath.Join(dir, "*", "*.tsv"))
 	for _, f := range files {
 		typ := filepath.Base(filepath.Dir(f))
+		if typ == spool.TypeSets {
+			continue // manifests: no rows loaded
+		}
 		hdr, recs, err := spool.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -47,11 +47,18 @@ type spoolFile struct {
 	// Set by read.
 	data []byte // uncompressed content
 	sum  string // sha256 of data, hex
+
+	// want: the manifest's row for this file (nil: no manifest, a spool
+	// of an older collector, or flows and events).
+	want *manifestRow
 }
 
 func typeOrder(rt *recordType) int {
 	if rt == flowsType {
 		return 0
+	}
+	if rt == setsType {
+		return len(recordTypes) + 2 // after the files it lists
 	}
 	for i, t := range recordTypes {
 		if t == rt {
@@ -61,13 +68,21 @@ func typeOrder(rt *recordType) int {
 	return len(recordTypes) + 1
 }
 
-// parseName checks a spool file name against the contract and returns its
-// type and start; ok is false for names the loader must ignore.
+// parseName checks a spool file name against the contract
+// (<type>-<start>.tsv or <type>-<start>.<n>.tsv, n ≥ 1, docs/spool.md) and
+// returns its type and start; ok is false for names the loader must ignore.
 func parseName(base string) (rt *recordType, start time.Time, ok bool) {
 	if strings.HasPrefix(base, ".") || !strings.HasSuffix(base, ".tsv") {
 		return nil, time.Time{}, false
 	}
 	stem := strings.TrimSuffix(base, ".tsv")
+	if i := strings.IndexByte(stem, '.'); i >= 0 {
+		n := stem[i+1:]
+		if n == "" || n[0] == '0' || strings.Trim(n, "0123456789") != "" {
+			return nil, time.Time{}, false
+		}
+		stem = stem[:i]
+	}
 	i := strings.LastIndexByte(stem, '-')
 	if i <= 0 {
 		return nil, time.Time{}, false
