@@ -48,17 +48,24 @@ fi
 
 mariadb --socket="$SOCK" -uroot <<'EOF'
 CREATE DATABASE IF NOT EXISTS tmon_test;
+-- The report tests' own database (<DSN's database>_report): go test runs
+-- packages in parallel, and the loader tests drop tmon_test's tables.
+CREATE DATABASE IF NOT EXISTS tmon_test_report;
 CREATE USER IF NOT EXISTS 'tmon_load'@'localhost' IDENTIFIED BY 'tmon-load-pw';
 CREATE USER IF NOT EXISTS 'tmon_load'@'127.0.0.1' IDENTIFIED BY 'tmon-load-pw';
 CREATE USER IF NOT EXISTS 'tmon_report'@'localhost' IDENTIFIED BY 'tmon-report-pw';
 CREATE USER IF NOT EXISTS 'tmon_report'@'127.0.0.1' IDENTIFIED BY 'tmon-report-pw';
 -- Loading account: docs/loader.md "Database accounts". No DELETE: retention
 -- drops partitions (DROP), it never deletes rows.
-GRANT SELECT, INSERT, UPDATE, CREATE, ALTER, DROP, INDEX ON tmon_test.* TO 'tmon_load'@'localhost';
-GRANT SELECT, INSERT, UPDATE, CREATE, ALTER, DROP, INDEX ON tmon_test.* TO 'tmon_load'@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, CREATE, CREATE VIEW, ALTER, DROP, INDEX ON tmon_test.* TO 'tmon_load'@'localhost';
+GRANT SELECT, INSERT, UPDATE, CREATE, CREATE VIEW, ALTER, DROP, INDEX ON tmon_test.* TO 'tmon_load'@'127.0.0.1';
 -- Read-only account for reports.
 GRANT SELECT ON tmon_test.* TO 'tmon_report'@'localhost';
 GRANT SELECT ON tmon_test.* TO 'tmon_report'@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, CREATE, CREATE VIEW, ALTER, DROP, INDEX ON tmon_test_report.* TO 'tmon_load'@'localhost';
+GRANT SELECT, INSERT, UPDATE, CREATE, CREATE VIEW, ALTER, DROP, INDEX ON tmon_test_report.* TO 'tmon_load'@'127.0.0.1';
+GRANT SELECT ON tmon_test_report.* TO 'tmon_report'@'localhost';
+GRANT SELECT ON tmon_test_report.* TO 'tmon_report'@'127.0.0.1';
 FLUSH PRIVILEGES;
 EOF
-echo "mariadb.sh: ready (database tmon_test, accounts tmon_load, tmon_report)" >&2
+echo "mariadb.sh: ready (databases tmon_test and tmon_test_report, accounts tmon_load, tmon_report)" >&2

@@ -2,8 +2,10 @@
 // and before the PDU builders: it discovers granular flow instances and
 // announces each once with a numeric per-probe id, maps non-first IP
 // fragments to the flow of their first fragment, and turns packets of
-// one-way classes into sightings. Protocol analysers (round trips, TCP, FTP,
-// counters) plug in here later, as further consumers of the same records.
+// one-way classes into sightings. Protocol analyses (counters, round trips,
+// TCP, FTP) plug in here: each is an Analysis, in a package of its own, that
+// sees every record with the flow instances it belongs to, and the data
+// clock; the analyser dispatches to them and knows none of them.
 //
 // IP fragments: each fragment crosses the path as a packet of its own and is
 // sighted on its own. Only a first fragment carries the transport header, so
@@ -78,11 +80,45 @@ type Analyser struct {
 	flows   map[instKey]uint32
 	nextID  uint32
 	stats   Stats
+	plug    []Analysis
+	ids     FlowIDs
 }
 
-// Config tunes an Analyser; the zero value is usable. (Room for the
-// protocol analysers' settings.)
-type Config struct{}
+// Analysis is one protocol analysis plugged into the analyser stage
+// (reference §1.14.5): counters, round trips, TCP connections, FTP. Each
+// lives in a package of its own and sends its records through its own
+// output; adding one touches neither the others, nor the analyser, nor
+// the sieve. Methods are called from the analyser's goroutine.
+type Analysis interface {
+	// Packet sees one record; ids.Of(class) is the flow instance id of
+	// each class in rec.Classes (announced by a FlowDef before this call).
+	// rec and ids are not retained. It must not allocate in the steady
+	// state.
+	Packet(rec *sieve.Record, ids *FlowIDs)
+	// Advance says that every record captured before now (data time, ns)
+	// has been given to Packet: records of intervals that ended by now
+	// can be sent, and state idle since before now aged out.
+	Advance(now int64)
+	// Close sends what is left: the capture ended.
+	Close()
+}
+
+// FlowIDs holds the flow instance id of a record for each of its classes.
+type FlowIDs struct{ id [64]uint32 }
+
+// Of returns the flow instance id of the record in class ci (valid only
+// for the classes of the record).
+func (f *FlowIDs) Of(ci int) uint32 { return f.id[ci] }
+
+// Set sets the id of class ci (the analyser does; tests of analyses too).
+func (f *FlowIDs) Set(ci int, id uint32) { f.id[ci] = id }
+
+// Config tunes an Analyser; the zero value is usable.
+type Config struct {
+	// Analyses are the protocol analyses fed after the one-way
+	// sightings, in order.
+	Analyses []Analysis
+}
 
 // New builds the analyser of probe number probe (index into cfg.Probes).
 func New(cfg *conf.Config, probe int, out Output, c Config) (*Analyser, error) {
@@ -92,7 +128,7 @@ func New(cfg *conf.Config, probe int, out Output, c Config) (*Analyser, error) {
 	if len(cfg.Classes) > 64 {
 		return nil, fmt.Errorf("analyse: %d flow classes, at most 64", len(cfg.Classes))
 	}
-	a := &Analyser{out: out, flows: make(map[instKey]uint32)}
+	a := &Analyser{out: out, flows: make(map[instKey]uint32), plug: c.Analyses}
 	ifaces := len(cfg.Probes[probe].Interfaces)
 	for ci := range cfg.Classes {
 		cl := &cfg.Classes[ci]
@@ -135,7 +171,20 @@ func (a *Analyser) Packet(rec *sieve.Record) {
 	for m := rec.Classes; m != 0; m &= m - 1 {
 		ci := bits.TrailingZeros64(m)
 		info := &a.classes[ci]
-		a.sight(rec, a.instance(rec, ci, info), info)
+		id := a.instance(rec, ci, info)
+		a.ids.id[ci] = id
+		a.sight(rec, id, info)
+	}
+	for _, p := range a.plug {
+		p.Packet(rec, &a.ids)
+	}
+}
+
+// Advance tells the analyses that every record captured before now (data
+// time) has been analysed.
+func (a *Analyser) Advance(now int64) {
+	for _, p := range a.plug {
+		p.Advance(now)
 	}
 }
 
@@ -238,5 +287,9 @@ func addr(v uint8, b *[16]byte) netip.Addr {
 	return netip.AddrFrom16(*b)
 }
 
-// Close ends the analysis (protocol analysers flush here).
-func (a *Analyser) Close() {}
+// Close ends the analysis: the protocol analyses send what they hold.
+func (a *Analyser) Close() {
+	for _, p := range a.plug {
+		p.Close()
+	}
+}

@@ -89,7 +89,8 @@ type LiveSource struct {
 	tp     *afpacket.TPacket
 	margin int64 // how far behind now a packet may still arrive, ns
 	tsSrc  string
-	tsWhy  error // why "auto" fell back to kernel stamps
+	tsWhy  error  // why "auto" fell back to kernel stamps
+	stamp  string // how the kernel is made to stamp in the network core (stamp.go)
 
 	mu       sync.Mutex // held by ReadPacket; Close takes it
 	clock    atomic.Int64
@@ -155,6 +156,13 @@ func OpenLive(cfg LiveConfig) (*LiveSource, error) {
 		return nil, fmt.Errorf("capture: open %s: %w", cfg.Iface, err)
 	}
 	s.tsSrc, s.tsWhy = src, why
+	// Software stamps in the network core in every mode: they are the
+	// kernel mode's stamps, and hardware mode's for a frame the NIC did
+	// not stamp.
+	if s.stamp, err = enableReceiveStamps(realStamp{}, socketFD(tp)); err != nil {
+		tp.Close()
+		return nil, fmt.Errorf("capture: open %s: %w", cfg.Iface, err)
+	}
 	return s, nil
 }
 
@@ -168,7 +176,7 @@ func privError(iface, what, capName string, err error) error {
 }
 
 // socketFD reads the socket of a TPacket, which afpacket does not export:
-// PACKET_TIMESTAMP must be set on it. Reading an unexported int field
+// PACKET_TIMESTAMP and SO_TIMESTAMPING must be set on it. Reading an unexported int field
 // through reflect is allowed (only Interface() is not).
 func socketFD(tp *afpacket.TPacket) int {
 	return int(reflect.ValueOf(tp).Elem().FieldByName("fd").Int())
@@ -226,6 +234,11 @@ func (s *LiveSource) Clock() int64 { return s.clock.Load() }
 // TimestampSource says where capture times come from: "kernel" or
 // "hardware".
 func (s *LiveSource) TimestampSource() string { return s.tsSrc }
+
+// Stamping says how the socket makes the kernel stamp frames where they
+// enter the network core rather than on delivery to the socket
+// (StampAtReceive or StampAtReceiveNS; see stamp.go).
+func (s *LiveSource) Stamping() string { return s.stamp }
 
 // TimestampFallback says why "auto" uses kernel stamps, nil otherwise.
 func (s *LiveSource) TimestampFallback() error { return s.tsWhy }

@@ -70,9 +70,10 @@ type Collector struct {
 	compactions int
 
 	// replaying: the journal is being replayed at start; collector events
-	// are not written again, nor (replayFlows, replayEvents false) the
-	// flow and event rows that reached the spool before the restart.
-	replaying, replayFlows, replayEvents bool
+	// are not written again, nor (replayFlows, replayEvents,
+	// replayCounters false) the flow, event and counters rows that reached
+	// the spool before the restart.
+	replaying, replayFlows, replayEvents, replayCounters bool
 	// Durability (durable.go): acks held until the journal is synced past
 	// them; syncMu keeps a compaction from closing the file being synced.
 	ackMu       sync.Mutex
@@ -84,9 +85,16 @@ type Collector struct {
 	unreachable map[int]bool // probe index → reported unreachable
 	clk         clocks       // probes' latest clock records (own lock)
 
+	limits           conf.Limits // resolved
+	trust            trustState
+	flowSlots        int64 // probe flow id slots held by every session (Limits.MaxFlows)
+	flowLimitSaid    bool
+	journalLimitSaid bool
+
 	sessions map[sessKey]*session
 	latest   map[int]*session // probe index → its current session
 	global   map[flow.Key]uint32
+	classOf  []uint16 // collector flow id → class index
 	nextFlow uint32
 	maxTime  int64 // largest probe time seen
 	maxTO    int64 // largest one-way timeout + interval: how far "everything" reaches
@@ -113,6 +121,7 @@ type flowRef struct {
 	oneWay  bool   // belongs to a one-way class at a hop of its path
 	id      uint32 // collector flow id
 	hop     uint8
+	iface   uint8 // interface index in the probe
 }
 
 // Run listens on the collector's address and collects until ctx ends.
@@ -148,12 +157,15 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("collector %s: listen on %s: %w", me.Name, me.Address, err)
 	}
 	defer conn.Close()
-	ropt := transport.ReceiverOptions{Logger: log, Keys: probeKeys(cfg), Known: func(id uint16) bool {
+	if err := cfg.CheckAuth(); err != nil {
+		return fmt.Errorf("collector %s: %w", me.Name, err)
+	}
+	ropt := transport.ReceiverOptions{Logger: log, Keys: probeKeys(cfg), MaxSessions: c.limits.MaxSessions, Known: func(id uint16) bool {
 		_, ok := cfg.ProbeByID(id)
 		return ok
 	}}
 	if ropt.Keys == nil {
-		log.Warn("collector: no probe key configured: PDUs are not authenticated")
+		log.Warn("collector: INSECURE: <transport insecure=\"true\">: PDUs are not authenticated; anyone who can reach " + me.Address.String() + " can forge observations, heartbeats and replays")
 	}
 	rcv, err := transport.NewReceiver(conn, cfg.Transport, ropt)
 	if err != nil {
@@ -165,8 +177,14 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("collector %s: %w", me.Name, err)
 		}
 	}
+	if err := c.restoreSessions(o.Spool); err != nil {
+		return fmt.Errorf("collector %s: %w", me.Name, err)
+	}
 	log.Info("collector listening", "address", me.Address, "spool", o.Spool, "config", cfg.File, "version", cfg.Version)
 	c.event(time.Now(), "start", fmt.Sprintf("collector %s listening on %s, config %s", me.Name, me.Address, cfg.Version))
+	if ropt.Keys == nil {
+		c.event(time.Now(), "transport.insecure", "no probe keys (<transport insecure=\"true\">): PDUs are not authenticated")
+	}
 	if o.Ready != nil {
 		close(o.Ready)
 	}
@@ -192,12 +210,14 @@ func Run(ctx context.Context, o Options) error {
 				return
 			case now := <-t.C:
 				c.tick(now)
+				c.trustTick(now)
 			}
 		}
 	}()
 	runErr := rcv.Run(ctx, c)
 	stopTick()
 	<-tickDone
+	c.trustTick(time.Now()) // before Close may empty the journal
 	close(stopSync)
 	<-syncDone
 	st := rcv.Stats()
@@ -217,12 +237,13 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		return nil, fmt.Errorf("collector %s: %w", name, err)
 	}
 	sink := &journaledSink{sp: sp, skip: math.MinInt64, last: math.MinInt64}
-	rec, err := reconcile.New(cfg, sink, reconcile.Options{})
+	lim := cfg.Limits.Resolved()
+	rec, err := reconcile.New(cfg, sink, reconcile.Options{MaxRecords: lim.MaxRecords})
 	if err != nil {
 		return nil, fmt.Errorf("collector %s: %w", name, err)
 	}
 	c := &Collector{
-		cfg: cfg, self: name, log: log, rec: rec, sp: sp, sink: sink,
+		cfg: cfg, self: name, log: log, rec: rec, sp: sp, sink: sink, limits: lim,
 		silent:      10 * time.Second,
 		patient:     2*cfg.Transport.FinalTimeout + 3*cfg.Transport.Heartbeat,
 		unreachable: make(map[int]bool),
@@ -242,6 +263,15 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 	sp.SetClocks(c.clk.state)
 	rec.SetClocks(c.clk.bound)
 	return c, nil
+}
+
+// setGlobal records the collector flow id of a flow instance.
+func (c *Collector) setGlobal(k flow.Key, id uint32) {
+	c.global[k] = id
+	for int(id) >= len(c.classOf) {
+		c.classOf = append(c.classOf, 0)
+	}
+	c.classOf[id] = k.Class
 }
 
 // HandlePDU takes one verified PDU from the receiver.

@@ -82,6 +82,7 @@ type snapRef struct {
 	OneWay  bool   `json:"o,omitempty"`
 	ID      uint32 `json:"i,omitempty"`
 	Hop     uint8  `json:"h,omitempty"`
+	Iface   uint8  `json:"f,omitempty"`
 }
 
 type snapClock struct {
@@ -128,7 +129,7 @@ func (c *Collector) snapshotNow() *snapshot {
 			delete(rs, k)
 		}
 		for _, f := range s.flows {
-			ss.Refs = append(ss.Refs, snapRef{Defined: f.defined, OneWay: f.oneWay, ID: f.id, Hop: f.hop})
+			ss.Refs = append(ss.Refs, snapRef{Defined: f.defined, OneWay: f.oneWay, ID: f.id, Hop: f.hop, Iface: f.iface})
 		}
 		sn.Sessions = append(sn.Sessions, ss)
 	}
@@ -290,7 +291,10 @@ func (c *Collector) restore(sn *snapshot) error {
 		if int(f.Key.Class) >= len(c.cfg.Classes) {
 			return fmt.Errorf("snapshot: flow %d: class %d is not in the configuration", f.ID, f.Key.Class)
 		}
-		c.global[f.Key] = f.ID
+		c.setGlobal(f.Key, f.ID)
+		if c.cfg.Classes[f.Key.Class].OneWay == nil {
+			continue
+		}
 		if err := c.rec.AddFlow(f.ID, int(f.Key.Class)); err != nil {
 			return fmt.Errorf("snapshot: flow %d: %w", f.ID, err)
 		}
@@ -312,7 +316,7 @@ func (c *Collector) restore(sn *snapshot) error {
 				s.flows = append(s.flows, flowRef{})
 			}
 			if r.Defined {
-				s.flows[i] = flowRef{defined: true, oneWay: r.OneWay, id: r.ID, hop: r.Hop}
+				s.flows[i] = flowRef{defined: true, oneWay: r.OneWay, id: r.ID, hop: r.Hop, iface: r.Iface}
 			}
 		}
 		if ss.Latest || c.latest[pi] == nil {

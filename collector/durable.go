@@ -108,20 +108,25 @@ func (c *Collector) journalHealth(err error) {
 }
 
 // spoolHealth does the same for spool writes (the interval stays open and
-// is written again at the next try, as one set: nothing doubles). c.mu is
+// is written again at the next try, as one set: nothing doubles); err is
+// what the caller got, the writer says whether its writes fail. c.mu is
 // held.
 func (c *Collector) spoolHealth(err error) {
+	werr := c.sp.Failing()
 	switch {
-	case err != nil && c.serr == nil:
-		c.serr = err
-		c.log.Error("collector: spool write failed: retrying every second", "err", err)
-		c.event(time.Now(), "spool.write_error", err.Error()+"; retrying")
-	case err != nil:
-		c.log.Debug("collector: spool write failed", "err", err)
-	case c.serr != nil:
+	case werr != nil && c.serr == nil:
+		c.serr = werr
+		c.log.Error("collector: spool write failed: retrying every second", "err", werr)
+		c.event(time.Now(), "spool.write_error", werr.Error()+"; retrying")
+	case werr == nil && c.serr != nil:
 		c.log.Info("collector: spool writes work again", "after", c.serr)
 		c.event(time.Now(), "spool.recovered", "spool writes work again after: "+c.serr.Error())
 		c.serr = nil
+	}
+	if err != nil && werr == nil {
+		c.log.Error("writing spool", "err", err) // not a write error
+	} else if err != nil {
+		c.log.Debug("collector: spool write failed", "err", err)
 	}
 }
 
@@ -152,7 +157,7 @@ func (s *journaledSink) CommitSet(set *spool.Set) error {
 			return fmt.Errorf("collector: journal sync: %w", err)
 		}
 	}
-	if set.Manifest {
+	if set.Interval {
 		s.last = max(s.last, set.Start)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,9 @@ func (c *Collector) handle(f *pdu.Frame) error {
 }
 
 func (c *Collector) handleLocked(f *pdu.Frame) error {
+	if err := c.checkJournalLimit(); err != nil {
+		return err
+	}
 	s, err := c.sessionOf(f.Header.Probe, f.Header.Session)
 	if err != nil {
 		return err
@@ -92,6 +96,10 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		if err := c.clockPDU(s, f.Body); err != nil {
 			return err
 		}
+	case pdu.TypeCounters:
+		if err := c.counters(s, f.Body); err != nil {
+			return err
+		}
 	case pdu.TypeBye:
 		s.closed = true
 		c.event(time.Now(), "probe.bye", fmt.Sprintf("probe %s session %08x ended cleanly", s.name, f.Header.Session))
@@ -118,6 +126,7 @@ func (c *Collector) HandleWatermark(probe uint16, session uint32, w transport.Wa
 		c.maxTime = w.ProbeTime
 	}
 	c.advance(time.Now())
+	c.spoolHealth(c.cutData(time.Now()))
 }
 
 func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
@@ -129,6 +138,7 @@ func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
 	if !ok {
 		return nil, fmt.Errorf("collector: probe id %d is not in the configuration", probe)
 	}
+	c.evictSession()
 	s := &session{probe: pi, name: c.cfg.Probes[pi].Name, lastHeard: time.Now()}
 	c.sessions[k] = s
 	kind, detail := "probe.session", fmt.Sprintf("probe %s session %08x started", s.name, id)
@@ -194,7 +204,7 @@ func (c *Collector) tick(now time.Time) {
 	defer c.mu.Unlock()
 	c.liveness(now)
 	c.advance(now)
-	c.spoolHealth(c.sp.Cut(now))
+	c.spoolHealth(errors.Join(c.cutData(now), c.sp.Cut(now)))
 	c.journalTick()
 }
 
@@ -249,39 +259,45 @@ func (c *Collector) event(t time.Time, kind, detail string) {
 	}
 }
 
-// flowDef registers a probe flow id: one-way flows at a hop of their path
-// get the collector flow id shared by every probe that sees the instance.
+// flowDef registers a probe flow id.
 func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 	if int(d.Key.Class) >= len(c.cfg.Classes) {
 		return fmt.Errorf("flow %d: class %d is not in the configuration", d.ID, d.Key.Class)
 	}
-	if d.ID > 1<<24 {
-		return fmt.Errorf("flow %d: id beyond the 16 M flows a probe session may define", d.ID)
+	if err := c.checkFlowLimit(s, d.ID); err != nil {
+		return err
 	}
-	for int(d.ID) >= len(s.flows) {
-		s.flows = append(s.flows, flowRef{})
+	if n := int(d.ID) + 1; n > len(s.flows) {
+		s.flows = slices.Grow(s.flows, n-len(s.flows))[:n]
 	}
 	ref := flowRef{defined: true}
 	cl := &c.cfg.Classes[d.Key.Class]
-	if cl.OneWay != nil {
-		if hop, ok := cl.HopIndex(s.probe, int(d.Iface)); ok {
-			id, known := c.global[d.Key]
-			if !known {
-				id = c.nextFlow
-				c.nextFlow++
-				c.global[d.Key] = id
-				if err := c.rec.AddFlow(id, int(d.Key.Class)); err != nil {
-					return fmt.Errorf("flow %d: %w", d.ID, err)
-				}
-				if !c.replaying || c.replayFlows {
-					if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {
-						return err
-					}
-				}
+	// Every instance gets the collector flow id shared by every probe that
+	// sees it (counters and the other analyses refer to it); one-way flows
+	// at a hop of their path also go to the reconciler.
+	id, known := c.global[d.Key]
+	if !known {
+		id = c.nextFlow
+		c.nextFlow++
+		c.setGlobal(d.Key, id)
+		if cl.OneWay != nil {
+			if err := c.rec.AddFlow(id, int(d.Key.Class)); err != nil {
+				return fmt.Errorf("flow %d: %w", d.ID, err)
 			}
-			ref.oneWay, ref.id, ref.hop = true, id, uint8(hop)
+		}
+		if !c.replaying || c.replayFlows {
+			if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {
+				return err
+			}
 		}
 	}
+	ref.id = id
+	if cl.OneWay != nil {
+		if hop, ok := cl.HopIndex(s.probe, int(d.Iface)); ok {
+			ref.oneWay, ref.hop = true, uint8(hop)
+		}
+	}
+	ref.iface = d.Iface
 	s.flows[d.ID] = ref
 	return nil
 }

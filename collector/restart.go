@@ -8,28 +8,12 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/internal/killpoint"
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/spool"
 	"github.com/tmon-project/tmon/transport"
 )
-
-// probeKeys returns the probes' keys by probe id, or nil when no probe has
-// one (authentication off; conf requires all or none).
-func probeKeys(cfg *conf.Config) map[uint16][]byte {
-	var keys map[uint16][]byte
-	for _, p := range cfg.Probes {
-		if p.Key != nil {
-			if keys == nil {
-				keys = make(map[uint16][]byte)
-			}
-			keys[p.ID] = p.Key
-		}
-	}
-	return keys
-}
 
 // journaledSink writes closed intervals to the spool, whose sets it commits
 // in the journal (CommitSet); after a restart it drops the intervals the
@@ -56,7 +40,7 @@ func (c *Collector) openJournal(spoolDir string) error {
 	}
 	// lastFlows, lastEvents: the last record after which every flows
 	// (events) row of earlier PDUs is in a spool file.
-	lastFlows, lastEvents := -1, -1
+	lastFlows, lastEvents, lastSpooled := -1, -1, -1
 	skip := int64(math.MinInt64)
 	var snap *snapshot
 	var committed []spool.Set
@@ -70,7 +54,7 @@ func (c *Collector) openJournal(spoolDir string) error {
 			}
 			skip = max(skip, snap.Skip)
 		case recSpooled:
-			lastFlows, lastEvents = i, i
+			lastFlows, lastEvents, lastSpooled = i, i, i
 		case recInterval:
 			if len(r.payload) == 8 {
 				skip = max(skip, int64(binary.BigEndian.Uint64(r.payload)))
@@ -83,7 +67,7 @@ func (c *Collector) openJournal(spoolDir string) error {
 			}
 			committed = append(committed, set)
 			switch {
-			case set.Manifest:
+			case set.Interval:
 				skip = max(skip, set.Start)
 			case slices.Equal(set.Types, []string{spool.TypeFlows}):
 				lastFlows = i
@@ -120,7 +104,7 @@ func (c *Collector) openJournal(spoolDir string) error {
 		if r.kind != recPDU {
 			continue
 		}
-		c.replayFlows, c.replayEvents = i > lastFlows, i > lastEvents
+		c.replayFlows, c.replayEvents, c.replayCounters = i > lastFlows, i > lastEvents, i > lastSpooled
 		if err := c.rcv.Replay(r.payload, c); err != nil {
 			refused++
 			c.log.Warn("collector: journal: PDU refused on replay", "err", err)
@@ -128,10 +112,10 @@ func (c *Collector) openJournal(spoolDir string) error {
 		n++
 	}
 	if snap != nil {
-		c.replayFlows, c.replayEvents = false, false
+		c.replayFlows, c.replayEvents, c.replayCounters = false, false, false
 		c.settle(snap)
 	}
-	c.replaying, c.replayFlows, c.replayEvents = false, false, false
+	c.replaying, c.replayFlows, c.replayEvents, c.replayCounters = false, false, false, false
 	if n > 0 || snap != nil {
 		detail := fmt.Sprintf("replayed %d PDUs from the journal (%d refused); intervals up to %s were written before",
 			n, refused, time.Unix(0, max(skip, 0)).UTC().Format(time.RFC3339))

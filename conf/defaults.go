@@ -1,6 +1,9 @@
 package conf
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Defaults of the values an XML file may leave out. They are applied by Parse
 // only: a Config built in code states every value (start from
@@ -31,6 +34,61 @@ func DefaultTransport() Transport {
 		BreakBorder:       30 * time.Second,
 		Heartbeat:         5 * time.Second,
 	}
+}
+
+// DefaultLimits returns the collector resource bounds used for every
+// attribute a <limits> element leaves out (and when it is absent).
+func DefaultLimits() Limits {
+	return Limits{
+		MaxFlows:    1 << 20,
+		MaxSessions: 1024,
+		MaxRecords:  4 << 20, // ~100 B a record: well under 1 GiB
+		MaxJournal:  1 << 30,
+	}
+}
+
+// Span is the allowed range of a duration or size of the configuration,
+// inclusive. Every transport and limits value has one (Validate checks them;
+// the README's configuration table quotes them).
+type Span struct{ Lo, Hi int64 }
+
+func (s Span) has(v int64) bool { return v >= s.Lo && v <= s.Hi }
+
+// durString renders the bounds of a duration span for messages.
+func (s Span) durString() string {
+	return fmt.Sprintf("between %s and %s", time.Duration(s.Lo), time.Duration(s.Hi))
+}
+
+func (s Span) intString() string { return fmt.Sprintf("between %d and %d", s.Lo, s.Hi) }
+
+// TransportRanges are the allowed ranges of the <transport> durations and
+// sizes, by attribute. Relations between them (minGap ≤ initialTimeout ≤
+// finalTimeout, heartbeat ≥ minGap, the largest ack timeout ≤ MaxAckTimeout)
+// are checked besides.
+var TransportRanges = map[string]Span{
+	"maxPduSize":       {MinPDUSize, MaxPDUSize},
+	"maxBuildTime":     {int64(time.Millisecond), int64(time.Hour)},
+	"minGap":           {int64(time.Microsecond), int64(time.Second)},
+	"initialTimeout":   {int64(time.Millisecond), int64(time.Hour)},
+	"timeoutIncrement": {0, int64(time.Hour)},
+	"maxRetries":       {0, 1000},
+	"finalTimeout":     {int64(time.Millisecond), int64(24 * time.Hour)},
+	"breakBorder":      {int64(time.Millisecond), int64(24 * time.Hour)},
+	"heartbeat":        {int64(time.Millisecond), int64(time.Hour)},
+	"bandwidth":        {0, 10_000_000_000}, // bytes/s; 0: no cap
+}
+
+// MaxAckTimeout bounds the longest ack timeout the retry series reaches
+// (initialTimeout × timeoutMultiplier^k + increments): beyond a day a
+// probe would wait longer for an ack than any collector waits for it.
+const MaxAckTimeout = 24 * time.Hour
+
+// LimitRanges are the allowed ranges of the <limits> values.
+var LimitRanges = map[string]Span{
+	"maxFlows":    {1, 1 << 24},
+	"maxSessions": {1, 1 << 16},
+	"maxRecords":  {1 << 10, 1 << 27},
+	"maxJournal":  {1 << 20, 1 << 40},
 }
 
 // DefaultCapture returns the live capture parameters used for every
@@ -76,6 +134,24 @@ func (c Capture) Resolved() Capture {
 		c.Reorder = d.Reorder
 	}
 	return c
+}
+
+// Resolved returns l with every zero value replaced by its default.
+func (l Limits) Resolved() Limits {
+	d := DefaultLimits()
+	if l.MaxFlows == 0 {
+		l.MaxFlows = d.MaxFlows
+	}
+	if l.MaxSessions == 0 {
+		l.MaxSessions = d.MaxSessions
+	}
+	if l.MaxRecords == 0 {
+		l.MaxRecords = d.MaxRecords
+	}
+	if l.MaxJournal == 0 {
+		l.MaxJournal = d.MaxJournal
+	}
+	return l
 }
 
 // Resolved returns c with a zero Period or Budget replaced by its default.

@@ -35,7 +35,14 @@ func (c *Config) WriteXML(w io.Writer) error {
 		"finalTimeout", t.FinalTimeout.String(),
 		"breakBorder", t.BreakBorder.String(),
 		"heartbeat", t.Heartbeat.String(),
-		"bandwidth", strconv.FormatInt(t.Bandwidth, 10))
+		"bandwidth", strconv.FormatInt(t.Bandwidth, 10),
+		"insecure", strconv.FormatBool(t.Insecure))
+	l := c.Limits
+	e.open(1, "limits", true,
+		"maxFlows", strconv.Itoa(l.MaxFlows),
+		"maxSessions", strconv.Itoa(l.MaxSessions),
+		"maxRecords", strconv.Itoa(l.MaxRecords),
+		"maxJournal", strconv.FormatInt(l.MaxJournal, 10))
 	cp := c.Capture
 	e.open(1, "capture", true,
 		"blockSize", strconv.Itoa(cp.BlockSize),

@@ -23,6 +23,7 @@ type Config struct {
 
 	Interval   time.Duration // aggregation interval of histograms and counters; default 60s; whole seconds dividing one hour
 	Transport  Transport
+	Limits     Limits  // collector resource bounds against hostile or runaway input
 	Capture    Capture // live capture parameters of every probe
 	Clock      Clock   // clock measurement of every probe
 	Probes     []Probe
@@ -47,7 +48,34 @@ type Transport struct {
 	// collector, in bytes of UDP payload per second; 0 (default): no cap
 	// beyond MinGap.
 	Bandwidth int64
-	Line      int // line of the <transport> element; 0 when absent or built in code
+	// Insecure is the explicit opt-out of authentication: without it,
+	// probes and collectors refuse to start unless every probe has a key
+	// (CheckAuth). Logged loudly at start.
+	Insecure bool
+	Line     int // line of the <transport> element; 0 when absent or built in code
+}
+
+// Limits bound what a collector keeps for its probes, so that no input, a
+// hostile or buggy probe's included, can make its memory or journal grow
+// without end. Past a limit the collector refuses (counts, reports as an
+// event, does not ack) instead of growing. Ranges: LimitRanges.
+type Limits struct {
+	// MaxFlows bounds the probe flow ids a collector keeps, over every
+	// probe session (and each probe flow id: ids at or above it are
+	// refused); default 1 Mi.
+	MaxFlows int
+	// MaxSessions bounds the probe sessions remembered (the least
+	// recently heard is forgotten first); default 1024.
+	MaxSessions int
+	// MaxRecords bounds the reconciler's incomplete records waiting for
+	// other hops (the one closest to its timeout is decided early);
+	// default 4 Mi.
+	MaxRecords int
+	// MaxJournal bounds the restart journal, in bytes: past it (after a
+	// compaction could not shrink it) new PDUs are not acked, so probes
+	// keep them and retry; default 1 GiB.
+	MaxJournal int64
+	Line       int // line of the <limits> element; 0 when absent or built in code
 }
 
 // Probe is one probe process and its capture interfaces.
@@ -58,10 +86,27 @@ type Probe struct {
 	// Key authenticates the probe's PDUs and the collectors' acks
 	// (HMAC-SHA256, docs/pdu.md); nil: none. From key="hex" or keyFile.
 	// Never logged.
-	Key        []byte
+	Key []byte
+	// Keys are every key the probe's PDUs may be signed with: Key first,
+	// then older or newer ones accepted while keys are rolled (a keyFile
+	// of several lines, docs/transport.md). Collectors verify with each;
+	// probes sign with Key.
+	Keys       [][]byte
 	KeyFile    string // where Key was read from, as written in the file; empty for key=""
 	Interfaces []Interface
 	Line       int // line of the <probe> element, for messages
+}
+
+// AcceptedKeys returns every key a collector accepts for p: Keys, or Key
+// alone in a Config built in code that set only Key; nil without key.
+func (p *Probe) AcceptedKeys() [][]byte {
+	if len(p.Keys) > 0 {
+		return p.Keys
+	}
+	if p.Key != nil {
+		return [][]byte{p.Key}
+	}
+	return nil
 }
 
 // Interface is one capture point of a probe.

@@ -45,7 +45,9 @@ func Load(path string) (*Config, error) {
 //
 //	<tmon version validFrom interval>        validFrom: RFC 3339; interval: default 60s
 //	  <transport maxPduSize maxBuildTime minGap initialTimeout timeoutIncrement
-//	             timeoutMultiplier maxRetries finalTimeout breakBorder heartbeat/>   at most once
+//	             timeoutMultiplier maxRetries finalTimeout breakBorder heartbeat
+//	             bandwidth insecure/>                                           at most once
+//	  <limits maxFlows maxSessions maxRecords maxJournal/>                    at most once
 //	  <collector name address spool/>        address: IP:port, [IPv6]:port or localhost:port
 //	  <probe name id core>                   id: 1-65535
 //	    <interface name hop/>
@@ -308,7 +310,7 @@ func (p *parser) once(seen *bool, n *node) bool {
 }
 
 func (p *parser) config(root *node) *Config {
-	c := &Config{Interval: DefaultInterval, Transport: DefaultTransport(), Capture: DefaultCapture(), Clock: DefaultClock(), Line: root.line}
+	c := &Config{Interval: DefaultInterval, Transport: DefaultTransport(), Limits: DefaultLimits(), Capture: DefaultCapture(), Clock: DefaultClock(), Line: root.line}
 	if root.name != "tmon" {
 		p.errf(root, "root element must be <tmon>")
 		return c
@@ -323,12 +325,16 @@ func (p *parser) config(root *node) *Config {
 		c.ValidFrom = t.UTC()
 	}
 	a.duration("interval", &c.Interval)
-	var seenTransport, seenCapture, seenClock bool
+	var seenTransport, seenLimits, seenCapture, seenClock bool
 	for _, k := range root.kids {
 		switch k.name {
 		case "transport":
 			if p.once(&seenTransport, k) {
 				p.transport(k, &c.Transport)
+			}
+		case "limits":
+			if p.once(&seenLimits, k) {
+				p.limits(k, &c.Limits)
 			}
 		case "capture":
 			if p.once(&seenCapture, k) {
@@ -347,7 +353,7 @@ func (p *parser) config(root *node) *Config {
 			cl.Index = len(c.Classes)
 			c.Classes = append(c.Classes, cl)
 		default:
-			p.unknownKid(root, k, "transport", "capture", "clock", "collector", "probe", "flowClass")
+			p.unknownKid(root, k, "transport", "limits", "capture", "clock", "collector", "probe", "flowClass")
 		}
 	}
 	return c
@@ -355,7 +361,7 @@ func (p *parser) config(root *node) *Config {
 
 func (p *parser) transport(n *node, t *Transport) {
 	a := p.attrs(n, "maxPduSize", "maxBuildTime", "minGap", "initialTimeout", "timeoutIncrement",
-		"timeoutMultiplier", "maxRetries", "finalTimeout", "breakBorder", "heartbeat", "bandwidth")
+		"timeoutMultiplier", "maxRetries", "finalTimeout", "breakBorder", "heartbeat", "bandwidth", "insecure")
 	t.Line = n.line
 	a.integer("maxPduSize", &t.MaxPDUSize)
 	a.duration("maxBuildTime", &t.MaxBuildTime)
@@ -373,6 +379,23 @@ func (p *parser) transport(n *node, t *Transport) {
 			a.bad("bandwidth", errors.New("want bytes per second, an integer"))
 		}
 		t.Bandwidth = bw
+	}
+	a.boolean("insecure", &t.Insecure)
+	p.noKids(n)
+}
+
+func (p *parser) limits(n *node, l *Limits) {
+	a := p.attrs(n, "maxFlows", "maxSessions", "maxRecords", "maxJournal")
+	l.Line = n.line
+	a.integer("maxFlows", &l.MaxFlows)
+	a.integer("maxSessions", &l.MaxSessions)
+	a.integer("maxRecords", &l.MaxRecords)
+	if v, ok := a.vals["maxJournal"]; ok {
+		j, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			a.bad("maxJournal", errors.New("want bytes, an integer"))
+		}
+		l.MaxJournal = j
 	}
 	p.noKids(n)
 }
@@ -717,13 +740,32 @@ func (p *parser) probeKey(a attrs, pr *Probe) {
 	case !hasKey:
 		return
 	}
-	k, err := hex.DecodeString(hexKey)
+	// A keyFile may hold several keys, one a line, while keys are rolled:
+	// the first signs, every one is accepted.
+	lines := strings.Fields(hexKey)
+	for i, line := range lines {
+		which := "key"
+		if len(lines) > 1 {
+			which = fmt.Sprintf("key %d", i+1)
+		}
+		k, err := hex.DecodeString(line)
+		switch {
+		case err != nil:
+			p.errf(a.n, "%s: not hexadecimal", which)
+			return
+		case len(k) < 16 || len(k) > 64:
+			p.errf(a.n, "%s: %d bytes, want 16 to 64 (32 hex digits or more)", which, len(k))
+			return
+		}
+		pr.Keys = append(pr.Keys, k)
+	}
 	switch {
-	case err != nil:
-		p.errf(a.n, "key: not hexadecimal")
-	case len(k) < 16 || len(k) > 64:
-		p.errf(a.n, "key: %d bytes, want 16 to 64 (32 hex digits or more)", len(k))
+	case len(pr.Keys) == 0:
+		p.errf(a.n, "key: empty")
+	case hasKey && len(pr.Keys) > 1:
+		p.errf(a.n, "key: one key (several, to roll keys, go into a keyFile)")
+		pr.Keys = nil
 	default:
-		pr.Key = k
+		pr.Key = pr.Keys[0]
 	}
 }

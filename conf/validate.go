@@ -56,6 +56,7 @@ func (v *validator) config() {
 		v.addf(c.Line, root, "version=%q: no tabs, line breaks or control characters, at most 256 bytes", c.Version)
 	}
 	v.transport()
+	v.limits()
 	v.capture()
 	v.clock()
 	if len(c.Collectors) == 0 {
@@ -73,45 +74,105 @@ func (v *validator) transport() {
 	t := &v.c.Transport
 	e := elem("transport")
 	bad := func(attr string, val any, why string) { v.addf(t.Line, e, "%s=%q: %s", attr, fmt.Sprint(val), why) }
-	if t.MaxPDUSize < MinPDUSize || t.MaxPDUSize > MaxPDUSize {
-		bad("maxPduSize", t.MaxPDUSize, fmt.Sprintf("must be between %d and %d", MinPDUSize, MaxPDUSize))
+	dur := func(attr string, d time.Duration) bool {
+		r := TransportRanges[attr]
+		if !r.has(int64(d)) {
+			bad(attr, d, "must be "+r.durString())
+			return false
+		}
+		return true
 	}
-	if t.MaxBuildTime <= 0 {
-		bad("maxBuildTime", t.MaxBuildTime, "must be positive")
+	num := func(attr string, n int64) bool {
+		r := TransportRanges[attr]
+		if !r.has(n) {
+			bad(attr, n, "must be "+r.intString())
+			return false
+		}
+		return true
 	}
-	if t.MinGap <= 0 {
-		bad("minGap", t.MinGap, "must be positive (PDUs are never sent in a burst)")
-	}
-	if t.InitialTimeout <= 0 {
-		bad("initialTimeout", t.InitialTimeout, "must be positive")
-	} else if t.MinGap > t.InitialTimeout {
+	num("maxPduSize", int64(t.MaxPDUSize))
+	dur("maxBuildTime", t.MaxBuildTime)
+	gapOK := dur("minGap", t.MinGap)
+	if dur("initialTimeout", t.InitialTimeout) && gapOK && t.MinGap > t.InitialTimeout {
 		bad("minGap", t.MinGap, fmt.Sprintf("must not exceed initialTimeout (%s)", t.InitialTimeout))
 	}
-	if t.TimeoutIncrement < 0 {
-		bad("timeoutIncrement", t.TimeoutIncrement, "must not be negative")
-	}
+	incOK := dur("timeoutIncrement", t.TimeoutIncrement)
+	multOK := true
 	if math.IsNaN(t.TimeoutMultiplier) || t.TimeoutMultiplier < 1 || t.TimeoutMultiplier > 10 {
 		bad("timeoutMultiplier", t.TimeoutMultiplier, "must be between 1 and 10")
+		multOK = false
 	}
-	if t.MaxRetries < 0 || t.MaxRetries > 1000 {
-		bad("maxRetries", t.MaxRetries, "must be between 0 and 1000")
+	if num("maxRetries", int64(t.MaxRetries)) && incOK && multOK && t.InitialTimeout > 0 {
+		if m := t.MaxAckTimeout(); m > MaxAckTimeout {
+			bad("maxRetries", t.MaxRetries, fmt.Sprintf("the ack timeout would grow to %s after the retries, more than %s: fewer retries, a smaller timeoutMultiplier or timeoutIncrement", m, MaxAckTimeout))
+		}
 	}
-	if t.FinalTimeout < t.InitialTimeout || t.FinalTimeout <= 0 {
+	if dur("finalTimeout", t.FinalTimeout) && t.FinalTimeout < t.InitialTimeout {
 		bad("finalTimeout", t.FinalTimeout, fmt.Sprintf("must be at least initialTimeout (%s)", t.InitialTimeout))
 	}
-	if t.BreakBorder <= 0 {
-		bad("breakBorder", t.BreakBorder, "must be positive")
-	}
-	if t.Bandwidth < 0 {
-		bad("bandwidth", t.Bandwidth, "must not be negative (0: no cap)")
-	} else if t.Bandwidth > 0 && t.Bandwidth < int64(t.MaxPDUSize) {
+	dur("breakBorder", t.BreakBorder)
+	if num("bandwidth", t.Bandwidth) && t.Bandwidth > 0 && t.Bandwidth < int64(t.MaxPDUSize) {
 		bad("bandwidth", t.Bandwidth, fmt.Sprintf("must be at least maxPduSize (%d) bytes per second", t.MaxPDUSize))
 	}
-	if t.Heartbeat <= 0 {
-		bad("heartbeat", t.Heartbeat, "must be positive")
-	} else if t.Heartbeat < t.MinGap {
+	if dur("heartbeat", t.Heartbeat) && t.Heartbeat < t.MinGap {
 		bad("heartbeat", t.Heartbeat, fmt.Sprintf("must be at least minGap (%s)", t.MinGap))
 	}
+}
+
+// MaxAckTimeout returns the ack timeout after the last retry:
+// initialTimeout, then ×timeoutMultiplier + timeoutIncrement at each retry
+// (transport.BasicPolicy), saturated at an hour past MaxAckTimeout so that
+// absurd values cannot overflow.
+func (t Transport) MaxAckTimeout() time.Duration {
+	limit := float64(MaxAckTimeout + time.Hour)
+	d := float64(t.InitialTimeout)
+	for range min(max(t.MaxRetries, 0), 1000) {
+		d = d*max(t.TimeoutMultiplier, 1) + float64(t.TimeoutIncrement)
+		if d > limit || math.IsNaN(d) {
+			return time.Duration(limit)
+		}
+	}
+	return time.Duration(d)
+}
+
+// Check reports whether t is a valid transport configuration (the rules of
+// Validate), for the transport's constructors, which take a Transport built
+// in code.
+func (t Transport) Check() error {
+	v := &validator{c: &Config{Transport: t}, errList: errList{file: "transport"}}
+	v.transport()
+	return errors.Join(v.errs...)
+}
+
+func (v *validator) limits() {
+	l := &v.c.Limits
+	e := elem("limits")
+	for _, x := range []struct {
+		attr string
+		val  int64
+	}{{"maxFlows", int64(l.MaxFlows)}, {"maxSessions", int64(l.MaxSessions)}, {"maxRecords", int64(l.MaxRecords)}, {"maxJournal", l.MaxJournal}} {
+		if r := LimitRanges[x.attr]; x.val != 0 && !r.has(x.val) { // 0: the default (Limits.Resolved)
+			v.addf(l.Line, e, "%s=\"%d\": must be %s", x.attr, x.val, r.intString())
+		}
+	}
+}
+
+// CheckAuth enforces authentication by default: every probe has a key, or
+// the file says <transport insecure="true"/>. Probes and collectors call it
+// at start, `tmon check` reports it; Parse does not, so that tools reading
+// a file (reports, the loader) need no keys.
+func (c *Config) CheckAuth() error {
+	if c.Transport.Insecure {
+		return nil
+	}
+	var errs errList
+	errs.file = c.File
+	for _, pr := range c.Probes {
+		if pr.Key == nil {
+			errs.addf(pr.Line, elem("probe", "name", pr.Name), "no key: authentication is on by default; give key or keyFile (tmon keygen makes one), or opt out with <transport insecure=\"true\"/>")
+		}
+	}
+	return errors.Join(errs.errs...)
 }
 
 func (v *validator) collectors() {

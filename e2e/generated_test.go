@@ -19,8 +19,8 @@ import (
 const genConf = `<tmon version="gen" interval="%s">
   <transport maxPduSize="1200" maxBuildTime="100ms" minGap="200us" heartbeat="500ms"/>
   <collector name="c1" address="127.0.0.1:%d"/>
-  <probe name="pa" id="1"><interface name="a0" hop="A"/></probe>
-  <probe name="pb" id="2"><interface name="b0" hop="B"/></probe>
+  <probe name="pa" id="1" key="000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"><interface name="a0" hop="A"/></probe>
+  <probe name="pb" id="2" key="f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"><interface name="b0" hop="B"/></probe>
 ` + siteClass
 
 // siteClass is the measured class of the generated-traffic tests and the end

@@ -130,8 +130,8 @@ const liveConf = `<tmon version="live" interval="1s">
   <capture timestamps="kernel" offload="false"/>
   <clock assumeSynced="true"/>
   <collector name="c1" address="%s:%d"/>
-  <probe name="pa" id="1"><interface name="%s" hop="A"/></probe>
-  <probe name="pb" id="2"><interface name="%s" hop="B"/></probe>
+  <probe name="pa" id="1" key="000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"><interface name="%s" hop="A"/></probe>
+  <probe name="pb" id="2" key="f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"><interface name="%s" hop="B"/></probe>
   <flowClass name="udp">
     <filter>
       <match field="ip.proto" value="udp"/>

@@ -22,10 +22,15 @@ import (
 //
 // send UDP and TCP traffic from A to B through it, and check what the
 // collector wrote against two independent witnesses: a plain AF_PACKET
-// socket on each measured interface (netlab.Sniffer, SO_TIMESTAMPNS: the
-// kernel stamps each frame once for every socket on the interface, so the
-// probe must report the same nanoseconds) and the delay line's record of
-// what it dropped. The collector listens in R on A's gateway address;
+// socket on each measured interface (netlab.Sniffer: while some socket
+// holds receive timestamping on, the kernel stamps each frame once in its
+// network core for every socket on the interface, so the probe must report
+// the same nanoseconds) and the delay line's record of what it dropped.
+//
+// In the live test nothing of the test turns receive timestamping on but
+// the probes (the sniffers only read the core's stamp): a probe that left
+// it to other processes would get stamps taken at its own socket's
+// delivery, and the sniffers no stamp at all (netlab.ErrNoStamp). The collector listens in R on A's gateway address;
 // observations cross the measured interfaces (the probes' own PDUs are
 // not in any flow class) but never the delay line.
 
@@ -120,11 +125,18 @@ func runLive(t *testing.T, o liveOpts) *liveResult {
 	if o.live == "" {
 		pcapA, pcapB = filepath.Join(dir, "hop-a.pcap"), filepath.Join(dir, "hop-b.pcap")
 	}
-	sa, err := netlab.Sniff(p.A, netlab.IfaceA, netlab.SnifferOptions{Keep: testFrame(unix.PACKET_OUTGOING), Pcap: pcapA})
+	// Replay: the sniffers stand alone and turn the kernel's receive
+	// stamps on themselves. Live: only the probes may.
+	own := o.live == ""
+	stampsBefore, err := netlab.KernelStampsOn(p.R)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := netlab.Sniff(p.B, netlab.IfaceB, netlab.SnifferOptions{Keep: testFrame(unix.PACKET_HOST), Pcap: pcapB})
+	sa, err := netlab.Sniff(p.A, netlab.IfaceA, netlab.SnifferOptions{Keep: testFrame(unix.PACKET_OUTGOING), Pcap: pcapA, OwnStamps: own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := netlab.Sniff(p.B, netlab.IfaceB, netlab.SnifferOptions{Keep: testFrame(unix.PACKET_HOST), Pcap: pcapB, OwnStamps: own})
 	if err != nil {
 		sa.Stop()
 		t.Fatal(err)
@@ -136,9 +148,11 @@ func runLive(t *testing.T, o liveOpts) *liveResult {
 			startIn(t, p.B, "tmon-probe", "-config", cfg, "-name", "pb", o.live))
 		for _, pr := range probes {
 			pr.waitLog(t, "probe starting", 20*time.Second)
+			pr.waitLog(t, "stamped in the network core", 20*time.Second)
 		}
 		// The log line comes as the sockets open; give the rings a moment.
 		time.Sleep(500 * time.Millisecond)
+		waitKernelStamps(t, p.R, stampsBefore)
 	}
 
 	rcv, err := netlab.Listen(p.B, netlab.AddrB, liveUDPPort, liveTCPPort)
@@ -243,6 +257,32 @@ func runLive(t *testing.T, o liveOpts) *liveResult {
 	}
 	res.elapsed = time.Since(begin)
 	return res
+}
+
+// waitKernelStamps waits until the kernel stamps frames in its network
+// core, which the probes' sockets must have asked for (the key is turned on
+// by a deferred work item). before says whether it already did before the
+// probes started: then something else on the host holds it, and this run
+// shows the probes' stamps are exact but not that they turned it on.
+func waitKernelStamps(t *testing.T, ns netlab.NS, before bool) {
+	t.Helper()
+	if before {
+		t.Logf("the kernel already stamped frames on receive before the probes started (another process on the host holds receive timestamping on)")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		on, err := netlab.KernelStampsOn(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if on {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the probes run, yet the kernel does not stamp frames in its network core: they did not turn receive timestamping on")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func tail(s string, n int) string {

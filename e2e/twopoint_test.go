@@ -32,8 +32,8 @@ func corpusDir(t *testing.T, sub string) string {
 
 const twoPointConf = `<tmon version="twopoint" interval="1s">
   <collector name="c1" address="127.0.0.1:%d"/>
-  <probe name="pa" id="1"><interface name="veth-a" hop="A"/></probe>
-  <probe name="pb" id="2"><interface name="veth-b" hop="B"/></probe>
+  <probe name="pa" id="1" key="000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"><interface name="veth-a" hop="A"/></probe>
+  <probe name="pb" id="2" key="f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"><interface name="veth-b" hop="B"/></probe>
   <flowClass name="owd">
     <filter>
       <match field="ip.proto" value="udp"/>

@@ -35,6 +35,10 @@ type dialect interface {
 	// Lock takes the loader lock of this database, waiting up to wait; it
 	// returns ErrLocked when another loader holds it.
 	Lock(ctx context.Context, conn *sql.Conn, wait time.Duration) (unlock func(), err error)
+	// EnsureView creates view v, or replaces it when its definition
+	// differs, atomically: a report reading meanwhile sees the old or the
+	// new view, never none.
+	EnsureView(ctx context.Context, q querier, v View) error
 }
 
 // querier is a connection or a transaction.

@@ -91,6 +91,11 @@ func (f *tsvFile) add(fields ...any) {
 
 func writeTSV(t testing.TB, dir, typ string, start time.Time, header string, f *tsvFile) {
 	t.Helper()
+	writeTSVName(t, dir, typ, fmt.Sprintf("%s-%s.tsv", typ, start.UTC().Format(startLayout)), header, f)
+}
+
+func writeTSVName(t testing.TB, dir, typ, name, header string, f *tsvFile) {
+	t.Helper()
 	d := filepath.Join(dir, typ)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		t.Fatal(err)
@@ -99,7 +104,6 @@ func writeTSV(t testing.TB, dir, typ string, start time.Time, header string, f *
 	for _, l := range f.lines {
 		content += l + "\n"
 	}
-	name := fmt.Sprintf("%s-%s.tsv", typ, start.UTC().Format(startLayout))
 	if err := os.WriteFile(filepath.Join(d, name), []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}

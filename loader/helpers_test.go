@@ -102,22 +102,29 @@ func (d testDB) reset(t testing.TB) {
 		return
 	}
 	db := d.open(t)
-	rows, err := db.Query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
-	if err != nil {
-		t.Fatalf("list tables: %v", err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
+	// Views first: DROP TABLE refuses a view.
+	for _, kind := range []string{"VIEW", "TABLE"} {
+		typ := "BASE TABLE"
+		if kind == "VIEW" {
+			typ = "VIEW"
 		}
-		names = append(names, "`"+n+"`")
-	}
-	rows.Close()
-	if len(names) > 0 {
-		if _, err := db.Exec("DROP TABLE " + strings.Join(names, ",")); err != nil {
-			t.Fatalf("drop tables: %v", err)
+		rows, err := db.Query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = ?", typ)
+		if err != nil {
+			t.Fatalf("list tables: %v", err)
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, "`"+n+"`")
+		}
+		rows.Close()
+		if len(names) > 0 {
+			if _, err := db.Exec("DROP " + kind + " " + strings.Join(names, ",")); err != nil {
+				t.Fatalf("drop %s: %v", kind, err)
+			}
 		}
 	}
 }

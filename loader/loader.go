@@ -221,7 +221,7 @@ func (l *Loader) createSchema(ctx context.Context, q querier) error {
 			l.log.Info("column added to a table of an older loader", "table", t.Name, "column", c.Name)
 		}
 	}
-	return nil
+	return l.createViews(ctx, q)
 }
 
 // tableColumns returns the names of t's columns in the database.

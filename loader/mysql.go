@@ -263,3 +263,11 @@ func (d *mysqlDialect) Lock(ctx context.Context, conn *sql.Conn, wait time.Durat
 		_, _ = conn.ExecContext(context.Background(), "SELECT RELEASE_LOCK(?)", name)
 	}, nil
 }
+
+// EnsureView replaces the view (CREATE OR REPLACE is atomic). SQL SECURITY
+// INVOKER: a reader needs SELECT on the tables, which the report account
+// has, and the view does not depend on the loading account that created it.
+func (d *mysqlDialect) EnsureView(ctx context.Context, q querier, v View) error {
+	_, err := q.ExecContext(ctx, viewSQL(d, v, "OR REPLACE SQL SECURITY INVOKER "))
+	return err
+}

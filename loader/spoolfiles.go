@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -76,12 +77,15 @@ func parseName(base string) (rt *recordType, start time.Time, ok bool) {
 		return nil, time.Time{}, false
 	}
 	stem := strings.TrimSuffix(base, ".tsv")
-	if i := strings.IndexByte(stem, '.'); i >= 0 {
-		n := stem[i+1:]
-		if n == "" || n[0] == '0' || strings.Trim(n, "0123456789") != "" {
+	// <type>-<start>.<n>.tsv: a further file of the interval (a collector
+	// restarted within it, or rows that came after the interval's file was
+	// written); its rows add to the first file's (docs/spool.md).
+	if j := strings.LastIndexByte(stem, '.'); j > 0 {
+		n, err := strconv.Atoi(stem[j+1:])
+		if err != nil || n < 1 || stem[j+1] == '0' {
 			return nil, time.Time{}, false
 		}
-		stem = stem[:i]
+		stem = stem[:j]
 	}
 	i := strings.LastIndexByte(stem, '-')
 	if i <= 0 {

@@ -130,3 +130,34 @@ func (d *sqliteDialect) Lock(ctx context.Context, _ *sql.Conn, wait time.Duratio
 		f.Close()
 	}, nil
 }
+
+// EnsureView compares the stored definition (SQLite keeps the CREATE text as
+// given) and replaces the view in one transaction when it differs.
+func (d *sqliteDialect) EnsureView(ctx context.Context, q querier, v View) error {
+	want := viewSQL(d, v, "")
+	rows, err := q.QueryContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?", v.Name)
+	if err != nil {
+		return err
+	}
+	var have string
+	for rows.Next() {
+		if err := rows.Scan(&have); err != nil {
+			rows.Close()
+			return err
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if have == want {
+		return nil
+	}
+	for _, stmt := range []string{"BEGIN IMMEDIATE", "DROP VIEW IF EXISTS " + d.Quote(v.Name), want, "COMMIT"} {
+		if _, err := q.ExecContext(ctx, stmt); err != nil {
+			_, _ = q.ExecContext(ctx, "ROLLBACK")
+			return err
+		}
+	}
+	return nil
+}

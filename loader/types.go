@@ -175,6 +175,26 @@ var recordTypes = []*recordType{
 		},
 	},
 	{
+		// Counters of every class per flow instance, probe interface and
+		// interval (analyse/counters): counts add up, sizes keep the
+		// statistics that merge (sum of squares exact, min, max).
+		Type: "flow_counters", Table: "flow_counters", Aggregate: true, Time: "start_ns",
+		Fields: []field{
+			fInt("start_ns", "interval_start", OpKey, false),
+			fFlow(),
+			fStr("probe", "probe", 64, OpKey, false),
+			fStr("iface", "iface", 64, OpKey, false),
+			fOne("samples"),
+			fInt("packets", "packets", OpSum, false),
+			fInt("bytes", "bytes", OpSum, false),
+			fInt("fragments", "fragments", OpSum, false),
+			fInt("icmp_errors", "icmp_errors", OpSum, false),
+			fExact("size_sumsq", "size_sumsq"),
+			fInt("size_min", "size_min", OpMin, true),
+			fInt("size_max", "size_max", OpMax, true),
+		},
+	},
+	{
 		Type: "events", Table: "events", Time: "time_ns",
 		Fields: []field{
 			fInt("time_ns", "time", OpKey, false),

@@ -48,6 +48,13 @@ func Validate(f *Frame) error {
 		for r.Next(&c) {
 		}
 		return r.Err()
+	case TypeCounters:
+		var r CountersReader
+		var c Counters
+		r.Reset(f.Body)
+		for r.Next(&c) {
+		}
+		return r.Err()
 	case TypeAck:
 		_, _, err := f.Ack()
 		if err != nil {

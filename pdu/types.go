@@ -18,7 +18,18 @@ const (
 	TypeEvents    Type = 5 // remarkable events
 	TypeBye       Type = 6 // probe → collector: clean end of session, nothing more will come
 	TypeClock     Type = 7 // probe → collector: the probe's clock against NTP (pdu/clock.go)
+	TypeCounters  Type = 8 // per flow instance and interval counters (pdu/counters.go)
 )
+
+// Data reports whether t is a sequenced, acknowledged data PDU (every type
+// a probe sends except heartbeats and the bye, which the transport makes).
+func (t Type) Data() bool {
+	switch t {
+	case TypeFlowDef, TypeSightings, TypeEvents, TypeClock, TypeCounters:
+		return true
+	}
+	return false
+}
 
 // Header starts every PDU.
 type Header struct {

@@ -64,6 +64,8 @@ func (t Type) String() string {
 		return "bye"
 	case TypeClock:
 		return "clock"
+	case TypeCounters:
+		return "counters"
 	}
 	return "type(" + itoa(int(t)) + ")"
 }
@@ -81,7 +83,7 @@ func itoa(v int) string {
 	}
 }
 
-func (t Type) known() bool { return t >= TypeAck && t <= TypeClock }
+func (t Type) known() bool { return t >= TypeAck && t <= TypeCounters }
 
 // Frame is a PDU whose header, lengths and CRC have been checked. Its
 // slices point into the datagram passed to Parse and are valid as long as

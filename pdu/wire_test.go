@@ -32,6 +32,12 @@ var goldenFlowDef = FlowDef{ID: 9, Iface: 1, Key: flow.Key{
 	Src:    netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("2001:db8::1"), Proto: 17, DstPort: 53,
 }}
 
+// goldenCounters: flow 9 in the minute starting 1 699 999 980 s: three
+// packets of 1500, 64 and 40 bytes (sum 1604, sum of squares 2 255 696),
+// one a fragment, and one ICMP error.
+var goldenCounters = Counters{Flow: 9, Start: 1_699_999_980_000_000_000, Packets: 3, Bytes: 1604, Fragments: 1,
+	ICMPErrors: 1, SizeSumSq: 2255696, SizeMin: 40, SizeMax: 1500}
+
 // The fixtures are the examples of docs/pdu.md; a change here is a wire
 // format change and needs a new version.
 var golden = []struct {
@@ -100,6 +106,16 @@ var golden = []struct {
 		hex: `746d 01 01 00 00 0007 01020304 00000005 00000000 17979cfe53f76500 0008
 		      01020304 00000005
 		      b99d0475`,
+	},
+	{
+		name: "counters",
+		build: func(b *Builder) []byte {
+			b.AddCounters(goldenCounters)
+			return b.Finish(goldenHeader)
+		},
+		hex: `746d 01 08 00 00 0007 01020304 00000005 00000003 17979cfe362a0000 0015
+		      09 17979cf98e123800 03 c40c 01 01 d0d68901 28 dc0b
+		      362d60e8`,
 	},
 }
 

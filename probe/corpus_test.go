@@ -35,8 +35,8 @@ func everythingConf(t *testing.T, port int) *conf.Config {
 	x := fmt.Sprintf(`<tmon interval="1s">
   <transport maxBuildTime="20ms" minGap="100us" initialTimeout="100ms" timeoutIncrement="100ms" heartbeat="1s"/>
   <collector name="c1" address="127.0.0.1:%d"/>
-  <probe name="pa" id="1"><interface name="x0" hop="A"/></probe>
-  <probe name="pb" id="2"><interface name="y0" hop="B"/></probe>
+  <probe name="pa" id="1" key="000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"><interface name="x0" hop="A"/></probe>
+  <probe name="pb" id="2" key="f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"><interface name="y0" hop="B"/></probe>
   <flowClass name="all">
     <granular fields="ip.src ip.dst ip.proto l4.sport l4.dport icmp.type vlan.id"/>
     <oneWay hops="A B" maxTransit="1s" perPacket="true"/>

@@ -95,7 +95,8 @@ func openLive(cfg *conf.Config, p *conf.Probe, log *slog.Logger, ev func(kind, d
 					if why := s.TimestampFallback(); why != nil {
 						d += fmt.Sprintf(" (no hardware stamps: %v)", why)
 					}
-					log.Info("capture: "+d, "iface", name, "fanout", n)
+					d += "; software stamps by " + s.Stamping()
+					log.Info("capture: "+d, "iface", name, "fanout", n, "stamping", s.Stamping())
 					ev("capture.timestamps", d)
 				}
 			}

@@ -66,7 +66,7 @@ func TestLiveFanoutPair(t *testing.T) {
   <capture blocks="8" retire="10ms" poll="20ms"/>
   <clock assumeSynced="true"/>
   <collector name="c1" address="127.0.0.1:47399"/>
-  <probe name="p" id="1"><interface name="a1" pair="b1" fanout="2"/></probe>
+  <probe name="p" id="1" key="000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"><interface name="a1" pair="b1" fanout="2"/></probe>
   <flowClass name="udp"><filter><match field="ip.proto" value="udp"/></filter><granular fields="ip.src ip.dst l4.dport"/></flowClass>
 </tmon>`), "live.xml")
 	if err != nil {

@@ -21,6 +21,7 @@ type output struct {
 	defs                        *pdu.Builder
 	sights                      *pdu.Builder
 	events                      *pdu.Builder
+	counters                    *pdu.Builder
 	opened                      time.Time // when the oldest open builder got its first record
 	first                       int64     // time of the first sighting in the open sightings PDU
 	clock                       atomic.Int64
@@ -29,7 +30,8 @@ type output struct {
 }
 
 func newOutput(maxSize int) *output {
-	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize)}
+	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize),
+		counters: pdu.NewBuilder(maxSize)}
 }
 
 func (o *output) touch() {
@@ -60,6 +62,25 @@ func (o *output) Sighting(s pdu.Sighting, exp uint8, size bool) {
 	o.closeSightings(s.TS)
 	o.first = s.TS
 	o.sights.AddSighting(s.Flow, exp, size, s)
+}
+
+// Counters takes a record of the counters analysis (analyse/counters).
+func (o *output) Counters(c pdu.Counters) {
+	o.touch()
+	if o.counters.AddCounters(c) {
+		return
+	}
+	o.sendCounters(o.clock.Load())
+	o.counters.AddCounters(c)
+}
+
+// sendCounters sends the open counters PDU after the flow definitions it
+// refers to.
+func (o *output) sendCounters(clock int64) {
+	if o.defs.Len() > 0 {
+		o.send(o.defs, pdu.TypeFlowDef, clock)
+	}
+	o.send(o.counters, pdu.TypeCounters, clock)
 }
 
 func (o *output) event(ts int64, kind, detail string) {
@@ -133,6 +154,9 @@ func (o *output) flush(w int64) {
 	}
 	if o.events.Len() > 0 {
 		o.send(o.events, pdu.TypeEvents, w)
+	}
+	if o.counters.Len() > 0 {
+		o.sendCounters(w)
 	}
 	o.advance(w)
 	o.opened = time.Time{}

@@ -73,6 +73,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("probe: %q is not a probe of %s", o.Name, cfg.File)
 	}
 	p := &cfg.Probes[pi]
+	if err := cfg.CheckAuth(); err != nil {
+		return res, fmt.Errorf("probe %s: %w", p.Name, err)
+	}
 	switch {
 	case o.Live && len(o.Files) > 0:
 		return res, fmt.Errorf("probe %s: live capture and capture files are exclusive", p.Name)
@@ -133,7 +136,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		addrs[i] = c.Address
 	}
 	if p.Key == nil {
-		log.Warn("probe: no key configured: PDUs are not authenticated")
+		log.Warn("probe: INSECURE: <transport insecure=\"true\">: PDUs are not authenticated; anyone on the path can forge or replay them and forge acks")
 	}
 	out := newOutput(transport.BuildSize(cfg.Transport, p.Key))
 	sender, err := transport.NewSender(cfg.Transport, addrs, p.ID, newSession(), transport.SenderOptions{
@@ -145,7 +148,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
 	out.sender = sender
-	an, err := analyse.New(cfg, pi, out, analyse.Config{})
+	an, err := analyse.New(cfg, pi, out, analyse.Config{Analyses: analyses(cfg, out)})
 	if err != nil {
 		return res, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
@@ -249,6 +252,9 @@ func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analys
 			}
 			n += k
 		}
+		// Every record captured before w has been analysed: the protocol
+		// analyses may send what ended before it.
+		an.Advance(w)
 		nt.drain(out)
 		if out.err != nil {
 			return out.err
@@ -380,19 +386,24 @@ var processStart = time.Now()
 // lastSession is the latest session of this process.
 var lastSession atomic.Uint32
 
-// newSession returns the session id: the start time in Unix seconds, so
-// that sessions grow and a collector can refuse a replayed older session
-// (transport.ReceiverOptions.Keys). A previous process of this probe ended
-// before this one started, so its sessions are at most the second this
-// process started in: within its first second, a process waits for the next
-// one. Within a process, sessions grow by at least one.
+// newSession returns the session id: the start time in milliseconds
+// (transport.SessionID), so that sessions grow from one run to the next
+// and a collector refuses a replayed older session. A previous process of
+// this probe ended before this one started, so its sessions are at most
+// the millisecond this process started in: a session is taken from a later
+// one (by the time the configuration is read, it has passed; otherwise the
+// wait is below a millisecond). Within a process, sessions grow by at
+// least one.
 func newSession() uint32 {
-	if wait := time.Until(processStart.Truncate(time.Second).Add(time.Second)); wait > 0 {
+	if wait := time.Until(processStart.Truncate(time.Millisecond).Add(time.Millisecond)); wait > 0 {
 		time.Sleep(wait)
 	}
 	for {
 		last := lastSession.Load()
-		s := max(uint32(time.Now().Unix()), last+1)
+		s := transport.SessionID(time.Now())
+		if last != 0 && int32(s-last) <= 0 {
+			s = last + 1
+		}
 		if lastSession.CompareAndSwap(last, s) {
 			return s
 		}

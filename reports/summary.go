@@ -71,6 +71,9 @@ type Summary struct {
 	// class; IntervalNs the interval length of the owd_stats rows.
 	FlowKeys   map[string][]string
 	IntervalNs int64
+	// Counted: per class and probe interface, what the counters analysis
+	// saw (every class, one-way or not).
+	Counted []*Counted
 }
 
 // ReadSpool reads every complete owd_* file of a collector's spool.
@@ -218,6 +221,9 @@ func ReadSpool(dir string) (*Summary, error) {
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	if s.Counted, err = readCounted(dir); err != nil {
 		return nil, err
 	}
 	for _, p := range pairs {

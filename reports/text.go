@@ -10,6 +10,7 @@ import (
 // WriteText prints the summary for a terminal: per class and hop pair the
 // counts, the delay figures and the histogram as bars.
 func (s *Summary) WriteText(w io.Writer) {
+	defer writeCounted(w, s.Counted)
 	if len(s.Pairs) == 0 {
 		fmt.Fprintf(w, "no one-way measurements in %s (no owd_stats files yet: has an interval closed?)\n", s.Dir)
 		return

@@ -337,4 +337,3 @@ func (c *TruthCheck) WriteText(w io.Writer) {
 		fmt.Fprintln(w, "  => MISMATCH with the ground truth")
 	}
 }
-

@@ -1,11 +1,11 @@
 package spool
 
-// Buffered returns the flow and event rows held in memory, not yet in a
+// Buffered returns the flow, event and counters rows held in memory, not yet in a
 // spool file (they are written by Cut and Close). The collector's journal
 // notes when it is zero: every row of the PDUs handled so far is then on
 // disk and need not be written again after a restart.
 func (w *Writer) Buffered() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.flows.n + w.events.n
+	return w.flows.n + w.events.n + w.counters.n
 }

@@ -43,13 +43,15 @@ var ColsSets = []string{"type", "file", "rows", "bytes", "sha256"}
 
 // Set names the files of one commit: those of Types for the interval
 // starting at Start (ns), with name suffix N (0: none; else .N, docs/spool.md).
-// Manifest: an interval set, listed in sets/; false for a flows or events
-// file.
+// Manifest: listed in sets/ (every type but flows and events). Interval:
+// the reconciler's interval of that start (owd_* files, or none when it was
+// empty): once committed it is never written again.
 type Set struct {
 	Start    int64    `json:"start"`
 	N        int      `json:"n"`
 	Types    []string `json:"types"`
 	Manifest bool     `json:"manifest,omitempty"`
+	Interval bool     `json:"interval,omitempty"`
 }
 
 // Committer makes a set durable before its files become visible. When
@@ -137,18 +139,19 @@ func (w *Writer) freeN(start int64, types []string) (int, error) {
 // exists, and the caller may write it again. Once committed, a failed
 // rename is kept in w.unfinished and retried by Cut; writeSet then returns
 // nil, since the set is written (writing it again would double it).
-func (w *Writer) writeSet(start int64, files []setFile, manifest bool) (err error) {
-	s := &Set{Start: start, Manifest: manifest}
+func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool) (err error) {
+	s := &Set{Start: start, Manifest: manifest, Interval: interval}
 	for _, f := range files {
 		s.Types = append(s.Types, f.typ)
 	}
 	if len(files) == 0 {
-		if w.committer != nil && manifest {
+		if w.committer != nil && interval {
 			return w.committer.CommitSet(s) // an empty interval: only the fact that it is written
 		}
 		return nil
 	}
 	defer func() {
+		w.failing = err
 		if err != nil {
 			err = fmt.Errorf("spool: write %s: %w", s.Path(w.dir, s.Types[0]), err)
 		}
@@ -256,7 +259,22 @@ func (w *Writer) retryUnfinished() error {
 		}
 	}
 	w.unfinished = left
+	if len(left) > 0 {
+		w.finishErr = errors.Join(errs...)
+	}
 	return errors.Join(errs...)
+}
+
+// Failing returns the error of the last file written, nil once a write
+// succeeds again: the collector raises an event on the first failure and
+// another on the recovery.
+func (w *Writer) Failing() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failing == nil && len(w.unfinished) > 0 {
+		return w.finishErr
+	}
+	return w.failing
 }
 
 // Unfinished reports whether a committed set is not yet in place.
@@ -335,12 +353,12 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-func countLines(b []byte) int {
+// sumLen is the length of the names in cols: with len(cols) (their TABs,
+// the '#' and the LF) the header's size.
+func sumLen(cols []string) int {
 	n := 0
-	for _, c := range b {
-		if c == '\n' {
-			n++
-		}
+	for _, c := range cols {
+		n += len(c)
 	}
 	return n
 }

@@ -10,6 +10,7 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -59,11 +60,13 @@ type Writer struct {
 	mu        sync.Mutex
 	flows     buffer
 	events    buffer
+	counters  intervalRows
 	closed    bool
 	committer Committer
 	// unfinished: committed sets whose renames failed, retried by Cut.
 	unfinished []Set
 	finishErr  error
+	failing    error // of the last set written
 }
 
 var _ reconcile.Sink = (*Writer)(nil)
@@ -98,6 +101,7 @@ func New(dir string, cfg *conf.Config) (*Writer, error) {
 		interval: int64(cfg.Interval),
 		flows:    buffer{typ: TypeFlows, cols: ColsFlows},
 		events:   buffer{typ: TypeEvents, cols: ColsEvents},
+		counters: intervalRows{typ: TypeCounters, cols: ColsCounters},
 	}, nil
 }
 
@@ -241,13 +245,14 @@ func (w *Writer) Close() error {
 			errs = append(errs, w.cut(buf))
 		}
 	}
+	errs = append(errs, w.cutData(&w.counters, math.MaxInt64))
 	return errors.Join(errs...)
 }
 
 // cut writes buf to its file and empties it. On failure (disk full) the
 // rows stay buffered, and the next Cut tries again.
 func (w *Writer) cut(buf *buffer) error {
-	if err := w.writeSet(buf.start, []setFile{{buf.typ, buf.cols, buf.rows}}, false); err != nil {
+	if err := w.writeSet(buf.start, []setFile{{buf.typ, buf.cols, buf.rows}}, false, false); err != nil {
 		return err
 	}
 	buf.rows = buf.rows[:0]
@@ -376,7 +381,7 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.writeSet(iv.Start, files, true)
+	return w.writeSet(iv.Start, files, true, true)
 }
 
 func (w *Writer) oneWay(class int) (*conf.OneWay, error) {

@@ -65,7 +65,7 @@ func BenchmarkSendAuth(b *testing.B) {
 // signed ack, and the handler decoding every sighting.
 func BenchmarkReceiveAuth(b *testing.B) {
 	key := []byte("0123456789abcdef0123456789abcdef")
-	r, _ := NewReceiver(listen(b), conf.Transport{}, ReceiverOptions{Logger: quiet, Keys: map[uint16][]byte{1: key}})
+	r, _ := NewReceiver(listen(b), conf.Transport{}, ReceiverOptions{Logger: quiet, Keys: map[uint16][][]byte{1: {key}}})
 	p, n := fullSightings(1400 - pdu.AuthSize)
 	signer := pdu.NewSigner(key)
 	h := &decodeHandler{}

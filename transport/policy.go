@@ -108,10 +108,11 @@ type TrafMonPolicy struct {
 	initial time.Duration
 	border  time.Duration
 
-	long      bool
-	pilot     uint32    // the exhausted PDU retried at the initial timeout
-	longSince time.Time // when long-retry mode began
-	lastAck   time.Time
+	long       bool
+	pilot      uint32    // the exhausted PDU retried from the initial timeout
+	pilotSends int       // sends of the pilot since it was elected
+	longSince  time.Time // when long-retry mode began
+	lastAck    time.Time
 }
 
 // NewTrafMonPolicy returns the policy of one collector for cfg (defaults
@@ -120,15 +121,29 @@ func NewTrafMonPolicy(cfg conf.Transport) *TrafMonPolicy {
 	return &TrafMonPolicy{basic: NewBasicPolicy(cfg), initial: cfg.InitialTimeout, border: cfg.BreakBorder}
 }
 
-// Timeout implements Policy.
+// Timeout implements Policy. In long-retry mode the PDUs other than the
+// pilot back off: from the maximum timeout, their timeout doubles at each
+// send, up to the final timeout (at least the maximum timeout), so that a
+// collector that is down — a redundant one, say — costs little traffic
+// while the pilot still finds out within the initial timeout when it is
+// back (the sender then retries them all at once, peer.modeChange).
 func (t *TrafMonPolicy) Timeout(p *Pending, now time.Time) time.Duration {
 	switch {
 	case !t.long:
 		return t.basic.Timeout(p, now)
 	case p.Seq == t.pilot:
-		return t.initial
+		// The pilot backs off too, but only up to the maximum timeout:
+		// it is what finds out that the collector is back.
+		d := t.initial << min(t.pilotSends, 20)
+		t.pilotSends++
+		return min(d, max(t.initial, t.basic.MaxTimeout()))
 	}
-	return t.basic.MaxTimeout()
+	d := t.basic.MaxTimeout()
+	limit := max(d, t.basic.final)
+	for k := p.Sends - 1; k > 0 && d < limit; k-- {
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 // GiveUp implements Policy.
@@ -142,9 +157,9 @@ func (t *TrafMonPolicy) GiveUp(p *Pending, now time.Time) bool {
 		// link works, only this PDU's ack is late or lost. No long-retry
 		// mode; it goes on at the maximum timeout.
 	case !t.long:
-		t.long, t.pilot, t.longSince = true, p.Seq, now
+		t.long, t.pilot, t.longSince, t.pilotSends = true, p.Seq, now, 0
 	case t.pilot == 0:
-		t.pilot = p.Seq
+		t.pilot, t.pilotSends = p.Seq, 0
 	}
 	if p.Keep || p.Type != pdu.TypeSightings {
 		return false

@@ -1,11 +1,13 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -70,17 +72,17 @@ const (
 	ReasonWindow                  // seq too far ahead of the session's duplicate window; the probe retries
 	ReasonUnknown                 // a probe id not in the configuration
 	ReasonAuth                    // no auth trailer, or a MAC that does not verify with the probe's key
-	ReasonStale                   // authenticated, but of a session older than the probe's latest: a replay
-	ReasonFlood                   // dropped unread: the source sent too many invalid datagrams this second
-	numReasons
+	ReasonStale                   // authenticated, but of a session older than the probe's latest, or new data after its bye: a replay
+	ReasonFlood                   // dropped unread: the source address sent too many invalid datagrams this second, or every source together did
+	NumReasons
 )
 
-var reasonNames = [numReasons]string{"size", "short", "magic", "version", "length", "crc", "type", "malformed", "direction", "window",
+var reasonNames = [NumReasons]string{"size", "short", "magic", "version", "length", "crc", "type", "malformed", "direction", "window",
 	"unknown_probe", "auth", "stale", "flood"}
 
 // String names r for logs and metrics.
 func (r Reason) String() string {
-	if r < 0 || r >= numReasons {
+	if r < 0 || r >= NumReasons {
 		return "unknown"
 	}
 	return reasonNames[r]
@@ -113,7 +115,10 @@ type ReceiverStats struct {
 	Skipped       uint64 // seqs below a floor that never arrived
 	Restarts      uint64 // new sessions of a known probe
 	Evicted       uint64 // sessions forgotten to respect MaxSessions
-	Invalid       [numReasons]uint64
+	Invalid       [NumReasons]uint64
+	// LastFrom is the source of the latest datagram refused for each
+	// reason (for the collector's refusal events).
+	LastFrom [NumReasons]netip.AddrPort
 }
 
 // SessionInfo describes one probe session known to a Receiver.
@@ -141,18 +146,25 @@ type ReceiverOptions struct {
 	MaxSessions int
 	Now         func() time.Time // collector clock; default time.Now
 	// Keys, when not nil, turns authentication on: every datagram must
-	// carry a valid pdu.AuthHMACSHA256 trailer made with its probe's key,
-	// and acks are signed with it. Probe ids without a key are unknown.
-	// Sessions must then grow (a probe's session is its start time): a
-	// session older than the probe's latest one is a replay.
-	Keys map[uint16][]byte
+	// carry a valid pdu.AuthHMACSHA256 trailer made with one of its
+	// probe's keys (several while keys are rolled), and acks are signed
+	// with the key that verified it. Probe ids without a key are unknown.
+	// Sessions must then grow (SessionID: a probe's session is its start
+	// time): a session older than the probe's latest one is a replay.
+	Keys map[uint16][][]byte
 	// Known, when set and Keys is nil, tells the probe ids to accept.
 	Known func(probe uint16) bool
 	// FloodLimit is the number of invalid datagrams per second after which
-	// further datagrams from the same source (address and port) are dropped unread
-	// for the rest of that second, so that a flood costs little and valid
-	// probes keep their share; default 1000.
+	// further datagrams from the same source address (any port) are
+	// dropped unread for the rest of that second, so that a flood costs
+	// little and valid probes keep their share; default 1000.
 	FloodLimit int
+	// FloodBudget bounds the invalid datagrams per second from every
+	// source together: past it, for the rest of the second, only sources
+	// (address and port) that sent a valid datagram within the last minute
+	// are read, so that verifying forgeries from rotating addresses costs
+	// a bounded share of the collector; default 10000.
+	FloodBudget int
 }
 
 // Receiver is the collector end: it reads datagrams, checks them (size,
@@ -172,14 +184,16 @@ type Receiver struct {
 	now     func() time.Time
 	ack     []byte    // reused ack buffer; Run's goroutine only
 	frame   pdu.Frame // the datagram being handled (a field: handing a local to the Handler would move it to the heap)
-	signers map[uint16]*pdu.Signer
+	signers map[uint16][]*pdu.Signer
 	known   func(uint16) bool
 	flood   floodGuard
 
 	mu       sync.Mutex
 	sessions map[sessionKey]*session
-	probes   map[uint16]uint32 // latest session per probe, to log restarts
+	latest   map[uint16]latestSession // per probe: to log restarts, refuse replays
+	restored map[uint16]ProbeState    // latest sessions of a previous run, not heard since (RestoreState)
 	stats    ReceiverStats
+	trusted  bool // the datagram being handled passed every check (Run's goroutine)
 
 	replayErr error // the handler's error during Replay
 }
@@ -187,6 +201,12 @@ type Receiver struct {
 type sessionKey struct {
 	probe   uint16
 	session uint32
+}
+
+// latestSession is a probe's latest session and its start (sessionStart).
+type latestSession struct {
+	id    uint32
+	start int64
 }
 
 // NewReceiver returns a receiver reading conn, which stays the caller's to
@@ -201,7 +221,8 @@ func NewReceiver(conn *net.UDPConn, cfg conf.Transport, opt ReceiverOptions) (*R
 		log: opt.Logger, now: opt.Now,
 		ack:      make([]byte, 0, pdu.Overhead+8),
 		sessions: make(map[sessionKey]*session),
-		probes:   make(map[uint16]uint32),
+		latest:   make(map[uint16]latestSession),
+		restored: make(map[uint16]ProbeState),
 	}
 	if r.window <= 0 {
 		r.window = 4096
@@ -218,15 +239,21 @@ func NewReceiver(conn *net.UDPConn, cfg conf.Transport, opt ReceiverOptions) (*R
 	}
 	r.known = opt.Known
 	if opt.Keys != nil {
-		r.signers = make(map[uint16]*pdu.Signer, len(opt.Keys))
-		for id, k := range opt.Keys {
-			r.signers[id] = pdu.NewSigner(k)
+		r.signers = make(map[uint16][]*pdu.Signer, len(opt.Keys))
+		for id, ks := range opt.Keys {
+			for _, k := range ks {
+				r.signers[id] = append(r.signers[id], pdu.NewSigner(k))
+			}
 		}
 		r.known = nil
 	}
-	r.flood = floodGuard{limit: opt.FloodLimit, counts: make(map[netip.AddrPort]int)}
+	r.flood = floodGuard{limit: opt.FloodLimit, budget: opt.FloodBudget,
+		counts: make(map[netip.Addr]int), good: make(map[netip.AddrPort]int64)}
 	if r.flood.limit <= 0 {
 		r.flood.limit = 1000
+	}
+	if r.flood.budget <= 0 {
+		r.flood.budget = 10000
 	}
 	return r, nil
 }
@@ -256,10 +283,15 @@ func (r *Receiver) Run(ctx context.Context, h Handler) error {
 			continue
 		}
 		if r.flood.muted(from, r.now()) {
-			r.invalid(ReasonFlood)
+			r.invalid(ReasonFlood, from)
 			continue
 		}
-		if ack := r.process(buf[:n], from, h, wh, false); ack != nil {
+		r.trusted = false
+		ack := r.process(buf[:n], from, h, wh, false)
+		if r.trusted {
+			r.flood.trust(from)
+		}
+		if ack != nil {
 			if holder != nil {
 				holder.HoldAck(ack, from)
 				continue
@@ -276,9 +308,10 @@ func (r *Receiver) SendAck(ack []byte, to netip.AddrPort) {
 	}
 }
 
-func (r *Receiver) invalid(reason Reason) []byte {
+func (r *Receiver) invalid(reason Reason, from netip.AddrPort) []byte {
 	r.mu.Lock()
 	r.stats.Invalid[reason]++
+	r.stats.LastFrom[reason] = from
 	r.mu.Unlock()
 	return nil
 }
@@ -286,7 +319,7 @@ func (r *Receiver) invalid(reason Reason) []byte {
 // refuse counts an invalid datagram from a source, for the flood guard.
 func (r *Receiver) refuse(from netip.AddrPort, reason Reason) []byte {
 	r.flood.count(from)
-	return r.invalid(reason)
+	return r.invalid(reason, from)
 }
 
 // Replay hands the receiver a datagram it accepted before (a collector's
@@ -316,10 +349,17 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 	if !replay {
 		switch {
 		case r.signers != nil:
-			if signer = r.signers[hd.Probe]; signer == nil {
+			ss := r.signers[hd.Probe]
+			if ss == nil {
 				return r.refuse(from, ReasonUnknown)
 			}
-			if !signer.Verify(f) {
+			for _, x := range ss {
+				if x.Verify(f) {
+					signer = x
+					break
+				}
+			}
+			if signer == nil {
 				return r.refuse(from, ReasonAuth)
 			}
 		case r.known != nil && !r.known(hd.Probe):
@@ -341,16 +381,21 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 	r.mu.Lock()
 	if r.signers != nil && !replay {
 		// Sessions grow with the probe's start time: an unknown session
-		// older than the latest one is a replay of a finished session.
-		if latest, ok := r.probes[hd.Probe]; ok && hd.Session < latest {
+		// older than the latest one is a replay of a finished session,
+		// also after a restart (RestoreState).
+		if l, ok := r.latest[hd.Probe]; ok && l.id != hd.Session && sessionStart(hd.Session, now) < l.start {
 			if _, known := r.sessions[sessionKey{hd.Probe, hd.Session}]; !known {
 				r.stats.Invalid[ReasonStale]++
+				r.stats.LastFrom[ReasonStale] = from
 				r.mu.Unlock()
 				return nil
 			}
 		}
 	}
 	s := r.session(hd.Probe, hd.Session, hd.Floor, now)
+	if !replay {
+		r.trusted = true
+	}
 	s.lastHeard = now
 	before := s.wm
 	r.stats.Skipped += s.raiseFloor(hd.Floor)
@@ -364,7 +409,15 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 		r.notify(wh, hd, before, wm)
 		return nil
 	}
-	switch s.state(hd.Seq) {
+	st := s.state(hd.Seq)
+	if st == seqNew && s.closed && !replay {
+		// Nothing new comes after a bye: a replay of the session.
+		r.stats.Invalid[ReasonStale]++
+		r.stats.LastFrom[ReasonStale] = from
+		r.mu.Unlock()
+		return nil
+	}
+	switch st {
 	case seqDone:
 		r.stats.Duplicates++
 		r.mu.Unlock()
@@ -374,6 +427,7 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 		return r.ackFor(hd, signer)
 	case seqAhead:
 		r.stats.Invalid[ReasonWindow]++
+		r.stats.LastFrom[ReasonWindow] = from
 		wm := s.wm
 		r.mu.Unlock()
 		r.notify(wh, hd, before, wm)
@@ -426,36 +480,61 @@ func (r *Receiver) ackFor(hd *pdu.Header, signer *pdu.Signer) []byte {
 	return r.ack
 }
 
-// floodGuard mutes, for the rest of the current second, a source (address
-// and port: probes behind one NAT address stay apart) that sent more than
-// limit invalid datagrams in it. A forger that changes its source port at
-// every datagram escapes it; the MAC check is then what it costs (~1 µs). Run's goroutine only.
-// Its memory is bounded: at most maxFloodSources addresses are counted per
-// second (beyond, new sources are not counted: the guard degrades to
-// counting the first ones).
+// floodGuard bounds what invalid datagrams cost. Run's goroutine only.
+//
+// A source address (any port: rotating ports do not escape) that sent more
+// than limit invalid datagrams in the current second is muted for the rest
+// of it. Past budget invalid datagrams in the second from every source
+// together (rotating addresses), only the trusted sources — address and
+// port that sent a valid datagram within the last minute, the probes — are
+// read. A trusted source is never muted: a forger spoofing a probe's
+// address cannot silence it, only make the collector verify its forgeries
+// (~1 µs each). Memory is bounded: at most maxFloodSources addresses are
+// counted per second and maxFloodSources sources trusted.
 type floodGuard struct {
-	limit  int
-	second int64
-	counts map[netip.AddrPort]int
+	limit, budget int
+	second        int64
+	total         int
+	counts        map[netip.Addr]int
+	good          map[netip.AddrPort]int64 // trusted source → second of its latest valid datagram
 }
 
-const maxFloodSources = 4096
+const (
+	maxFloodSources = 4096
+	trustSeconds    = 60
+)
 
 func (g *floodGuard) muted(a netip.AddrPort, now time.Time) bool {
 	if sec := now.Unix(); sec != g.second {
 		g.second = sec
+		g.total = 0
 		clear(g.counts)
+		for k, t := range g.good {
+			if sec-t > trustSeconds {
+				delete(g.good, k)
+			}
+		}
 		return false
 	}
-	return g.counts[a] > g.limit
+	if _, ok := g.good[a]; ok {
+		return false
+	}
+	return g.total > g.budget || g.counts[a.Addr()] > g.limit
 }
 
 func (g *floodGuard) count(a netip.AddrPort) {
 	if !a.IsValid() {
 		return
 	}
-	if n, ok := g.counts[a]; ok || len(g.counts) < maxFloodSources {
-		g.counts[a] = n + 1
+	g.total++
+	if n, ok := g.counts[a.Addr()]; ok || len(g.counts) < maxFloodSources {
+		g.counts[a.Addr()] = n + 1
+	}
+}
+
+func (g *floodGuard) trust(a netip.AddrPort) {
+	if _, ok := g.good[a]; ok || len(g.good) < maxFloodSources {
+		g.good[a] = g.second
 	}
 }
 
@@ -476,14 +555,25 @@ func (r *Receiver) session(probe uint16, id uint32, floor uint32, now time.Time)
 		r.stats.Evicted++
 		r.log.Warn("transport: too many probe sessions, forgetting one", "probe", oldest.probe, "session", oldest.id, "max", r.maxSess)
 	}
-	if prev, ok := r.probes[probe]; ok && prev != id {
+	start := sessionStart(id, now)
+	prev, ok := r.latest[probe]
+	switch {
+	case ok && prev.id != id:
 		r.stats.Restarts++
-		r.log.Info("transport: probe restarted", "probe", probe, "old_session", prev, "session", id)
-	} else if !ok {
+		r.log.Info("transport: probe restarted", "probe", probe, "old_session", prev.id, "session", id)
+	case !ok:
 		r.log.Info("transport: new probe", "probe", probe, "session", id)
 	}
-	r.probes[probe] = id
+	if !ok || start >= prev.start {
+		r.latest[probe] = latestSession{id: id, start: start}
+	}
 	s := newSession(probe, id, floor, r.window)
+	if st, ok := r.restored[probe]; ok && st.Session == id {
+		// The latest session of a previous run, whose journal was
+		// emptied: it continues where it stood.
+		delete(r.restored, probe)
+		s.restore(st)
+	}
 	r.sessions[k] = s
 	return s
 }
@@ -516,4 +606,42 @@ func (r *Receiver) Stats() ReceiverStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.stats
+}
+
+// RestoreState gives the receiver the probes' latest sessions saved by a
+// previous run (State, SaveState), after the journal was replayed: a probe
+// whose latest session the journal did not rebuild gets it back, so that
+// with keys its older sessions are refused as stale, and its PDUs already
+// delivered are duplicates (after its bye, nothing new is taken).
+func (r *Receiver) RestoreState(st []ProbeState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range st {
+		if l, ok := r.latest[p.Probe]; ok && l.start >= p.Start {
+			continue // the journal knows this session or a later one
+		}
+		r.latest[p.Probe] = latestSession{id: p.Session, start: p.Start}
+		r.restored[p.Probe] = p
+		delete(r.sessions, sessionKey{p.Probe, p.Session})
+	}
+}
+
+// State returns the probes' latest sessions, for SaveState, sorted by probe.
+func (r *Receiver) State() []ProbeState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]ProbeState, 0, len(r.latest))
+	for probe, l := range r.latest {
+		if st, ok := r.restored[probe]; ok {
+			out = append(out, st)
+			continue
+		}
+		st := ProbeState{Probe: probe, Session: l.id, Start: l.start}
+		if s, ok := r.sessions[sessionKey{probe, l.id}]; ok {
+			st.Floor, st.Above, st.Closed = s.base, s.above(), s.closed
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b ProbeState) int { return cmp.Compare(a.Probe, b.Probe) })
+	return out
 }

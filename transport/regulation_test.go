@@ -88,6 +88,8 @@ func TestLongRetry(t *testing.T) {
 	_, addr := startReceiver(t, g)
 	var log sendLog
 	cfg := conf.Transport{
+		MaxPDUSize:        1400,
+		MaxBuildTime:      time.Second,
 		MinGap:            time.Millisecond,
 		InitialTimeout:    40 * time.Millisecond,
 		TimeoutIncrement:  20 * time.Millisecond,
@@ -139,16 +141,17 @@ func TestLongRetry(t *testing.T) {
 	if len(pg) < 5 || !near(pg[0], 40*time.Millisecond) || !near(pg[1], 60*time.Millisecond) || !near(pg[2], 80*time.Millisecond) {
 		t.Fatalf("pilot retries %v: want 40, 60, 80 ms, then 40 ms", pg)
 	}
-	for _, d := range pg[3:] {
-		if !near(d, 40*time.Millisecond) {
-			t.Errorf("pilot in long-retry mode retried after %v, want the initial timeout 40 ms", d)
+	for i, d := range pg[3:] {
+		if want := min(40*time.Millisecond<<i, 80*time.Millisecond); !near(d, want) {
+			t.Errorf("pilot in long-retry mode: retry %d after %v, want %v (from the initial timeout, doubling up to the maximum)", i, d, want)
 		}
 	}
-	// A PDU sent in long-retry mode goes at the maximum timeout while the
-	// pilot lives; once the pilot is given up, the next PDU to expire is
-	// elected pilot (TrafMonPolicy.GiveUp) and may be this one: from then
-	// on, the initial timeout is right too. Which one is elected depends on
-	// the timers, so both are allowed after the pilot's last send.
+	// A PDU sent in long-retry mode backs off from the maximum timeout,
+	// doubling up to the final timeout, while the pilot lives; once the
+	// pilot is given up, the next PDU to expire is elected pilot
+	// (TrafMonPolicy.GiveUp) and may be this one: from then on, the pilot's
+	// timeouts are right too. Which one is elected depends on the timers,
+	// so both are allowed after the pilot's last send.
 	var pilotLast time.Time
 	var slowSends []time.Time
 	for _, e := range log.events(0) {
@@ -162,12 +165,13 @@ func TestLongRetry(t *testing.T) {
 	}
 	for i := 1; i < len(slowSends); i++ {
 		d := slowSends[i].Sub(slowSends[i-1])
+		want := min(80*time.Millisecond<<(i-1), 500*time.Millisecond)
 		switch {
-		case near(d, 80*time.Millisecond):
-		case slowSends[i-1].After(pilotLast) && near(d, 40*time.Millisecond):
+		case near(d, want):
+		case slowSends[i-1].After(pilotLast) && (near(d, 40*time.Millisecond) || near(d, 80*time.Millisecond)):
 		default:
-			t.Errorf("PDU sent in long-retry mode retried after %v (pilot last sent %v before), want the maximum timeout 80 ms (or 40 ms once elected pilot)",
-				d, slowSends[i-1].Sub(pilotLast))
+			t.Errorf("PDU sent in long-retry mode: retry %d after %v (pilot last sent %v before), want %v (backing off from the maximum timeout), or the pilot's timeouts once elected",
+				i, d, slowSends[i-1].Sub(pilotLast), want)
 		}
 	}
 	// The collector comes back: the first ack ends long-retry mode; the
@@ -220,7 +224,7 @@ func TestAuthentication(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	h := newCollect()
 	conn := listen(t)
-	r, err := NewReceiver(conn, conf.Transport{}, ReceiverOptions{Logger: quiet, Keys: map[uint16][]byte{42: key}})
+	r, err := NewReceiver(conn, conf.Transport{}, ReceiverOptions{Logger: quiet, Keys: map[uint16][][]byte{42: {key}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,49 +33,16 @@ var (
 	ErrNotData      = errors.New("transport: not a data PDU (flow definitions, sightings or events)")
 )
 
-// Defaults for zero fields of conf.Transport (the XML loader fills the same).
-const (
-	DefaultMaxPDUSize     = 1400
-	DefaultMinGap         = 2 * time.Millisecond
-	DefaultInitialTimeout = 500 * time.Millisecond
-	DefaultFinalTimeout   = 10 * time.Minute
-	DefaultHeartbeat      = 5 * time.Second
-	DefaultBreakBorder    = 30 * time.Second
-)
-
-// withDefaults fills the zero fields whose zero value means "not set" and
-// rejects impossible values.
+// withDefaults returns the transport configuration to use: the zero value
+// stands for conf.DefaultTransport() (a <transport> element left out); any
+// other value must be complete and valid by conf's rules — there is one
+// source of defaults and ranges, conf.
 func withDefaults(c conf.Transport) (conf.Transport, error) {
-	if c.MaxPDUSize == 0 {
-		c.MaxPDUSize = DefaultMaxPDUSize
+	if c == (conf.Transport{}) {
+		return conf.DefaultTransport(), nil
 	}
-	if c.MinGap == 0 {
-		c.MinGap = DefaultMinGap
-	}
-	if c.InitialTimeout == 0 {
-		c.InitialTimeout = DefaultInitialTimeout
-	}
-	if c.TimeoutMultiplier == 0 {
-		c.TimeoutMultiplier = 1
-	}
-	if c.FinalTimeout == 0 {
-		c.FinalTimeout = DefaultFinalTimeout
-	}
-	if c.Heartbeat == 0 {
-		c.Heartbeat = DefaultHeartbeat
-	}
-	if c.BreakBorder == 0 {
-		c.BreakBorder = DefaultBreakBorder
-	}
-	switch {
-	case c.MaxPDUSize < pdu.MinPDUSize || c.MaxPDUSize > pdu.MaxPDUSize:
-		return c, fmt.Errorf("transport: max PDU size %d outside [%d, %d]", c.MaxPDUSize, pdu.MinPDUSize, pdu.MaxPDUSize)
-	case c.MinGap < 0 || c.InitialTimeout < 0 || c.TimeoutIncrement < 0 || c.FinalTimeout < 0 || c.Heartbeat < 0 || c.BreakBorder < 0 || c.Bandwidth < 0:
-		return c, errors.New("transport: negative duration")
-	case c.TimeoutMultiplier < 1 || math.IsInf(c.TimeoutMultiplier, 0) || math.IsNaN(c.TimeoutMultiplier):
-		return c, fmt.Errorf("transport: timeout multiplier %v below 1", c.TimeoutMultiplier)
-	case c.MaxRetries < 0:
-		return c, fmt.Errorf("transport: max retries %d below 0", c.MaxRetries)
+	if err := c.Check(); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -115,7 +82,7 @@ func AuthOverhead(key []byte) int {
 func BuildSize(cfg conf.Transport, key []byte) int {
 	size := cfg.MaxPDUSize
 	if size == 0 {
-		size = DefaultMaxPDUSize
+		size = conf.DefaultTransport().MaxPDUSize
 	}
 	return size - AuthOverhead(key)
 }
@@ -277,7 +244,7 @@ func (s *Sender) Send(b []byte) (uint32, error) {
 		return 0, fmt.Errorf("transport: send: %w", err)
 	}
 	switch {
-	case f.Header.Type != pdu.TypeFlowDef && f.Header.Type != pdu.TypeSightings && f.Header.Type != pdu.TypeEvents && f.Header.Type != pdu.TypeClock:
+	case !f.Header.Type.Data():
 		return 0, ErrNotData
 	case len(b)+AuthOverhead(s.key) > s.cfg.MaxPDUSize:
 		return 0, fmt.Errorf("transport: send: %d-byte PDU above max size %d less the %d-byte auth trailer", len(b), s.cfg.MaxPDUSize, AuthOverhead(s.key))
@@ -368,8 +335,14 @@ func (s *Sender) Stats() Stats {
 
 // Close stops taking PDUs, waits until every collector has acked or given
 // up everything (or ctx ends), then sends a Bye to every collector and
-// waits for its acks (or ctx), stops and returns the final counters. When
-// ctx ended first, the Bye is still sent once, and the error is ctx's.
+// waits for its acks (or ctx), stops and returns the final counters.
+//
+// When ctx ends first, collectors are redundant: if at least one acked
+// everything, the others only missed what it holds, so Close says in the
+// log which collector missed which seqs, gives the complete ones their Bye
+// (acked, within ByeGrace), sends the others one Bye without waiting, and
+// returns no error. When none acked everything, the Bye is still sent once
+// to each, and the error is ctx's.
 func (s *Sender) Close(ctx context.Context) (Stats, error) {
 	s.mu.Lock()
 	if s.closed {
@@ -380,6 +353,11 @@ func (s *Sender) Close(ctx context.Context) (Stats, error) {
 	s.mu.Unlock()
 
 	err := s.drain(ctx)
+	if err != nil {
+		if done := s.complete(); len(done) > 0 {
+			return s.closeRedundant(done)
+		}
+	}
 	s.mu.Lock()
 	byeSeq := s.nextSeq // the Bye's seq, whether it goes through the queues or not
 	s.mu.Unlock()
@@ -411,13 +389,101 @@ func (s *Sender) Close(ctx context.Context) (Stats, error) {
 	return st, err
 }
 
+// ByeGrace bounds the wait for the Bye's ack from the collectors that
+// acked everything, once the drain ended with others still owing acks.
+const ByeGrace = 5 * time.Second
+
+// complete returns the collectors that have nothing outstanding.
+func (s *Sender) complete() []*peer {
+	var out []*peer
+	for _, p := range s.peers {
+		p.mu.Lock()
+		if len(p.pending)+p.queue.len() == 0 {
+			out = append(out, p)
+		}
+		p.mu.Unlock()
+	}
+	return out
+}
+
+// closeRedundant ends the session when the collectors done acked
+// everything and the others did not (see Close).
+func (s *Sender) closeRedundant(done []*peer) (Stats, error) {
+	for _, p := range s.peers {
+		if slices.Contains(done, p) {
+			continue
+		}
+		p.mu.Lock()
+		first, last := uint32(0), uint32(0)
+		for _, e := range p.pending {
+			if first == 0 || e.Seq < first {
+				first = e.Seq
+			}
+			last = max(last, e.Seq)
+		}
+		n := len(p.pending) + p.queue.len()
+		p.mu.Unlock()
+		names := make([]string, len(done))
+		for i, d := range done {
+			names[i] = d.addr.String()
+		}
+		p.log.Warn("transport: redundant collector missed PDUs; the others hold every one", "missed", n,
+			"seqs", fmt.Sprintf("%d-%d", first, last), "complete", names)
+	}
+	s.mu.Lock()
+	byeSeq := s.nextSeq
+	h := pdu.Header{Type: pdu.TypeBye, ProbeTime: s.clock()}
+	b := pdu.AppendControl(nil, h)
+	var err error
+	if s.nextSeq == math.MaxUint32 {
+		err = ErrSeqExhausted
+	} else {
+		// To the complete collectors only; the others get it once below.
+		s.nextSeq++
+		pk := s.pool.get()
+		pk.buf = append(pk.buf[:0], b...)
+		pk.refs.Store(int32(len(done)))
+		for _, p := range done {
+			p.enqueue(pk, byeSeq, h, time.Now(), nil)
+		}
+	}
+	s.mu.Unlock()
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), ByeGrace)
+		err = s.drainPeers(ctx, done)
+		cancel()
+	}
+	for _, p := range s.peers {
+		if err != nil || !slices.Contains(done, p) {
+			p.sendByeNow(byeSeq)
+		}
+	}
+	close(s.stop)
+	for _, p := range s.peers {
+		p.conn.Close()
+	}
+	s.wg.Wait()
+	st := s.Stats()
+	for _, c := range st.Collectors {
+		s.log.Info("transport: sender closed", "collector", c.Collector, "sent", c.Sent, "retried", c.Retried,
+			"acked", c.Acked, "given_up", c.GivenUp, "pending", c.Pending)
+	}
+	if err != nil {
+		return st, fmt.Errorf("transport: bye to the complete collectors: %w", err)
+	}
+	return st, nil
+}
+
 // drain waits until no collector has anything outstanding.
-func (s *Sender) drain(ctx context.Context) error {
+func (s *Sender) drain(ctx context.Context) error { return s.drainPeers(ctx, s.peers) }
+
+// drainPeers waits until none of peers has anything outstanding.
+func (s *Sender) drainPeers(ctx context.Context, peers []*peer) error {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
 		idle := true
-		for _, p := range s.peers {
+		for _, p := range peers {
 			p.mu.Lock()
 			if len(p.pending)+p.queue.len() > 0 {
 				idle = false
@@ -846,6 +912,17 @@ func (p *peer) modeChange(now time.Time) {
 			Detail: fmt.Sprintf("collector=%s pending=%d", p.addr, len(p.pending)+p.queue.len())})
 	} else {
 		p.log.Info("transport: collector acks again: normal mode")
+		// The PDUs backed off while the collector was not acking are due
+		// now: they leave in the coming slots, in seq order (a nanosecond
+		// apart: equal times would leave the heap's order to chance).
+		k := 0
+		for i := p.order.head; i < len(p.order.buf); i++ {
+			if e := p.order.buf[i]; e.hidx >= 0 && e.due.After(now) {
+				e.due = now.Add(time.Duration(k))
+				k++
+			}
+		}
+		heap.Init(&p.timers)
 		p.notices = append(p.notices, pdu.Event{TS: now.UnixNano(), Kind: EventNormal,
 			Detail: fmt.Sprintf("collector=%s", p.addr)})
 	}

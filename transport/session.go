@@ -108,3 +108,32 @@ func (s *session) raiseFloor(floor uint32) (skipped uint64) {
 	s.advance()
 	return skipped
 }
+
+// above returns the seqs delivered at or above base (out of order).
+func (s *session) above() []uint32 {
+	var out []uint32
+	for q := s.base; q < s.base+uint64(len(s.times)); q++ {
+		if w, b, _ := s.slot(q); s.bits[w]&b != 0 {
+			out = append(out, uint32(q))
+		}
+	}
+	return out
+}
+
+// restore continues a session saved by a previous run (ProbeState): every
+// seq below its floor is settled, those above it delivered are
+// duplicates, and a closed session takes nothing new.
+func (s *session) restore(st ProbeState) {
+	if st.Floor > s.base {
+		s.base = st.Floor
+		s.wm.Seq = uint32(st.Floor - 1)
+	}
+	for _, q := range st.Above {
+		if uint64(q) >= s.base && uint64(q) < s.base+uint64(len(s.times)) {
+			w, b, _ := s.slot(uint64(q))
+			s.bits[w] |= b
+		}
+	}
+	s.advance()
+	s.closed = st.Closed
+}

@@ -38,6 +38,9 @@ Exit status: 0 when every file is good, 1 when any has a problem, 2 on usage err
 	status := exitOK
 	for _, path := range fs.Args() {
 		c, err := conf.Load(path)
+		if err == nil {
+			err = c.CheckAuth() // the daemons refuse to start without it
+		}
 		if err != nil {
 			status = exitFail
 			printErrors(stderr, err)

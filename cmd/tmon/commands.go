@@ -14,6 +14,7 @@ type command struct {
 // subcommand by adding a line here and its run function in a file of its own.
 var commands = []command{
 	{"check", "validate configuration files", runCheck},
+	{"keygen", "make a probe key file, or roll its keys", runKeygen},
 	{"summary", "print what a collector spool measured (optionally against ground truth)", runSummary},
 }
 

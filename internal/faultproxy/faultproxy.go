@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,8 @@ type Proxy struct {
 	partOn    bool
 	rng       *rand.Rand
 	clients   map[netip.AddrPort]*net.UDPConn
+	record    bool      // keep a copy of every client → upstream datagram (an eavesdropper, for replay tests)
+	recorded  [][]byte  // what was kept
 	held      [2][]byte // one reordered datagram per direction
 	heldTo    [2]func([]byte)
 
@@ -163,11 +166,29 @@ func (p *Proxy) client(from netip.AddrPort) (*net.UDPConn, error) {
 	return c, nil
 }
 
+// Record starts keeping a copy of every datagram a client sends, as an
+// eavesdropper on the path would (replay tests).
+func (p *Proxy) Record() {
+	p.mu.Lock()
+	p.record = true
+	p.mu.Unlock()
+}
+
+// Recorded returns the datagrams kept since Record, in arrival order.
+func (p *Proxy) Recorded() [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.recorded)
+}
+
 // forward applies the faults of direction dir to b and sends what is left.
 func (p *Proxy) forward(dir int, b []byte, send func([]byte)) {
 	st := &p.stats[dir]
 	st.in.Add(1)
 	p.mu.Lock()
+	if dir == 0 && p.record {
+		p.recorded = append(p.recorded, append([]byte(nil), b...))
+	}
 	f := p.up
 	if dir == 1 {
 		f = p.down

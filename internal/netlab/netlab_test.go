@@ -114,11 +114,11 @@ func TestPathDelayLine(t *testing.T) {
 
 func runPath(t *testing.T, p *Path, n int, rate float64, check func(delivered, lost int, delays []int64)) {
 	t.Helper()
-	sa, err := Sniff(p.A, IfaceA, SnifferOptions{Keep: testFrames})
+	sa, err := Sniff(p.A, IfaceA, SnifferOptions{Keep: testFrames, OwnStamps: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := Sniff(p.B, IfaceB, SnifferOptions{Keep: testFrames})
+	sb, err := Sniff(p.B, IfaceB, SnifferOptions{Keep: testFrames, OwnStamps: true})
 	if err != nil {
 		sa.Stop()
 		t.Fatal(err)
@@ -179,4 +179,38 @@ func runPath(t *testing.T, p *Path, n int, rate float64, check func(delivered, l
 	} else if len(delays) != n {
 		t.Errorf("%d of %d delivered on a path without loss", len(delays), n)
 	}
+}
+
+// TestKernelStampsOn: a socket that turns software receive timestamping on
+// (a Sniffer with OwnStamps) makes the kernel stamp frames in its network
+// core, which KernelStampsOn sees from another namespace: the key is
+// global. (That it is off while no socket holds it cannot be asserted:
+// any process on the host may hold it.)
+func TestKernelStampsOn(t *testing.T) {
+	l := New(t)
+	a, b := l.AddNS("a"), l.AddNS("b")
+	before, err := KernelStampsOn(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Sniff(a, "lo", SnifferOptions{OwnStamps: true, Keep: func(*Frame) bool { return false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		on, err := KernelStampsOn(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if on {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a socket holds SOF_TIMESTAMPING_RX_SOFTWARE, yet after 5 s the kernel does not stamp frames on receive")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("kernel stamps on receive: %v before the sniffer, true with it", before)
 }

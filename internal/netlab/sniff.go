@@ -17,7 +17,7 @@ import (
 
 // Frame is one frame a Sniffer saw, with the kernel's timestamp.
 type Frame struct {
-	TS      int64  // SCM_TIMESTAMPNS: ns since the Unix epoch, CLOCK_REALTIME
+	TS      int64  // SCM_TIMESTAMPING software stamp: ns since the Unix epoch, CLOCK_REALTIME
 	PktType uint8  // unix.PACKET_HOST, PACKET_OUTGOING, ...
 	Data    []byte // the whole frame (Ethernet header on)
 }
@@ -25,10 +25,19 @@ type Frame struct {
 // Sniffer is an independent capture for ground truth: a plain AF_PACKET
 // socket (not a TPACKET ring, and none of tmon's capture code) bound to one
 // interface, reading each frame with recvmsg and its kernel timestamp from
-// the SCM_TIMESTAMPNS control message. The kernel stamps a frame once,
-// when it enters the taps of the interface, and every packet socket on that
-// interface sees the same stamp: a probe capturing there must report the
-// very same nanoseconds.
+// the SCM_TIMESTAMPING control message.
+//
+// The kernel stamps a frame once, in the network core before any packet
+// socket sees it, but only while some socket on the host has turned
+// software receive timestamping on (a global static key); every packet
+// socket on the interface then sees the same stamp, and a probe capturing
+// there must report the very same nanoseconds. While nothing has turned it
+// on, each socket takes its own time at delivery. A Sniffer asks only to
+// be told the core's stamp (SOF_TIMESTAMPING_SOFTWARE without RX_SOFTWARE):
+// it does not turn the key on, so it cannot hide a probe that relies on
+// someone else having done so; a kept frame without a stamp is an error
+// (see [ErrNoStamp]). SnifferOptions.OwnStamps makes it turn the key on
+// itself, for tests where it stands alone.
 type Sniffer struct {
 	fd     int
 	iface  string
@@ -52,7 +61,16 @@ type SnifferOptions struct {
 	// RcvBuf is the socket receive buffer (default 64 MiB), big enough
 	// that a descheduled reader does not cost drops.
 	RcvBuf int
+	// OwnStamps makes the Sniffer turn the kernel's receive timestamping
+	// on itself (SOF_TIMESTAMPING_RX_SOFTWARE). Leave it off where a probe
+	// under test must do that.
+	OwnStamps bool
 }
+
+// ErrNoStamp is the Sniffer's error for a kept frame the kernel did not
+// stamp in its network core: no socket on the host had turned receive
+// timestamping on.
+var ErrNoStamp = errors.New("the kernel did not stamp the frame on receive: no socket on the host turned receive timestamping on")
 
 // Sniff starts capturing on iface inside ns.
 func Sniff(ns NS, iface string, o SnifferOptions) (*Sniffer, error) {
@@ -72,8 +90,12 @@ func Sniff(ns NS, iface string, o SnifferOptions) (*Sniffer, error) {
 			return fmt.Errorf("sniff %s: socket: %w", iface, err)
 		}
 		s.fd = fd
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
-			return fmt.Errorf("sniff %s: SO_TIMESTAMPNS: %w", iface, err)
+		flags := unix.SOF_TIMESTAMPING_SOFTWARE
+		if o.OwnStamps {
+			flags |= unix.SOF_TIMESTAMPING_RX_SOFTWARE
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING_NEW, flags); err != nil {
+			return fmt.Errorf("sniff %s: SO_TIMESTAMPING: %w", iface, err)
 		}
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, o.RcvBuf); err != nil {
 			return fmt.Errorf("sniff %s: SO_RCVBUFFORCE: %w", iface, err)
@@ -139,6 +161,9 @@ func (s *Sniffer) loop() error {
 		if s.keep != nil && !s.keep(&f) {
 			continue
 		}
+		if ts == 0 {
+			return fmt.Errorf("sniff %s: frame %d: %w", s.iface, len(s.Frames())+1, ErrNoStamp)
+		}
 		if s.pcap != nil {
 			if err := writePcapRecord(s.pcap, f.TS, f.Data); err != nil {
 				return fmt.Errorf("sniff %s: pcap: %w", s.iface, err)
@@ -151,19 +176,23 @@ func (s *Sniffer) loop() error {
 	return nil
 }
 
+// timestampNS returns the software stamp of an SCM_TIMESTAMPING control
+// message (struct scm_timestamping64: three __kernel_timespec, the first
+// the software stamp), 0 when the kernel sent none: it does so only for a
+// frame it stamped in the network core.
 func timestampNS(oob []byte) (int64, error) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
 		return 0, fmt.Errorf("control message: %w", err)
 	}
 	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPING_NEW && len(m.Data) >= 16 {
 			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
 			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
 			return sec*1e9 + nsec, nil
 		}
 	}
-	return 0, errors.New("frame without SCM_TIMESTAMPNS")
+	return 0, nil
 }
 
 // Frames returns the frames kept so far (shared; do not modify).

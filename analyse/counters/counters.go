@@ -1,0 +1,149 @@
+// Package counters is the protocol analysis that counts, per flow instance
+// and interval, what every class saw at each interface of the probe, one-way
+// or not: packets, bytes, fragments, ICMP errors caused by the flow, and the
+// packet sizes as count/sum/sum of squares/min/max (statistics that merge
+// without loss through the loader's roll-ups). It plugs into the analyser
+// stage (analyse.Analysis) and sends pdu.Counters records; the collector
+// writes them to the flow_counters spool type (docs/spool.md).
+//
+// Intervals are those of the configuration, in data time: a record of
+// interval [s, s+I) leaves once the analyser says every packet captured
+// before s+I has been seen. Memory is bounded by MaxEntries: when the table
+// of open (flow, interval) entries is full, the open entries are sent
+// early; the records of one flow and interval then add up downstream.
+package counters
+
+import (
+	"math/bits"
+	"time"
+
+	"github.com/tmon-project/tmon/analyse"
+	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/sieve"
+)
+
+// Output receives the counters records.
+type Output interface {
+	Counters(c pdu.Counters)
+}
+
+// DefaultMaxEntries bounds the (flow, interval) entries held: about 80 bytes
+// each in the map, so 1 M entries is under 100 MB.
+const DefaultMaxEntries = 1 << 20
+
+type key struct {
+	start int64
+	flow  uint32
+}
+
+type acc struct {
+	packets, bytes, frags, icmp, sumsq uint64
+	min, max                           uint32
+}
+
+// Counter is the counters analysis of one probe.
+type Counter struct {
+	out      Output
+	interval int64
+	max      int
+	open     map[key]acc
+	oldest   int64 // smallest interval start in open (valid when open is not empty)
+	// Stats
+	Early uint64 // entries sent before their interval ended (table full)
+}
+
+var _ analyse.Analysis = (*Counter)(nil)
+
+// New returns a counters analysis for intervals of length interval
+// (conf.Config.Interval); maxEntries ≤ 0 takes DefaultMaxEntries.
+func New(interval time.Duration, maxEntries int, out Output) *Counter {
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
+	}
+	return &Counter{out: out, interval: int64(interval), max: maxEntries, open: make(map[key]acc)}
+}
+
+func (c *Counter) startOf(ts int64) int64 {
+	r := ts % c.interval
+	if r < 0 {
+		r += c.interval
+	}
+	return ts - r
+}
+
+// Packet counts rec in the flow instance of each of its classes.
+func (c *Counter) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
+	start := c.startOf(rec.TS)
+	icmpErr := rec.Flags&sieve.FlagICMPError != 0
+	frag := rec.Flags&sieve.FlagFragment != 0
+	size := rec.Length
+	for m := rec.Classes; m != 0; m &= m - 1 {
+		k := key{start, ids.Of(bits.TrailingZeros64(m))}
+		a, ok := c.open[k]
+		if !ok {
+			if len(c.open) >= c.max {
+				c.flushAll()
+				c.Early++
+			}
+			if len(c.open) == 0 || start < c.oldest {
+				c.oldest = start
+			}
+		}
+		if icmpErr {
+			a.icmp++
+		} else {
+			if a.packets == 0 || size < a.min {
+				a.min = size
+			}
+			a.max = max(a.max, size)
+			a.packets++
+			a.bytes += uint64(size)
+			a.sumsq += uint64(size) * uint64(size)
+			if frag {
+				a.frags++
+			}
+		}
+		c.open[k] = a
+	}
+}
+
+// Advance sends the entries of the intervals that ended by now.
+func (c *Counter) Advance(now int64) {
+	if len(c.open) == 0 || c.oldest+c.interval > now {
+		return
+	}
+	oldest := int64(0)
+	first := true
+	for k, a := range c.open {
+		if k.start+c.interval <= now {
+			c.send(k, a)
+			delete(c.open, k)
+			continue
+		}
+		if first || k.start < oldest {
+			oldest, first = k.start, false
+		}
+	}
+	c.oldest = oldest
+}
+
+// Close sends every entry.
+func (c *Counter) Close() { c.flushAll() }
+
+func (c *Counter) flushAll() {
+	for k, a := range c.open {
+		c.send(k, a)
+	}
+	clear(c.open)
+}
+
+func (c *Counter) send(k key, a acc) {
+	c.out.Counters(pdu.Counters{
+		Flow: k.flow, Start: k.start,
+		Packets: a.packets, Bytes: a.bytes, Fragments: a.frags, ICMPErrors: a.icmp,
+		SizeSumSq: a.sumsq, SizeMin: a.min, SizeMax: a.max,
+	})
+}
+
+// Len returns the entries held (for memory tests).
+func (c *Counter) Len() int { return len(c.open) }

@@ -1,0 +1,84 @@
+package collector
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/spool"
+)
+
+// counters writes the records of a counters PDU (analyse/counters) to the
+// spool's flow_counters rows. Like sightings, a PDU naming a flow not yet
+// defined is refused whole (the probe sends it again). On a journal
+// replay, rows already in the spool before the restart are not written
+// again (replayCounters: up to the last point where no row was buffered).
+func (c *Collector) counters(s *session, body []byte) error {
+	var r pdu.CountersReader
+	var x pdu.Counters
+	r.Reset(body)
+	for r.Next(&x) {
+		if int(x.Flow) >= len(s.flows) || !s.flows[x.Flow].defined {
+			return errUnknownFlow
+		}
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("collector: probe %s: %w", s.name, err)
+	}
+	if c.replaying && !c.replayCounters {
+		return nil
+	}
+	p := &c.cfg.Probes[s.probe]
+	r.Reset(body)
+	for r.Next(&x) {
+		fl := s.flows[x.Flow]
+		class, ok := c.className(fl.id)
+		if !ok {
+			return fmt.Errorf("collector: probe %s: flow %d has no class", s.name, x.Flow)
+		}
+		iface := fmt.Sprint(fl.iface)
+		if int(fl.iface) < len(p.Interfaces) {
+			iface = p.Interfaces[fl.iface].Name
+		}
+		if err := c.sp.WriteCounters(spool.CounterRow{
+			Start: x.Start, Class: class, Flow: fl.id, Probe: s.name, Iface: iface,
+			Packets: x.Packets, Bytes: x.Bytes, Fragments: x.Fragments, ICMPErrors: x.ICMPErrors,
+			Sq: x.SizeSumSq, SizeMin: x.SizeMin, SizeMax: x.SizeMax,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// className returns the class name of a collector flow id.
+func (c *Collector) className(id uint32) (string, bool) {
+	if int(id) < len(c.classOf) {
+		return c.cfg.Classes[c.classOf[id]].Name, true
+	}
+	return "", false
+}
+
+// cutData writes the per-interval records of the analyses (counters) of
+// the intervals every probe has delivered: up to the smallest watermark of
+// the probes still sending. Probes that said goodbye or stayed silent past
+// the patience are not waited for; a probe not heard from yet is, for the
+// silence limit. Rows arriving later go to a further file of their
+// interval (docs/spool.md), so nothing is lost either way.
+func (c *Collector) cutData(now time.Time) error {
+	w := int64(math.MaxInt64)
+	for pi := range c.cfg.Probes {
+		s := c.latest[pi]
+		switch {
+		case s == nil:
+			if now.Sub(c.started) < c.silent {
+				return nil
+			}
+		case s.closed, now.Sub(s.lastHeard) > c.patient:
+		default:
+			w = min(w, s.wm)
+		}
+	}
+	return c.sp.CutData(w)
+}

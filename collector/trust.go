@@ -1,0 +1,179 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/transport"
+)
+
+// What the collector does against replays, forgers and hostile input
+// (docs/transport.md): authentication on by default, the probes' latest
+// sessions kept across restarts, refusals reported as events as they
+// happen, and the resources a probe can make it hold bounded (conf.Limits).
+
+// errLimit refuses a PDU that would take the collector past a limit of
+// conf.Limits: it is not acked, the probe keeps it.
+var errLimit = errors.New("collector limit reached")
+
+// probeKeys returns the keys accepted for each probe by id (several while
+// keys are rolled), or nil when no probe has one (the insecure opt-out;
+// conf requires all or none).
+func probeKeys(cfg *conf.Config) map[uint16][][]byte {
+	var keys map[uint16][][]byte
+	for i := range cfg.Probes {
+		p := &cfg.Probes[i]
+		if ks := p.AcceptedKeys(); ks != nil {
+			if keys == nil {
+				keys = make(map[uint16][][]byte)
+			}
+			keys[p.ID] = ks
+		}
+	}
+	return keys
+}
+
+// statePath is where the probes' latest sessions are kept: beside the
+// journal, out of the loader's sight.
+func statePath(spoolDir string) string {
+	return filepath.Join(spoolDir, ".collector", "sessions.json")
+}
+
+// trustState is the collector's part of replay protection and refusal
+// reporting; the ticker goroutine only (after the journal was replayed).
+type trustState struct {
+	path    string                       // state file; "" with no spool state (tests)
+	saved   []transport.ProbeState       // as last written
+	counted [transport.NumReasons]uint64 // refusals already reported
+}
+
+// restoreSessions loads the probes' latest sessions saved by the previous
+// run and gives them to the receiver, once the journal was replayed.
+func (c *Collector) restoreSessions(spoolDir string) error {
+	path := statePath(spoolDir)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+	st, err := transport.LoadState(path)
+	if err != nil {
+		return err
+	}
+	c.rcv.RestoreState(st)
+	c.trust.path, c.trust.saved = path, st
+	if len(st) > 0 {
+		c.log.Info("collector: probes' latest sessions restored (older sessions are refused as replays)", "probes", len(st))
+	}
+	return nil
+}
+
+// saveSessions writes the probes' latest sessions when they changed.
+func (c *Collector) saveSessions() {
+	if c.trust.path == "" {
+		return
+	}
+	st := c.rcv.State()
+	if slices.EqualFunc(st, c.trust.saved, func(a, b transport.ProbeState) bool {
+		return a.Probe == b.Probe && a.Session == b.Session && a.Floor == b.Floor && a.Closed == b.Closed && slices.Equal(a.Above, b.Above)
+	}) {
+		return
+	}
+	if err := transport.SaveState(c.trust.path, st); err != nil {
+		c.log.Error("collector: saving the probes' sessions", "err", err)
+		return
+	}
+	c.trust.saved = st
+}
+
+// reportRefusals writes one transport.refused event per reason that
+// refused datagrams since the last call (once a second: a flood makes one
+// event a second per reason, not one per datagram).
+func (c *Collector) reportRefusals(now time.Time) {
+	if c.rcv == nil {
+		return
+	}
+	st := c.rcv.Stats()
+	for r := range transport.Reason(transport.NumReasons) {
+		n := st.Invalid[r] - c.trust.counted[r]
+		if n == 0 {
+			continue
+		}
+		c.trust.counted[r] = st.Invalid[r]
+		detail := fmt.Sprintf("reason=%s count=%d total=%d last_from=%s", r, n, st.Invalid[r], st.LastFrom[r])
+		c.mu.Lock()
+		c.event(now, "transport.refused", detail)
+		c.mu.Unlock()
+		if r != transport.ReasonWindow {
+			c.log.Warn("collector: datagrams refused", "reason", r.String(), "count", n, "last_from", st.LastFrom[r])
+		}
+	}
+}
+
+// trustTick runs every second beside tick.
+func (c *Collector) trustTick(now time.Time) {
+	c.reportRefusals(now)
+	c.saveSessions()
+}
+
+// checkFlowLimit refuses a flow definition that would make the
+// collector's flow table pass conf.Limits.MaxFlows (probe flow ids index
+// it: an id costs its slot and every one below it). c.mu is held.
+func (c *Collector) checkFlowLimit(s *session, id uint32) error {
+	grow := int64(id) + 1 - int64(len(s.flows))
+	if grow <= 0 {
+		return nil
+	}
+	if int64(id) >= int64(c.limits.MaxFlows) || c.flowSlots+grow > int64(c.limits.MaxFlows) {
+		if !c.flowLimitSaid {
+			c.flowLimitSaid = true
+			c.event(time.Now(), "collector.limit", fmt.Sprintf("maxFlows=%d reached: probe %s flow %d refused (its PDU is not acked)", c.limits.MaxFlows, s.name, id))
+		}
+		return fmt.Errorf("flow %d: %w (maxFlows %d, %d held)", id, errLimit, c.limits.MaxFlows, c.flowSlots)
+	}
+	c.flowSlots += grow
+	return nil
+}
+
+// checkJournalLimit refuses new PDUs while the journal is past
+// conf.Limits.MaxJournal: they are not acked, the probes keep them until a
+// compaction made room. c.mu is held.
+func (c *Collector) checkJournalLimit() error {
+	if c.j == nil || c.replaying || c.j.size < c.limits.MaxJournal {
+		c.journalLimitSaid = false
+		return nil
+	}
+	if !c.journalLimitSaid {
+		c.journalLimitSaid = true
+		c.event(time.Now(), "collector.limit", fmt.Sprintf("maxJournal=%d reached: PDUs are not acked until a compaction makes room", c.limits.MaxJournal))
+	}
+	return fmt.Errorf("journal %d bytes: %w (maxJournal %d)", c.j.size, errLimit, c.limits.MaxJournal)
+}
+
+// evictSession forgets the probe session heard least recently that is no
+// probe's latest, when the sessions reach conf.Limits.MaxSessions; its
+// flows are released. c.mu is held.
+func (c *Collector) evictSession() {
+	if len(c.sessions) < c.limits.MaxSessions {
+		return
+	}
+	var oldK sessKey
+	var old *session
+	for k, s := range c.sessions {
+		if c.latest[s.probe] == s {
+			continue
+		}
+		if old == nil || s.lastHeard.Before(old.lastHeard) {
+			oldK, old = k, s
+		}
+	}
+	if old == nil {
+		return
+	}
+	c.flowSlots -= int64(len(old.flows))
+	delete(c.sessions, oldK)
+	c.event(time.Now(), "collector.limit", fmt.Sprintf("maxSessions=%d reached: probe %s session %08x forgotten", c.limits.MaxSessions, old.name, oldK.session))
+}

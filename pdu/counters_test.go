@@ -1,0 +1,85 @@
+package pdu
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestCountersRoundTrip(t *testing.T) {
+	b := NewBuilder(MinPDUSize)
+	in := []Counters{goldenCounters, {Flow: 1<<32 - 1, Start: -60e9, ICMPErrors: 7}, {Flow: 0, Start: 0, Packets: 1, Bytes: 65535, SizeSumSq: 65535 * 65535, SizeMin: 65535, SizeMax: 65535}}
+	var added []Counters
+	for _, c := range in {
+		if !b.AddCounters(c) {
+			break
+		}
+		added = append(added, c)
+	}
+	f, err := Parse(b.Finish(goldenHeader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(&f); err != nil {
+		t.Fatal(err)
+	}
+	var r CountersReader
+	var c Counters
+	r.Reset(f.Body)
+	var got []Counters
+	for r.Next(&c) {
+		got = append(got, c)
+	}
+	if r.Err() != nil || len(got) != len(added) || len(added) < 2 {
+		t.Fatalf("decoded %d of %d records, err %v", len(got), len(added), r.Err())
+	}
+	for i := range got {
+		if got[i] != added[i] {
+			t.Errorf("record %d: %+v became %+v", i, added[i], got[i])
+		}
+	}
+	// A full PDU refuses the record and stays unchanged.
+	for b.AddCounters(goldenCounters) {
+	}
+	n := b.Len()
+	if b.AddCounters(goldenCounters) || b.Len() != n {
+		t.Errorf("a full PDU took a record")
+	}
+}
+
+// Records that cannot be true are malformed: more fragments than packets,
+// sizes without packets, min above max, a truncated record.
+func TestCountersMalformed(t *testing.T) {
+	for name, c := range map[string]Counters{
+		"fragments": {Flow: 1, Packets: 1, Fragments: 2, Bytes: 40, SizeSumSq: 1600, SizeMin: 40, SizeMax: 40},
+		"sizes":     {Flow: 1, Bytes: 40},
+		"minmax":    {Flow: 1, Packets: 2, Bytes: 80, SizeSumSq: 3200, SizeMin: 50, SizeMax: 30},
+	} {
+		var w recBuf
+		w.uvarint(uint64(c.Flow))
+		w.fixed64(c.Start)
+		for _, v := range []uint64{c.Packets, c.Bytes, c.Fragments, c.ICMPErrors, c.SizeSumSq, uint64(c.SizeMin), uint64(c.SizeMax)} {
+			w.uvarint(v)
+		}
+		var r CountersReader
+		var x Counters
+		r.Reset(w.b[:w.n])
+		if r.Next(&x) || !errors.Is(r.Err(), ErrMalformed) {
+			t.Errorf("%s: accepted (err %v)", name, r.Err())
+		}
+		r.Reset(w.b[:w.n-1])
+		if r.Next(&x) || !errors.Is(r.Err(), ErrMalformed) {
+			t.Errorf("%s truncated: accepted (err %v)", name, r.Err())
+		}
+	}
+}
+
+func TestAddCountersAllocs(t *testing.T) {
+	b := NewBuilder(1400)
+	if n := testing.AllocsPerRun(1000, func() {
+		if !b.AddCounters(goldenCounters) {
+			b.Reset()
+		}
+	}); n != 0 {
+		t.Errorf("AddCounters: %.1f allocs", n)
+	}
+}

@@ -1,0 +1,298 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/tmon-project/tmon/hist"
+	"github.com/tmon-project/tmon/reconcile"
+)
+
+// Figures are the merged figures of a group of rows (a hop pair over the
+// period, or one time step of a chart): counters summed, extremes combined,
+// histograms merged bucket by bucket, so that quantiles are exact to their
+// error bound.
+type Figures struct {
+	Rows                  int   // owd_stats rows merged
+	Count                 int64 // delays measured
+	Lost, Missed, Dropped int64
+	Duplicate, Reordered  int64
+	SumNs                 int64
+	MinNs, MaxNs          int64 // valid when Count > 0
+	ClockNotOK            int64 // merged spool rows with clock_ok 0
+	ClockErrUnknown       int64 // merged spool rows without a clock bound
+	ClockErrNs            int64 // largest clock error bound (-1: none known)
+	SampleNMax            int64 // 1 in N packets measured (1: all)
+	NegDelay, ComposeViol int64
+	LossPeriods           int64
+	Collectors            []string // whose rows these are
+	// The rows' histograms in their sparse form (docs/spool.md), merged
+	// when asked for: a full histogram is 60 KiB, and a chart has
+	// thousands of groups.
+	hists      [nHist][]string
+	hasMetrics bool
+}
+
+// Histogram kinds of owd_metrics.
+const (
+	DelayHist = iota
+	PDVHist
+	IPDVHist
+	LossPeriodHist
+	nHist
+)
+
+func newFigures() *Figures { return &Figures{ClockErrNs: -1} }
+
+var histPool = sync.Pool{New: func() any { return new(hist.Hist) }}
+
+// withHist calls fn with the merged histogram of the given kind (a pooled
+// one: fn must not keep it). Delay extremes are the exact ones of owd_stats.
+func (f *Figures) withHist(kind int, fn func(h *hist.Hist)) error {
+	h := histPool.Get().(*hist.Hist)
+	defer histPool.Put(h)
+	h.Reset()
+	for _, s := range f.hists[kind] {
+		if err := h.AddSparse(s); err != nil {
+			return err
+		}
+	}
+	if kind == DelayHist && f.Count > 0 {
+		h.SetRange(f.MinNs, f.MaxNs)
+	}
+	fn(h)
+	return nil
+}
+
+// Quantiles returns the nearest-rank quantiles qs of a histogram; ok is
+// false when it is empty.
+func (f *Figures) Quantiles(kind int, qs ...float64) (out []Quantile, ok bool) {
+	_ = f.withHist(kind, func(h *hist.Hist) {
+		if h.Count() == 0 {
+			return
+		}
+		ok = true
+		for _, q := range qs {
+			v, e := h.Quantile(q)
+			out = append(out, Quantile{v, e})
+		}
+	})
+	return out, ok
+}
+
+// Bucket is one bucket of a histogram: [Lo, Hi] and its count.
+type Bucket struct {
+	Lo, Hi int64
+	N      uint64
+}
+
+// Buckets returns the non-empty buckets of a merged histogram.
+func (f *Figures) Buckets(kind int) []Bucket {
+	var out []Bucket
+	_ = f.withHist(kind, func(h *hist.Hist) {
+		h.Each(func(k int32, n uint64) {
+			lo, hi := hist.Bounds(k)
+			out = append(out, Bucket{lo, hi, n})
+		})
+	})
+	return out
+}
+
+// Quantile is a value with the bound of its error: the exact quantile of the
+// delays lies in [V−Err, V+Err].
+type Quantile struct{ V, Err int64 }
+
+// LossRatio is lost / (count + lost) with its 95 % interval: the Wilson
+// score interval under sampling (as the collector computes it), the ratio
+// itself for a census. ok is false when nothing was sent.
+func (f *Figures) LossRatio() (r, lo, hi float64, ok bool) {
+	sent := f.Count + f.Lost
+	if sent <= 0 {
+		return 0, 0, 0, false
+	}
+	r = float64(f.Lost) / float64(sent)
+	if f.SampleNMax > 1 {
+		lo, hi = reconcile.Wilson(uint64(f.Lost), uint64(sent))
+		return r, lo, hi, true
+	}
+	return r, r, r, true
+}
+
+// Mean is the mean delay (ns).
+func (f *Figures) Mean() (float64, bool) {
+	if f.Count == 0 {
+		return 0, false
+	}
+	return float64(f.SumNs) / float64(f.Count), true
+}
+
+// Health marks a pair for the overview: "bad" (loss above 1 %, or packets
+// sent and none measured), "warn" (clock not within budget or unknown,
+// negative delays, composition violations, any loss, duplicates), "ok".
+func (f *Figures) Health() string {
+	r, _, _, ok := f.LossRatio()
+	switch {
+	case ok && (r > 0.01 || f.Count == 0):
+		return "bad"
+	case f.ClockNotOK > 0 || f.ClockErrUnknown > 0 || f.NegDelay > 0 || f.ComposeViol > 0 || f.Lost > 0 || f.Duplicate > 0:
+		return "warn"
+	}
+	return "ok"
+}
+
+// source is the FROM and WHERE of a query on an aggregated table (alias t)
+// over [from, to) at level l: the pick view's rows (each figure once) or, with
+// a collector selected, that collector's rows. p names the flow's class,
+// flow_key and collector in both cases.
+func (s Selection) source(table string, l Level, from, to int64) (string, []any) {
+	var b strings.Builder
+	var args []any
+	if s.Collector == "" {
+		fmt.Fprintf(&b, " FROM %s_%s t JOIN owd_pick_%s p ON p.start_ns = t.start_ns AND p.flow_id = t.flow_id AND p.hop_from = t.hop_from AND p.hop_to = t.hop_to"+
+			" WHERE p.start_ns >= ? AND p.start_ns < ? AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix, l.Suffix)
+		args = append(args, from, to, from, to)
+	} else {
+		fmt.Fprintf(&b, " FROM %s_%s t JOIN flows p ON p.id = t.flow_id WHERE p.collector = ? AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix)
+		args = append(args, s.Collector, from, to)
+	}
+	if s.Class != "" {
+		b.WriteString(" AND p.class = ?")
+		args = append(args, s.Class)
+	}
+	if s.Flow != "" {
+		b.WriteString(" AND p.flow_key = ?")
+		args = append(args, s.Flow)
+	}
+	if s.Pair() {
+		b.WriteString(" AND t.hop_from = ? AND t.hop_to = ?")
+		args = append(args, s.HopFrom, s.HopTo)
+	}
+	return b.String(), args
+}
+
+// groupBy says how rows are grouped: the SQL expressions of the key (over
+// t and p) and how many of them.
+type groupBy struct {
+	cols string
+	n    int
+}
+
+var (
+	byPair     = groupBy{"p.class, t.hop_from, t.hop_to", 3}
+	byFlowPair = groupBy{"p.class, p.flow_key, t.hop_from, t.hop_to", 4}
+	byTime     = groupBy{"t.start_ns", 1}
+)
+
+// collect merges the owd_stats and owd_metrics rows of the spans into one
+// Figures per group key (the key columns joined by "\x00").
+func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy) (map[string]*Figures, error) {
+	out := map[string]*Figures{}
+	get := func(k string) *Figures {
+		f := out[k]
+		if f == nil {
+			f = newFigures()
+			out[k] = f
+		}
+		return f
+	}
+	keyOf := func(vals []sql.NullString) string {
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			parts[i] = v.String
+		}
+		return strings.Join(parts, "\x00")
+	}
+	for _, sp := range spans {
+		from, args := s.source("owd_stats", sp.level, sp.from, sp.to)
+		q := "SELECT " + g.cols + `, p.collector, t.count, COALESCE(t.sum_ns, 0), t.min_ns, t.max_ns, t.lost_sum, t.missed_sum, COALESCE(t.dropped_sum, 0),
+			t.duplicate_sum, t.reordered_sum, COALESCE(t.clock_not_ok, 0), COALESCE(t.clock_err_unknown, 0), t.clock_err_ns` + from
+		err := d.rows(ctx, q, args, func(r *sql.Rows) error {
+			key := make([]sql.NullString, g.n)
+			var coll string
+			var count, sum, lost, missed, dropped, dup, reord, notOK, unknown int64
+			var mn, mx, cerr sql.NullInt64
+			dest := []any{}
+			for i := range key {
+				dest = append(dest, &key[i])
+			}
+			dest = append(dest, &coll, &count, &sum, &mn, &mx, &lost, &missed, &dropped, &dup, &reord, &notOK, &unknown, &cerr)
+			if err := r.Scan(dest...); err != nil {
+				return err
+			}
+			f := get(keyOf(key))
+			f.Rows++
+			if count > 0 && mn.Valid && mx.Valid {
+				if f.Count == 0 || mn.Int64 < f.MinNs {
+					f.MinNs = mn.Int64
+				}
+				if f.Count == 0 || mx.Int64 > f.MaxNs {
+					f.MaxNs = mx.Int64
+				}
+			}
+			f.Count += count
+			f.SumNs += sum
+			f.Lost += lost
+			f.Missed += missed
+			f.Dropped += dropped
+			f.Duplicate += dup
+			f.Reordered += reord
+			f.ClockNotOK += notOK
+			f.ClockErrUnknown += unknown
+			if cerr.Valid && cerr.Int64 > f.ClockErrNs {
+				f.ClockErrNs = cerr.Int64
+			}
+			if !contains(f.Collectors, coll) {
+				f.Collectors = append(f.Collectors, coll)
+				sort.Strings(f.Collectors)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		from, args = s.source("owd_metrics", sp.level, sp.from, sp.to)
+		q = "SELECT " + g.cols + `, t.sample_n_max, t.neg_delay, t.compose_viol, t.loss_periods, t.delay_hist, t.pdv_hist, t.ipdv_hist, t.loss_period_hist` + from
+		err = d.rows(ctx, q, args, func(r *sql.Rows) error {
+			key := make([]sql.NullString, g.n)
+			var n, neg, viol, lp int64
+			var dh, ph, ih, lh sql.NullString
+			dest := []any{}
+			for i := range key {
+				dest = append(dest, &key[i])
+			}
+			dest = append(dest, &n, &neg, &viol, &lp, &dh, &ph, &ih, &lh)
+			if err := r.Scan(dest...); err != nil {
+				return err
+			}
+			f := get(keyOf(key))
+			f.hasMetrics = true
+			f.SampleNMax = max(f.SampleNMax, n)
+			f.NegDelay += neg
+			f.ComposeViol += viol
+			f.LossPeriods += lp
+			for kind, h := range []sql.NullString{dh, ph, ih, lh} {
+				if h.String != "" {
+					f.hists[kind] = append(f.hists[kind], h.String)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
