@@ -7,7 +7,19 @@ STATICCHECK_VERSION := v0.8.2
 BENCH_PKGS := ./sieve ./ring ./analyse ./pdu ./transport ./reconcile ./loader
 BENCHTIME ?= 1s
 
-.PHONY: all build test lint vet staticcheck bench demo clean fuzz
+.PHONY: all build test lint vet staticcheck bench demo clean fuzz install
+
+# Installation directories (docs/operations.md, "Directory layout"). DESTDIR
+# is prepended to every path (staged installs, packages); the installed files
+# refer to the paths without it.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+STATEDIR   ?= /var/lib/tmon
+DOCDIR     ?= $(PREFIX)/share/doc/tmon
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DAEMONS    := tmon tmon-probe tmon-collector tmon-loader tmon-report
 
 all: build
 
@@ -50,6 +62,21 @@ demo: build
 
 clean:
 	rm -rf $(BIN) demo-out
+
+# The commands, systemd units (paths substituted), the tmon user, a
+# logrotate sample, an example configuration and the docs.
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/tmon $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 0755 $(addprefix $(BIN)/,$(DAEMONS)) $(DESTDIR)$(BINDIR)/
+	for f in packaging/systemd/*; do \
+		$(SUBST) $$f > $(DESTDIR)$(UNITDIR)/$$(basename $$f) && chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$f) || exit 1; \
+	done
+	$(SUBST) packaging/sysusers/tmon.conf > $(DESTDIR)$(SYSUSERSDIR)/tmon.conf
+	install -m 0644 packaging/logrotate/tmon $(DESTDIR)$(SYSCONFDIR)/logrotate.d/tmon
+	install -m 0644 examples/demo.xml $(DESTDIR)$(SYSCONFDIR)/tmon/tmon.xml.example
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 # Live capture on the netns lab (root): the highest rate two probes hold with
 # zero kernel ring drops and every delay exact; prints a table.

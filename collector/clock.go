@@ -64,3 +64,11 @@ func (c *Collector) clockPDU(s *session, body []byte) error {
 	}
 	return nil
 }
+
+// latest returns the probe's latest clock record.
+func (k *clocks) latest(probe int) (pdu.Clock, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c, ok := k.m[probe]
+	return c, ok
+}

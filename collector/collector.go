@@ -17,6 +17,7 @@ import (
 
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/flow"
+	"github.com/tmon-project/tmon/health"
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/spool"
@@ -179,6 +180,17 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if err := c.restoreSessions(o.Spool); err != nil {
 		return fmt.Errorf("collector %s: %w", me.Name, err)
+	}
+	if me.Ops.Metrics != "" {
+		// After the journal's replay, which runs without the lock.
+		hs, err := health.Serve(me.Ops.Metrics, log, c.metrics())
+		if err != nil {
+			if c.j != nil {
+				c.j.close()
+			}
+			return fmt.Errorf("collector %s: %w", me.Name, err)
+		}
+		defer hs.Close()
 	}
 	log.Info("collector listening", "address", me.Address, "spool", o.Spool, "config", cfg.File, "version", cfg.Version)
 	c.event(time.Now(), "start", fmt.Sprintf("collector %s listening on %s, config %s", me.Name, me.Address, cfg.Version))

@@ -189,7 +189,7 @@ func zeroLines(v reflect.Value) {
 			if !f.IsExported() {
 				continue
 			}
-			if f.Name == "Line" {
+			if strings.HasSuffix(f.Name, "Line") {
 				v.Field(i).SetInt(0)
 				continue
 			}

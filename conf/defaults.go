@@ -14,6 +14,14 @@ const (
 	DefaultMaxTransit = time.Second
 	DefaultDupWindow  = time.Millisecond
 	DefaultResolution = time.Nanosecond
+	// DefaultLogLevel is the log level of a probe or collector without
+	// logLevel (and of the daemons the configuration does not name).
+	DefaultLogLevel = "info"
+	// DefaultMetricsListen is where <metrics/> without listen serves a
+	// daemon's Prometheus metrics: loopback, the port registered for
+	// OpenTelemetry/Prometheus exporters. Daemons sharing a host need a
+	// listen each.
+	DefaultMetricsListen = "127.0.0.1:9464"
 )
 
 // DefaultSpool is the spool directory of a collector that names none.

@@ -146,6 +146,16 @@ func TestLookups(t *testing.T) {
 	if i, ok := c.ClassByName("rest"); !ok || i != 2 {
 		t.Errorf("ClassByName rest = %d, %v", i, ok)
 	}
+	// Operational settings: given, defaulted by <metrics/>, absent.
+	if o := c.Collectors[0].Ops; o.Metrics != "192.0.2.10:9464" || o.LogLevel != "warn" || o.MetricsLine != 7 {
+		t.Errorf("collector main ops %+v", o)
+	}
+	if o := c.Collectors[1].Ops; o.Metrics != "" || o.LogLevel != DefaultLogLevel {
+		t.Errorf("collector backup ops %+v", o)
+	}
+	if o := c.Probes[0].Ops; o.Metrics != DefaultMetricsListen || o.LogLevel != "debug" {
+		t.Errorf("probe ground ops %+v", o)
+	}
 	if c.Collectors[1].Spool != "spool/backup" || c.Collectors[0].Spool != "/var/spool/tmon" {
 		t.Errorf("spools %q %q", c.Collectors[0].Spool, c.Collectors[1].Spool)
 	}

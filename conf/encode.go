@@ -58,7 +58,14 @@ func (c *Config) WriteXML(w io.Writer) error {
 	}
 	e.open(1, "clock", true, ck...)
 	for _, col := range c.Collectors {
-		e.open(1, "collector", true, "name", col.Name, "address", col.Address.String(), "spool", col.Spool)
+		kv := append([]string{"name", col.Name, "address", col.Address.String(), "spool", col.Spool}, opsKV(col.Ops)...)
+		if col.Ops.Metrics == "" {
+			e.open(1, "collector", true, kv...)
+			continue
+		}
+		e.open(1, "collector", false, kv...)
+		e.metrics(2, col.Ops)
+		e.close(1, "collector")
 	}
 	for _, p := range c.Probes {
 		pa := []string{"name", p.Name, "id", strconv.Itoa(int(p.ID)), "core", strconv.Itoa(p.Core)}
@@ -68,7 +75,8 @@ func (c *Config) WriteXML(w io.Writer) error {
 		case p.Key != nil:
 			pa = append(pa, "key", hex.EncodeToString(p.Key))
 		}
-		e.open(1, "probe", false, pa...)
+		e.open(1, "probe", false, append(pa, opsKV(p.Ops)...)...)
+		e.metrics(2, p.Ops)
 		for _, in := range p.Interfaces {
 			kv := []string{"name", in.Name}
 			if in.Hop != "" {

@@ -94,6 +94,7 @@ type Probe struct {
 	Keys       [][]byte
 	KeyFile    string // where Key was read from, as written in the file; empty for key=""
 	Interfaces []Interface
+	Ops        Ops // metrics endpoint and log level
 	Line       int // line of the <probe> element, for messages
 }
 
@@ -165,6 +166,7 @@ type Collector struct {
 	Name    string
 	Address netip.AddrPort // UDP address it listens on
 	Spool   string         // spool directory; default "spool/<name>"
+	Ops     Ops            // metrics endpoint and log level
 	Line    int            // line of the <collector> element, for messages
 }
 

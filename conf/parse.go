@@ -435,8 +435,11 @@ func (p *parser) noKids(n *node) {
 }
 
 func (p *parser) collector(n *node) Collector {
-	a := p.attrs(n, "name", "address", "spool")
-	c := Collector{Line: n.line}
+	a := p.attrs(n, "name", "address", "spool", "logLevel")
+	c := Collector{Line: n.line, Ops: Ops{LogLevel: DefaultLogLevel}}
+	if v, ok := a.vals["logLevel"]; ok {
+		c.Ops.LogLevel = v
+	}
 	c.Name, _ = a.required("name")
 	if v, ok := a.required("address"); ok {
 		ap, err := parseAddrPort(v)
@@ -449,13 +452,23 @@ func (p *parser) collector(n *node) Collector {
 	if v, ok := a.vals["spool"]; ok {
 		c.Spool = v
 	}
-	p.noKids(n)
+	seenMetrics := false
+	for _, k := range n.kids {
+		if k.name != "metrics" {
+			p.unknownKid(n, k, "metrics")
+		} else if p.once(&seenMetrics, k) {
+			p.metrics(k, &c.Ops)
+		}
+	}
 	return c
 }
 
 func (p *parser) probe(n *node) Probe {
-	a := p.attrs(n, "name", "id", "core", "key", "keyFile")
-	pr := Probe{Core: DefaultCore, Line: n.line}
+	a := p.attrs(n, "name", "id", "core", "key", "keyFile", "logLevel")
+	pr := Probe{Core: DefaultCore, Line: n.line, Ops: Ops{LogLevel: DefaultLogLevel}}
+	if v, ok := a.vals["logLevel"]; ok {
+		pr.Ops.LogLevel = v
+	}
 	p.probeKey(a, &pr)
 	pr.Name, _ = a.required("name")
 	if v, ok := a.required("id"); ok {
@@ -466,9 +479,16 @@ func (p *parser) probe(n *node) Probe {
 		pr.ID = uint16(id)
 	}
 	a.integer("core", &pr.Core)
+	seenMetrics := false
 	for _, k := range n.kids {
+		if k.name == "metrics" {
+			if p.once(&seenMetrics, k) {
+				p.metrics(k, &pr.Ops)
+			}
+			continue
+		}
 		if k.name != "interface" {
-			p.unknownKid(n, k, "interface")
+			p.unknownKid(n, k, "interface", "metrics")
 			continue
 		}
 		ia := p.attrs(k, "name", "hop", "pair", "fanout", "cores")

@@ -107,7 +107,13 @@ func TestRules(t *testing.T) {
 		{"collector unspecified", body(`<collector name="c2" address="[::]:1"/>`), `t.xml:5: <collector name="c2">: address="[::]:1": want the unicast address probes send to`},
 		{"collector address twice", body(`<collector name="c2" address="localhost:4739"/>`), `t.xml:5: <collector name="c2">: address="127.0.0.1:4739": already used by the collector on line 2`},
 		{"collector spool", body(`<collector name="c2" address="127.0.0.1:1" spool=""/>`), `t.xml:5: <collector name="c2">: spool="": want a directory path`},
-		{"collector child", body(`<collector name="c2" address="127.0.0.1:1"><probe/></collector>`), `t.xml:5: <probe>: unknown element in <collector> (it takes no elements)`},
+		{"collector log level", body(`<collector name="c2" address="127.0.0.1:1" logLevel="verbose"/>`), `t.xml:5: <collector name="c2">: logLevel="verbose": want one of debug, info, warn, error`},
+		{"collector metrics listen", body(`<collector name="c2" address="127.0.0.1:1">`, `<metrics listen="127.0.0.1"/>`, `</collector>`), `t.xml:6: <metrics>: listen="127.0.0.1": want host:port`},
+		{"collector metrics port", body(`<collector name="c2" address="127.0.0.1:1">`, `<metrics listen=":0"/>`, `</collector>`), `t.xml:6: <metrics>: listen=":0": port "0": want 1-65535`},
+		{"collector metrics twice", body(`<collector name="c2" address="127.0.0.1:1">`, `<metrics/>`, `<metrics/>`, `</collector>`), `t.xml:7: <metrics>: given twice (allowed once)`},
+		{"probe metrics attribute", body(`<probe name="p3" id="3">`, `<interface name="x"/>`, `<metrics port="1"/>`, `</probe>`), `t.xml:7: <metrics>: unknown attribute "port" (known: listen)`},
+		{"probe log level", body(`<probe name="p3" id="3" logLevel="INFO"><interface name="x"/></probe>`), `t.xml:5: <probe name="p3">: logLevel="INFO": want one of debug, info, warn, error`},
+		{"collector child", body(`<collector name="c2" address="127.0.0.1:1"><probe/></collector>`), `t.xml:5: <probe>: unknown element in <collector> (known: metrics)`},
 
 		// Probes and interfaces.
 		{"probe name", body(`<probe name="-p" id="3"><interface name="x"/></probe>`), `t.xml:5: <probe name="-p">: name="-p": want 1-64 letters`},
@@ -118,7 +124,7 @@ func TestRules(t *testing.T) {
 		{"probe id duplicate", body(`<probe name="p3" id="2"><interface name="x"/></probe>`), `t.xml:5: <probe name="p3">: id="2": already used by the probe on line 4`},
 		{"probe core", body(`<probe name="p3" id="3" core="-2"><interface name="x"/></probe>`), `t.xml:5: <probe name="p3">: core="-2": want a CPU number, or -1 for none`},
 		{"probe no interface", body(`<probe name="p3" id="3"/>`), `t.xml:5: <probe name="p3">: no <interface>: give at least one`},
-		{"probe child", body(`<probe name="p3" id="3">`, `<iface name="x"/>`, `</probe>`), `t.xml:6: <iface>: unknown element in <probe> (known: interface)`},
+		{"probe child", body(`<probe name="p3" id="3">`, `<iface name="x"/>`, `</probe>`), `t.xml:6: <iface>: unknown element in <probe> (known: interface, metrics)`},
 		{"interface duplicate", body(`<probe name="p3" id="3">`, `<interface name="x"/>`, `<interface name="x"/>`, `</probe>`), `t.xml:7: <interface name="x">: name="x": already used in this probe on line 6`},
 		{"interface name", body(`<probe name="p3" id="3">`, `<interface name="a/b"/>`, `</probe>`), `t.xml:6: <interface name="a/b">: name="a/b": want 1-64 printable ASCII characters`},
 		{"interface hop name", body(`<probe name="p3" id="3">`, `<interface name="x" hop="A B"/>`, `</probe>`), `t.xml:6: <interface name="x">: hop="A B": want 1-64 letters`},

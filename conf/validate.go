@@ -180,6 +180,7 @@ func (v *validator) collectors() {
 	addrs := map[string]int{}
 	for _, col := range v.c.Collectors {
 		e := elem("collector", "name", col.Name)
+		v.ops(col.Line, e, col.Ops)
 		if !validName(col.Name) {
 			v.addf(col.Line, e, "name=%q: want %s", col.Name, nameRule)
 		} else if l, dup := names[col.Name]; dup {
@@ -219,6 +220,7 @@ func (v *validator) probes() {
 	}
 	for _, pr := range v.c.Probes {
 		e := elem("probe", "name", pr.Name)
+		v.ops(pr.Line, e, pr.Ops)
 		if keyed > 0 && pr.Key == nil {
 			// Authentication is all or nothing: a collector that accepts
 			// unauthenticated PDUs from one probe id accepts forgeries of it.

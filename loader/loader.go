@@ -54,6 +54,7 @@ type Loader struct {
 	db  *sql.DB
 	d   dialect
 	log *slog.Logger
+	tot totals // of every run, for Metrics
 }
 
 // Stats are the figures of one run.
@@ -124,11 +125,13 @@ func (l *Loader) Close() error { return l.db.Close() }
 // commit that recorded them.
 func (l *Loader) Run(ctx context.Context) error {
 	if l.cfg.Every <= 0 {
-		_, err := l.RunOnce(ctx)
+		st, err := l.RunOnce(ctx)
+		l.tot.add(st, err)
 		return err
 	}
 	for {
-		_, err := l.RunOnce(ctx)
+		st, err := l.RunOnce(ctx)
+		l.tot.add(st, err)
 		wait := l.cfg.Every
 		switch {
 		case ctx.Err() != nil:

@@ -210,11 +210,13 @@ func (n *notes) drain(out *output) {
 // watchClock measures the probe's clock (package clock) until ctx ends,
 // sends every measurement to the collectors and turns changes of state
 // (synchronised, within the budget) into events and log lines.
-func watchClock(ctx context.Context, cc conf.Clock, log *slog.Logger, nt *notes) {
+func watchClock(ctx context.Context, cc conf.Clock, log *slog.Logger, nt *notes, g *gauges) {
 	cc = cc.Resolved()
 	state := ""
 	clock.Run(ctx, clock.Config{Servers: cc.Servers, Period: cc.Period, AssumeSynced: cc.AssumeSynced}, func(c pdu.Clock, err error) {
 		nt.clock(c)
+		g.clk.Store(&c)
+		g.clkErr.Store(err != nil)
 		var kind, detail string
 		switch {
 		case c.Assumed:

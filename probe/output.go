@@ -17,16 +17,18 @@ type sender interface {
 // behind sightings. A flow definition PDU is always sent before the first
 // sightings PDU that refers to it.
 type output struct {
-	sender                      sender
-	defs                        *pdu.Builder
-	sights                      *pdu.Builder
-	events                      *pdu.Builder
-	counters                    *pdu.Builder
-	opened                      time.Time // when the oldest open builder got its first record
-	first                       int64     // time of the first sighting in the open sightings PDU
-	clock                       atomic.Int64
-	err                         error
-	pdus, sightings, sightBytes uint64
+	sender   sender
+	defs     *pdu.Builder
+	sights   *pdu.Builder
+	events   *pdu.Builder
+	counters *pdu.Builder
+	opened   time.Time // when the oldest open builder got its first record
+	first    int64     // time of the first sighting in the open sightings PDU
+	clock    atomic.Int64
+	err      error
+	// Counters, written by the analyser goroutine, read by the metrics
+	// endpoint at any time.
+	pdus, sightings, sightBytes atomic.Uint64
 }
 
 func newOutput(maxSize int) *output {
@@ -101,8 +103,8 @@ func (o *output) closeSightings(clock int64) {
 	}
 	n := uint64(o.sights.Len())
 	size := o.send(o.sights, pdu.TypeSightings, clock)
-	o.sightings += n
-	o.sightBytes += uint64(size)
+	o.sightings.Add(n)
+	o.sightBytes.Add(uint64(size))
 	o.advance(clock)
 }
 
@@ -116,7 +118,7 @@ func (o *output) send(b *pdu.Builder, t pdu.Type, clock int64) int {
 		o.err = err
 	}
 	b.Reset()
-	o.pdus++
+	o.pdus.Add(1)
 	return n
 }
 

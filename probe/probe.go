@@ -152,11 +152,20 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
+	names := make([]string, len(ins))
+	for i, in := range ins {
+		names[i] = in.name
+	}
+	g := &gauges{}
+	stopMetrics, err := serveMetrics(p.Ops.Metrics, log, metrics(p.Name, cfg.Version, socks, svs, rgs, names, out, sender, g))
+	if err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		sender.Close(cctx) // nothing was sent: only the goodbye
+		cancel()
+		return res, fmt.Errorf("probe %s: %w", p.Name, err)
+	}
+	defer stopMetrics()
 	if o.Live {
-		names := make([]string, len(ins))
-		for i, in := range ins {
-			names[i] = in.name
-		}
 		log.Info("probe starting live capture", "config", cfg.File, "version", cfg.Version, "sieves", names, "collectors", addrs)
 		out.event(time.Now().UnixNano(), "start", fmt.Sprintf("probe %s capturing live on %s (%d sieve goroutines), config %s", p.Name, ifaceNames(p), len(ins), cfg.Version))
 	} else {
@@ -174,7 +183,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	wctx, stopWatch := context.WithCancel(context.Background())
 	// Not waited for: a query in flight must not delay the end.
-	go watchClock(wctx, cfg.Clock, log, nt)
+	go watchClock(wctx, cfg.Clock, log, nt, g)
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
@@ -217,8 +226,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s",
 		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings, res.Analyser.Flows, captureSummary(res.Capture)))
 	out.flush(safe(wms))
-	res.PDUs, res.Sightings, res.PDUBytes = out.pdus, out.sightings, out.sightBytes
+	res.PDUs, res.Sightings, res.PDUBytes = out.pdus.Load(), out.sightings.Load(), out.sightBytes.Load()
 
+	g.draining.Store(true)
 	dctx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
 	defer cancel()
 	ts, err := sender.Close(dctx)

@@ -152,6 +152,9 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 	}
 	defer func() {
 		w.failing = err
+		for _, f := range files {
+			w.count.wrote(f.typ, f.rows, len(f.cols)+len(f.rows)+sumLen(f.cols), err)
+		}
 		if err != nil {
 			err = fmt.Errorf("spool: write %s: %w", s.Path(w.dir, s.Types[0]), err)
 		}

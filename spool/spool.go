@@ -56,6 +56,7 @@ type Writer struct {
 	interval int64 // ns
 
 	clocks atomic.Pointer[func(probe int) ClockState]
+	count  counters
 
 	mu        sync.Mutex
 	flows     buffer

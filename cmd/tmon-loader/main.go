@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/health"
 	"github.com/tmon-project/tmon/loader"
 )
 
@@ -130,6 +131,7 @@ func run(args []string, stderr io.Writer) int {
 	batchFiles := fs.Int("batch-files", 500, "at most this many files per transaction")
 	batchRows := fs.Int("batch-rows", 100000, "at most about this many spool rows per transaction")
 	verbose := fs.Bool("v", false, "debug logging")
+	metrics := fs.String("metrics", "", "serve Prometheus metrics (docs/operations.md) at http://`host:port`/metrics, e.g. 127.0.0.1:9466 (useful with -every)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -192,6 +194,14 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	defer l.Close()
+	if *metrics != "" {
+		hs, err := health.Serve(*metrics, log, l.Metrics())
+		if err != nil {
+			fmt.Fprintf(stderr, "tmon-loader: %v\n", err)
+			return 2
+		}
+		defer hs.Close()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()

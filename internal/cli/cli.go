@@ -50,6 +50,7 @@ func (l *List) Set(s string) error {
 // -log-level) and does what follows Parse the same way for each.
 type Daemon struct {
 	prog   string
+	role   string
 	config *string
 	name   *string
 	level  *string
@@ -60,21 +61,24 @@ type Daemon struct {
 func NewDaemon(prog, role string) *Daemon {
 	return &Daemon{
 		prog:   prog,
+		role:   role,
 		config: flag.String("config", "", "shared XML configuration `file` (required)"),
 		name:   flag.String("name", "", "this "+role+"'s name in the configuration (required)"),
-		level:  flag.String("log-level", "info", "log level: debug, info, warn, error"),
+		level:  flag.String("log-level", "", "log level: debug, info, warn, error (default: the logLevel of this "+role+" in the configuration, else "+conf.DefaultLogLevel+")"),
 	}
 }
 
 // Name is the -name given.
 func (d *Daemon) Name() string { return *d.name }
 
-// Setup runs after flag.Parse: it checks -name, makes the logger and loads
-// the configuration, and exits with a message on any error.
+// Setup runs after flag.Parse: it checks -name, loads the configuration
+// and makes the logger at the level -log-level gives, else the one the
+// configuration gives this daemon; it exits with a message on any error.
 func (d *Daemon) Setup() (*conf.Config, *slog.Logger) {
-	log, err := Logger(*d.level)
-	if err != nil {
-		d.Fail(err)
+	if *d.level != "" {
+		if _, err := Logger(*d.level); err != nil {
+			d.Fail(err)
+		}
 	}
 	if *d.name == "" {
 		flag.Usage()
@@ -84,7 +88,35 @@ func (d *Daemon) Setup() (*conf.Config, *slog.Logger) {
 	if err != nil {
 		d.Fail(err)
 	}
+	level := *d.level
+	if level == "" {
+		level = d.Ops(cfg).LogLevel
+	}
+	if level == "" {
+		level = conf.DefaultLogLevel
+	}
+	log, err := Logger(level)
+	if err != nil {
+		d.Fail(err)
+	}
 	return cfg, log
+}
+
+// Ops returns the operational settings the configuration gives this
+// daemon (zero when -name names none of its role: the daemon's own run
+// reports that).
+func (d *Daemon) Ops(cfg *conf.Config) conf.Ops {
+	switch d.role {
+	case "probe":
+		if i, ok := cfg.ProbeByName(*d.name); ok {
+			return cfg.Probes[i].Ops
+		}
+	case "collector":
+		if i, ok := cfg.CollectorByName(*d.name); ok {
+			return cfg.Collectors[i].Ops
+		}
+	}
+	return conf.Ops{}
 }
 
 // Fail prints err prefixed with the program's name and exits with status 1.

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tmon-project/tmon/reports/query"
@@ -81,9 +83,10 @@ func BrowserFlags(userDataDir string) []chromedp.ExecAllocatorOption {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(userDataDir),
-		// The width of an A4 landscape page at 96 dpi: the charts are
-		// laid out at the width they are printed.
-		chromedp.WindowSize(1000, 1400),
+		// The width of an A4 landscape page less its margins (@page in
+		// tmon.css) at 96 CSS px an inch: the page is laid out at the
+		// width it is printed.
+		chromedp.WindowSize(1032, 1400),
 	}
 }
 
@@ -127,6 +130,16 @@ func PrintFile(ctx context.Context, browser, htmlPath, userDataDir string) ([]by
 	err = chromedp.Do(cctx,
 		chromedp.Navigate((&url.URL{Scheme: "file", Path: abs}).String()),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`)),
+		// Lay the charts out for paper: print styles on, then the charts
+		// take their boxes' new widths (tmon.js redraws on resize).
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"})
+			return err
+		}),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.dispatchEvent(new Event("resize"))`))
+			return err
+		}),
 	)
 	var pdf []byte
 	if err == nil {

@@ -205,15 +205,11 @@ var funcs = template.FuncMap{
 	"pct":  func(x float64) string { return fmt.Sprintf("%.3f", 100*x) },
 	"utc":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
 	"join": strings.Join,
-	"asset": func(name string) template.HTML {
-		b, err := assets.ReadFile("assets/" + name)
-		if err != nil {
-			panic(err)
-		}
-		// Inlined in <script> or <style>: the files hold no "</script" or "</style".
-		return template.HTML(b)
-	},
-	"chartjs": func(p *page, id string) template.JS { return p.Charts[id] },
+	// Assets inlined in the self-contained document: the files hold no
+	// "</script" or "</style".
+	"assetjs":  func(name string) template.JS { return template.JS(asset(name)) },
+	"assetcss": func(name string) template.CSS { return template.CSS(asset(name)) },
+	"chartjs":  func(p *page, id string) template.JS { return p.Charts[id] },
 	"set": func(sel query.Selection, kv ...string) query.Selection {
 		for i := 0; i+1 < len(kv); i += 2 {
 			sel = sel.With(kv[i], kv[i+1])
@@ -257,4 +253,12 @@ var funcs = template.FuncMap{
 	},
 	"msf": func(ns float64) float64 { return ns / 1e6 },
 	"add": func(a, b int) int { return a + b },
+}
+
+func asset(name string) string {
+	b, err := assets.ReadFile("assets/" + name)
+	if err != nil {
+		panic(err) // embedded: a missing file is a build mistake
+	}
+	return string(b)
 }
