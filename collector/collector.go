@@ -75,6 +75,11 @@ type Collector struct {
 	// replayCounters false) the flow, event and counters rows that reached
 	// the spool before the restart.
 	replaying, replayFlows, replayEvents, replayCounters bool
+	// replayAt is the journal record being replayed; countersDone the last
+	// record committing a flow_counters set, per interval start: a
+	// counters row of an earlier record is in the spool.
+	replayAt     int
+	countersDone map[int64]int
 	// Durability (durable.go): acks held until the journal is synced past
 	// them; syncMu keeps a compaction from closing the file being synced.
 	ackMu       sync.Mutex

@@ -32,6 +32,9 @@ func (c *Collector) counters(s *session, body []byte) error {
 	p := &c.cfg.Probes[s.probe]
 	r.Reset(body)
 	for r.Next(&x) {
+		if c.replaying && c.replayAt < c.countersDone[floorDiv(x.Start, int64(c.cfg.Interval))*int64(c.cfg.Interval)] {
+			continue // its interval's file was committed after this PDU
+		}
 		fl := s.flows[x.Flow]
 		class, ok := c.className(fl.id)
 		if !ok {

@@ -38,6 +38,7 @@ func (c *Collector) openJournal(spoolDir string) error {
 	if err != nil {
 		return err
 	}
+	c.countersDone = map[int64]int{}
 	// lastFlows, lastEvents: the last record after which every flows
 	// (events) row of earlier PDUs is in a spool file.
 	lastFlows, lastEvents, lastSpooled := -1, -1, -1
@@ -73,6 +74,10 @@ func (c *Collector) openJournal(spoolDir string) error {
 				lastFlows = i
 			case slices.Equal(set.Types, []string{spool.TypeEvents}):
 				lastEvents = i
+			case slices.Equal(set.Types, []string{spool.TypeCounters}):
+				// Every counters row of this interval from earlier PDUs
+				// is in the spool.
+				c.countersDone[set.Start] = i
 			}
 		}
 	}
@@ -105,6 +110,7 @@ func (c *Collector) openJournal(spoolDir string) error {
 			continue
 		}
 		c.replayFlows, c.replayEvents, c.replayCounters = i > lastFlows, i > lastEvents, i > lastSpooled
+		c.replayAt = i
 		if err := c.rcv.Replay(r.payload, c); err != nil {
 			refused++
 			c.log.Warn("collector: journal: PDU refused on replay", "err", err)
@@ -116,6 +122,7 @@ func (c *Collector) openJournal(spoolDir string) error {
 		c.settle(snap)
 	}
 	c.replaying, c.replayFlows, c.replayEvents, c.replayCounters = false, false, false, false
+	c.countersDone = nil
 	if n > 0 || snap != nil {
 		detail := fmt.Sprintf("replayed %d PDUs from the journal (%d refused); intervals up to %s were written before",
 			n, refused, time.Unix(0, max(skip, 0)).UTC().Format(time.RFC3339))

@@ -52,13 +52,15 @@ func (e *faultEnv) startCollectorEnv(c string, env ...string) *proc {
 	return p
 }
 
-// spoolContent returns every complete file of the measurement types in a
-// spool, by name, and fails on what must never be there: a temporary file
-// left behind, an interval written twice (<type>-<start>.<n>.tsv), an
-// interval file no manifest lists, a manifest listing a missing file.
+// spoolContent returns the rows of every measurement file of a spool, by
+// type and interval (the rows of further files <type>-<start>.<n>.tsv of an
+// interval merged, flow ids replaced by their keys, sorted), and fails on
+// what must never be there: a temporary file left behind, a reconciler
+// interval written twice (owd_*-<start>.<n>.tsv), a file no manifest lists,
+// a manifest listing a missing file.
 func spoolContent(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
+	files := map[string]string{} // relative name → content
 	listed := map[string]bool{}
 	flows := map[string]string{} // collector flow id → class and key
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
@@ -94,34 +96,39 @@ func spoolContent(t *testing.T, dir string) map[string]string {
 				flows[r[1]] = r[2] + " " + r[3]
 			}
 		default:
-			if strings.Count(base, ".") > 1 {
+			if strings.HasPrefix(typ, "owd_") && strings.Count(base, ".") > 1 {
 				t.Errorf("interval written twice: %s", rel)
 			}
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[rel] = string(b)
+			files[rel] = string(b)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name := range out {
+	for name := range files {
 		if !listed[name] {
 			t.Errorf("%s is in no manifest", name)
 		}
 	}
 	for name := range listed {
-		if _, ok := out[name]; !ok {
+		if _, ok := files[name]; !ok {
 			t.Errorf("manifest lists %s, not in the spool", name)
 		}
 	}
 	// Collector flow ids depend on which probe's definition came first:
-	// name each flow by its key, and sort the rows.
-	for name, text := range out {
+	// name each flow by its key; merge the files of an interval.
+	out := map[string]string{}
+	var hdrs = map[string]string{}
+	for name, text := range files {
+		base := filepath.Base(name)
+		key := filepath.Dir(name) + "/" + base[:strings.IndexByte(base, '.')]
 		lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+		hdrs[key] = lines[0]
 		col := slices.Index(strings.Split(strings.TrimPrefix(lines[0], "#"), "\t"), "flow")
 		for i := 1; i < len(lines); i++ {
 			f := strings.Split(lines[i], "\t")
@@ -132,10 +139,13 @@ func spoolContent(t *testing.T, dir string) map[string]string {
 				}
 				f[col] = k
 			}
-			lines[i] = strings.Join(f, "\t")
+			out[key] += strings.Join(f, "\t") + "\n"
 		}
-		slices.Sort(lines[1:])
-		out[name] = strings.Join(lines, "\n")
+	}
+	for key, rows := range out {
+		lines := strings.Split(strings.TrimSuffix(rows, "\n"), "\n")
+		slices.Sort(lines)
+		out[key] = hdrs[key] + "\n" + strings.Join(lines, "\n")
 	}
 	return out
 }

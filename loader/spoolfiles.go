@@ -127,6 +127,9 @@ func listSpool(s Spool) (files []*spoolFile, unknown []string, err error) {
 				continue
 			}
 			rt, start, ok := parseName(e.Name())
+			if ok && d.Name() == setsType.Type {
+				rt = setsType // a manifest, named after its set's first file
+			}
 			if !ok || rt.Type != d.Name() {
 				continue
 			}
@@ -153,6 +156,9 @@ func listArchive(s Spool) ([]*spoolFile, error) {
 		rt, start, ok := parseName(base)
 		if !ok {
 			return nil
+		}
+		if filepath.Base(filepath.Dir(path)) == setsType.Type {
+			rt = setsType // a manifest (archive/<day>/sets/…)
 		}
 		files = append(files, &spoolFile{
 			collector: s.Collector, path: path, name: rt.Type + "/" + base,

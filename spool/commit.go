@@ -22,7 +22,7 @@ import (
 //
 //  1. every file of the set is written under its temporary name
 //     (.<name>.tmp), synced, and so is the set's manifest
-//     (sets/.sets-<start>[.n].tsv.tmp) listing them;
+//     (sets/.<first type>-<start>[.n].tsv.tmp) listing them;
 //  2. the Committer makes the set durable in one atomic step (the
 //     collector: a record in its journal, synced) — the commit point;
 //  3. the manifest is renamed into place, then each file.
@@ -69,8 +69,14 @@ func (w *Writer) SetCommitter(c Committer) {
 	w.mu.Unlock()
 }
 
-// Name returns the file name of typ in the set: <type>-<start>[.n].tsv.
+// Name returns the file name of typ in the set: <type>-<start>[.n].tsv;
+// the manifest (TypeSets) is named after the set's first file,
+// sets/<first type>-<start>[.n].tsv, so that sets of different types of
+// one interval (the reconciler's, flow_counters) never contend for a name.
 func (s *Set) Name(typ string) string {
+	if typ == TypeSets && len(s.Types) > 0 {
+		typ = s.Types[0]
+	}
 	n := typ + "-" + time.Unix(0, s.Start).UTC().Format(timeFormat)
 	if s.N > 0 {
 		n += "." + strconv.Itoa(s.N)
@@ -107,12 +113,13 @@ type setFile struct {
 // docs/loader.md), has that name: a complete file is never replaced, and a
 // loaded name never reused (the loader would take the new file for the one
 // it loaded).
-func (w *Writer) freeN(start int64, types []string) (int, error) {
-	day := time.Unix(0, start).UTC().Format("20060102")
+func (w *Writer) freeN(set *Set) (int, error) {
+	day := time.Unix(0, set.Start).UTC().Format("20060102")
 	for n := 0; ; n++ {
-		s := Set{Start: start, N: n}
+		s := *set
+		s.N = n
 		free := true
-		for _, typ := range types {
+		for _, typ := range s.all() {
 			for _, p := range []string{s.Path(w.dir, typ), s.TmpPath(w.dir, typ),
 				filepath.Join(w.dir, "archive", day, typ, s.Name(typ)+".gz")} {
 				_, err := os.Lstat(p)
@@ -167,7 +174,7 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 		}
 		dirs[dir] = true
 	}
-	if s.N, err = w.freeN(start, s.all()); err != nil {
+	if s.N, err = w.freeN(s); err != nil {
 		return err
 	}
 	var written []string

@@ -103,7 +103,7 @@ func TestWriteIntervalGolden(t *testing.T) {
 		"owd_incomplete/owd_incomplete-20261123T034500Z.tsv",
 		"owd_packet/owd_packet-20261123T034500Z.tsv",
 		"owd_stats/owd_stats-20261123T034500Z.tsv",
-		"sets/sets-20261123T034500Z.tsv",
+		"sets/owd_stats-20261123T034500Z.tsv",
 	}
 	if got := listing(t, dir); !slices.Equal(got, want) {
 		t.Fatalf("files %q, want %q", got, want)
@@ -273,7 +273,7 @@ func TestRecover(t *testing.T) {
 		"owd_incomplete/owd_incomplete-20261123T034500Z.tsv",
 		"owd_packet/owd_packet-20261123T034500Z.tsv",
 		"owd_stats/owd_stats-20261123T034500Z.tsv",
-		"sets/sets-20261123T034500Z.tsv",
+		"sets/owd_stats-20261123T034500Z.tsv",
 	}
 	if got := listing(t, dir); !slices.Equal(got, want) {
 		t.Errorf("rolled forward: %q", got)
