@@ -51,6 +51,17 @@ func demoSpool(t *testing.T) string {
 	if err := os.WriteFile(conf, xml, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The probes' key files, named relative to the configuration.
+	keys, _ := filepath.Glob(filepath.Join(root, "examples", "*.key"))
+	for _, k := range keys {
+		b, err := os.ReadFile(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, filepath.Base(k)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out := filepath.Join(tmp, "demo")
 	cmd := exec.Command("bash", filepath.Join(root, "scripts/demo.sh"))
 	cmd.Env = append(os.Environ(), "BIN="+bin, "OUT="+out, "CONF="+conf, "COUNT=6000")

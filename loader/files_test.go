@@ -19,7 +19,7 @@ import (
 // firstSet returns the first manifest of a spool and its rows.
 func firstSet(t *testing.T, dir string) (string, [][]string) {
 	t.Helper()
-	ms, _ := filepath.Glob(filepath.Join(dir, spool.TypeSets, "*.tsv"))
+	ms, _ := filepath.Glob(filepath.Join(dir, spool.TypeSets, spool.TypeStats+"-*.tsv"))
 	if len(ms) == 0 {
 		t.Fatal("demo spool has no manifest")
 	}
