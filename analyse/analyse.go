@@ -7,16 +7,11 @@
 // sees every record with the flow instances it belongs to, and the data
 // clock; the analyser dispatches to them and knows none of them.
 //
-// IP fragments: each fragment crosses the path as a packet of its own and is
-// sighted on its own. Only a first fragment carries the transport header, so
-// a later fragment belongs to the classes its IP header allows (the sieve
-// cannot test its ports) and to the class's flow instance with the transport
-// fields zero. The rule gives the same decision at every hop, whether or not
-// the first fragment reached it: a rule that borrowed the first fragment's
-// ports would sight a later fragment at a hop that saw its first fragment,
-// and not at one where the first fragment was lost, and so turn a delivered
-// fragment into a false loss. Reassembly (one signature per fragment set)
-// comes with the reassembly stage.
+// IP fragments arrive reassembled (package reassembly, in the sieve): a
+// datagram is one record with its full transport header. A fragment that
+// could not be reassembled (captured truncated) still comes on its own: a
+// non-first one belongs to the classes its IP header allows and to the
+// class's flow instance with the transport fields zero.
 //
 // An Analyser is used by one goroutine. Per packet it does not allocate once
 // the flow and fragment tables have grown to the traffic's working set.
@@ -50,7 +45,7 @@ type Stats struct {
 	Sightings  uint64 // one-way sightings produced
 	Flows      uint64 // flow instances discovered
 	ICMPErrors uint64 // ICMP errors skipped for one-way (they travel backwards)
-	Fragments  uint64 // non-first fragments (sighted under the class's flow without ports)
+	Fragments  uint64 // non-first fragments not reassembled (sighted under the class's flow without ports)
 	Unselected uint64 // packets of sampled one-way classes left out by the selection (see Selected)
 }
 
@@ -68,9 +63,75 @@ type classInfo struct {
 	hop          []bool // by interface index of this probe: interface observes a hop of the class
 }
 
+// instKey identifies a flow instance in the analyser's map: the granular
+// fields of a record, the others zero, in plain integers and bytes. A
+// flow.Key holds netip.Addr values, whose hash goes field by field and was
+// a quarter of a counting-only replay; this one is hashed in one go.
 type instKey struct {
-	key   flow.Key
-	iface uint8
+	src, dst  [16]byte
+	flowLabel uint32
+	class     uint16
+	sport     uint16
+	dport     uint16
+	vlan      uint16
+	iface     uint8
+	family    uint8 // IP version, when an address is granular (4 and 6 differ)
+	proto     uint8
+	dscp      uint8
+	icmpType  uint8
+	icmpCode  uint8
+	ipVersion uint8
+}
+
+// newInstKey is the instKey of rec in class class with granular fields g;
+// two records have the same one exactly when Key gives them the same
+// flow.Key.
+func newInstKey(rec *sieve.Record, class uint16, g flow.Set) instKey {
+	k := instKey{class: class, iface: rec.Iface}
+	if g == 0 {
+		return k
+	}
+	if g.Has(flow.Src) || g.Has(flow.Dst) {
+		k.family = rec.IPVersion
+		n := 16
+		if rec.IPVersion == 4 {
+			n = 4
+		}
+		if g.Has(flow.Src) {
+			copy(k.src[:n], rec.Src[:n])
+		}
+		if g.Has(flow.Dst) {
+			copy(k.dst[:n], rec.Dst[:n])
+		}
+	}
+	if g.Has(flow.SrcPort) {
+		k.sport = rec.SrcPort
+	}
+	if g.Has(flow.DstPort) {
+		k.dport = rec.DstPort
+	}
+	if g.Has(flow.VLAN) {
+		k.vlan = rec.VLAN
+	}
+	if g.Has(flow.FlowLabel) {
+		k.flowLabel = rec.FlowLabel
+	}
+	if g.Has(flow.Proto) {
+		k.proto = rec.Proto
+	}
+	if g.Has(flow.DSCP) {
+		k.dscp = rec.DSCP
+	}
+	if g.Has(flow.ICMPType) {
+		k.icmpType = rec.ICMPType
+	}
+	if g.Has(flow.ICMPCode) {
+		k.icmpCode = rec.ICMPCode
+	}
+	if g.Has(flow.IPVersion) {
+		k.ipVersion = rec.IPVersion
+	}
+	return k
 }
 
 // Analyser turns sieve records into flow definitions and sightings.
@@ -211,7 +272,7 @@ func (a *Analyser) sight(rec *sieve.Record, id uint32, info *classInfo) {
 		size = rec.Length
 	}
 	a.stats.Sightings++
-	a.out.Sighting(pdu.Sighting{Flow: id, Sig: rec.Sig, TS: ts, Size: size}, info.resExp, info.size)
+	a.out.Sighting(pdu.Sighting{Flow: id, Sig: rec.Sig, TS: ts, Size: size, Span: rec.Span}, info.resExp, info.size)
 }
 
 func floorMod(x, m int64) int64 {
@@ -225,7 +286,7 @@ func floorMod(x, m int64) int64 {
 // instance returns the flow id of rec's instance of class ci, announcing it
 // when new.
 func (a *Analyser) instance(rec *sieve.Record, ci int, info *classInfo) uint32 {
-	k := instKey{key: Key(rec, uint16(ci), info.granular), iface: rec.Iface}
+	k := newInstKey(rec, uint16(ci), info.granular)
 	if id, ok := a.flows[k]; ok {
 		return id
 	}
@@ -233,7 +294,7 @@ func (a *Analyser) instance(rec *sieve.Record, ci int, info *classInfo) uint32 {
 	a.nextID++
 	a.flows[k] = id
 	a.stats.Flows++
-	a.out.FlowDef(pdu.FlowDef{ID: id, Iface: rec.Iface, Key: k.key})
+	a.out.FlowDef(pdu.FlowDef{ID: id, Iface: rec.Iface, Key: Key(rec, uint16(ci), info.granular)})
 	return id
 }
 

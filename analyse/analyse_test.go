@@ -1,6 +1,7 @@
 package analyse
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -147,4 +148,48 @@ func BenchmarkPacket(b *testing.B) {
 		a.Packet(&recs[i&63])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+}
+
+// TestInstKeyMatchesKey: two records share a flow instance (instKey)
+// exactly when they have the same flow.Key and interface, for random
+// records over small value ranges (so that collisions are frequent) and
+// random sets of granular fields, IPv4 and IPv6 mixed.
+func TestInstKeyMatchesKey(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	recs := make([]sieve.Record, 80)
+	for i := range recs {
+		r := &recs[i]
+		r.IPVersion = uint8(4 + 2*rng.IntN(2))
+		n := 4
+		if r.IPVersion == 6 {
+			n = 16
+		}
+		for j := range n {
+			r.Src[j] = byte(rng.IntN(2))
+			r.Dst[j] = byte(rng.IntN(2))
+		}
+		r.SrcPort, r.DstPort, r.VLAN = uint16(rng.IntN(2)), uint16(rng.IntN(2)), uint16(rng.IntN(2))
+		r.FlowLabel, r.Proto, r.DSCP = uint32(rng.IntN(2)), uint8(rng.IntN(2)), uint8(rng.IntN(2))
+		r.ICMPType, r.ICMPCode, r.Iface = uint8(rng.IntN(2)), uint8(rng.IntN(2)), uint8(rng.IntN(2))
+	}
+	equal := 0
+	for range 200 {
+		g := flow.Set(rng.Uint32()) & flow.Set(1<<flow.Src|1<<flow.Dst|1<<flow.SrcPort|1<<flow.DstPort|1<<flow.VLAN|
+			1<<flow.FlowLabel|1<<flow.Proto|1<<flow.DSCP|1<<flow.ICMPType|1<<flow.ICMPCode|1<<flow.IPVersion)
+		for i := range recs {
+			for j := range i {
+				a, b := &recs[i], &recs[j]
+				same := Key(a, 3, g) == Key(b, 3, g) && a.Iface == b.Iface
+				if got := newInstKey(a, 3, g) == newInstKey(b, 3, g); got != same {
+					t.Fatalf("granular %v: instKey equal %v, flow.Key and iface equal %v:\n%+v\n%+v", g, got, same, a, b)
+				}
+				if same {
+					equal++
+				}
+			}
+		}
+	}
+	if equal < 1000 {
+		t.Fatalf("only %d equal pairs: the test does not exercise equality", equal)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"sync"
@@ -125,6 +126,10 @@ func OpenFiles(cfg FileConfig) (*FileSource, error) {
 		r, err := openFile(p)
 		if err != nil {
 			s.Close()
+			var pe *fs.PathError
+			if errors.As(err, &pe) && pe.Path == p {
+				return nil, fmt.Errorf("capture: %w", err) // names the file already
+			}
 			return nil, fmt.Errorf("capture: open %s: %w", p, err)
 		}
 		s.files = append(s.files, r)
@@ -198,16 +203,16 @@ func (s *FileSource) Next(p *Packet) error {
 // advance reads the next packet of file i into its head.
 func (s *FileSource) advance(i int) error {
 	h := &s.heads[i]
-	data, ci, link, err := s.files[i].next()
+	data, ts, wire, link, err := s.files[i].next()
 	switch {
 	case err == nil:
 		h.pkt = Packet{
 			Data:     data,
-			TS:       ci.Timestamp.UnixNano(),
+			TS:       ts,
 			Iface:    uint8(i),
 			LinkType: link,
 			CapLen:   len(data),
-			WireLen:  ci.Length,
+			WireLen:  wire,
 		}
 		return nil
 	case err == io.EOF:

@@ -51,7 +51,8 @@ type fileReader struct {
 	path   string
 	format string
 	f      *os.File
-	pcap   *pcapgo.Reader   // classic pcap, or nil
+	raw    *rawPcap         // uncompressed classic pcap, or nil
+	pcap   *pcapgo.Reader   // compressed classic pcap, or nil
 	ng     *pcapgo.NgReader // pcapng, or nil
 	guard  *ngGuard         // pcapng framing check, or nil
 	link   uint16           // link type of a classic pcap file
@@ -100,6 +101,12 @@ func newFileReader(path string, f *os.File) (r *fileReader, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("read section header: %w", err)
 		}
+	case FormatPcap, FormatPcapNs:
+		if r.raw, err = newRawPcap(br); err != nil {
+			return nil, err
+		}
+		r.link = r.raw.link
+		r.off = pcapFileHeaderLen
 	default:
 		r.pcap, err = pcapgo.NewReader(br)
 		if err != nil {
@@ -122,7 +129,36 @@ func newFileReader(path string, f *os.File) (r *fileReader, err error) {
 // next call. At a clean end it returns io.EOF; a record cut short by the end
 // of the file is counted in r.truncated and returned as an error wrapping
 // ErrTruncated. Every error names the file, packet number and offset.
-func (r *fileReader) next() (data []byte, ci gopacket.CaptureInfo, link uint16, err error) {
+func (r *fileReader) next() (data []byte, ts int64, wire int, link uint16, err error) {
+	if r.raw != nil {
+		data, ts, wire, err = r.raw.next()
+		if err == nil {
+			r.off += pcapRecordHeaderLen + int64(len(data))
+			r.packets.Add(1)
+			r.bytes.Add(uint64(len(data)))
+			return data, ts, wire, r.link, nil
+		}
+		return nil, 0, 0, 0, r.fail(err)
+	}
+	data, ci, link, err := r.nextPcapgo()
+	return data, ci.Timestamp.UnixNano(), ci.Length, link, err
+}
+
+// fail names the file, packet and offset in a read error.
+func (r *fileReader) fail(err error) error {
+	pkt := r.packets.Load() + 1
+	switch {
+	case err == io.EOF:
+		return io.EOF
+	case errors.Is(err, errCutRecord):
+		r.truncated.Store(true)
+		return fmt.Errorf("%s: packet %d: record at offset %d cut short: %w", r.path, pkt, r.off, ErrTruncated)
+	default:
+		return fmt.Errorf("%s: packet %d (record at offset %d): %w", r.path, pkt, r.off, err)
+	}
+}
+
+func (r *fileReader) nextPcapgo() (data []byte, ci gopacket.CaptureInfo, link uint16, err error) {
 	pkt := r.packets.Load() + 1
 	defer func() {
 		if p := recover(); p != nil {

@@ -102,8 +102,9 @@ type Collector struct {
 	global   map[flow.Key]uint32
 	classOf  []uint16 // collector flow id → class index
 	nextFlow uint32
-	maxTime  int64 // largest probe time seen
-	maxTO    int64 // largest one-way timeout + interval: how far "everything" reaches
+	rw       recWatch // reconcile events (events.go)
+	maxTime  int64    // largest probe time seen
+	maxTO    int64    // largest one-way timeout + interval: how far "everything" reaches
 	started  time.Time
 }
 
@@ -186,6 +187,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := c.restoreSessions(o.Spool); err != nil {
 		return fmt.Errorf("collector %s: %w", me.Name, err)
 	}
+	c.rw.last = c.rec.Counters() // reported before the restart
 	if me.Ops.Metrics != "" {
 		// After the journal's replay, which runs without the lock.
 		hs, err := health.Serve(me.Ops.Metrics, log, c.metrics())
@@ -277,6 +279,9 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		}
 	}
 	c.maxTO += int64(cfg.Interval)
+	// Compact well before the journal reaches its limit (which refuses
+	// PDUs): at half of it, when that is below the usual threshold.
+	c.compactAt = min(defaultCompactAt, lim.MaxJournal/2)
 	sp.SetClocks(c.clk.state)
 	rec.SetClocks(c.clk.bound)
 	return c, nil

@@ -35,7 +35,7 @@ func (c *Collector) handle(f *pdu.Frame) error {
 }
 
 func (c *Collector) handleLocked(f *pdu.Frame) error {
-	if err := c.checkJournalLimit(); err != nil {
+	if err := c.checkJournalLimit(f); err != nil {
 		return err
 	}
 	s, err := c.sessionOf(f.Header.Probe, f.Header.Session)
@@ -204,7 +204,9 @@ func (c *Collector) tick(now time.Time) {
 	defer c.mu.Unlock()
 	c.liveness(now)
 	c.advance(now)
-	c.spoolHealth(errors.Join(c.cutData(now), c.sp.Cut(now)))
+	err := c.cutData(now)
+	c.reportReconcile(now, false)
+	c.spoolHealth(errors.Join(err, c.sp.Cut(now)))
 	c.journalTick()
 }
 
@@ -227,6 +229,7 @@ func (c *Collector) Close() error {
 		err = c.rec.Flush()
 	}
 	resetJournal := c.j != nil && done && err == nil && c.rec.Counters().Live == 0
+	c.reportReconcile(time.Now(), true)
 	k := c.rec.Counters()
 	detail := fmt.Sprintf("sightings=%d completed=%d lost=%d missed=%d duplicates=%d clashes=%d late=%d invalid=%d forced=%d undecided=%d",
 		k.Sightings, k.Completed, k.Lost, k.Missed, k.Duplicates, k.Clashes, k.Late, k.Invalid, k.Forced, boolInt(!done)*k.Live)

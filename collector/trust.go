@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/transport"
 )
 
@@ -50,6 +51,10 @@ type trustState struct {
 	path    string                       // state file; "" with no spool state (tests)
 	saved   []transport.ProbeState       // as last written
 	counted [transport.NumReasons]uint64 // refusals already reported
+
+	// Journal shares (checkJournalLimit), under c.mu.
+	share       map[uint16]int64 // probe id → bytes journaled since the journal last shrank
+	lastJournal int64
 }
 
 // restoreSessions loads the probes' latest sessions saved by the previous
@@ -138,19 +143,38 @@ func (c *Collector) checkFlowLimit(s *session, id uint32) error {
 	return nil
 }
 
-// checkJournalLimit refuses new PDUs while the journal is past
-// conf.Limits.MaxJournal: they are not acked, the probes keep them until a
-// compaction made room. c.mu is held.
-func (c *Collector) checkJournalLimit() error {
-	if c.j == nil || c.replaying || c.j.size < c.limits.MaxJournal {
-		c.journalLimitSaid = false
+// checkJournalLimit refuses a PDU of a probe that holds more than its
+// share of the journal (conf.Limits.MaxJournal over the probes) while the
+// journal is past the limit: it is not acked, the probe keeps it. Refusing
+// every probe would deadlock — the compaction that makes room needs the
+// other probes' sightings to move the watermark — so only the probe that
+// fills the journal waits. Shares count the bytes journaled since the
+// journal last shrank (a compaction). c.mu is held.
+func (c *Collector) checkJournalLimit(f *pdu.Frame) error {
+	if c.j == nil || c.replaying {
 		return nil
 	}
-	if !c.journalLimitSaid {
-		c.journalLimitSaid = true
-		c.event(time.Now(), "collector.limit", fmt.Sprintf("maxJournal=%d reached: PDUs are not acked until a compaction makes room", c.limits.MaxJournal))
+	if c.j.size < c.trust.lastJournal {
+		clear(c.trust.share)
 	}
-	return fmt.Errorf("journal %d bytes: %w (maxJournal %d)", c.j.size, errLimit, c.limits.MaxJournal)
+	c.trust.lastJournal = c.j.size
+	if c.trust.share == nil {
+		c.trust.share = make(map[uint16]int64)
+	}
+	fair := c.limits.MaxJournal / int64(max(len(c.cfg.Probes), 1))
+	if c.j.size >= c.limits.MaxJournal && c.trust.share[f.Header.Probe] >= fair {
+		if !c.journalLimitSaid {
+			c.journalLimitSaid = true
+			c.event(time.Now(), "collector.limit", fmt.Sprintf("maxJournal=%d reached: PDUs of probe id %d (%d bytes since the last compaction, more than its share %d) are not acked until a compaction makes room",
+				c.limits.MaxJournal, f.Header.Probe, c.trust.share[f.Header.Probe], fair))
+		}
+		return fmt.Errorf("journal %d bytes: %w (maxJournal %d, probe id %d over its share)", c.j.size, errLimit, c.limits.MaxJournal, f.Header.Probe)
+	}
+	if c.j.size < c.limits.MaxJournal {
+		c.journalLimitSaid = false
+	}
+	c.trust.share[f.Header.Probe] += int64(len(f.Signed) + len(f.Auth) + pdu.TrailerSize)
+	return nil
 }
 
 // evictSession forgets the probe session heard least recently that is no

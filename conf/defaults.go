@@ -22,6 +22,14 @@ const (
 	// OpenTelemetry/Prometheus exporters. Daemons sharing a host need a
 	// listen each.
 	DefaultMetricsListen = "127.0.0.1:9464"
+	// CaptureIdle is how long a live interface may see no packet before
+	// its probe raises a capture.idle event (capture.active when traffic
+	// returns).
+	CaptureIdle = 60 * time.Second
+	// RingCalm is how long the sieve→analyser ring of a live probe must
+	// stay clear of saturation before ring.saturated is followed by
+	// ring.recovered: a ring that fills every other second is one episode.
+	RingCalm = 5 * time.Second
 )
 
 // DefaultSpool is the spool directory of a collector that names none.

@@ -28,9 +28,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-race", "-o", dir+"/", "../cmd/tmon-probe", "../cmd/tmon-collector", "../cmd/tmon")
+	cmd := exec.Command("go", "build", "-race", "-o", dir+"/", "../cmd/tmon-probe", "../cmd/tmon-collector", "../cmd/tmon", "../cmd/tmon-loader")
 	if os.Getenv("TMON_E2E_NORACE") != "" || !raceEnabled {
-		cmd = exec.Command("go", "build", "-o", dir+"/", "../cmd/tmon-probe", "../cmd/tmon-collector", "../cmd/tmon")
+		cmd = exec.Command("go", "build", "-o", dir+"/", "../cmd/tmon-probe", "../cmd/tmon-collector", "../cmd/tmon", "../cmd/tmon-loader")
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {

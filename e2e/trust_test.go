@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tmon-project/tmon/flow"
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/reports"
 )
@@ -259,5 +260,145 @@ func TestForgedHeartbeatsAndRotatingFlood(t *testing.T) {
 	s, err := reports.ReadSpool(e.spools["c1"])
 	if err != nil || len(s.Packets) == 0 {
 		t.Fatalf("nothing measured: %v", err)
+	}
+}
+
+// keyR is the key of the rogue probe of TestHostileInputBounded: a probe of
+// the configuration whose key leaked, or a buggy one.
+const keyR = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+
+// procStatus returns a field of /proc/PID/status in kB (VmRSS, VmHWM).
+func procStatus(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// TestHostileInputBounded: a probe with a valid key (leaked, or buggy)
+// floods the collector while two real probes run: flow definitions with
+// ids 2^24−1 and 2^24 (issue 10: 700 MB from one datagram) and a dense run
+// of flow ids past maxFlows, 1500 sessions, and 3 × maxJournal of events
+// PDUs (compactions keep the journal under the limit; past it only the
+// probe over its share would be refused). The collector's peak RSS stays under
+// the stated bound, the journal under its limit (plus one compaction's
+// slack), the limits are reported as events, and the real probes' spool is
+// exact. (The reconciler's record cap, maxRecords, is flooded in
+// reconcile's own tests: a flood of records needs sightings at the
+// path's hops, which only the real probes have.)
+func TestHostileInputBounded(t *testing.T) {
+	const (
+		maxJournal = 2 << 20
+		maxFlows   = 1 << 16
+		// Peak RSS bound: the limits' worst case (64 Ki flow slots of 12 B,
+		// 1024 sessions × 37 kB of duplicate window) plus the collector's
+		// own working set, doubled for the race detector's shadow memory.
+		rssBoundKB = 256 << 10
+	)
+	extra := fmt.Sprintf("/>\n  <limits maxJournal=\"%d\" maxFlows=\"%d\"", maxJournal, maxFlows)
+	e := newFaultEnv(t, 4, []string{"c1"}, extra)
+	// The rogue probe: in the configuration, with a key, on no hop.
+	x, err := os.ReadFile(e.collConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x = bytes.Replace(x, []byte("  <flowClass"), []byte(`  <probe name="rogue" id="3" key="`+keyR+`"><interface name="x0"/></probe>
+  <flowClass`), 1)
+	if err := os.WriteFile(e.collConf, x, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	coll := e.startCollector("c1")
+	pid := coll.cmd.Process.Pid
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(e.ports["c1"])))
+	ps := e.runProbes(30 * time.Second)
+
+	c, err := net.DialUDP("udp", nil, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	keyBytes := make([]byte, 32)
+	for i := range keyBytes {
+		keyBytes[i] = 0x5a
+	}
+	sg := pdu.NewSigner(keyBytes)
+	session := uint32(time.Now().UnixMilli())
+	seq := uint32(0)
+	var journalMax int64
+	jpath := filepath.Join(e.spools["c1"], ".collector", "journal")
+	sent := 0
+	send := func(b *pdu.Builder, typ pdu.Type) {
+		seq++
+		d := b.Finish(pdu.Header{Type: typ, ProbeTime: time.Now().UnixNano()})
+		pdu.Restamp(d, 3, session, seq, seq)
+		sd, _ := sg.Sign(d)
+		c.Write(sd)
+		b.Reset()
+		if sent++; sent%32 == 0 {
+			time.Sleep(time.Millisecond)
+			if fi, err := os.Stat(jpath); err == nil {
+				journalMax = max(journalMax, fi.Size())
+			}
+		}
+	}
+	b := pdu.NewBuilder(1200 - pdu.AuthSize) // maxPduSize less the MAC
+	// Huge flow ids.
+	for _, id := range []uint32{1<<24 - 1, 1 << 24} {
+		b.AddFlowDef(pdu.FlowDef{ID: id, Key: flow.Key{Class: 0}})
+		send(b, pdu.TypeFlowDef)
+	}
+	// A dense run of flow ids past maxFlows.
+	for id := uint32(0); id < maxFlows+1<<12; id++ {
+		if !b.AddFlowDef(pdu.FlowDef{ID: id, Key: flow.Key{Class: 0}}) {
+			send(b, pdu.TypeFlowDef)
+			b.AddFlowDef(pdu.FlowDef{ID: id, Key: flow.Key{Class: 0}})
+		}
+	}
+	send(b, pdu.TypeFlowDef)
+	// Thousands of sessions, each announced by a heartbeat.
+	for i := range uint32(1500) {
+		h := pdu.Header{Type: pdu.TypeHeartbeat, Probe: 3, Session: session + 1 + i, Seq: 0, Floor: 1, ProbeTime: 1}
+		sd, _ := sg.Sign(pdu.AppendControl(nil, h))
+		c.Write(sd)
+		if i%2 == 0 {
+			time.Sleep(time.Millisecond) // heartbeats are not acked: none may be lost in a full socket buffer
+		}
+	}
+	// Events that grow the journal past its limit.
+	session += 1501
+	seq = 0
+	detail := strings.Repeat("x", 1000)
+	for range 3 * maxJournal / 1100 {
+		b.AddEvent(pdu.Event{TS: time.Now().UnixNano(), Kind: "rogue", Detail: detail})
+		send(b, pdu.TypeEvents)
+	}
+	for _, p := range ps {
+		p.wait(t, 3*time.Minute)
+	}
+	hwm := procStatus(t, pid, "VmHWM")
+	coll.stop(t)
+	t.Logf("rogue sent %d PDUs; collector peak RSS %d MiB (bound %d MiB); journal at most %d bytes (limit %d)", sent, hwm>>10, rssBoundKB>>10, journalMax, maxJournal)
+	if hwm > rssBoundKB {
+		t.Errorf("collector peak RSS %d MiB, bound %d MiB", hwm>>10, rssBoundKB>>10)
+	}
+	if journalMax > maxJournal+1<<20 {
+		t.Errorf("journal reached %d bytes, limit %d", journalMax, maxJournal)
+	}
+	e.checkSpool("c1")
+	ev := readEvents(t, e.spools["c1"])
+	for _, want := range []string{"maxFlows=", "maxSessions="} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("no collector.limit event for %s", want)
+		}
 	}
 }

@@ -64,7 +64,7 @@ func demoSpool(t *testing.T) string {
 	}
 	out := filepath.Join(tmp, "demo")
 	cmd := exec.Command("bash", filepath.Join(root, "scripts/demo.sh"))
-	cmd.Env = append(os.Environ(), "BIN="+bin, "OUT="+out, "CONF="+conf, "COUNT=6000")
+	cmd.Env = append(os.Environ(), "BIN="+bin, "OUT="+out, "CONF="+conf, "COUNT=6000", "REPORT=0")
 	if log, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("demo: %v\n%s", err, log)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/tmon-project/tmon/analyse"
 	"github.com/tmon-project/tmon/capture"
 	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/reassembly"
 	"github.com/tmon-project/tmon/ring"
 	"github.com/tmon-project/tmon/sieve"
 	"github.com/tmon-project/tmon/transport"
@@ -45,14 +46,16 @@ type Options struct {
 
 // Result summarises a finished run.
 type Result struct {
-	Sieve     sieve.Stats
-	Analyser  analyse.Stats
-	Transport transport.Stats
-	Files     []capture.FileStats
-	Capture   []capture.LiveStats // live: kernel ring counters per socket
-	PDUs      uint64              // PDUs built (all types)
-	Sightings uint64              // sightings put into PDUs
-	PDUBytes  uint64              // bytes of sightings PDUs
+	Sieve sieve.Stats
+	// Reassembly: what became of the IP fragments (package reassembly).
+	Reassembly reassembly.Stats
+	Analyser   analyse.Stats
+	Transport  transport.Stats
+	Files      []capture.FileStats
+	Capture    []capture.LiveStats // live: kernel ring counters per socket
+	PDUs       uint64              // PDUs built (all types)
+	Sightings  uint64              // sightings put into PDUs
+	PDUBytes   uint64              // bytes of sightings PDUs
 }
 
 // Run replays the capture files through the probe until they end (or ctx
@@ -184,12 +187,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	// Not waited for: a query in flight must not delay the end.
 	go watchClock(wctx, cfg.Clock, log, nt, g)
-	watchDone := make(chan struct{})
+	watchDone := make(chan struct{}, 2)
 	go func() {
-		defer close(watchDone)
+		defer func() { watchDone <- struct{}{} }()
 		if len(socks) > 0 {
 			watchDrops(wctx, socks, log, nt.event)
 		}
+	}()
+	go func() {
+		defer func() { watchDone <- struct{}{} }()
+		watchHealth(wctx, sender, socks, svs, names, log, nt.event)
 	}()
 
 	// Live: the analyser outlives ctx: it drains what the sieves pushed
@@ -210,9 +217,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	stopWatch()
 	<-watchDone
+	<-watchDone
 	an.Close()
 	for _, sv := range svs {
+		sv.CloseReassembly()
 		addSieveStats(&res.Sieve, sv.Stats())
+		addReassembly(&res.Reassembly, sv.Reassembly())
 	}
 	res.Analyser = an.Stats()
 	if files != nil {
@@ -223,6 +233,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.Capture = append(res.Capture, st)
 	}
 	nt.drain(out)
+	if r := res.Reassembly; r.Fragments > 0 {
+		// Incomplete and overlapping fragment sets are events, with the
+		// rest of the figures that account for every fragment.
+		out.event(time.Now().UnixNano(), "reassembly", fmt.Sprintf("fragments=%d datagrams=%d incomplete=%d evicted=%d overlap=%d duplicate=%d toomany=%d discarded=%d invalid=%d",
+			r.Fragments, r.Datagrams, r.Incomplete, r.Evicted, r.Overlap, r.Duplicate, r.TooMany, r.Discarded, r.Invalid))
+	}
 	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s",
 		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings, res.Analyser.Flows, captureSummary(res.Capture)))
 	out.flush(safe(wms))
@@ -333,6 +349,18 @@ func safe(wms []*watermark) int64 {
 	return w
 }
 
+func addReassembly(d *reassembly.Stats, s reassembly.Stats) {
+	d.Fragments += s.Fragments
+	d.Datagrams += s.Datagrams
+	d.Incomplete += s.Incomplete
+	d.Evicted += s.Evicted
+	d.Overlap += s.Overlap
+	d.Duplicate += s.Duplicate
+	d.TooMany += s.TooMany
+	d.Discarded += s.Discarded
+	d.Invalid += s.Invalid
+}
+
 func addSieveStats(d *sieve.Stats, s sieve.Stats) {
 	d.Packets += s.Packets
 	d.Wanted += s.Wanted
@@ -347,6 +375,7 @@ func addSieveStats(d *sieve.Stats, s sieve.Stats) {
 	d.Signed += s.Signed
 	d.RingFull += s.RingFull
 	d.RingDrops += s.RingDrops
+	d.Held += s.Held
 }
 
 func captureSummary(st []capture.LiveStats) string {

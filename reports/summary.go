@@ -34,7 +34,12 @@ type Pair struct {
 	Duplicate uint64
 	Reordered uint64
 	Clashes   uint64
-	Slices    []Slice // histogram over the configured slices, merged
+	// Clock validity of the owd_stats rows (docs/spool.md clock_ok,
+	// clock_err_ns): rows with clock_ok 0, rows with an unknown bound, the
+	// largest bound; ClockRows counts the rows that had the columns.
+	ClockRows, ClockNotOK, ClockUnknown uint64
+	ClockErrMax                         int64
+	Slices                              []Slice // histogram over the configured slices, merged
 	// Delays are the per-packet delays when the class writes owd_packet,
 	// sorted; percentiles are then exact.
 	Delays []int64
@@ -126,6 +131,17 @@ func ReadSpool(dir string) (*Summary, error) {
 			}
 			p.Count += n
 			p.SumNs += float64(sum)
+		}
+		if ok, has := r["clock_ok"]; has {
+			p.ClockRows++
+			if ok == "0" {
+				p.ClockNotOK++
+			}
+			if e, err := strconv.ParseInt(r["clock_err_ns"], 10, 64); err == nil {
+				p.ClockErrMax = max(p.ClockErrMax, e)
+			} else {
+				p.ClockUnknown++
+			}
 		}
 		for col, dst := range map[string]*uint64{"lost": &p.Lost, "missed": &p.Missed, "duplicate": &p.Duplicate, "reordered": &p.Reordered, "clashes": &p.Clashes, "dropped": &p.Dropped} {
 			v, err := uintCol(r, col)

@@ -3,6 +3,8 @@ package reports
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -12,6 +14,10 @@ import (
 func (s *Summary) WriteText(w io.Writer) {
 	defer writeCounted(w, s.Counted)
 	if len(s.Pairs) == 0 {
+		if st, err := os.Stat(filepath.Join(s.Dir, "archive")); err == nil && st.IsDir() {
+			fmt.Fprintf(w, "no one-way measurements left in %s: tmon-loader has loaded them and moved the files to %s (see them with tmon-report -db …)\n", s.Dir, filepath.Join(s.Dir, "archive"))
+			return
+		}
 		fmt.Fprintf(w, "no one-way measurements in %s (no owd_stats files yet: has an interval closed?)\n", s.Dir)
 		return
 	}
@@ -24,6 +30,7 @@ func (s *Summary) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  duplicates       %d\n", p.Duplicate)
 		fmt.Fprintf(w, "  reordered        %d\n", p.Reordered)
 		fmt.Fprintf(w, "  signature clash  %d   (told apart by time)\n", p.Clashes)
+		writeClock(w, p)
 		if p.Count > 0 {
 			mean := time.Duration(p.SumNs / float64(p.Count))
 			fmt.Fprintf(w, "  delay            min %v  mean %v  max %v\n", ns(p.Min), mean.Round(time.Microsecond), ns(p.Max))
@@ -72,3 +79,21 @@ func pct(n, total uint64) string {
 }
 
 func ns(v int64) time.Duration { return time.Duration(v) }
+
+// writeClock says whether the probes' clocks were good enough for the
+// delays: a row with clock_ok 0 may be off by more than the clock budget.
+func writeClock(w io.Writer, p *Pair) {
+	if p.ClockRows == 0 {
+		return
+	}
+	bound := "unknown"
+	if p.ClockUnknown < p.ClockRows {
+		bound = ns(p.ClockErrMax).String()
+	}
+	if p.ClockNotOK == 0 {
+		fmt.Fprintf(w, "  clock            ok in every interval (error bound ≤ %s)\n", bound)
+		return
+	}
+	fmt.Fprintf(w, "  clock            NOT OK in %d of %d interval rows (clock_ok=0: a probe's clock unsynchronised or beyond its budget; those delays may be off by more; largest bound written %s)\n",
+		p.ClockNotOK, p.ClockRows, bound)
+}

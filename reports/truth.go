@@ -27,10 +27,13 @@ type TruthCheck struct {
 	Lines []CheckLine
 	// Samples are the first packet-level differences, for the reader.
 	Samples []string
-	// Gen is the generator's own count over all traffic (its printout);
-	// InClass the same over the packets of the one-way flows.
-	Gen, InClass GenFigures
-	Outside      int // truth packets outside the one-way flows
+	// Gen is the generator's own count over all traffic, per packet (its
+	// printout: a fragment is a packet); Datagrams the same once fragments
+	// are reassembled, as tmon measures (gen.Datagrams: a datagram is lost
+	// when a fragment is, a duplicated fragment is no duplicate datagram);
+	// InClass the datagrams of the one-way flows.
+	Gen, Datagrams, InClass GenFigures
+	Outside                 int // truth datagrams outside the one-way flows
 }
 
 // GenFigures are the generator's totals (cmd/tmon-gen's summary): lost,
@@ -129,11 +132,16 @@ func (m *flowMatcher) match(r *gen.TruthRow) int {
 	return -1
 }
 
-// CompareTruth compares the spool s with the truth rows.
-func CompareTruth(s *Summary, rows []gen.TruthRow) TruthCheck {
+// CompareTruth compares the spool s with the truth rows. Fragments are
+// compared as the datagrams tmon reassembles (gen.Datagrams).
+func CompareTruth(s *Summary, packets []gen.TruthRow) TruthCheck {
 	var c TruthCheck
-	for _, r := range rows {
+	for _, r := range packets {
 		c.Gen.add(r)
+	}
+	rows := gen.Datagrams(packets)
+	for _, r := range rows {
+		c.Datagrams.add(r)
 	}
 	if len(s.Pairs) != 1 {
 		c.line("hop pairs in the spool", 1, len(s.Pairs), false, "the truth is of a two-point path (A → B)")
@@ -219,9 +227,9 @@ func CompareTruth(s *Summary, rows []gen.TruthRow) TruthCheck {
 	c.eq("per-packet rows (owd_packet, lost owd_incomplete)", fmt.Sprintf("%d, %d", n, lost),
 		fmt.Sprintf("%d, %d", s.PacketRows, s.LostRows), "each packet once: more rows would be data counted twice")
 	c.eq("delays measured (owd_stats count)", n, p.Count, "")
-	c.eq("lost (owd_stats)", lost, p.Lost, c.explain(c.Gen.Lost, c.InClass.Lost, "lost"))
+	c.eq("lost (owd_stats)", lost, p.Lost, c.explain(c.Gen.Lost, c.Datagrams.Lost, c.InClass.Lost, "lost"))
 	c.eq("missed", 0, p.Missed, "every packet at B was sent at A")
-	c.eq("duplicates", dups, p.Duplicate, c.explain(c.Gen.Duplicated, c.InClass.Duplicated, "duplicated"))
+	c.eq("duplicates", dups, p.Duplicate, c.explain(c.Gen.Duplicated, c.Datagrams.Duplicated, c.InClass.Duplicated, "duplicated"))
 	reordered := 0
 	for _, ps := range perFlowInterval {
 		slices.SortFunc(ps, func(x, y pkt) int { return cmp.Compare(x.b, y.b) })
@@ -233,8 +241,8 @@ func CompareTruth(s *Summary, rows []gen.TruthRow) TruthCheck {
 			maxA = max(maxA, q.a)
 		}
 	}
-	c.eq("reordered", reordered, p.Reordered, fmt.Sprintf("%s; the collector's terms: per flow instance (its key; a later fragment in the port-less instance) and per interval (cut at interval boundaries, docs/spool.md), arrival order at B: %d",
-		c.explain(c.Gen.Reordered, c.InClass.Reordered, "reordered per 5-tuple over the whole capture"), reordered))
+	c.eq("reordered", reordered, p.Reordered, fmt.Sprintf("generator: %d packets reordered per 5-tuple over the whole capture, fragments as packets, all traffic; the collector's terms: reassembled datagrams of the one-way flows, per flow instance and per interval (cut at interval boundaries, docs/spool.md), in arrival order at B: %d",
+		c.Gen.Reordered, reordered))
 	c.eq("signature clashes", clashPkts/2, p.Clashes, "pairs of byte-identical packets the generator made")
 	if n > 0 {
 		slices.Sort(delays)
@@ -293,8 +301,9 @@ func (g *GenFigures) add(r gen.TruthRow) {
 }
 
 // explain relates the generator's total to the figure of the one-way flows.
-func (c *TruthCheck) explain(all, in int, what string) string {
-	return fmt.Sprintf("generator: %d %s in all traffic, %d of them outside the one-way flows, %d in them", all, what, all-in, in)
+func (c *TruthCheck) explain(pkts, dgrams, in int, what string) string {
+	return fmt.Sprintf("generator: %d packets %s in all traffic; %d datagrams once fragments are reassembled; %d of them outside the one-way flows, %d in them",
+		pkts, what, dgrams, dgrams-in, in)
 }
 
 func floorDiv(a, b int64) int64 {
@@ -317,7 +326,8 @@ func (c *TruthCheck) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "\nground truth (the generator's record of every packet): checked figure by figure\n")
 	fmt.Fprintf(w, "  generator, all traffic: %d packets, %d lost, %d duplicated, %d reordered, %d clash pairs\n",
 		c.Gen.Packets, c.Gen.Lost, c.Gen.Duplicated, c.Gen.Reordered, c.Gen.ClashPairs/2)
-	fmt.Fprintf(w, "  of which in the spool's one-way flows: %d packets (%d outside: not measured by definition)\n", c.InClass.Packets, c.Outside)
+	fmt.Fprintf(w, "  reassembled into datagrams (as tmon measures): %d, %d lost, %d duplicated\n", c.Datagrams.Packets, c.Datagrams.Lost, c.Datagrams.Duplicated)
+	fmt.Fprintf(w, "  of which in the spool's one-way flows: %d datagrams (%d outside: not measured by definition)\n", c.InClass.Packets, c.Outside)
 	for _, l := range c.Lines {
 		mark := "ok      "
 		if !l.OK {

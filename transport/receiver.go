@@ -545,15 +545,27 @@ func (r *Receiver) session(probe uint16, id uint32, floor uint32, now time.Time)
 		return s
 	}
 	if len(r.sessions) >= r.maxSess {
-		var oldest *session
+		// The session heard least recently goes; a probe's latest one only
+		// when every session is some probe's latest: a flood of sessions
+		// must not make a real probe's duplicate window forgotten.
+		var oldest, oldestLatest *session
 		for _, s := range r.sessions {
-			if oldest == nil || s.lastHeard.Before(oldest.lastHeard) {
-				oldest = s
+			p := &oldest
+			if l, ok := r.latest[s.probe]; ok && l.id == s.id {
+				p = &oldestLatest
 			}
+			if *p == nil || s.lastHeard.Before((*p).lastHeard) {
+				*p = s
+			}
+		}
+		if oldest == nil {
+			oldest = oldestLatest
 		}
 		delete(r.sessions, sessionKey{oldest.probe, oldest.id})
 		r.stats.Evicted++
-		r.log.Warn("transport: too many probe sessions, forgetting one", "probe", oldest.probe, "session", oldest.id, "max", r.maxSess)
+		if r.stats.Evicted&(r.stats.Evicted-1) == 0 { // 1st, 2nd, 4th…: a flood does not flood the log
+			r.log.Warn("transport: too many probe sessions, forgetting the one heard least recently", "probe", oldest.probe, "session", oldest.id, "max", r.maxSess, "forgotten", r.stats.Evicted)
+		}
 	}
 	start := sessionStart(id, now)
 	prev, ok := r.latest[probe]

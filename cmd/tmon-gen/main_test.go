@@ -32,6 +32,13 @@ func TestRun(t *testing.T) {
 			t.Errorf("%q: no error", bad)
 		}
 	}
+	mix := filepath.Join(dir, "mix.pcap")
+	if err := run([]string{"-mix", mix, "-count", "3000"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(mix); err != nil || st.Size() < 3000*100 {
+		t.Errorf("mix trace: %v", err)
+	}
 	if err := run([]string{"-h"}); err != nil {
 		t.Errorf("-h: %v", err)
 	}

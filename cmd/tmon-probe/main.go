@@ -59,6 +59,9 @@ Flags:
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := probe.Run(ctx, probe.Options{Config: cfg, Name: d.Name(), Live: len(files) == 0, Files: files, Speed: *speed, DrainTimeout: *drain, Logger: log})
+	if err != nil && res.Sieve.Packets == 0 {
+		d.Fail(err) // it never ran (a capture file missing…): no figures to report
+	}
 	log.Info("probe finished",
 		"packets", res.Sieve.Packets, "wanted", res.Sieve.Wanted,
 		"flows", res.Analyser.Flows, "sightings", res.Sightings, "pdus", res.PDUs,

@@ -44,7 +44,7 @@ func main() {
 	listen := fs.String("listen", "127.0.0.1:8090", "address of the web UI")
 	htmlOut := fs.String("html", "", "write the report as one self-contained HTML `file` and exit")
 	pdfOut := fs.String("pdf", "", "write the report as a PDF `file` (headless chromium) and exit")
-	period := fs.String("period", "", "hour, day, week, month, year (ending at -to, default now) or custom (-from, -to); default day")
+	period := fs.String("period", "", "hour, day, week, month, year (ending at -to, default now), all (the whole data) or custom (-from, -to); default day")
 	from := fs.String("from", "", "start, UTC: 2026-12-01, 2026-12-01T10:00 or RFC 3339")
 	to := fs.String("to", "", "end, UTC (default now)")
 	sel := fs.String("select", "", "collector=NAME,class=NAME,flow=KEY,pair=FROM>TO (each optional)")
@@ -79,8 +79,7 @@ func main() {
 			v.Set(k, x)
 		}
 	}
-	s, err := query.Parse(v, time.Now())
-	if err != nil {
+	if _, err := query.Parse(v, time.Now()); err != nil && v.Get("period") != "all" {
 		fmt.Fprintln(os.Stderr, "tmon-report:", err)
 		os.Exit(2)
 	}
@@ -95,6 +94,11 @@ func main() {
 		os.Exit(1)
 	}
 	defer d.Close()
+	s, err := d.Selection(ctx, v, time.Now())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tmon-report:", err)
+		os.Exit(1)
+	}
 	srv := web.New(d, nil, log)
 	switch {
 	case *htmlOut != "" || *pdfOut != "":

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/tmon-project/tmon/conf"
@@ -50,8 +51,8 @@ Exit status: 0 when every file is good, 1 when any has a problem, 2 on usage err
 		if !c.ValidFrom.IsZero() {
 			from = "valid from " + c.ValidFrom.Format(time.RFC3339)
 		}
-		fmt.Fprintf(stdout, "%s: ok (%d probes, %d collectors, %d classes, %s)\n",
-			path, len(c.Probes), len(c.Collectors), len(c.Classes), from)
+		fmt.Fprintf(stdout, "%s: ok (%s, %s, %s, %s)\n",
+			path, count(len(c.Probes), "probe"), count(len(c.Collectors), "collector"), count(len(c.Classes), "class"), from)
 	}
 	return status
 }
@@ -65,4 +66,15 @@ func printErrors(w io.Writer, err error) {
 		return
 	}
 	fmt.Fprintln(w, err)
+}
+
+// count is "1 probe", "2 probes", "1 class", "3 classes".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "s") {
+		return fmt.Sprintf("%d %ses", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

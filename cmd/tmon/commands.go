@@ -15,6 +15,7 @@ type command struct {
 var commands = []command{
 	{"check", "validate configuration files", runCheck},
 	{"keygen", "make a probe key file, or roll its keys", runKeygen},
+	{"owd", "one-way delay and loss from capture files, in one process (no daemons)", runOwd},
 	{"summary", "print what a collector spool measured (optionally against ground truth)", runSummary},
 }
 

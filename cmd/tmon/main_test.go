@@ -33,9 +33,9 @@ func TestCheckExitCodes(t *testing.T) {
 	}{
 		{"good", []string{"check", td + "good-full.xml", "../../examples/demo.xml"}, 0,
 			[]string{td + "good-full.xml: ok (4 probes, 2 collectors, 3 classes, valid from 2026-03-01T11:00:00Z)\n",
-				"../../examples/demo.xml: ok (2 probes, 1 collectors, 2 classes, valid from 2026-01-01T00:00:00Z)\n"}, nil},
+				"../../examples/demo.xml: ok (2 probes, 1 collector, 2 classes, valid from 2026-01-01T00:00:00Z)\n"}, nil},
 		{"immediately", []string{"check", td + "good-minimal.xml"}, 0,
-			[]string{"good-minimal.xml: ok (1 probes, 1 collectors, 0 classes, valid immediately)\n"}, nil},
+			[]string{"good-minimal.xml: ok (1 probe, 1 collector, 0 classes, valid immediately)\n"}, nil},
 		{"one bad of two", []string{"check", td + "good-minimal.xml", td + "bad-rules.xml"}, 1,
 			[]string{"good-minimal.xml: ok"},
 			[]string{td + "bad-rules.xml:2: <tmon>: interval=\"7s\": must divide one hour evenly", td + "bad-rules.xml:19: <hopPair from=\"B\" to=\"A\">"}},

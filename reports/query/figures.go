@@ -18,6 +18,7 @@ import (
 // error bound.
 type Figures struct {
 	Rows                  int   // owd_stats rows merged
+	Samples               int64 // spool rows merged into them (collector intervals)
 	Count                 int64 // delays measured
 	Lost, Missed, Dropped int64
 	Duplicate, Reordered  int64
@@ -208,23 +209,24 @@ func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy) 
 	}
 	for _, sp := range spans {
 		from, args := s.source("owd_stats", sp.level, sp.from, sp.to)
-		q := "SELECT " + g.cols + `, p.collector, t.count, COALESCE(t.sum_ns, 0), t.min_ns, t.max_ns, t.lost_sum, t.missed_sum, COALESCE(t.dropped_sum, 0),
+		q := "SELECT " + g.cols + `, p.collector, t.samples, t.count, COALESCE(t.sum_ns, 0), t.min_ns, t.max_ns, t.lost_sum, t.missed_sum, COALESCE(t.dropped_sum, 0),
 			t.duplicate_sum, t.reordered_sum, COALESCE(t.clock_not_ok, 0), COALESCE(t.clock_err_unknown, 0), t.clock_err_ns` + from
 		err := d.rows(ctx, q, args, func(r *sql.Rows) error {
 			key := make([]sql.NullString, g.n)
 			var coll string
-			var count, sum, lost, missed, dropped, dup, reord, notOK, unknown int64
+			var samples, count, sum, lost, missed, dropped, dup, reord, notOK, unknown int64
 			var mn, mx, cerr sql.NullInt64
 			dest := []any{}
 			for i := range key {
 				dest = append(dest, &key[i])
 			}
-			dest = append(dest, &coll, &count, &sum, &mn, &mx, &lost, &missed, &dropped, &dup, &reord, &notOK, &unknown, &cerr)
+			dest = append(dest, &coll, &samples, &count, &sum, &mn, &mx, &lost, &missed, &dropped, &dup, &reord, &notOK, &unknown, &cerr)
 			if err := r.Scan(dest...); err != nil {
 				return err
 			}
 			f := get(keyOf(key))
 			f.Rows++
+			f.Samples += samples
 			if count > 0 && mn.Valid && mx.Valid {
 				if f.Count == 0 || mn.Int64 < f.MinNs {
 					f.MinNs = mn.Int64

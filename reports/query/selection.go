@@ -1,6 +1,8 @@
 package query
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"strings"
@@ -72,10 +74,12 @@ func (s Selection) Label() string {
 func (s Selection) Values() url.Values {
 	v := url.Values{}
 	v.Set("period", s.Period)
-	if s.Period == "custom" {
+	switch s.Period {
+	case "all":
+	case "custom":
 		v.Set("from", s.From.UTC().Format(time.RFC3339))
 		v.Set("to", s.To.UTC().Format(time.RFC3339))
-	} else {
+	default:
 		v.Set("to", s.To.UTC().Format(time.RFC3339))
 	}
 	for k, x := range map[string]string{"collector": s.Collector, "class": s.Class, "flow": s.Flow, "hop_from": s.HopFrom, "hop_to": s.HopTo} {
@@ -141,7 +145,7 @@ func Parse(v url.Values, now time.Time) (Selection, error) {
 			}
 		}
 		if !found {
-			return s, fmt.Errorf("period %q: want hour, day, week, month, year or custom", s.Period)
+			return s, fmt.Errorf("period %q: want hour, day, week, month, year, all or custom", s.Period)
 		}
 	}
 	if !s.From.Before(s.To) {
@@ -154,10 +158,17 @@ func Parse(v url.Values, now time.Time) (Selection, error) {
 		return s, fmt.Errorf("hop pair: give both hop_from and hop_to")
 	}
 	// Rows start on the resolution's grid: whole minutes, hours or days.
+	// A named period keeps its length: its end is rounded up, its start
+	// follows (the lengths are whole days).
+	length := s.To.Sub(s.From)
 	step := s.Resolution().Step
-	s.From = s.From.Truncate(step)
 	if r := s.To.Truncate(step); !r.Equal(s.To) {
 		s.To = r.Add(step)
+	}
+	if s.Period == "custom" {
+		s.From = s.From.Truncate(step)
+	} else {
+		s.From = s.To.Add(-length)
 	}
 	return s, nil
 }
@@ -236,4 +247,30 @@ func SelectValues(spec string) (url.Values, error) {
 		v.Set(k, x)
 	}
 	return v, nil
+}
+
+// Selection reads a selection like Parse, and also period=all: from the
+// first to the last minute that has rows (the whole data, as the demo and a
+// report of an archive want).
+func (d *DB) Selection(ctx context.Context, v url.Values, now time.Time) (Selection, error) {
+	if v.Get("period") != "all" {
+		return Parse(v, now)
+	}
+	var lo, hi sql.NullInt64
+	if err := d.db.QueryRowContext(ctx, "SELECT MIN(start_ns), MAX(start_ns) FROM owd_stats_1m").Scan(&lo, &hi); err != nil {
+		return Selection{}, fmt.Errorf("query: %w", err)
+	}
+	if !lo.Valid {
+		return Selection{}, fmt.Errorf("period all: the database has no rows yet (load a spool with tmon-loader)")
+	}
+	w := url.Values{}
+	for k, x := range v {
+		w[k] = x
+	}
+	w.Set("period", "custom")
+	w.Set("from", time.Unix(0, lo.Int64).UTC().Format(time.RFC3339))
+	w.Set("to", time.Unix(0, hi.Int64).UTC().Add(time.Minute).Format(time.RFC3339))
+	s, err := Parse(w, now)
+	s.Period = "all"
+	return s, err
 }

@@ -74,7 +74,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 func (s *Server) page(path string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sel, err := query.Parse(r.URL.Query(), s.now())
+		sel, err := s.db.Selection(r.Context(), r.URL.Query(), s.now())
 		var buf bytes.Buffer
 		if err == nil {
 			err = s.Render(r.Context(), &buf, path, sel, r.URL.Query(), false)
@@ -128,7 +128,7 @@ func (s *Server) Render(ctx context.Context, w io.Writer, path string, sel query
 	for _, x := range query.Periods {
 		p.Periods = append(p.Periods, x.Name)
 	}
-	p.Periods = append(p.Periods, "custom")
+	p.Periods = append(p.Periods, "all", "custom")
 	var name string
 	switch path {
 	case "/":
