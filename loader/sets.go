@@ -110,6 +110,9 @@ func (r *run) completeSets(ctx context.Context, s Spool, files []*spoolFile) ([]
 		}
 		complete := true
 		for _, row := range rows {
+			if typeByName(row.typ) == nil {
+				continue // a type without a table: stays in the spool (reported)
+			}
 			name := row.typ + "/" + row.name
 			if byName[name] == nil && loaded[s.Collector+"\x00"+name] == "" {
 				complete = false

@@ -276,6 +276,12 @@ func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analys
 			for i := 0; i < k; i++ {
 				an.Packet(&batch[i])
 			}
+			if k == len(batch) {
+				// The ring may hold more records from before w; a
+				// ring is in time order, so they are not earlier
+				// than the last one taken.
+				w = min(w, batch[k-1].TS)
+			}
 			n += k
 		}
 		// Every record captured before w has been analysed: the protocol
@@ -285,12 +291,11 @@ func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analys
 		if out.err != nil {
 			return out.err
 		}
+		// Every packet captured before w has been analysed.
+		out.progress(w, maxBuild)
 		if n > 0 {
-			out.maybeFlush(w, maxBuild)
 			continue
 		}
-		// Rings empty: everything before w has been analysed.
-		out.idle(w, maxBuild)
 		wctx, cancel := context.WithTimeout(ctx, maxBuild/4+time.Millisecond)
 		var err error
 		if len(rgs) == 1 {
