@@ -157,7 +157,19 @@ func sameContent(t *testing.T, got, want map[string]string) {
 		if g, ok := got[name]; !ok {
 			t.Errorf("%s missing", name)
 		} else if g != w {
-			t.Errorf("%s differs from the uninterrupted run's:\n%s\nwant\n%s", name, g, w)
+			gl, wl := strings.Split(g, "\n"), strings.Split(w, "\n")
+			var only []string
+			for _, l := range gl {
+				if !slices.Contains(wl, l) {
+					only = append(only, "+ "+l)
+				}
+			}
+			for _, l := range wl {
+				if !slices.Contains(gl, l) {
+					only = append(only, "- "+l)
+				}
+			}
+			t.Errorf("%s differs from the uninterrupted run's (%s):\n%s", name, gl[0], strings.Join(only, "\n"))
 		}
 	}
 	for name := range got {

@@ -3,6 +3,7 @@ package loader
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,7 +28,8 @@ func firstSet(t *testing.T, dir string) (string, [][]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ms[0], rows
+	// Files of types without a table stay in the spool, unwaited for.
+	return ms[0], slices.DeleteFunc(rows, func(r []string) bool { return typeByName(r[0]) == nil })
 }
 
 // TestLoadRestartFiles: a collector restarted within an interval (older
@@ -75,7 +77,9 @@ func TestLoadRestartFiles(t *testing.T) {
 		if got := query(t, h, "SELECT SUM(count) FROM owd_stats_1m"); got[0] != strconv.FormatInt(count, 10) {
 			t.Errorf("owd_stats_1m count %s, spool %d", got[0], count)
 		}
-		if n, _ := filepath.Glob(filepath.Join(dir, "*", "*.tsv")); len(n) != 0 {
+		n, _ := filepath.Glob(filepath.Join(dir, "*", "*.tsv"))
+		n = slices.DeleteFunc(n, func(p string) bool { return typeByName(filepath.Base(filepath.Dir(p))) == nil })
+		if len(n) != 0 {
 			t.Errorf("files left in the spool: %q", n)
 		}
 	})
