@@ -1,8 +1,11 @@
 package collector
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/tmon-project/tmon/pdu"
@@ -32,7 +35,7 @@ func (c *Collector) counters(s *session, body []byte) error {
 	p := &c.cfg.Probes[s.probe]
 	r.Reset(body)
 	for r.Next(&x) {
-		if c.replaying && c.replayAt < c.countersDone[floorDiv(x.Start, int64(c.cfg.Interval))*int64(c.cfg.Interval)] {
+		if c.inSpool(spool.TypeCounters, x.Start) {
 			continue // its interval's file was committed after this PDU
 		}
 		fl := s.flows[x.Flow]
@@ -84,4 +87,77 @@ func (c *Collector) cutData(now time.Time) error {
 		}
 	}
 	return c.sp.CutData(w)
+}
+
+// rtts writes the records of a round-trip PDU (analyse/rtt) to the
+// spool's rtt_stats rows, as counters does.
+func (c *Collector) rtts(s *session, body []byte) error {
+	var r pdu.RTTReader
+	var x pdu.RTT
+	var buf [pdu.MaxRTTBuckets]pdu.Bucket
+	x.Hist = buf[:0]
+	r.Reset(body)
+	for r.Next(&x) {
+		if int(x.Flow) >= len(s.flows) || !s.flows[x.Flow].defined {
+			return errUnknownFlow
+		}
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("collector: probe %s: %w", s.name, err)
+	}
+	if c.replaying && !c.replayCounters {
+		return nil
+	}
+	p := &c.cfg.Probes[s.probe]
+	r.Reset(body)
+	for r.Next(&x) {
+		if c.inSpool(spool.TypeRTT, x.Start) {
+			continue // its interval's file was committed after this PDU
+		}
+		fl := s.flows[x.Flow]
+		class, ok := c.className(fl.id)
+		if !ok {
+			return fmt.Errorf("collector: probe %s: flow %d has no class", s.name, x.Flow)
+		}
+		iface := fmt.Sprint(fl.iface)
+		if int(fl.iface) < len(p.Interfaces) {
+			iface = p.Interfaces[fl.iface].Name
+		}
+		slices.SortFunc(x.Hist, func(a, b pdu.Bucket) int { return cmp.Compare(a.Key, b.Key) })
+		var h []byte
+		for i, b := range x.Hist {
+			if i > 0 {
+				h = append(h, ',')
+			}
+			h = strconv.AppendInt(h, int64(b.Key), 10)
+			h = append(h, ':')
+			h = strconv.AppendUint(h, b.Count, 10)
+		}
+		if err := c.sp.WriteRTT(spool.RTTRow{
+			Start: x.Start, Class: class, Flow: fl.id, Probe: s.name, Iface: iface, Kind: pdu.RTTKindName(x.Kind),
+			Count: x.Count, Unanswered: x.Unanswered, Sum: x.Sum, SumSqHi: x.SumSqHi, SumSqLo: x.SumSqLo,
+			Min: x.Min, Max: x.Max, Hist: h,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inSpool reports, during the replay, whether the row of a data type
+// (flow_counters, rtt_stats) for the interval of t that the PDU being
+// replayed holds is in the spool already: a set of that type and interval
+// was committed after the PDU's record.
+func (c *Collector) inSpool(typ string, t int64) bool {
+	if !c.replaying {
+		return false
+	}
+	iv := int64(c.cfg.Interval)
+	return c.replayAt < c.dataDone[dataKey{typ, floorDiv(t, iv) * iv}]
+}
+
+// dataKey names the sets of one data type and interval.
+type dataKey struct {
+	typ   string
+	start int64
 }

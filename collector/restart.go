@@ -23,13 +23,21 @@ type journaledSink struct {
 	j    *journal
 	skip int64
 	last int64 // start of the last interval written
+	// written, when set, is told of every interval written (thresholds).
+	written func(*reconcile.Interval)
 }
 
 func (s *journaledSink) WriteInterval(iv *reconcile.Interval) error {
 	if iv.Start <= s.skip {
 		return nil
 	}
-	return s.sp.WriteInterval(iv)
+	if err := s.sp.WriteInterval(iv); err != nil {
+		return err
+	}
+	if s.written != nil {
+		s.written(iv)
+	}
+	return nil
 }
 
 // openJournal opens the journal in spoolDir and replays it: see journal.
@@ -38,7 +46,7 @@ func (c *Collector) openJournal(spoolDir string) error {
 	if err != nil {
 		return err
 	}
-	c.countersDone = map[int64]int{}
+	c.dataDone = map[dataKey]int{}
 	// lastFlows, lastEvents: the last record after which every flows
 	// (events) row of earlier PDUs is in a spool file.
 	lastFlows, lastEvents, lastSpooled := -1, -1, -1
@@ -74,10 +82,10 @@ func (c *Collector) openJournal(spoolDir string) error {
 				lastFlows = i
 			case slices.Equal(set.Types, []string{spool.TypeEvents}):
 				lastEvents = i
-			case slices.Equal(set.Types, []string{spool.TypeCounters}):
-				// Every counters row of this interval from earlier PDUs
-				// is in the spool.
-				c.countersDone[set.Start] = i
+			case len(set.Types) == 1 && !set.Interval && set.Manifest:
+				// A data set (flow_counters, rtt_stats): every row of
+				// its type and interval from earlier PDUs is in the spool.
+				c.dataDone[dataKey{set.Types[0], set.Start}] = i
 			}
 		}
 	}
@@ -122,7 +130,7 @@ func (c *Collector) openJournal(spoolDir string) error {
 		c.settle(snap)
 	}
 	c.replaying, c.replayFlows, c.replayEvents, c.replayCounters = false, false, false, false
-	c.countersDone = nil
+	c.dataDone = nil
 	if n > 0 || snap != nil {
 		detail := fmt.Sprintf("replayed %d PDUs from the journal (%d refused); intervals up to %s were written before",
 			n, refused, time.Unix(0, max(skip, 0)).UTC().Format(time.RFC3339))
