@@ -72,11 +72,26 @@ type Collector struct {
 	compactions int
 
 	// replaying: the journal is being replayed at start; collector events
-	// are not written again, nor (replayText false) the flow and event
-	// rows that reached the spool before the restart.
-	replaying, replayText bool
-	unreachable           map[int]bool // probe index → reported unreachable
-	clk                   clocks       // probes' latest clock records (own lock)
+	// are not written again, nor (replayFlows, replayEvents,
+	// replayCounters false) the flow, event and counters rows that reached
+	// the spool before the restart.
+	replaying, replayFlows, replayEvents, replayCounters bool
+	// replayAt is the journal record being replayed; dataDone the last
+	// record committing a set of a data type (flow_counters, rtt_stats),
+	// per type and interval start: a row of an earlier record is in the
+	// spool.
+	replayAt int
+	dataDone map[dataKey]int
+	// Durability (durable.go): acks held until the journal is synced past
+	// them; syncMu keeps a compaction from closing the file being synced.
+	ackMu       sync.Mutex
+	held        []heldAck
+	kick        chan struct{}
+	syncMu      sync.Mutex
+	jerr        error        // the journal's write error, nil when it works
+	serr        error        // the spool's write error, nil when it works
+	unreachable map[int]bool // probe index → reported unreachable
+	clk         clocks       // probes' latest clock records (own lock)
 
 	limits           conf.Limits // resolved
 	trust            trustState
@@ -205,6 +220,15 @@ func Run(ctx context.Context, o Options) error {
 		close(o.Ready)
 	}
 
+	syncDone, stopSync := make(chan struct{}), make(chan struct{})
+	if c.j != nil {
+		go func() {
+			defer close(syncDone)
+			c.syncer(stopSync)
+		}()
+	} else {
+		close(syncDone)
+	}
 	tctx, stopTick := context.WithCancel(ctx)
 	tickDone := make(chan struct{})
 	go func() {
@@ -225,6 +249,8 @@ func Run(ctx context.Context, o Options) error {
 	stopTick()
 	<-tickDone
 	c.trustTick(time.Now()) // before Close may empty the journal
+	close(stopSync)
+	<-syncDone
 	st := rcv.Stats()
 	log.Info("receiver stopped", "delivered", st.Delivered, "duplicates", st.Duplicates,
 		"heartbeats", st.Heartbeats, "refused", st.HandlerErrors, "skipped", st.Skipped, "invalid", fmt.Sprint(st.Invalid))
@@ -256,7 +282,9 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		latest:      make(map[int]*session),
 		global:      make(map[flow.Key]uint32),
 		started:     time.Now(),
+		kick:        make(chan struct{}, 1),
 	}
+	sp.SetCommitter(sink)
 	for i := range cfg.Classes {
 		if ow := cfg.Classes[i].OneWay; ow != nil {
 			c.maxTO = max(c.maxTO, int64(ow.Timeout))
