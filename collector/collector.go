@@ -21,6 +21,7 @@ import (
 	"github.com/tmon-project/tmon/health"
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/reconcile"
+	"github.com/tmon-project/tmon/rollout"
 	"github.com/tmon-project/tmon/spool"
 	"github.com/tmon-project/tmon/transport"
 )
@@ -43,7 +44,10 @@ type Options struct {
 	// NoJournal turns the restart journal off (docs/transport.md): a
 	// restart then loses the open intervals.
 	NoJournal bool
-	Logger    *slog.Logger
+	// WatchConfig follows new versions of the configuration file
+	// (package rollout): validated, reported, held.
+	WatchConfig bool
+	Logger      *slog.Logger
 	// Ready, when set, is closed once the socket listens.
 	Ready chan<- struct{}
 }
@@ -104,12 +108,13 @@ type Collector struct {
 	global   map[flow.Key]uint32
 	classOf  []uint16 // collector flow id → class index
 	nextFlow uint32
-	rw       recWatch        // reconcile events (events.go)
-	alarms   *alarm.Watcher  // thresholds; nil when none
-	notifier *alarm.Notifier // webhook and SNMP trap; nil when none
-	maxTime  int64           // largest probe time seen
-	wmBuf    []int64         // advance's per-probe watermarks
-	maxTO    int64           // largest one-way timeout + interval: how far "everything" reaches
+	rw       recWatch         // reconcile events (events.go)
+	alarms   *alarm.Watcher   // thresholds; nil when none
+	notifier *alarm.Notifier  // webhook and SNMP trap; nil when none
+	cw       *rollout.Watcher // the configuration file's new versions; nil when not watched
+	maxTime  int64            // largest probe time seen
+	wmBuf    []int64          // advance's per-probe watermarks
+	maxTO    int64            // largest one-way timeout + interval: how far "everything" reaches
 	started  time.Time
 }
 
@@ -185,6 +190,13 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("collector %s: %w", me.Name, err)
 	}
 	c.rcv = rcv
+	if o.WatchConfig && cfg.File != "" {
+		c.cw = rollout.New(cfg, func(n *conf.Config) bool { _, ok := n.CollectorByName(me.Name); return ok }, func(kind, detail string) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.event(time.Now(), kind, detail)
+		}, log)
+	}
 	c.notifier = alarm.NewNotifier(cfg.Alarms, log)
 	defer func() {
 		nctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -230,6 +242,9 @@ func Run(ctx context.Context, o Options) error {
 		close(syncDone)
 	}
 	tctx, stopTick := context.WithCancel(ctx)
+	if c.cw != nil {
+		go c.cw.Run(tctx, time.Second)
+	}
 	tickDone := make(chan struct{})
 	go func() {
 		defer close(tickDone)
