@@ -86,3 +86,51 @@ func TestMergeSparseRejects(t *testing.T) {
 		}
 	}
 }
+
+// benchForms are 100 flows' forms of one chart step: ~30 buckets each.
+func benchForms() [][]byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var out [][]byte
+	for range 100 {
+		var h Hist
+		for range 2000 {
+			h.Add(18e6 + rng.Int64N(4e6))
+		}
+		out = append(out, h.AppendSparse(nil))
+	}
+	return out
+}
+
+// BenchmarkMergeStep merges one class-wide chart step (100 forms) and takes
+// its p99, as reports/query does: MergeSparse then AddBuckets.
+func BenchmarkMergeStep(b *testing.B) {
+	forms := benchForms()
+	var h Hist
+	for b.Loop() {
+		var acc []Bucket
+		for _, f := range forms {
+			acc, _ = MergeSparse(acc, f)
+		}
+		h.Reset()
+		h.AddBuckets(acc)
+		h.Quantile(0.99)
+	}
+}
+
+// BenchmarkAddSparseStep is the same step by AddSparse of every form (as
+// the report did before MergeSparse).
+func BenchmarkAddSparseStep(b *testing.B) {
+	forms := benchForms()
+	strs := make([]string, len(forms))
+	for i, f := range forms {
+		strs[i] = string(f)
+	}
+	var h Hist
+	for b.Loop() {
+		h.Reset()
+		for _, s := range strs {
+			_ = h.AddSparse(s)
+		}
+		h.Quantile(0.99)
+	}
+}
