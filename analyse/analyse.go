@@ -7,16 +7,11 @@
 // sees every record with the flow instances it belongs to, and the data
 // clock; the analyser dispatches to them and knows none of them.
 //
-// IP fragments: each fragment crosses the path as a packet of its own and is
-// sighted on its own. Only a first fragment carries the transport header, so
-// a later fragment belongs to the classes its IP header allows (the sieve
-// cannot test its ports) and to the class's flow instance with the transport
-// fields zero. The rule gives the same decision at every hop, whether or not
-// the first fragment reached it: a rule that borrowed the first fragment's
-// ports would sight a later fragment at a hop that saw its first fragment,
-// and not at one where the first fragment was lost, and so turn a delivered
-// fragment into a false loss. Reassembly (one signature per fragment set)
-// comes with the reassembly stage.
+// IP fragments arrive reassembled (package reassembly, in the sieve): a
+// datagram is one record with its full transport header. A fragment that
+// could not be reassembled (captured truncated) still comes on its own: a
+// non-first one belongs to the classes its IP header allows and to the
+// class's flow instance with the transport fields zero.
 //
 // An Analyser is used by one goroutine. Per packet it does not allocate once
 // the flow and fragment tables have grown to the traffic's working set.
@@ -50,7 +45,7 @@ type Stats struct {
 	Sightings  uint64 // one-way sightings produced
 	Flows      uint64 // flow instances discovered
 	ICMPErrors uint64 // ICMP errors skipped for one-way (they travel backwards)
-	Fragments  uint64 // non-first fragments (sighted under the class's flow without ports)
+	Fragments  uint64 // non-first fragments not reassembled (sighted under the class's flow without ports)
 	Unselected uint64 // packets of sampled one-way classes left out by the selection (see Selected)
 }
 
@@ -277,7 +272,7 @@ func (a *Analyser) sight(rec *sieve.Record, id uint32, info *classInfo) {
 		size = rec.Length
 	}
 	a.stats.Sightings++
-	a.out.Sighting(pdu.Sighting{Flow: id, Sig: rec.Sig, TS: ts, Size: size}, info.resExp, info.size)
+	a.out.Sighting(pdu.Sighting{Flow: id, Sig: rec.Sig, TS: ts, Size: size, Span: rec.Span}, info.resExp, info.size)
 }
 
 func floorMod(x, m int64) int64 {

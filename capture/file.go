@@ -83,6 +83,10 @@ type FileSource struct {
 	ts0      atomic.Int64 // stamp of the first packet delivered
 	startOff atomic.Int64 // wall offset at which it was delivered
 	clock    atomic.Int64 // highest stamp delivered
+	// next bounds the stamp of the next packet to deliver: the head that
+	// was not yet due, the last one delivered (the next is not earlier,
+	// in a file in time order), MaxInt64 after the last.
+	next atomic.Int64
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -180,9 +184,11 @@ func (s *FileSource) Next(p *Packet) error {
 	}
 	s.last = -1
 	if best < 0 {
+		s.next.Store(math.MaxInt64)
 		s.err = io.EOF
 		return s.err
 	}
+	s.next.Store(s.heads[best].pkt.TS)
 	if s.speed > 0 {
 		due, err := s.pace(s.heads[best].pkt.TS)
 		if err != nil {
@@ -283,13 +289,16 @@ func (s *FileSource) waitUntil(due time.Duration) error {
 
 // Clock implements [Source]. At full speed it is the highest stamp delivered
 // so far; in paced mode it is the original time that corresponds to the wall
-// clock now, ts0 + elapsed × Speed (never less than the highest stamp
-// delivered), so it keeps advancing through idle gaps of the capture.
+// clock now, ts0 + elapsed × Speed, so it keeps advancing through idle gaps
+// of the capture — but never past the next packet to deliver: a replay
+// that falls behind the wall clock (a stalled or starved process) would
+// otherwise promise that packets it has not read yet will not come.
+// Never less than the highest stamp delivered.
 func (s *FileSource) Clock() int64 {
 	c := s.clock.Load()
 	if s.speed > 0 && s.started.Load() {
 		elapsed := time.Since(s.base) - time.Duration(s.startOff.Load())
-		if now := s.ts0.Load() + int64(float64(elapsed)*s.speed); now > c {
+		if now := min(s.ts0.Load()+int64(float64(elapsed)*s.speed), s.next.Load()); now > c {
 			c = now
 		}
 	}

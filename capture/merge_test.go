@@ -129,14 +129,52 @@ func TestPacing(t *testing.T) {
 	if el := time.Since(start); el < 20*time.Millisecond {
 		t.Errorf("replay took %v, want ≥ 20ms", el)
 	}
-	// In paced mode the data clock keeps running after the last packet.
+	// Until the source has looked for a next packet, its clock must not
+	// run past the last one: it does not know there is none.
 	c := src.Clock()
+	time.Sleep(5 * time.Millisecond)
+	if c2 := src.Clock(); c2 != pkts[len(pkts)-1].ts {
+		t.Errorf("clock %d before looking for a next packet, want the last packet's %d", c2, pkts[len(pkts)-1].ts)
+	}
+	if _, _, _, _, err := src.ReadPacket(); !errors.Is(err, io.EOF) {
+		t.Errorf("after the last packet: %v", err)
+	}
+	// In paced mode the data clock keeps running after the last packet.
+	c = src.Clock()
 	time.Sleep(5 * time.Millisecond)
 	if src.Clock() < c+40e6 {
 		t.Errorf("paced clock did not advance: %d then %d", c, src.Clock())
 	}
-	if _, _, _, _, err := src.ReadPacket(); !errors.Is(err, io.EOF) {
-		t.Errorf("after the last packet: %v", err)
+}
+
+// TestPacedClockBehind: a paced replay that falls behind the wall clock
+// (a stalled process) must not claim, through its clock, that the packets
+// it has not read yet will not come.
+func TestPacedClockBehind(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sparse.pcap")
+	base := int64(1_700_000_000e9)
+	// 300 ms apart at speed 1: the source returns ErrIdle between them.
+	writePcap(t, p, []synthPacket{{base, frame(0)}, {base + 300e6, frame(1)}, {base + 600e6, frame(2)}})
+	src, err := OpenFiles(FileConfig{Paths: []string{p}, Speed: 1, Idle: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, _, _, _, err := src.ReadPacket(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond) // stalled past both following packets' due times
+	if c := src.Clock(); c > base+300e6 {
+		t.Errorf("clock %d after a stall, past the unread packet at %d", c, base+300e6)
+	}
+	for i := 1; i < 3; i++ {
+		_, ts, _, _, err := src.ReadPacket()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := src.Clock(); c < ts {
+			t.Errorf("clock %d behind the packet just delivered %d", c, ts)
+		}
 	}
 }
 

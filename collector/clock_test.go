@@ -12,6 +12,7 @@ import (
 	"github.com/tmon-project/tmon/flow"
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/spool"
+	"github.com/tmon-project/tmon/transport"
 )
 
 const clockXML = `<tmon version="t" interval="1s">
@@ -67,6 +68,8 @@ func TestClockBound(t *testing.T) {
 					if err := c.handle(&f); err != nil {
 						t.Fatal(err)
 					}
+					// As the receiver does once the PDUs up to it arrived.
+					c.HandleWatermark(probe, 77, transport.Watermark{Seq: f.Header.Seq, ProbeTime: f.Header.ProbeTime})
 				}
 				b := pdu.NewBuilder(1400)
 				if k, ok := tc.clocks[probe]; ok {

@@ -90,6 +90,7 @@ type Collector struct {
 	nextFlow uint32
 	rw       recWatch // reconcile events (events.go)
 	maxTime  int64    // largest probe time seen
+	wmBuf    []int64  // advance's per-probe watermarks
 	maxTO    int64    // largest one-way timeout + interval: how far "everything" reaches
 	started  time.Time
 }
@@ -104,7 +105,8 @@ type session struct {
 	name      string
 	flows     []flowRef // by probe flow id
 	wm        int64
-	closed    bool
+	closed    bool   // said goodbye, and everything before the bye arrived
+	bye       uint32 // seq of the bye PDU, once it arrived; 0 before
 	lastHeard time.Time
 }
 

@@ -93,7 +93,10 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 			return err
 		}
 	case pdu.TypeBye:
-		s.closed = true
+		// Ended once every PDU before the bye has arrived too (the
+		// watermark reaches its seq, HandleWatermark): a bye overtaking
+		// a retried PDU must not stop the wait for it.
+		s.bye = f.Header.Seq
 		c.event(time.Now(), "probe.bye", fmt.Sprintf("probe %s session %08x ended cleanly", s.name, f.Header.Session))
 	}
 	if t := f.Header.ProbeTime; t > c.maxTime {
@@ -113,6 +116,9 @@ func (c *Collector) HandleWatermark(probe uint16, session uint32, w transport.Wa
 	s.lastHeard = time.Now()
 	if w.ProbeTime > s.wm {
 		s.wm = w.ProbeTime
+	}
+	if s.bye != 0 && w.Seq >= s.bye {
+		s.closed = true
 	}
 	if w.ProbeTime > c.maxTime {
 		c.maxTime = w.ProbeTime
@@ -144,21 +150,23 @@ func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
 	return s, nil
 }
 
-// advance hands the reconciler the time before which every probe that owes
-// sightings has delivered them. Probes silent for longer than the silence
+// advance hands the reconciler, per probe, the time before which it has
+// delivered every sighting. Probes silent for longer than the silence
 // limit, and probes that said goodbye, are not waited for.
 func (c *Collector) advance(now time.Time) {
-	w := int64(math.MaxInt64)
-	waiting := false
+	if c.maxTime == 0 {
+		return // nothing heard yet
+	}
+	// A probe that is not waited for counts as past everything seen.
+	all := c.maxTime + c.maxTO + 1
+	wm := c.wmBuf[:0]
 	for pi := range c.cfg.Probes {
-		if !c.hasHop(pi) {
-			continue
-		}
-		s := c.latest[pi]
-		switch {
+		w := all
+		switch s := c.latest[pi]; {
+		case !c.hasHop(pi):
 		case s == nil:
 			if now.Sub(c.started) < c.silent {
-				return // not heard from yet: wait for it
+				w = math.MinInt64 // not heard from yet: wait for it
 			}
 		case s.closed:
 		case now.Sub(s.lastHeard) > c.patient:
@@ -166,18 +174,13 @@ func (c *Collector) advance(now time.Time) {
 			// not deliver it gave up (its notice will say so, too late
 			// for the records decided now).
 		default:
-			waiting = true
-			w = min(w, s.wm)
+			w = s.wm
 		}
+		wm = append(wm, w)
 	}
-	if !waiting {
-		// Nobody is sending: everything seen so far can be decided.
-		if c.maxTime == 0 {
-			return
-		}
-		w = c.maxTime + c.maxTO + 1
-	}
-	if err := c.rec.Advance(w); err != nil {
+	c.wmBuf = wm
+	// Each class waits for the probes of its own hops.
+	if err := c.rec.AdvanceProbes(wm); err != nil {
 		c.log.Error("writing spool", "err", err)
 	}
 }

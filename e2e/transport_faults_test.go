@@ -85,6 +85,7 @@ func newFaultEnv(t *testing.T, seconds float64, colls []string, extra string) *f
 	if e.truth, err = gen.ReadTruthFile(filepath.Join(e.traffic, "truth.tsv")); err != nil {
 		t.Fatal(err)
 	}
+	e.truth = gen.Datagrams(e.truth) // tmon reassembles fragments
 	var real strings.Builder
 	for _, c := range colls {
 		e.ports[c] = freePort(t)

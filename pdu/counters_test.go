@@ -46,11 +46,12 @@ func TestCountersRoundTrip(t *testing.T) {
 	}
 }
 
-// Records that cannot be true are malformed: more fragments than packets,
+// Records that cannot be true are malformed: more fragments than packets
+// can be made of (255 each),
 // sizes without packets, min above max, a truncated record.
 func TestCountersMalformed(t *testing.T) {
 	for name, c := range map[string]Counters{
-		"fragments": {Flow: 1, Packets: 1, Fragments: 2, Bytes: 40, SizeSumSq: 1600, SizeMin: 40, SizeMax: 40},
+		"fragments": {Flow: 1, Packets: 1, Fragments: 256, Bytes: 40, SizeSumSq: 1600, SizeMin: 40, SizeMax: 40},
 		"sizes":     {Flow: 1, Bytes: 40},
 		"minmax":    {Flow: 1, Packets: 2, Bytes: 80, SizeSumSq: 3200, SizeMin: 50, SizeMax: 30},
 	} {
@@ -81,5 +82,38 @@ func TestAddCountersAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("AddCounters: %.1f allocs", n)
+	}
+}
+
+// Sightings of reassembled datagrams carry their span (docs/pdu.md, the L
+// bit of a declaration): a flow's sightings with and without a span are
+// two declarations of one flow, and each decodes as it was added.
+func TestSightingSpan(t *testing.T) {
+	b := NewBuilder(512)
+	in := []Sighting{
+		{Flow: 9, Sig: 1, TS: 1_000_000, Size: 1500},
+		{Flow: 9, Sig: 2, TS: 1_000_050, Size: 3028, Span: 24_000},
+		{Flow: 9, Sig: 3, TS: 1_000_100, Size: 40},
+		{Flow: 9, Sig: 4, TS: 1_000_200, Size: 2000, Span: 1<<32 - 1},
+	}
+	for _, s := range in {
+		if !b.AddSighting(s.Flow, 0, true, s) {
+			t.Fatal("does not fit")
+		}
+	}
+	f, err := Parse(b.Finish(goldenHeader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r SightingReader
+	var s Sighting
+	r.Reset(f.Body)
+	for i := range in {
+		if !r.Next(&s) || s != in[i] {
+			t.Fatalf("sighting %d: %+v, want %+v (err %v)", i, s, in[i], r.Err())
+		}
+	}
+	if r.Next(&s) || r.Err() != nil {
+		t.Errorf("trailing sighting or error %v", r.Err())
 	}
 }

@@ -149,6 +149,12 @@ func seeds(tb testing.TB) [][]byte {
 	for i := 0; b.AddSighting(uint32(i%150), uint8(i%7), i%3 == 0, Sighting{Sig: uint32(i), TS: int64(i*i) * 977, Size: uint32(i)}); i++ {
 	}
 	out = append(out, append([]byte(nil), b.Finish(Header{Probe: 1, Session: 2, Seq: 3})...))
+	// Sightings with spans (reassembled datagrams) among others.
+	b.Reset()
+	for i := 0; i < 20; i++ {
+		b.AddSighting(uint32(i%3), 3, i%2 == 0, Sighting{Sig: uint32(i), TS: int64(i) * 5000, Size: 100, Span: uint32(i%4) * 1000})
+	}
+	out = append(out, append([]byte(nil), b.Finish(Header{Probe: 1, Session: 2, Seq: 4})...))
 	// A clock PDU (pdu/clock.go), whole and with a body broken behind a
 	// valid CRC.
 	b.Reset()

@@ -15,7 +15,8 @@ import (
 // sections need no count.
 const (
 	maxLocalFlows = 128  // selectors 0x00–0x7f name a flow declared earlier in the PDU
-	selDeclare    = 0x80 // 0x80 | size<<3 | exp, then the flow id as uvarint
+	selDeclare    = 0x80 // 0x80 | span<<4 | size<<3 | exp, then the flow id as uvarint
+	selSpan       = 0x10 // sightings of reassembled datagrams: the span from the first fragment follows
 	selSize       = 0x08
 	selExp        = 0x07
 	// MaxResolutionExp is the largest resolution exponent: 10^6 ns = 1 ms.
@@ -92,6 +93,9 @@ func (b *Builder) AddSighting(flowID uint32, resolutionExp uint8, hasSize bool, 
 	if hasSize {
 		fl |= selSize
 	}
+	if s.Span != 0 {
+		fl |= selSpan
+	}
 
 	// Does the sighting open a section, and with which selector?
 	idx, sel := b.cur, 0
@@ -106,6 +110,9 @@ func (b *Builder) AddSighting(flowID uint32, resolutionExp uint8, hasSize bool, 
 	need := sel + 4 + uvarintLen(v)
 	if hasSize {
 		need += uvarintLen(uint64(s.Size))
+	}
+	if s.Span != 0 {
+		need += uvarintLen(uint64(s.Span))
 	}
 	if end+need > b.limit {
 		return false
@@ -140,6 +147,9 @@ func (b *Builder) AddSighting(flowID uint32, resolutionExp uint8, hasSize bool, 
 	b.end += binary.PutUvarint(buf[b.end:], v)
 	if hasSize {
 		b.end += binary.PutUvarint(buf[b.end:], uint64(s.Size))
+	}
+	if s.Span != 0 {
+		b.end += binary.PutUvarint(buf[b.end:], uint64(s.Span))
 	}
 	b.prevT = q * unit
 	b.n++
@@ -239,7 +249,7 @@ func (r *SightingReader) Next(s *Sighting) bool {
 			}
 			r.id, r.fl = r.locID[sel], r.locFl[sel]
 			r.off++
-		case sel&^(selSize|selExp) == selDeclare && sel&selExp <= MaxResolutionExp:
+		case sel&^(selSpan|selSize|selExp) == selDeclare && sel&selExp <= MaxResolutionExp:
 			id, n := binary.Uvarint(b[r.off+1:])
 			if n <= 0 || id > math.MaxUint32 {
 				r.fail("flow id", r.off+1)
@@ -284,6 +294,15 @@ func (r *SightingReader) Next(s *Sighting) bool {
 		}
 		off += n
 	}
+	var span uint64
+	if r.fl&selSpan != 0 {
+		span, n = binary.Uvarint(b[off:])
+		if n <= 0 || span > math.MaxUint32 {
+			r.fail("span", off)
+			return false
+		}
+		off += n
+	}
 	r.open = v&1 == 0
 	if r.open && off == len(b) {
 		r.fail("unterminated section", off)
@@ -291,6 +310,6 @@ func (r *SightingReader) Next(s *Sighting) bool {
 	}
 	r.off = off
 	r.t = nq * unit
-	*s = Sighting{Flow: r.id, Sig: sig, TS: r.t, Size: uint32(size)}
+	*s = Sighting{Flow: r.id, Sig: sig, TS: r.t, Size: uint32(size), Span: uint32(span)}
 	return true
 }

@@ -65,6 +65,9 @@ type Sighting struct {
 	Sig  uint32
 	TS   int64  // capture time, ns since epoch (quantised to the class resolution)
 	Size uint32 // IP length; 0 when the class does not carry sizes
+	// Span: a datagram reassembled from IP fragments, ns from its first
+	// fragment to its last (TS); 0 for a packet that came whole.
+	Span uint32
 }
 
 // Event is a remarkable event (trafMon 1.7).

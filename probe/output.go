@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,23 @@ type sender interface {
 // them into PDUs: one builder per PDU type, so a flow definition never waits
 // behind sightings. A flow definition PDU is always sent before the first
 // sightings PDU that refers to it.
+//
+// Stamps. Every PDU header and heartbeat carries a probe time T with the
+// promise of docs/pdu.md: every sighting captured before T is in this or an
+// earlier PDU. The collector closes records and intervals on it, so a stamp
+// one sighting too far turns that sighting into a false loss, a false
+// missed, or a late row. Two times make the stamps:
+//   - done: every packet captured before it has been analysed (its
+//     sightings are in a sent PDU or in the open sightings builder);
+//     advanced by the analyser loop after each batch (progress);
+//   - the earliest sighting in the open sightings builder (openMin).
+//
+// A PDU that leaves while the sightings builder stays open (flow
+// definitions, events, clock records) is stamped min(done, openMin): the
+// sightings still waiting are not covered. A sightings PDU is stamped done
+// (and not later than the sighting that did not fit): what it leaves
+// behind is after that. The published clock that heartbeats carry is the
+// same min(done, openMin), never going back.
 type output struct {
 	sender   sender
 	defs     *pdu.Builder
@@ -23,7 +41,8 @@ type output struct {
 	events   *pdu.Builder
 	counters *pdu.Builder
 	opened   time.Time // when the oldest open builder got its first record
-	first    int64     // time of the first sighting in the open sightings PDU
+	done     int64     // every packet before it has been analysed
+	openMin  int64     // earliest sighting in the open sightings PDU; MaxInt64 when empty
 	clock    atomic.Int64
 	err      error
 	// Counters, written by the analyser goroutine, read by the metrics
@@ -33,7 +52,7 @@ type output struct {
 
 func newOutput(maxSize int) *output {
 	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize),
-		counters: pdu.NewBuilder(maxSize)}
+		counters: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
 }
 
 func (o *output) touch() {
@@ -42,28 +61,33 @@ func (o *output) touch() {
 	}
 }
 
+// covered is the stamp of a PDU that leaves while the sightings builder
+// stays open.
+func (o *output) covered() int64 {
+	return max(min(o.done, o.openMin), o.clock.Load())
+}
+
 func (o *output) FlowDef(d pdu.FlowDef) {
 	o.touch()
 	if o.defs.AddFlowDef(d) {
 		return
 	}
-	o.send(o.defs, pdu.TypeFlowDef, o.clock.Load())
+	o.send(o.defs, pdu.TypeFlowDef, o.covered())
 	o.defs.AddFlowDef(d)
 }
 
 func (o *output) Sighting(s pdu.Sighting, exp uint8, size bool) {
 	o.touch()
-	if o.sights.Len() == 0 {
-		o.first = s.TS
-	}
 	if o.sights.AddSighting(s.Flow, exp, size, s) {
+		o.openMin = min(o.openMin, s.TS)
 		return
 	}
-	// Full: everything before this sighting has been submitted once the
-	// PDU leaves.
-	o.closeSightings(s.TS)
-	o.first = s.TS
+	// Full: what is analysed before done is in this PDU or an earlier
+	// one, and this sighting goes into the next.
+	o.closeSightings(min(o.done, s.TS))
 	o.sights.AddSighting(s.Flow, exp, size, s)
+	o.openMin = s.TS
+	o.publish()
 }
 
 // Counters takes a record of the counters analysis (analyse/counters).
@@ -72,7 +96,7 @@ func (o *output) Counters(c pdu.Counters) {
 	if o.counters.AddCounters(c) {
 		return
 	}
-	o.sendCounters(o.clock.Load())
+	o.sendCounters(o.covered())
 	o.counters.AddCounters(c)
 }
 
@@ -91,21 +115,24 @@ func (o *output) event(ts int64, kind, detail string) {
 	if o.events.AddEvent(e) {
 		return
 	}
-	o.send(o.events, pdu.TypeEvents, o.clock.Load())
+	o.send(o.events, pdu.TypeEvents, o.covered())
 	o.events.AddEvent(e)
 }
 
-// closeSightings sends the open sightings PDU stamped with clock, after any
-// pending flow definitions.
-func (o *output) closeSightings(clock int64) {
+// closeSightings sends the pending flow definitions (stamped with what
+// was covered before this PDU) and then the open sightings PDU stamped
+// with stamp.
+func (o *output) closeSightings(stamp int64) {
 	if o.defs.Len() > 0 {
-		o.send(o.defs, pdu.TypeFlowDef, clock)
+		o.send(o.defs, pdu.TypeFlowDef, o.covered())
 	}
 	n := uint64(o.sights.Len())
-	size := o.send(o.sights, pdu.TypeSightings, clock)
+	stamp = max(stamp, o.clock.Load())
+	size := o.send(o.sights, pdu.TypeSightings, stamp)
 	o.sightings.Add(n)
 	o.sightBytes.Add(uint64(size))
-	o.advance(clock)
+	o.openMin = math.MaxInt64
+	o.advance(stamp)
 }
 
 func (o *output) send(b *pdu.Builder, t pdu.Type, clock int64) int {
@@ -122,44 +149,48 @@ func (o *output) send(b *pdu.Builder, t pdu.Type, clock int64) int {
 	return n
 }
 
-// advance publishes the data clock for heartbeats: it never goes back.
+// advance publishes the data clock for heartbeats, after the PDUs it
+// covers were submitted: it never goes back.
 func (o *output) advance(clock int64) {
 	if clock > o.clock.Load() {
 		o.clock.Store(clock)
 	}
 }
 
-// maybeFlush closes the open PDUs when the oldest has waited maxBuild.
-func (o *output) maybeFlush(w int64, maxBuild time.Duration) {
+// publish advances the heartbeats' clock to what the sent PDUs cover.
+func (o *output) publish() {
+	if c := min(o.done, o.openMin); c != math.MaxInt64 {
+		o.advance(c)
+	}
+}
+
+// progress is called by the analyser loop once every packet captured
+// before w has been analysed; it closes the open PDUs when the oldest has
+// waited maxBuild.
+func (o *output) progress(w int64, maxBuild time.Duration) {
+	o.done = max(o.done, w)
 	if !o.opened.IsZero() && time.Since(o.opened) >= maxBuild {
 		o.flush(w)
-	}
-}
-
-// idle is called when the analyser has caught up with the sieve up to w.
-func (o *output) idle(w int64, maxBuild time.Duration) {
-	if o.opened.IsZero() {
-		o.advance(w)
 		return
 	}
-	o.maybeFlush(w, maxBuild)
+	o.publish()
 }
 
-// flush sends every open PDU; w is the time before which everything has
-// been analysed.
+// flush sends every open PDU; every packet before w has been analysed.
 func (o *output) flush(w int64) {
-	if o.defs.Len() > 0 {
-		o.send(o.defs, pdu.TypeFlowDef, w)
-	}
+	o.done = max(o.done, w)
 	if o.sights.Len() > 0 {
-		o.closeSightings(w)
+		o.closeSightings(o.done)
+	}
+	if o.defs.Len() > 0 {
+		o.send(o.defs, pdu.TypeFlowDef, o.covered())
 	}
 	if o.events.Len() > 0 {
-		o.send(o.events, pdu.TypeEvents, w)
+		o.send(o.events, pdu.TypeEvents, o.covered())
 	}
 	if o.counters.Len() > 0 {
-		o.sendCounters(w)
+		o.sendCounters(o.covered())
 	}
-	o.advance(w)
+	o.publish()
 	o.opened = time.Time{}
 }

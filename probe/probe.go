@@ -16,6 +16,7 @@ import (
 	"github.com/tmon-project/tmon/analyse"
 	"github.com/tmon-project/tmon/capture"
 	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/reassembly"
 	"github.com/tmon-project/tmon/ring"
 	"github.com/tmon-project/tmon/sieve"
 	"github.com/tmon-project/tmon/transport"
@@ -45,14 +46,16 @@ type Options struct {
 
 // Result summarises a finished run.
 type Result struct {
-	Sieve     sieve.Stats
-	Analyser  analyse.Stats
-	Transport transport.Stats
-	Files     []capture.FileStats
-	Capture   []capture.LiveStats // live: kernel ring counters per socket
-	PDUs      uint64              // PDUs built (all types)
-	Sightings uint64              // sightings put into PDUs
-	PDUBytes  uint64              // bytes of sightings PDUs
+	Sieve sieve.Stats
+	// Reassembly: what became of the IP fragments (package reassembly).
+	Reassembly reassembly.Stats
+	Analyser   analyse.Stats
+	Transport  transport.Stats
+	Files      []capture.FileStats
+	Capture    []capture.LiveStats // live: kernel ring counters per socket
+	PDUs       uint64              // PDUs built (all types)
+	Sightings  uint64              // sightings put into PDUs
+	PDUBytes   uint64              // bytes of sightings PDUs
 }
 
 // Run replays the capture files through the probe until they end (or ctx
@@ -223,7 +226,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	<-watchDone
 	an.Close()
 	for _, sv := range svs {
+		sv.CloseReassembly()
 		addSieveStats(&res.Sieve, sv.Stats())
+		addReassembly(&res.Reassembly, sv.Reassembly())
 	}
 	res.Analyser = an.Stats()
 	if files != nil {
@@ -234,6 +239,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.Capture = append(res.Capture, st)
 	}
 	nt.drain(out)
+	if r := res.Reassembly; r.Fragments > 0 {
+		// Incomplete and overlapping fragment sets are events, with the
+		// rest of the figures that account for every fragment.
+		out.event(time.Now().UnixNano(), "reassembly", fmt.Sprintf("fragments=%d datagrams=%d incomplete=%d evicted=%d overlap=%d duplicate=%d toomany=%d discarded=%d invalid=%d",
+			r.Fragments, r.Datagrams, r.Incomplete, r.Evicted, r.Overlap, r.Duplicate, r.TooMany, r.Discarded, r.Invalid))
+	}
 	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s",
 		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings, res.Analyser.Flows, captureSummary(res.Capture)))
 	out.flush(safe(wms))
@@ -271,6 +282,12 @@ func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analys
 			for i := 0; i < k; i++ {
 				an.Packet(&batch[i])
 			}
+			if k == len(batch) {
+				// The ring may hold more records from before w; a
+				// ring is in time order, so they are not earlier
+				// than the last one taken.
+				w = min(w, batch[k-1].TS)
+			}
 			n += k
 		}
 		// Every record captured before w has been analysed: the protocol
@@ -280,12 +297,11 @@ func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analys
 		if out.err != nil {
 			return out.err
 		}
+		// Every packet captured before w has been analysed.
+		out.progress(w, maxBuild)
 		if n > 0 {
-			out.maybeFlush(w, maxBuild)
 			continue
 		}
-		// Rings empty: everything before w has been analysed.
-		out.idle(w, maxBuild)
 		wctx, cancel := context.WithTimeout(ctx, maxBuild/4+time.Millisecond)
 		var err error
 		if len(rgs) == 1 {
@@ -344,6 +360,18 @@ func safe(wms []*watermark) int64 {
 	return w
 }
 
+func addReassembly(d *reassembly.Stats, s reassembly.Stats) {
+	d.Fragments += s.Fragments
+	d.Datagrams += s.Datagrams
+	d.Incomplete += s.Incomplete
+	d.Evicted += s.Evicted
+	d.Overlap += s.Overlap
+	d.Duplicate += s.Duplicate
+	d.TooMany += s.TooMany
+	d.Discarded += s.Discarded
+	d.Invalid += s.Invalid
+}
+
 func addSieveStats(d *sieve.Stats, s sieve.Stats) {
 	d.Packets += s.Packets
 	d.Wanted += s.Wanted
@@ -358,6 +386,7 @@ func addSieveStats(d *sieve.Stats, s sieve.Stats) {
 	d.Signed += s.Signed
 	d.RingFull += s.RingFull
 	d.RingDrops += s.RingDrops
+	d.Held += s.Held
 }
 
 func captureSummary(st []capture.LiveStats) string {

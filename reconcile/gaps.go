@@ -99,4 +99,5 @@ func (r *Reconciler) drop(c *class, rec *record) {
 		})
 	}
 	r.c.Dropped++
+	r.account(c, rec, outDropped)
 }

@@ -20,6 +20,34 @@ type Interval struct {
 	Packets    []Packet      // complete packets of PerPacket classes; sorted by Flow, Pair, From, Sig
 	Incomplete []Incomplete  // lost and missed packets of PerPacket classes; sorted by Flow, first time, Sig
 	Metrics    []Metrics     // IPPM metrics; Metrics[i] is of the flow and pair of Stats[i]
+	Accounting Accounting    // what became of the sightings of the interval
+}
+
+// Accounting says what became of every sighting the reconciler was given
+// (docs/spool.md, owd_accounting): each is counted once in Sightings, in
+// the interval of its time (a late or invalid one whose interval was
+// closed: in the oldest interval open when it came), and once in exactly
+// one outcome, so that
+//
+//	Sightings = Complete + Lost + Missed + Dropped + Duplicate + Late + Invalid
+//
+// holds in every interval. Lost, Missed and Dropped count the sightings of
+// the packets so classified (a packet lost after two hops of three counts
+// two), not the packets.
+type Accounting struct {
+	Sightings uint64 // received
+	Complete  uint64 // in a packet seen at every hop of its path
+	Lost      uint64 // in a packet classified lost
+	Missed    uint64 // in a packet classified missed
+	Dropped   uint64 // in a packet classified dropped (a probe gave up a sighting of it)
+	Duplicate uint64 // a second sighting of a packet at one hop
+	Late      uint64 // its interval was already closed when it came
+	Invalid   uint64 // of a flow or hop the reconciler does not know
+}
+
+// Balanced reports whether every sighting has exactly one outcome.
+func (a *Accounting) Balanced() bool {
+	return a.Sightings == a.Complete+a.Lost+a.Missed+a.Dropped+a.Duplicate+a.Late+a.Invalid
 }
 
 // PairStats is the delay statistics and exception counts of one flow and
@@ -36,7 +64,7 @@ type PairStats struct {
 	Min, Max int64   // ns; meaningful only when Count > 0
 	Hist     []uint64
 
-	Lost      uint64 // seen at hop_from, at no later hop of the path
+	Lost      uint64 // seen at hop_from and at the hops before the last one it reached, not at hop_to nor after it (docs/spool.md)
 	Missed    uint64 // incomplete with an earlier hop missing, hop_from or hop_to among the missing
 	Duplicate uint64 // extra sightings at hop_to within the duplicate window
 	Reordered uint64 // reached hop_to after a packet of the flow that left hop_from later
@@ -263,6 +291,7 @@ func (sl *slot) reset(n, length int64) {
 	sl.hist = sl.hist[:0]
 	sl.order = sl.order[:0]
 	sl.iv.Metrics = sl.iv.Metrics[:0]
+	sl.iv.Accounting = Accounting{}
 	sl.mx.reset()
 	if sl.index == nil {
 		sl.index = make(map[statKey]int32)
@@ -284,6 +313,23 @@ func (w *slotWindow) pop() {
 	w.open[len(w.open)-1] = nil
 	w.open = w.open[:len(w.open)-1]
 	w.pool = append(w.pool, sl)
+}
+
+// slotAt returns the open slot of time t (which must not be closed),
+// remembering the last one found: most lookups hit it.
+func (r *Reconciler) slotAt(t int64) *slot {
+	n := r.slotOf(t)
+	if sl := r.last; sl != nil && sl.n == n {
+		return sl
+	}
+	r.last = r.slot(n)
+	return r.last
+}
+
+// openSlot returns the slot of time t, or the oldest open one when that
+// is closed.
+func (r *Reconciler) openSlot(t int64) *slot {
+	return r.slot(max(r.slotOf(t), r.closed))
 }
 
 // slot returns open slot n, opening it. n must not be closed.

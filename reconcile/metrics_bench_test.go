@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -38,8 +39,8 @@ func BenchmarkIntervalMetrics(b *testing.B) {
 			r.Add(s)
 		}
 	}
-	for r.heap.len() > 0 {
-		r.expire(r.heap.top())
+	for i := range r.classes {
+		r.expireClass(&r.classes[i], math.MaxInt64)
 	}
 	sl := r.slots.open[0]
 	sl.finish()

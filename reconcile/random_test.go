@@ -195,13 +195,36 @@ func drive(rng *rand.Rand, perProbe [][]Sighting, add func(Sighting), advance fu
 }
 
 type textSink struct {
-	cfg *conf.Config
-	out []string
+	cfg  *conf.Config
+	out  []string
+	acct []Accounting
 }
 
 func (s *textSink) WriteInterval(iv *Interval) error {
 	s.out = append(s.out, canon(s.cfg, iv))
+	s.acct = append(s.acct, iv.Accounting)
 	return nil
+}
+
+// checkAccounting checks the accounting identity in every interval, and
+// that the intervals together account for every sighting given: none
+// lost between Add and the spool, none counted twice.
+func checkAccounting(t *testing.T, acct []Accounting, c Counters) {
+	t.Helper()
+	var sum Accounting
+	for i, a := range acct {
+		if !a.Balanced() {
+			t.Errorf("interval %d: accounting does not balance: %+v", i, a)
+		}
+		sum.Sightings += a.Sightings
+		sum.Duplicate += a.Duplicate
+		sum.Late += a.Late
+		sum.Invalid += a.Invalid
+	}
+	if sum.Sightings != c.Sightings || sum.Duplicate != c.Duplicates || sum.Late != c.Late || sum.Invalid != c.Invalid {
+		t.Errorf("intervals account for %+v; the reconciler was given %d sightings (%d duplicates, %d late, %d invalid)",
+			sum, c.Sightings, c.Duplicates, c.Late, c.Invalid)
+	}
 }
 
 func newTestReconciler(t testing.TB, cfg *conf.Config, sink Sink, opt Options) *Reconciler {
@@ -301,6 +324,7 @@ func TestAgainstReference(t *testing.T) {
 			if tc.max > 0 && got.Forced == 0 {
 				t.Errorf("no forced expiry with MaxRecords %d", tc.max)
 			}
+			checkAccounting(t, sink.acct, got)
 			t.Logf("%+v", got)
 		})
 	}
@@ -347,7 +371,7 @@ func TestAgainstGroundTruth(t *testing.T) {
 				}
 				truth.recs = append(truth.recs, rec)
 				if all {
-					truth.complete(rec)
+					truth.complete(rec, true)
 				}
 				truth.expire(rec)
 				if p.dup >= 0 {
@@ -373,6 +397,7 @@ func TestAgainstGroundTruth(t *testing.T) {
 			if c.Late != 0 || c.Invalid != 0 || c.Forced != 0 {
 				t.Errorf("unexpected drops: %+v", c)
 			}
+			checkAccounting(t, sink.acct, c)
 		})
 	}
 }

@@ -18,16 +18,28 @@
 //     reference time (the time of the sighting that created them) lies in
 //     [t−M, t+M].
 //   - If a candidate has hop h within D of t, the sighting is a duplicate:
-//     counted for each pair ending at h, then dropped. A complete record is
-//     kept until D after its last sighting, and at least M after its
-//     reference time, for this check and so that a later packet with the
-//     same signature counts as a clash in any delivery order.
+//     the record keeps the earlier of the two times (in any arrival order),
+//     the later is counted for each pair ending at h, then dropped. A
+//     complete record is kept for this check until D after its last
+//     sighting (at most its timeout after its earliest), and remembered M
+//     after its reference time so that a later packet with the same
+//     signature counts as a clash in any delivery order.
 //   - Otherwise the candidate without hop h whose times fit takes it: its
 //     other hops in path order around t first, then the one where the
-//     class's usual transit puts t nearest (see match), the older on a tie; a record with every hop is
-//     complete: one delay per hop pair, in the interval of its hop_from time.
+//     class's usual transit puts t nearest (see match), the older on a
+//     tie; a record with every hop is complete: one delay per hop pair, in
+//     the interval of its hop_from time.
+//   - Otherwise, when no candidate fits (in path order and, once learned,
+//     within the usual transit), the sighting takes hop h of an undecided
+//     candidate that it fits where that candidate's own sighting at h does
+//     not (a clash whose sightings arrived out of order); the displaced
+//     sighting is placed again by these rules.
 //   - Otherwise a new record is created, and a clash counted if there were
 //     candidates.
+//   - A complete record is decided (its delays counted) once the watermark
+//     passes the duplicate window after its last sighting, at the latest its
+//     timeout after its earliest: until then a swap can still correct it, so
+//     the pairing does not depend on the order the PDUs arrive in.
 //   - A record whose earliest time is T older than the watermark is lost when
 //     the hops seen are the first k of the path, missed otherwise.
 //   - An interval closes once the watermark is past its end by the largest T
@@ -98,6 +110,7 @@ type Counters struct {
 	Late       uint64 // sightings dropped because their interval was already closed
 	Invalid    uint64 // sightings of an undeclared flow or a hop outside the path
 	Intervals  uint64 // intervals handed to the Sink
+	Swaps      uint64 // sightings that took another's place in a record (clashes delivered out of order)
 }
 
 // ErrNoOneWay is returned by AddFlow for a class without a one-way measurement.
@@ -120,6 +133,7 @@ type class struct {
 	refusals  int            // out-of-order candidates refused since the last completion
 	probes    [MaxHops][]int // probes observing each hop (conf.ProbeInterface.Probe)
 	tol       []int64        // compose tolerance (clock.go) by pair·MaxHops + intermediate hop
+	heap      expiryHeap     // the class's live records by deadline: each class waits for its own probes
 }
 
 type pair struct {
@@ -136,8 +150,10 @@ type record struct {
 	deadline int64          // min + class timeout: expiry index key
 	flow     uint32
 	sig      uint32
-	hpos     int32 // position in the expiry heap; next free record while free
-	mask     uint8 // hops present
+	hpos     int32  // position in the expiry heap; next free record while free
+	cls      uint16 // index into Reconciler.classes
+	mask     uint8  // hops present
+	learned  bool   // complete, and folded into the class's usual transit
 }
 
 // key orders the matching B-tree: flow and signature first so that one
@@ -178,7 +194,7 @@ type Reconciler struct {
 	recs []record
 	free int32 // head of the free list; -1 when empty
 	tree *btree.BTreeG[key]
-	heap expiryHeap
+	live int // records in the classes' expiry heaps
 
 	// Candidate scan state: visit is a method value bound once so that
 	// AscendRange does not allocate a closure per sighting.
@@ -189,6 +205,8 @@ type Reconciler struct {
 	wm         int64 // watermark: every sighting before it has been delivered
 	closed     int64 // slots below this number are closed
 	slots      slotWindow
+
+	last *slot // the slot slotAt found last; nil once it closed
 
 	mx  *metricsState // scratch of metrics(), allocated at the first interval
 	clk clockTol      // clock error bounds for the compose tolerance (clock.go)
@@ -318,7 +336,7 @@ func (r *Reconciler) AddFlow(id uint32, class int) error {
 // Counters returns the cumulative counters.
 func (r *Reconciler) Counters() Counters {
 	c := r.c
-	c.Live = r.heap.len()
+	c.Live = r.live
 	return c
 }
 
@@ -334,71 +352,195 @@ func absDiff(a, b int64) int64 {
 
 // Add merges one sighting. It drops (and counts) a sighting of an undeclared
 // flow or hop, one whose interval is already closed, and a duplicate.
+// Every sighting is counted in the Accounting of one interval, and once
+// decided, in exactly one of its outcomes.
 // It does not allocate in steady state.
 func (r *Reconciler) Add(s Sighting) {
 	r.c.Sightings++
+	t := s.TS
 	if s.Flow >= uint32(len(r.flows)) || r.flows[s.Flow] < 0 {
 		r.c.Invalid++
+		a := &r.openSlot(t).iv.Accounting
+		a.Sightings++
+		a.Invalid++
 		return
 	}
 	c := &r.classes[r.flows[s.Flow]]
 	if int(s.Hop) >= c.nhops {
 		r.c.Invalid++
+		a := &r.openSlot(t).iv.Accounting
+		a.Sightings++
+		a.Invalid++
 		return
 	}
-	t := s.TS
 	if r.slotOf(t) < r.closed {
 		r.c.Late++
+		a := &r.openSlot(t).iv.Accounting
+		a.Sightings++
+		a.Late++
 		return
 	}
-	h := s.Hop
+	r.slotAt(t).iv.Accounting.Sightings++
+	r.place(c, s.Flow, s.Sig, s.Hop, t, 0)
+}
+
+// maxSwaps bounds the chain of sightings one sighting can displace (swap).
+const maxSwaps = 4
+
+// place puts the sighting (flow, sig) at hop h and time t into the record
+// of its packet: a duplicate of a sighting there, another record's, or a
+// new record. depth counts the displacements that led here.
+func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth int) {
 	bit := uint8(1) << h
-	fs := uint64(s.Flow)<<32 | uint64(s.Sig)
+	fs := uint64(flow)<<32 | uint64(sig)
 
 	r.cands = r.cands[:0]
 	r.tree.AscendRange(key{fs: fs, ref: t - c.maxT}, key{fs: fs, ref: t + c.maxT + 1}, r.visit)
 
 	// A duplicate wins over a match: a copy of a packet already seen at h
 	// must not complete another record that lacks h.
+	// Of two copies, the earlier is the packet and the later the
+	// duplicate, whichever arrives first: the record keeps the earlier.
 	for _, i := range r.cands {
 		rec := &r.recs[i]
 		if rec.mask&bit != 0 && absDiff(rec.ts[h], t) <= c.dup {
-			r.duplicate(c, s.Flow, int(h), t)
+			if t < rec.ts[h] {
+				rec.ts[h], t = t, rec.ts[h]
+				r.retime(c, int32(i))
+			}
+			r.duplicate(c, flow, int(h), t)
 			return
 		}
 	}
-	best := r.match(c, h, t)
+	best, plausible := r.match(c, h, t)
+	if !plausible && depth < maxSwaps {
+		// The sighting fits no record lacking hop h well: it may be the
+		// one that belongs to a record that took another packet's
+		// sighting at h (a clash delivered out of order). Take that
+		// place; the sighting it held looks for its own record.
+		if i, old := r.swap(c, h, t); i >= 0 {
+			r.place(c, flow, sig, h, old, depth+1)
+			return
+		}
+	}
 	if best >= 0 {
 		rec := &r.recs[best]
 		rec.ts[h] = t
 		rec.mask |= bit
 		if rec.mask == c.full {
-			r.complete(c, best)
+			r.complete(c, best, plausible)
 			return
 		}
 		if t < rec.min {
 			rec.min = t
 			rec.deadline = t + c.timeout
-			r.heap.fix(r.recs, rec.hpos)
+			c.heap.fix(r.recs, rec.hpos)
 		}
 		return
 	}
 	if len(r.cands) > 0 || r.clashesRecent(fs, t, c.maxT) {
-		r.clash(c, s.Flow, t)
+		r.clash(c, flow, t)
 	}
-	if r.heap.len() >= r.max {
-		top := r.heap.top()
-		if r.recs[top].mask != r.classes[r.flows[r.recs[top].flow]].full {
-			r.c.Forced++
-		}
-		r.expire(top)
+	if r.live >= r.max {
+		r.force()
 	}
 	i := r.alloc()
 	rec := &r.recs[i]
-	*rec = record{ref: t, min: t, deadline: t + c.timeout, flow: s.Flow, sig: s.Sig, mask: bit}
+	*rec = record{ref: t, min: t, deadline: t + c.timeout, flow: flow, sig: sig, cls: uint16(c.index), mask: bit}
 	rec.ts[h] = t
 	r.tree.ReplaceOrInsert(key{fs: fs, ref: t, idx: uint32(i)})
-	r.heap.push(r.recs, i)
+	c.heap.push(r.recs, i)
+	r.live++
+}
+
+// force expires the live record nearest its deadline, of any class, to
+// make room under MaxRecords.
+func (r *Reconciler) force() {
+	var c *class
+	for i := range r.classes {
+		if k := &r.classes[i]; k.heap.len() > 0 && (c == nil || k.heap.topDeadline() < c.heap.topDeadline()) {
+			c = k
+		}
+	}
+	top := c.heap.top()
+	if r.recs[top].mask != c.full {
+		r.c.Forced++
+	}
+	r.expire(top)
+}
+
+// fit says how well time x at hop h fits record rec's other hops: in path
+// order (ok), and how far x is from where the class's usual transit puts
+// it (d), and the tolerance on d. rec must have a hop other than h.
+func (c *class) fit(rec *record, h uint8, x int64) (ok bool, d, tol int64) {
+	m := rec.mask &^ (1 << h)
+	ok = true
+	for mm := m; mm != 0; mm &= mm - 1 {
+		k := uint8(bits.TrailingZeros8(mm))
+		if (k < h && rec.ts[k] > x) || (k > h && rec.ts[k] < x) {
+			ok = false
+			break
+		}
+	}
+	k := bits.TrailingZeros8(m)
+	d = absDiff(x, rec.ts[k]+c.est[h]-c.est[k])
+	tol = 4*(c.dev[h]+c.dev[k]) + int64(time.Millisecond)
+	return ok, d, tol
+}
+
+// swap finds, among the candidates holding a sighting at hop h, the record
+// that time t fits (in path order, and within the learned transit once
+// learned) where its own sighting at h does not, gives it t and returns it
+// with the time it held; -1 when there is none. The delays of a record
+// are counted only when it is decided (expire), so a record completed with
+// the wrong sighting is corrected before anything is counted: the pairing
+// does not depend on the order in which the probes' PDUs arrive.
+func (r *Reconciler) swap(c *class, h uint8, t int64) (int32, int64) {
+	bit := uint8(1) << h
+	best, bestD := int32(-1), int64(math.MaxInt64)
+	learned := c.nest >= learnMin
+	for _, i := range r.cands {
+		rec := &r.recs[i]
+		if rec.mask&bit == 0 || rec.mask == bit {
+			continue
+		}
+		okN, dN, tol := c.fit(rec, h, t)
+		if !okN || (learned && dN > tol) {
+			continue
+		}
+		okO, dO, _ := c.fit(rec, h, rec.ts[h])
+		if okO && (!learned || dO <= tol || dO <= dN) {
+			continue // its own sighting fits as well
+		}
+		if dN < bestD {
+			best, bestD = int32(i), dN
+		}
+	}
+	if best < 0 {
+		return -1, 0
+	}
+	rec := &r.recs[best]
+	old := rec.ts[h]
+	rec.ts[h] = t
+	r.retime(c, best)
+	r.c.Swaps++
+	return best, old
+}
+
+// retime recomputes the earliest time and the deadline of record i after
+// one of its hop times changed.
+func (r *Reconciler) retime(c *class, i int32) {
+	rec := &r.recs[i]
+	rec.min = math.MaxInt64
+	for m := rec.mask; m != 0; m &= m - 1 {
+		rec.min = min(rec.min, rec.ts[bits.TrailingZeros8(m)])
+	}
+	if rec.mask == c.full {
+		rec.deadline = c.tombstone(rec)
+	} else {
+		rec.deadline = rec.min + c.timeout
+	}
+	c.heap.fix(r.recs, rec.hpos)
 }
 
 // match picks, among the candidates lacking hop h, the record the sighting
@@ -419,25 +561,16 @@ func (r *Reconciler) Add(s Sighting) {
 // sighting opens a record of its own. Should the clocks step, every match
 // would be refused: after maxRefusals refusals without a completion the
 // class forgets what it learned and starts again.
-func (r *Reconciler) match(c *class, h uint8, t int64) int32 {
-	best, bestD, bestOK := int32(-1), int64(math.MaxInt64), false
+func (r *Reconciler) match(c *class, h uint8, t int64) (best int32, plausible bool) {
+	best, bestD, bestOK, bestTol := int32(-1), int64(math.MaxInt64), false, int64(0)
 	refused := false
 	for _, i := range r.cands {
 		rec := &r.recs[i]
 		if rec.mask&(1<<h) != 0 {
 			continue
 		}
-		ok := true
-		for m := rec.mask; m != 0; m &= m - 1 {
-			k := uint8(bits.TrailingZeros8(m))
-			if (k < h && rec.ts[k] > t) || (k > h && rec.ts[k] < t) {
-				ok = false
-				break
-			}
-		}
-		k := bits.TrailingZeros8(rec.mask)
-		d := absDiff(t, rec.ts[k]+c.est[h]-c.est[k])
-		if !ok && c.nest >= learnMin && d > 4*(c.dev[h]+c.dev[k])+int64(time.Millisecond) {
+		ok, d, tol := c.fit(rec, h, t)
+		if !ok && c.nest >= learnMin && d > tol {
 			refused = true
 			continue
 		}
@@ -445,7 +578,7 @@ func (r *Reconciler) match(c *class, h uint8, t int64) int32 {
 		// nearest the expected time; candidates come in key order, so on
 		// a tie the older one wins.
 		if (ok && !bestOK) || (ok == bestOK && d < bestD) {
-			best, bestD, bestOK = int32(i), d, ok
+			best, bestD, bestOK, bestTol = int32(i), d, ok, tol
 		}
 	}
 	if best < 0 && refused {
@@ -454,7 +587,10 @@ func (r *Reconciler) match(c *class, h uint8, t int64) int32 {
 			c.nest, c.refusals = 0, 0
 		}
 	}
-	return best
+	// Plausible: in path order, and where the learned transit puts it
+	// (before the class has learned, order alone).
+	plausible = best >= 0 && bestOK && (c.nest < learnMin || bestD <= bestTol)
+	return best, plausible
 }
 
 // learnMin is the number of completed packets after which a class trusts
@@ -501,32 +637,37 @@ func (r *Reconciler) alloc() int32 {
 func (r *Reconciler) remove(i int32) {
 	rec := &r.recs[i]
 	r.tree.Delete(key{fs: uint64(rec.flow)<<32 | uint64(rec.sig), ref: rec.ref, idx: uint32(i)})
-	r.heap.remove(r.recs, rec.hpos)
+	r.classes[rec.cls].heap.remove(r.recs, rec.hpos)
+	r.live--
 	rec.hpos = r.free
 	r.free = i
 }
 
-// complete turns a record with every hop into one delay per hop pair.
-func (r *Reconciler) complete(c *class, i int32) {
+// complete marks a record that has every hop. Its delays are counted when
+// it is decided (decide, at its deadline): until then a sighting of a
+// clashing packet delivered later may still take its place (swap). Its
+// times teach the class its usual transit now when the last sighting fit
+// them (plausible), else when it is decided: a wrong pairing must not
+// bend what tells the next ones apart.
+func (r *Reconciler) complete(c *class, i int32, plausible bool) {
 	rec := &r.recs[i]
-	c.learn(&rec.ts)
-	for p := range c.pairs {
-		r.measure(c, rec, p)
+	if plausible {
+		c.learn(&rec.ts)
+		rec.learned = true
 	}
-	r.c.Completed++
-	r.compose(c, rec)
-	// Keep the record as a tombstone until the duplicate window after its
-	// last sighting has passed the watermark: a copy of the packet
-	// arriving after completion is then counted as a duplicate, instead of
+	// Kept as a tombstone until the duplicate window after its last
+	// sighting has passed the watermark: a copy of the packet arriving
+	// after completion is then counted as a duplicate, instead of
 	// opening a record that would expire as a false lost or missed packet.
-	// And remember it in recent for the maximum transit time after its
+	// And remembered in recent for the maximum transit time after its
 	// reference time, so that a later packet with the same signature counts
 	// as a clash whatever order the probes' PDUs arrive in.
+	rec.deadline = c.tombstone(rec)
+	c.heap.fix(r.recs, rec.hpos)
 	last := rec.ts[0]
 	for h := 1; h < c.nhops; h++ {
 		last = max(last, rec.ts[h])
 	}
-	rec.deadline = last + c.dup
 	fs := uint64(rec.flow)<<32 | uint64(rec.sig)
 	// Bounded like the records: while the watermark stalls (a silent
 	// probe) completions can pile up; past the cap they are not
@@ -534,7 +675,58 @@ func (r *Reconciler) complete(c *class, i int32) {
 	if _, ok := r.recent[fs]; ok || len(r.recent) < r.max {
 		r.recent[fs] = recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)}
 	}
-	r.heap.fix(r.recs, rec.hpos)
+}
+
+// tombstone is the deadline of a complete record: the duplicate window
+// after its last sighting, but not past its timeout, so that it is decided
+// before the interval of its earliest sighting closes.
+func (c *class) tombstone(rec *record) int64 {
+	last := rec.ts[0]
+	for h := 1; h < c.nhops; h++ {
+		last = max(last, rec.ts[h])
+	}
+	return min(last+c.dup, rec.min+c.timeout)
+}
+
+// decide counts a complete record: one delay per hop pair.
+func (r *Reconciler) decide(c *class, rec *record) {
+	if !rec.learned {
+		c.learn(&rec.ts)
+	}
+	for p := range c.pairs {
+		r.measure(c, rec, p)
+	}
+	r.c.Completed++
+	r.compose(c, rec)
+	r.account(c, rec, outComplete)
+}
+
+// outcome is what became of the sightings of a decided record.
+type outcome int
+
+const (
+	outComplete outcome = iota
+	outLost
+	outMissed
+	outDropped
+)
+
+// account counts each sighting of decided record rec in the Accounting of
+// the interval of its time.
+func (r *Reconciler) account(c *class, rec *record, o outcome) {
+	for m := rec.mask; m != 0; m &= m - 1 {
+		a := &r.slotAt(rec.ts[bits.TrailingZeros8(m)]).iv.Accounting
+		switch o {
+		case outComplete:
+			a.Complete++
+		case outLost:
+			a.Lost++
+		case outMissed:
+			a.Missed++
+		case outDropped:
+			a.Dropped++
+		}
+	}
 }
 
 // measure counts the delay of record rec over hop pair p, seen at both of
@@ -555,9 +747,10 @@ func (r *Reconciler) measure(c *class, rec *record, p int) {
 // the path missing) or missed (an earlier hop missing) and removes it.
 func (r *Reconciler) expire(i int32) {
 	rec := &r.recs[i]
-	c := &r.classes[r.flows[rec.flow]]
+	c := &r.classes[rec.cls]
 	if rec.mask == c.full {
-		r.remove(i) // a tombstone: its statistics are already counted
+		r.decide(c, rec)
+		r.remove(i)
 		return
 	}
 	if r.dropped(c, rec) {
@@ -600,8 +793,10 @@ func (r *Reconciler) expire(i int32) {
 	}
 	if lost {
 		r.c.Lost++
+		r.account(c, rec, outLost)
 	} else {
 		r.c.Missed++
+		r.account(c, rec, outMissed)
 	}
 	r.remove(i)
 }
@@ -610,6 +805,7 @@ func (r *Reconciler) expire(i int32) {
 // for each pair ending at h (the spool's definition).
 func (r *Reconciler) duplicate(c *class, flow uint32, h int, t int64) {
 	r.c.Duplicates++
+	r.slotAt(t).iv.Accounting.Duplicate++
 	for p := range c.pairs {
 		if c.pairs[p].to == h {
 			sl := r.slot(r.slotOf(t))
@@ -662,13 +858,57 @@ func (r *Reconciler) Advance(watermark int64) error {
 	if watermark <= r.wm {
 		return nil
 	}
-	r.wm = watermark
-	for r.heap.len() > 0 {
-		if r.heap.topDeadline() >= watermark {
-			break
-		}
-		r.expire(r.heap.top())
+	for i := range r.classes {
+		r.expireClass(&r.classes[i], watermark)
 	}
+	return r.advanceTo(watermark)
+}
+
+// AdvanceProbes is Advance with a watermark per probe: wm[p] is the time
+// before which probe p (index into Config.Probes) has delivered every
+// sighting. A class waits only for the probes observing its hops: its
+// records are decided once the least of their watermarks has passed; the
+// slots close once every class has passed them. A probe that is not waited
+// for (it said goodbye, or was given up) should be given a watermark past
+// every sighting seen.
+func (r *Reconciler) AdvanceProbes(wm []int64) error {
+	global := int64(math.MaxInt64)
+	for i := range r.classes {
+		c := &r.classes[i]
+		if c.index < 0 {
+			continue
+		}
+		cw := int64(math.MaxInt64)
+		for h := range c.nhops {
+			for _, p := range c.probes[h] {
+				if p >= 0 && p < len(wm) {
+					cw = min(cw, wm[p])
+				}
+			}
+		}
+		if cw == math.MaxInt64 {
+			continue // no probe observes it: nothing to wait for
+		}
+		r.expireClass(c, cw)
+		global = min(global, cw)
+	}
+	if global == math.MaxInt64 || global <= r.wm {
+		return nil
+	}
+	return r.advanceTo(global)
+}
+
+// expireClass decides the records of class c whose deadline is before w.
+func (r *Reconciler) expireClass(c *class, w int64) {
+	for c.heap.len() > 0 && c.heap.topDeadline() < w {
+		r.expire(c.heap.top())
+	}
+}
+
+// advanceTo moves the watermark of every class to watermark (above the
+// current one) and closes the slots no record can reach any more.
+func (r *Reconciler) advanceTo(watermark int64) error {
+	r.wm = watermark
 	r.pruneGaps()
 	r.sweepRecent()
 	if r.clk.bound != nil && (watermark-r.clk.at >= tolRefresh || watermark-r.clk.at < 0) {
@@ -688,8 +928,8 @@ func (r *Reconciler) Advance(watermark int64) error {
 // Flush ends the data: it classifies every live record as lost or missed
 // and closes every slot. Later sightings are counted late.
 func (r *Reconciler) Flush() error {
-	for r.heap.len() > 0 {
-		r.expire(r.heap.top())
+	for i := range r.classes {
+		r.expireClass(&r.classes[i], math.MaxInt64)
 	}
 	r.wm = math.MaxInt64
 	return r.closeThrough(math.MaxInt64)
@@ -715,6 +955,9 @@ func (r *Reconciler) closeThrough(last int64) error {
 			return fmt.Errorf("reconcile: close interval %s: %w", time.Unix(0, sl.iv.Start).UTC().Format(time.RFC3339), err)
 		}
 		r.c.Intervals++
+		if r.last == sl {
+			r.last = nil
+		}
 		r.slots.pop()
 		r.closed = sl.n + 1
 	}

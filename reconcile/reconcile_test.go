@@ -514,3 +514,152 @@ func TestAddDoesNotAllocate(t *testing.T) {
 type discard struct{}
 
 func (discard) WriteInterval(*Interval) error { return nil }
+
+// Two packets with one signature, 300 ms apart on a path of ~20 ms, their
+// four sightings delivered in every order (the probes' PDUs reordered by
+// the network or by retries): each is paired with its own, never the first
+// packet's X with the second's Y (a 320 ms delay and a false lost and
+// missed). And with the first packet lost before Y, in every order of its
+// three sightings: one delay of 21 ms and one loss.
+func TestClashPairingAnyOrder(t *testing.T) {
+	x1, x2 := t0+400*ms, t0+700*ms
+	y1, y2 := x1+20*ms, x2+21*ms
+	type sight struct {
+		hop uint8
+		ts  int64
+	}
+	var perms func(s []sight) [][]sight
+	perms = func(s []sight) [][]sight {
+		if len(s) <= 1 {
+			return [][]sight{append([]sight(nil), s...)}
+		}
+		var out [][]sight
+		for i := range s {
+			rest := append(append([]sight(nil), s[:i]...), s[i+1:]...)
+			for _, p := range perms(rest) {
+				out = append(out, append([]sight{s[i]}, p...))
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name           string
+		sights         []sight
+		n, sum, lost   uint64
+		wantMin, wantM int64
+	}{
+		{"both delivered", []sight{{0, x1}, {0, x2}, {1, y1}, {1, y2}}, 2, uint64(41 * ms), 0, 20 * ms, 21 * ms},
+		{"first lost", []sight{{0, x1}, {0, x2}, {1, y2}}, 1, uint64(21 * ms), 1, 21 * ms, 21 * ms},
+	} {
+		for i, order := range perms(tc.sights) {
+			// The demo's class: maxTransit 1 s, timeout 2 s, so that
+			// the two packets are candidates for each other's record.
+			cfg := path3()
+			cfg.Classes[1].OneWay.MaxTransit, cfg.Classes[1].OneWay.Timeout = time.Second, 2*time.Second
+			sink := &collectSink{}
+			r, err := New(cfg, sink, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for f, c := range []int{0, 0, 1, 1} {
+				if err := r.AddFlow(uint32(f), c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Twenty packets teach the class its transit X→Y, ~20 ms.
+			for k := range int64(20) {
+				r.Add(Sighting{Flow: 3, Hop: 0, Sig: uint32(100 + k), TS: t0 + k*ms})
+				r.Add(Sighting{Flow: 3, Hop: 1, Sig: uint32(100 + k), TS: t0 + k*ms + 20*ms + k%2*ms})
+			}
+			if err := r.Advance(t0 + 200*ms); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range order {
+				r.Add(Sighting{Flow: 3, Hop: s.hop, Sig: 7, TS: s.ts})
+			}
+			flush(t, r)
+			st := sink.stat(t, t0, 3, 0)
+			n, sum := st.Count-20, uint64(st.Sum-int64(20*20*ms+10*ms))
+			if n != tc.n || sum != tc.sum || st.Lost != tc.lost || st.Missed != 0 || st.Max != tc.wantM {
+				t.Errorf("%s, order %d %v: %d delays summing %d ns (max %d), lost %d, missed %d; want %d summing %d (max %d), lost %d, missed 0",
+					tc.name, i, order, n, sum, st.Max, st.Lost, st.Missed, tc.n, tc.sum, tc.wantM, tc.lost)
+			}
+			if st.Clashes != 1 {
+				t.Errorf("%s, order %d: %d clashes, want 1", tc.name, i, st.Clashes)
+			}
+			for _, iv := range sink.ivs {
+				if !iv.Accounting.Balanced() {
+					t.Errorf("%s, order %d: accounting %+v", tc.name, i, iv.Accounting)
+				}
+			}
+		}
+	}
+}
+
+// Two copies of a packet at one hop within the duplicate window: the
+// earlier is the packet, the later the duplicate, in either arrival order
+// (a PDU retried or reordered can bring the copy first).
+func TestDuplicateEarlierWins(t *testing.T) {
+	for _, copyFirst := range []bool{false, true} {
+		r, sink := newPath3(t)
+		r.Add(Sighting{Flow: 3, Hop: 0, Sig: 9, TS: t0})
+		orig, cp := Sighting{Flow: 3, Hop: 1, Sig: 9, TS: t0 + 20*ms}, Sighting{Flow: 3, Hop: 1, Sig: 9, TS: t0 + 20*ms + ms/2}
+		if copyFirst {
+			r.Add(cp)
+			r.Add(orig)
+		} else {
+			r.Add(orig)
+			r.Add(cp)
+		}
+		flush(t, r)
+		st := sink.stat(t, t0, 3, 0)
+		if st.Count != 1 || st.Sum != 20*ms || st.Duplicate != 1 {
+			t.Errorf("copy first %v: count %d sum %d duplicates %d; want 1, 20 ms, 1", copyFirst, st.Count, st.Sum, st.Duplicate)
+		}
+	}
+}
+
+// Each class waits for the probes of its own hops: with probe 3 (hop Y of
+// class xy) silent, class ab's records are decided as its probes' stamps
+// pass, while class xy's wait, and its late-coming sighting completes its
+// packet instead of meeting a record already decided lost. Intervals close
+// only once every class has passed them.
+func TestAdvanceProbesPerClass(t *testing.T) {
+	cfg := path3()
+	on := func(probe int) []conf.ProbeInterface { return []conf.ProbeInterface{{Probe: probe}} }
+	cfg.Classes[0].OneWay.Hops = []conf.Hop{{Name: "A", Interfaces: on(0)}, {Name: "B", Interfaces: on(1)}, {Name: "C", Interfaces: on(1)}}
+	cfg.Classes[1].OneWay.Hops = []conf.Hop{{Name: "X", Interfaces: on(2)}, {Name: "Y", Interfaces: on(3)}}
+	sink := &collectSink{}
+	r, err := New(cfg, sink, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, c := range []int{0, 0, 1, 1} {
+		if err := r.AddFlow(uint32(f), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Add(Sighting{Flow: 0, Hop: 0, Sig: 1, TS: t0})        // lost after A
+	r.Add(Sighting{Flow: 3, Hop: 0, Sig: 2, TS: t0 + 1*ms}) // its Y sighting is still at the silent probe
+	later := t0 + 2*int64(time.Second)
+	if err := r.AdvanceProbes([]int64{later, later, later, t0}); err != nil {
+		t.Fatal(err)
+	}
+	if k := r.Counters(); k.Lost != 1 || k.Live != 1 || len(sink.ivs) != 0 {
+		t.Fatalf("after class ab's stamps passed: %+v, %d intervals written; want ab's packet lost, xy's waiting, nothing closed", k, len(sink.ivs))
+	}
+	r.Add(Sighting{Flow: 3, Hop: 1, Sig: 2, TS: t0 + 21*ms})
+	if err := r.AdvanceProbes([]int64{later, later, later, later}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.ivs) == 0 {
+		t.Fatal("no interval closed once every probe passed it")
+	}
+	st := sink.stat(t, t0, 3, 0)
+	if st.Count != 1 || st.Sum != 20*ms || st.Lost+st.Missed != 0 {
+		t.Errorf("class xy: %+v; want one delay of 20 ms", countsOf(st))
+	}
+	if k := r.Counters(); k.Lost != 1 || k.Late != 0 || k.Missed != 0 {
+		t.Errorf("%+v", k)
+	}
+}

@@ -40,8 +40,10 @@ type refRec struct {
 	seq       int
 	ts        [MaxHops]int64
 	has       [MaxHops]bool
-	done      bool
-	doneUntil int64 // done: kept until the watermark passes this
+	done      bool  // every hop seen
+	learned   bool  // done, and folded into the usual transit
+	measured  bool  // done and decided: its delays are counted
+	doneUntil int64 // measured: kept until the watermark passes this
 }
 
 type refStat struct {
@@ -111,12 +113,36 @@ func (r *refRecon) Add(s Sighting) {
 		r.counters.Invalid++
 		return
 	}
-	ow := r.cfg.Classes[cls].OneWay
-	t, h := s.TS, int(s.Hop)
-	if r.slotNum(t) < r.closed {
+	if r.slotNum(s.TS) < r.closed {
 		r.counters.Late++
 		return
 	}
+	r.place(s, cls, 0)
+}
+
+// fit: is x at hop h in path order with rec's other hops, how far from
+// where the usual transit puts it, and the tolerance on that distance.
+func (r *refRecon) fit(rec *refRec, cls, h int, x int64) (ok bool, d, tol int64) {
+	ow := r.cfg.Classes[cls].OneWay
+	est, dev := r.est[cls], r.dev[cls]
+	ok, first := true, -1
+	for k := range ow.Hops {
+		if k == h || !rec.has[k] {
+			continue
+		}
+		if first < 0 {
+			first = k
+		}
+		if (k < h && rec.ts[k] > x) || (k > h && rec.ts[k] < x) {
+			ok = false
+		}
+	}
+	return ok, abs64(x - (rec.ts[first] + est[h] - est[first])), 4*(dev[h]+dev[first]) + int64(time.Millisecond)
+}
+
+func (r *refRecon) place(s Sighting, cls, depth int) {
+	ow := r.cfg.Classes[cls].OneWay
+	t, h := s.TS, int(s.Hop)
 	var cands []*refRec
 	for _, rec := range r.recs {
 		if rec.flow == s.Flow && rec.sig == s.Sig && rec.ref >= t-int64(ow.MaxTransit) && rec.ref <= t+int64(ow.MaxTransit) {
@@ -131,6 +157,9 @@ func (r *refRecon) Add(s Sighting) {
 	})
 	for _, c := range cands {
 		if c.has[h] && abs64(c.ts[h]-t) <= int64(ow.DupWindow) {
+			if t < c.ts[h] {
+				c.ts[h], t = t, c.ts[h] // the earlier is the packet
+			}
 			r.counters.Duplicates++
 			for p, hp := range refPairs(ow) {
 				if hp.To == h {
@@ -143,39 +172,62 @@ func (r *refRecon) Add(s Sighting) {
 	// The candidate whose times fit: hops in path order around t first,
 	// then the nearest to where the usual transit puts t; the older on a
 	// tie. Out of path order only near the learned transit, once learned.
-	est, dev := r.est[cls], r.dev[cls]
+	learned := r.nest[cls] >= 16
 	var best *refRec
-	var bestD int64
+	var bestD, bestTol int64
 	bestOK, refused := false, false
 	for _, c := range cands {
 		if c.has[h] {
 			continue
 		}
-		ok, first := true, -1
-		for k := range ow.Hops {
-			if !c.has[k] {
-				continue
-			}
-			if first < 0 {
-				first = k
-			}
-			if (k < h && c.ts[k] > t) || (k > h && c.ts[k] < t) {
-				ok = false
-			}
-		}
-		d := abs64(t - (c.ts[first] + est[h] - est[first]))
-		if !ok && r.nest[cls] >= 16 && d > 4*(dev[h]+dev[first])+int64(time.Millisecond) {
+		ok, d, tol := r.fit(c, cls, h, t)
+		if !ok && learned && d > tol {
 			refused = true
 			continue
 		}
 		if best == nil || (ok && !bestOK) || (ok == bestOK && d < bestD) {
-			best, bestD, bestOK = c, d, ok
+			best, bestD, bestOK, bestTol = c, d, ok, tol
 		}
 	}
 	if best == nil && refused {
 		r.refusals[cls]++
 		if r.refusals[cls] >= 256 {
 			r.nest[cls], r.refusals[cls] = 0, 0
+		}
+	}
+	plausible := best != nil && bestOK && (!learned || bestD <= bestTol)
+	if !plausible && depth < 4 {
+		// A record not yet decided that t fits where its own sighting at
+		// h does not: t takes its place, the displaced one is placed anew.
+		var sw *refRec
+		swD := int64(math.MaxInt64)
+		for _, c := range cands {
+			n := 0
+			for k := range ow.Hops {
+				if c.has[k] {
+					n++
+				}
+			}
+			if !c.has[h] || c.measured || n < 2 {
+				continue
+			}
+			okN, dN, tol := r.fit(c, cls, h, t)
+			if !okN || (learned && dN > tol) {
+				continue
+			}
+			if okO, dO, _ := r.fit(c, cls, h, c.ts[h]); okO && (!learned || dO <= tol || dO <= dN) {
+				continue
+			}
+			if dN < swD {
+				sw, swD = c, dN
+			}
+		}
+		if sw != nil {
+			old := sw.ts[h]
+			sw.ts[h] = t
+			r.counters.Swaps++
+			r.place(Sighting{Flow: s.Flow, Hop: s.Hop, Sig: s.Sig, TS: old}, cls, depth+1)
+			return
 		}
 	}
 	if best != nil {
@@ -185,7 +237,7 @@ func (r *refRecon) Add(s Sighting) {
 			all = all && best.has[i]
 		}
 		if all {
-			r.complete(best)
+			r.complete(best, plausible)
 		}
 		return
 	}
@@ -195,11 +247,11 @@ func (r *refRecon) Add(s Sighting) {
 			r.stat(t, s.Flow, p).clash++
 		}
 	}
-	if len(r.recs) >= r.max {
-		// Force out the record with the earliest deadline.
+	if r.live() >= r.max {
+		// Force out the undecided record with the earliest deadline.
 		var oldest *refRec
 		for _, rec := range r.recs {
-			if oldest == nil || r.deadline(rec) < r.deadline(oldest) {
+			if !rec.measured && (oldest == nil || r.deadline(rec) < r.deadline(oldest)) {
 				oldest = rec
 			}
 		}
@@ -231,14 +283,45 @@ func (r *refRecon) first(rec *refRec) int64 {
 	return m
 }
 
-func (r *refRecon) deadline(rec *refRec) int64 {
-	if rec.done {
-		return rec.doneUntil
+// live counts the undecided records.
+func (r *refRecon) live() int {
+	n := 0
+	for _, rec := range r.recs {
+		if !rec.measured {
+			n++
+		}
 	}
-	return r.first(rec) + int64(r.ow(rec.flow).Timeout)
+	return n
 }
 
-func (r *refRecon) complete(rec *refRec) {
+func (r *refRecon) deadline(rec *refRec) int64 {
+	ow := r.ow(rec.flow)
+	switch {
+	case rec.measured:
+		return rec.doneUntil
+	case rec.done:
+		// Decided once the duplicate window after its last sighting has
+		// passed, at the latest at its timeout.
+		last := int64(math.MinInt64)
+		for h := range ow.Hops {
+			last = max(last, rec.ts[h])
+		}
+		return min(last+int64(ow.DupWindow), r.first(rec)+int64(ow.Timeout))
+	}
+	return r.first(rec) + int64(ow.Timeout)
+}
+
+// complete marks rec done; it learns the transit now when the sighting
+// that completed it fit (plausible), else when decided.
+func (r *refRecon) complete(rec *refRec, plausible bool) {
+	rec.done = true
+	if plausible {
+		r.learn(rec)
+	}
+}
+
+func (r *refRecon) learn(rec *refRec) {
+	rec.learned = true
 	ow := r.ow(rec.flow)
 	cls := r.flows[rec.flow]
 	est, dev := r.est[cls], r.dev[cls]
@@ -254,11 +337,20 @@ func (r *refRecon) complete(rec *refRec) {
 	r.est[cls], r.dev[cls] = est, dev
 	r.nest[cls]++
 	r.refusals[cls] = 0
+}
+
+// decide counts a done record's delays; it is kept for duplicates and
+// clashes until doneUntil.
+func (r *refRecon) decide(rec *refRec) {
+	ow := r.ow(rec.flow)
+	if !rec.learned {
+		r.learn(rec)
+	}
 	for p, hp := range refPairs(ow) {
 		r.measure(rec, p, hp)
 	}
 	r.counters.Completed++
-	rec.done = true
+	rec.measured = true
 	last := int64(math.MinInt64)
 	for h := range ow.Hops {
 		last = max(last, rec.ts[h])
@@ -299,6 +391,12 @@ func (r *refRecon) measure(rec *refRec, p int, hp conf.HopPair) {
 }
 
 func (r *refRecon) expire(rec *refRec) {
+	if rec.done && !rec.measured {
+		r.decide(rec)
+		if rec.doneUntil >= r.wm && r.wm != math.MaxInt64 {
+			return // kept for duplicates and clashes
+		}
+	}
 	for i, x := range r.recs {
 		if x == rec {
 			r.recs = append(r.recs[:i], r.recs[i+1:]...)
@@ -362,6 +460,11 @@ func (r *refRecon) Advance(w int64) {
 			r.expire(rec)
 		}
 	}
+	for _, rec := range append([]*refRec(nil), r.recs...) {
+		if rec.measured && rec.doneUntil < w {
+			r.expire(rec)
+		}
+	}
 	r.closeWhere(func(n int64) bool {
 		end := (n + 1) * int64(r.cfg.Interval)
 		return w > end+r.maxTimeout
@@ -369,6 +472,7 @@ func (r *refRecon) Advance(w int64) {
 }
 
 func (r *refRecon) Flush() {
+	r.wm = math.MaxInt64
 	for len(r.recs) > 0 {
 		r.expire(r.recs[0])
 	}

@@ -21,9 +21,11 @@ type TruthCheck struct {
 }
 
 // CompareTruth matches each truth row to the spool by its time at hop A.
+// Fragments are compared as the datagrams tmon reassembles
+// (gen.Datagrams).
 func CompareTruth(s *Summary, rows []gen.TruthRow) TruthCheck {
 	var c TruthCheck
-	for _, r := range rows {
+	for _, r := range gen.Datagrams(rows) {
 		d, measured := s.Packets[r.TA]
 		lost := s.Lost[r.TA]
 		switch {

@@ -2,6 +2,7 @@ package sieve
 
 import (
 	"fmt"
+	"github.com/tmon-project/tmon/reassembly"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -169,7 +170,7 @@ func Compile(cfg *conf.Config) (*Sieve, error) {
 		return nil, fmt.Errorf("sieve: compile: %d classes, at most %d", len(cfg.Classes), MaxClasses)
 	}
 	c := compiler{ids: map[string]int{}}
-	s := &Sieve{nClasses: len(cfg.Classes), sigMask: signatureMask(cfg)}
+	s := &Sieve{nClasses: len(cfg.Classes), sigMask: signatureMask(cfg), reasm: reassembly.New(reassembly.Config{})}
 	for ci := range cfg.Classes {
 		cl := &cfg.Classes[ci]
 		if cl.OneWay != nil {

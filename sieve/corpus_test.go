@@ -132,7 +132,7 @@ func checkRecord(tb testing.TB, rec *Record, where string) {
 }
 
 func sumOK(st Stats) bool {
-	return st.Packets == st.Wanted+st.Unwanted+st.NotIP+st.UnsupportedLink+st.Truncated+st.Malformed
+	return st.Packets == st.Wanted+st.Unwanted+st.NotIP+st.UnsupportedLink+st.Truncated+st.Malformed+st.Held
 }
 
 // TestCorpus runs every capture of the tcpdump test suite (many of them
@@ -201,6 +201,7 @@ func TestCorpus(t *testing.T) {
 		total.UnsupportedLink += st.UnsupportedLink
 		total.Truncated += st.Truncated
 		total.Malformed += st.Malformed
+		total.Held += st.Held
 		total.Fragments += st.Fragments
 		total.ICMPErrors += st.ICMPErrors
 		total.Signed += st.Signed

@@ -46,6 +46,7 @@ func ipv4(data []byte, off int, rec *Record, l *layout) Reason {
 	rec.FragOff = frag & 0x1fff
 	if mf || rec.FragOff != 0 {
 		rec.Flags |= FlagFragment
+		l.fragPay, l.fragNH, l.fragProto = off+ihl, -1, rec.Proto
 		if mf {
 			rec.Flags |= FlagMoreFrags
 		}
@@ -54,6 +55,14 @@ func ipv4(data []byte, off int, rec *Record, l *layout) Reason {
 		}
 		if off+ihl+minL4(rec.Proto) > limit {
 			// a first fragment too short to hold the transport header
+			return noL4(rec.Proto, rec, l)
+		}
+		if mf {
+			// The transport header may go on in the next fragment (TCP
+			// options): reassembly reads it whole.
+			if r := transport(data, off+ihl, limit, rec.Proto, rec, l); r != Malformed {
+				return r
+			}
 			return noL4(rec.Proto, rec, l)
 		}
 	}

@@ -51,10 +51,18 @@ func ipv6(data []byte, off int, rec *Record, l *layout) Reason {
 		}
 		rec.FragOff = w.fragOff
 		rec.FragID = w.fragID
+		l.fragPay, l.fragNH, l.fragProto = w.fragAt+8, w.nhAt, w.fragNext
 	}
 	switch w.status {
 	case walkOK:
 		if w.frag && w.l4+minL4(w.proto) > limit {
+			return noL4(w.proto, rec, l)
+		}
+		if w.frag && w.mf {
+			// The transport header may go on in the next fragment.
+			if r := transport(data, w.l4, limit, w.proto, rec, l); r != Malformed {
+				return r
+			}
 			return noL4(w.proto, rec, l)
 		}
 		return transport(data, w.l4, limit, w.proto, rec, l)
@@ -88,6 +96,10 @@ type walk struct {
 	mf      bool
 	fragOff uint16
 	fragID  uint32
+	// For reassembly: offsets of the fragment header and of the
+	// next-header byte that names it, and the next header it names.
+	fragAt, nhAt int
+	fragNext     uint8
 }
 
 // walk6 follows the extension header chain that starts with next header nh
@@ -98,6 +110,7 @@ type walk struct {
 //	AH:                                       0 next | 1 length in 4-byte units, minus 2
 func walk6(data []byte, off, limit int, nh uint8) walk {
 	var w walk
+	nhAt := off - 34 // the base header's next-header byte (off is right after it)
 	for i := 0; ; i++ {
 		var n int
 		switch nh {
@@ -127,6 +140,7 @@ func walk6(data []byte, off, limit int, nh uint8) walk {
 		case protoFragment:
 			fo := be16(h[2:])
 			w.frag, w.mf, w.fragOff, w.fragID = true, fo&1 != 0, fo>>3, be32(h[4:])
+			w.fragAt, w.nhAt, w.fragNext = off, nhAt, h[0]
 			if w.fragOff != 0 {
 				w.status, w.proto = walkNoL4, h[0]
 				return w
@@ -138,6 +152,7 @@ func walk6(data []byte, off, limit int, nh uint8) walk {
 			n = (int(h[1]) + 1) * 8
 		}
 		nh = h[0]
+		nhAt = off
 		off += n
 	}
 }

@@ -9,8 +9,14 @@ package sieve
 // For an ICMP error (FlagICMPError) Src, Dst, Proto, SrcPort, DstPort and
 // TCPFlags are those of the quoted packet, ICMPType/ICMPCode those of the
 // error, and every other field that of the captured (outer) packet; see icmp.go.
-// For a non-first fragment (FragOff > 0) Classes holds every class whose
-// filter could still be true once the transport header is known.
+// IP fragments are reassembled in the sieve (reassemble.go): the record of a
+// reassembled datagram (FlagReassembled) describes the whole datagram —
+// Length its total length, its transport header, one signature — with TS
+// the capture time of its last fragment, Span the time since its first and
+// Frags the fragments it was made of. A fragment appears in a record of its
+// own only when it cannot be reassembled (captured truncated); then, for a
+// non-first fragment (FragOff > 0), Classes holds every class whose filter
+// could still be true once the transport header is known.
 type Record struct {
 	TS      int64  // capture time, ns since the Unix epoch (kernel or file timestamp)
 	Classes uint64 // bit i set: the packet belongs to flow class i
@@ -35,15 +41,18 @@ type Record struct {
 	ICMPCode  uint8
 	TCPFlags  uint8
 	Flags     Flags
+	Frags     uint8  // reassembled datagram: its fragments (saturating at 255); else 0
+	Span      uint32 // reassembled datagram: ns from its first to its last fragment
 }
 
 // Flags describe how the packet was dissected.
 type Flags uint8
 
 const (
-	FlagFragment  Flags = 1 << iota // an IP fragment (first or not)
-	FlagMoreFrags                   // more-fragments bit set
-	FlagTruncated                   // capture shorter than the IP length: signature covers only the captured bytes
-	FlagICMPError                   // ICMP error: addresses/ports are those of the inner (offending) packet
-	FlagNoL4                        // no transport header (non-first fragment or unknown protocol): port fields are zero
+	FlagFragment    Flags = 1 << iota // an IP fragment (first or not)
+	FlagMoreFrags                     // more-fragments bit set
+	FlagTruncated                     // capture shorter than the IP length: signature covers only the captured bytes
+	FlagICMPError                     // ICMP error: addresses/ports are those of the inner (offending) packet
+	FlagNoL4                          // no transport header (non-first fragment or unknown protocol): port fields are zero
+	FlagReassembled                   // a datagram reassembled from its fragments (FlagFragment is clear)
 )

@@ -117,13 +117,13 @@ func (s *Sieve) Run(ctx context.Context, src Source, out *ring.Ring[Record], cor
 
 // published is the copy of Stats that other goroutines read.
 type published struct {
-	c [13]atomic.Uint64
+	c [14]atomic.Uint64
 }
 
 func (s *Sieve) publish() {
 	st := &s.st
-	v := [13]uint64{st.Packets, st.Wanted, st.Unwanted, st.NotIP, st.UnsupportedLink, st.Truncated,
-		st.Malformed, st.Fragments, st.ICMPErrors, st.Short, st.Signed, st.RingFull, st.RingDrops}
+	v := [14]uint64{st.Packets, st.Wanted, st.Unwanted, st.NotIP, st.UnsupportedLink, st.Truncated,
+		st.Malformed, st.Fragments, st.ICMPErrors, st.Short, st.Signed, st.RingFull, st.RingDrops, st.Held}
 	for i := range v {
 		s.pub.c[i].Store(v[i])
 	}
@@ -133,11 +133,11 @@ func (s *Sieve) publish() {
 // thousand packets, whenever the source is idle, when the ring is full and at
 // the end). It is safe to call from any goroutine while Run runs.
 func (s *Sieve) LiveStats() Stats {
-	var v [13]uint64
+	var v [14]uint64
 	for i := range v {
 		v[i] = s.pub.c[i].Load()
 	}
 	return Stats{Packets: v[0], Wanted: v[1], Unwanted: v[2], NotIP: v[3], UnsupportedLink: v[4],
 		Truncated: v[5], Malformed: v[6], Fragments: v[7], ICMPErrors: v[8], Short: v[9], Signed: v[10],
-		RingFull: v[11], RingDrops: v[12]}
+		RingFull: v[11], RingDrops: v[12], Held: v[13]}
 }

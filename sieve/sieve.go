@@ -18,6 +18,7 @@ package sieve
 
 import (
 	"github.com/tmon-project/tmon/flow"
+	"github.com/tmon-project/tmon/reassembly"
 )
 
 // Reason is the outcome of Packet for one frame: Wanted, or why not.
@@ -25,16 +26,17 @@ type Reason uint8
 
 // The outcomes of Packet. Every frame is counted under exactly one of them.
 const (
-	Wanted          Reason = iota // belongs to at least one class; the Record is filled
+	Wanted          Reason = iota // belongs to at least one class; the Record is filled (for a fragment: the datagram it completed)
 	Unwanted                      // a valid IP packet that no class wants
 	NotIP                         // a valid link-layer frame that carries no IPv4/IPv6 (ARP, LLDP, STP ...)
 	UnsupportedLink               // link type the sieve does not dissect
 	Truncated                     // the capture ends before the headers the sieve needs
 	Malformed                     // header fields inconsistent (bad version, lengths, offsets, too many extension headers)
+	Held                          // an IP fragment held for reassembly (its datagram's record comes with the fragment that completes it)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"wanted", "unwanted", "not-ip", "unsupported-link", "truncated", "malformed"}
+var reasonNames = [numReasons]string{"wanted", "unwanted", "not-ip", "unsupported-link", "truncated", "malformed", "held"}
 
 // String returns a short lower-case name such as "truncated".
 func (r Reason) String() string {
@@ -45,8 +47,8 @@ func (r Reason) String() string {
 }
 
 // Stats are the sieve's counters since Compile. Packets is always the sum of
-// Wanted, Unwanted, NotIP, UnsupportedLink, Truncated and Malformed; the other
-// counters give detail and are not part of that sum.
+// Wanted, Unwanted, NotIP, UnsupportedLink, Truncated, Malformed and Held;
+// the other counters give detail and are not part of that sum.
 type Stats struct {
 	Packets         uint64 // frames given to Packet
 	Wanted          uint64
@@ -55,6 +57,7 @@ type Stats struct {
 	UnsupportedLink uint64
 	Truncated       uint64
 	Malformed       uint64
+	Held            uint64 // fragments held by reassembly (Reassembly says what became of them)
 
 	Fragments  uint64 // IP fragments dissected (first or not), wanted or not
 	ICMPErrors uint64 // ICMP error messages whose inner header was dissected
@@ -77,6 +80,7 @@ type Sieve struct {
 	pub      published
 	nClasses int
 	scratch  [signBuf]byte // masked header bytes being signed
+	reasm    *reassembly.Reassembler
 }
 
 // Stats returns the counters. Call it from the goroutine that calls Packet,
@@ -112,10 +116,31 @@ func (s *Sieve) Packet(data []byte, ts int64, iface uint8, linkType uint16, rec 
 	}
 	rec.TS = ts
 	rec.Iface = iface
+	if s.reasm.Pending() > 0 {
+		s.reasm.Expire(ts)
+	}
 	rec.Classes = s.classify(rec, &l)
 	if rec.Classes == 0 {
 		s.st.Unwanted++
 		return false, Unwanted
+	}
+	if rec.Flags&(FlagFragment|FlagTruncated) == FlagFragment {
+		// A fragment some class may want by its IP header: reassembled;
+		// the datagram is classified on its own headers.
+		ip, r := s.reassemble(data, ts, rec, &l)
+		switch r {
+		case Held:
+			s.st.Held++
+			return false, Held
+		case Malformed:
+			s.st.Malformed++
+			return false, Malformed
+		}
+		data = ip
+		if rec.Classes = s.classify(rec, &l); rec.Classes == 0 {
+			s.st.Unwanted++ // the fragment is counted; its datagram was not wanted
+			return false, Unwanted
+		}
 	}
 	if rec.Classes&s.oneWay != 0 {
 		rec.Sig = sign(data, &l, s.sigMask, &s.scratch)
@@ -177,6 +202,13 @@ type layout struct {
 	inIPHdr int
 	inL4    int // inner transport header, -1 when not quoted or not TCP/UDP
 	inProto uint8
+
+	// Fragments: where the fragmentable part starts (after the IPv4
+	// header, after the IPv6 fragment header), the IPv6 next-header byte
+	// naming the fragment header (-1 for IPv4) and the protocol of the
+	// fragmented payload; see reassemble.go.
+	fragPay, fragNH int
+	fragProto       uint8
 
 	absent  flow.Set // fields the packet does not have: predicates on them are false
 	unknown flow.Set // fields it has but that cannot be read (non-first fragment): predicates are undecided

@@ -33,6 +33,7 @@ const (
 	TypeHist       = "owd_hist"
 	TypePacket     = "owd_packet"
 	TypeIncomplete = "owd_incomplete"
+	TypeAccounting = "owd_accounting"
 )
 
 // Column names of each type, in order (the header line without its '#').
@@ -43,6 +44,7 @@ var (
 	ColsHist       = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "slice", "lo_ns", "hi_ns", "count"}
 	ColsPacket     = []string{"interval_start", "class", "flow", "sig", "hop_from", "hop_to", "t_from", "t_to", "delay_ns"}
 	ColsIncomplete = []string{"interval_start", "class", "flow", "sig", "kind", "hops"}
+	ColsAccounting = []string{"interval_start", "interval_s", "sightings", "complete", "lost", "missed", "dropped", "duplicate", "late", "invalid"}
 )
 
 // timeFormat is the UTC interval start in file names.
@@ -267,7 +269,7 @@ func (w *Writer) startOf(ns int64) int64 {
 
 // WriteInterval writes the files of one closed interval: owd_stats and
 // owd_hist when it has statistics, owd_packet and owd_incomplete when it
-// has per-packet rows. Class and hop names come from the configuration.
+// has per-packet rows, owd_accounting when it was given sightings. Class and hop names come from the configuration.
 func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 	if iv.Length != time.Duration(w.interval) {
 		return fmt.Errorf("spool: write interval %d: length %v, spool configured for %v", iv.Start, iv.Length, time.Duration(w.interval))
@@ -370,11 +372,21 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 		inc = append(inc, '\n')
 	}
 
+	var acct []byte
+	if a := &iv.Accounting; a.Sightings > 0 {
+		acct = append(acct, start...)
+		acct = append(append(acct, '\t'), secs...)
+		for _, v := range [...]uint64{a.Sightings, a.Complete, a.Lost, a.Missed, a.Dropped, a.Duplicate, a.Late, a.Invalid} {
+			acct = strconv.AppendUint(append(acct, '\t'), v, 10)
+		}
+		acct = append(acct, '\n')
+	}
+
 	for _, f := range [...]struct {
 		typ  string
 		cols []string
 		rows []byte
-	}{{TypeStats, ColsStats, stats}, {TypeHist, ColsHist, hist}, {TypePacket, ColsPacket, pkts}, {TypeIncomplete, ColsIncomplete, inc}, {TypeMetrics, ColsMetrics, mets}} {
+	}{{TypeStats, ColsStats, stats}, {TypeHist, ColsHist, hist}, {TypePacket, ColsPacket, pkts}, {TypeIncomplete, ColsIncomplete, inc}, {TypeMetrics, ColsMetrics, mets}, {TypeAccounting, ColsAccounting, acct}} {
 		if len(f.rows) == 0 {
 			continue
 		}

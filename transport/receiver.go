@@ -390,8 +390,10 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 		return nil
 	}
 	st := s.state(hd.Seq)
-	if st == seqNew && s.closed && !replay {
-		// Nothing new comes after a bye: a replay of the session.
+	if st == seqNew && s.closed && (s.bye == 0 || hd.Seq > s.bye) && !replay {
+		// Nothing new comes after a bye: a replay of the session. The
+		// seqs before it are the probe's retries of PDUs the bye
+		// overtook: they are data.
 		r.stats.Invalid[ReasonStale]++
 		r.stats.LastFrom[ReasonStale] = from
 		r.mu.Unlock()
@@ -432,7 +434,7 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 	s.delivered++
 	r.stats.Delivered++
 	if hd.Type == pdu.TypeBye {
-		s.closed = true
+		s.closed, s.bye = true, hd.Seq
 	}
 	wm := s.wm
 	r.mu.Unlock()

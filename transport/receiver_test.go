@@ -339,3 +339,30 @@ func TestSenderSteadyStateAllocs(t *testing.T) {
 		t.Errorf("%v allocs per Send", allocs)
 	}
 }
+
+// TestReceiverByeOvertaken: the bye arrives before a PDU lost once and
+// retried: the retry is data of the session, delivered and acked, not a
+// replay after the bye; a new seq after the bye is.
+func TestReceiverByeOvertaken(t *testing.T) {
+	h := newCollect()
+	r, addr := startReceiver(t, h)
+	p := newRawProbe(t, addr)
+	d := makePDUs(2, 1)[1]
+	p.send(stamped(d, 1, 9, 1, 1))
+	p.ack(time.Second)
+	p.send(stamped(pdu.AppendControl(nil, pdu.Header{Type: pdu.TypeBye, Probe: 1, Session: 9}), 1, 9, 3, 2))
+	if got := p.ack(time.Second); got != 3 {
+		t.Fatalf("bye acked as %d", got)
+	}
+	p.send(stamped(d, 1, 9, 2, 2)) // the retry the bye overtook
+	if got := p.ack(time.Second); got != 2 {
+		t.Fatalf("retry before the bye not acked (%d): %+v", got, r.Stats())
+	}
+	p.send(stamped(d, 1, 9, 4, 4)) // after the bye: a replay
+	if got := p.ack(200 * time.Millisecond); got != 0 {
+		t.Fatalf("seq after the bye acked (%d)", got)
+	}
+	if st := r.Stats(); st.Delivered != 3 || st.Invalid[ReasonStale] != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -18,6 +18,7 @@ type session struct {
 	wm        Watermark
 	lastHeard time.Time
 	closed    bool
+	bye       uint32 // seq of the bye once delivered (0: restored closed, bye unknown)
 	delivered uint64
 	skipped   uint64
 }

@@ -1,6 +1,7 @@
 // Package counters is the protocol analysis that counts, per flow instance
 // and interval, what every class saw at each interface of the probe, one-way
-// or not: packets, bytes, fragments, ICMP errors caused by the flow, and the
+// or not: packets (a datagram reassembled from fragments counts once), bytes,
+// the IP fragments they were made of, ICMP errors caused by the flow, and the
 // packet sizes as count/sum/sum of squares/min/max (statistics that merge
 // without loss through the loader's roll-ups). It plugs into the analyser
 // stage (analyse.Analysis) and sends pdu.Counters records; the collector
@@ -75,7 +76,13 @@ func (c *Counter) startOf(ts int64) int64 {
 func (c *Counter) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
 	start := c.startOf(rec.TS)
 	icmpErr := rec.Flags&sieve.FlagICMPError != 0
-	frag := rec.Flags&sieve.FlagFragment != 0
+	// A reassembled datagram counts once, with the fragments it was made
+	// of; a fragment that could not be reassembled counts as a packet and
+	// a fragment.
+	frags := uint64(rec.Frags)
+	if rec.Flags&sieve.FlagFragment != 0 {
+		frags = 1
+	}
 	size := rec.Length
 	for m := rec.Classes; m != 0; m &= m - 1 {
 		k := key{start, ids.Of(bits.TrailingZeros64(m))}
@@ -99,9 +106,7 @@ func (c *Counter) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
 			a.packets++
 			a.bytes += uint64(size)
 			a.sumsq += uint64(size) * uint64(size)
-			if frag {
-				a.frags++
-			}
+			a.frags += frags
 		}
 		c.open[k] = a
 	}

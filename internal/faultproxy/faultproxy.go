@@ -25,6 +25,18 @@ type Faults struct {
 	Reorder   float64       // probability it is held back and sent after the next one (or after ReorderHold)
 	Corrupt   float64       // probability one random byte is flipped
 	Delay     time.Duration // added to every datagram
+	// Shuffle > 1 holds the datagrams that pass until Shuffle are held
+	// (or ShuffleHold, default 20 ms, passed since the first), then sends
+	// them in a random order: reordering over a window, as a flood or a
+	// replay does.
+	Shuffle     int
+	ShuffleHold time.Duration
+}
+
+// held is one datagram waiting in a shuffle window.
+type held struct {
+	b    []byte
+	send func([]byte)
 }
 
 // Stats count datagrams of one direction.
@@ -48,6 +60,8 @@ type Proxy struct {
 	recorded  [][]byte  // what was kept
 	held      [2][]byte // one reordered datagram per direction
 	heldTo    [2]func([]byte)
+	window    [2][]held // shuffle window per direction
+	windowGen [2]int    // bumped at each release, so that a stale timer does nothing
 
 	stats [2]struct {
 		in, out, dropped, dup, reord, corrupt, part atomic.Uint64
@@ -242,9 +256,63 @@ func (p *Proxy) forward(dir int, b []byte, send func([]byte)) {
 			st.out.Add(1)
 		}
 	}
+	if f.Shuffle > 1 {
+		hold := f.ShuffleHold
+		if hold <= 0 {
+			hold = 20 * time.Millisecond
+		}
+		p.shuffle(dir, f.Shuffle, hold, out, send, late, lateSend)
+		return
+	}
 	if f.Delay > 0 {
 		time.AfterFunc(f.Delay, emit)
 		return
 	}
 	emit()
+}
+
+// shuffle adds datagrams to direction dir's window and releases the window
+// in a random order once it holds n, or hold after it started.
+func (p *Proxy) shuffle(dir, n int, hold time.Duration, out [][]byte, send func([]byte), late []byte, lateSend func([]byte)) {
+	p.mu.Lock()
+	for _, o := range out {
+		p.window[dir] = append(p.window[dir], held{o, send})
+	}
+	if late != nil {
+		p.window[dir] = append(p.window[dir], held{late, lateSend})
+	}
+	switch {
+	case len(p.window[dir]) >= n:
+		p.releaseLocked(dir)
+	case len(p.window[dir]) > 0 && len(p.window[dir]) == len(out)+boolInt(late != nil):
+		gen := p.windowGen[dir]
+		time.AfterFunc(hold, func() {
+			p.mu.Lock()
+			if p.windowGen[dir] == gen {
+				p.releaseLocked(dir)
+			}
+			p.mu.Unlock()
+		})
+	}
+	p.mu.Unlock()
+}
+
+// releaseLocked sends direction dir's window in a random order; p.mu is held.
+func (p *Proxy) releaseLocked(dir int) {
+	w := p.window[dir]
+	p.rng.Shuffle(len(w), func(i, j int) { w[i], w[j] = w[j], w[i] })
+	for _, h := range w {
+		h.send(h.b)
+		p.stats[dir].out.Add(1)
+	}
+	p.stats[dir].reord.Add(uint64(len(w)))
+	p.window[dir] = w[:0:0]
+	p.windowGen[dir]++
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -2,10 +2,12 @@ package gen
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -31,6 +33,7 @@ type TruthRow struct {
 	Clash   int   // clash group shared by two byte-identical packets, -1 when none
 	IPLen   int   // IP total length (header included) of this packet
 	IPID    int   // IPv4 identification, -1 for IPv6
+	Frags   int   // Datagrams: fragments the datagram was sent as; 0 otherwise
 	// Reordered: a packet of the same flow sent later reached B before it
 	// (RFC 4737's definition, per flow; fragments count as packets).
 	Reordered bool
@@ -184,4 +187,56 @@ func parseTruthLine(s string) (TruthRow, error) {
 		return r, fmt.Errorf("t_b_ns %q and delay_ns %q disagree", c[8], c[9])
 	}
 	return r, nil
+}
+
+// Datagrams returns the truth as an observer that reassembles IP fragments
+// sees it (tmon's sieve does, package reassembly): the rows of the
+// fragments of one datagram become one row, the others are unchanged. The
+// datagram is complete at a hop when its last fragment is captured there:
+// TA is the latest fragment time at A; it is lost when any fragment is
+// lost, else TB is the latest fragment time at B; a duplicated fragment
+// does not duplicate the datagram (the reassembler drops the copy), so
+// DupTB is 0; IPLen is the whole datagram's (one IPv4 header, every
+// fragment's payload). Frag is -1 and Frags the number of fragments.
+// Rows stay in order of TA (a datagram where its last fragment was).
+// Reordered is left false for datagrams: a caller that needs reordering
+// computes it from the times.
+func Datagrams(rows []TruthRow) []TruthRow {
+	type dkey struct {
+		src, dst netip.Addr
+		proto    uint8
+		id       int
+	}
+	out := make([]TruthRow, 0, len(rows))
+	open := map[dkey]int{} // datagram → index in out
+	for _, r := range rows {
+		if r.Frag < 0 {
+			out = append(out, r)
+			continue
+		}
+		k := dkey{r.Src, r.Dst, r.Proto, r.IPID}
+		i, ok := open[k]
+		if r.Frag == 0 || !ok {
+			d := r
+			d.Frag, d.Frags, d.DupTB, d.Reordered = -1, 1, 0, false
+			open[k] = len(out)
+			out = append(out, d)
+			continue
+		}
+		d := &out[i]
+		d.Frags++
+		d.TA = max(d.TA, r.TA)
+		d.IPLen += r.IPLen - 20
+		if r.Lost || d.Lost {
+			d.Lost, d.TB, d.Delay = true, 0, 0
+		} else {
+			d.TB = max(d.TB, r.TB)
+			d.Delay = d.TB - d.TA
+		}
+	}
+	slices.SortStableFunc(out, func(a, b TruthRow) int { return cmp.Compare(a.TA, b.TA) })
+	for i := range out {
+		out[i].Seq = i
+	}
+	return out
 }
