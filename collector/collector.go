@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tmon-project/tmon/alarm"
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/flow"
 	"github.com/tmon-project/tmon/health"
@@ -88,10 +89,12 @@ type Collector struct {
 	global   map[flow.Key]uint32
 	classOf  []uint16 // collector flow id → class index
 	nextFlow uint32
-	rw       recWatch // reconcile events (events.go)
-	maxTime  int64    // largest probe time seen
-	wmBuf    []int64  // advance's per-probe watermarks
-	maxTO    int64    // largest one-way timeout + interval: how far "everything" reaches
+	rw       recWatch        // reconcile events (events.go)
+	alarms   *alarm.Watcher  // thresholds; nil when none
+	notifier *alarm.Notifier // webhook and SNMP trap; nil when none
+	maxTime  int64           // largest probe time seen
+	wmBuf    []int64         // advance's per-probe watermarks
+	maxTO    int64           // largest one-way timeout + interval: how far "everything" reaches
 	started  time.Time
 }
 
@@ -167,6 +170,12 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("collector %s: %w", me.Name, err)
 	}
 	c.rcv = rcv
+	c.notifier = alarm.NewNotifier(cfg.Alarms, log)
+	defer func() {
+		nctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c.notifier.Close(nctx)
+		cancel()
+	}()
 	if !o.NoJournal {
 		if err := c.openJournal(o.Spool); err != nil {
 			return fmt.Errorf("collector %s: %w", me.Name, err)
@@ -259,6 +268,10 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 	c.compactAt = min(defaultCompactAt, lim.MaxJournal/2)
 	sp.SetClocks(c.clk.state)
 	rec.SetClocks(c.clk.bound)
+	c.alarms = alarm.New(cfg, name)
+	if c.alarms != nil {
+		sink.written = c.thresholds
+	}
 	return c, nil
 }
 

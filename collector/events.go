@@ -48,3 +48,16 @@ func (c *Collector) reportReconcile(now time.Time, final bool) {
 		c.event(now, e.kind, detail)
 	}
 }
+
+// thresholds evaluates the alarms on an interval just written (the
+// reconciler's sink, under c.mu): each crossing or recovery becomes an event
+// and a notification.
+func (c *Collector) thresholds(iv *reconcile.Interval) {
+	for _, n := range c.alarms.Interval(iv, time.Now()) {
+		c.log.Warn("collector: "+n.Kind+": "+n.Detail(), "kind", n.Kind)
+		c.event(n.Time, n.Kind, n.Detail())
+		if !c.replaying {
+			c.notifier.Notify(n)
+		}
+	}
+}

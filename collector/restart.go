@@ -21,6 +21,8 @@ type journaledSink struct {
 	j    *journal
 	skip int64
 	last int64 // start of the last interval written
+	// written, when set, is told of every interval written (thresholds).
+	written func(*reconcile.Interval)
 }
 
 func (s *journaledSink) WriteInterval(iv *reconcile.Interval) error {
@@ -31,6 +33,9 @@ func (s *journaledSink) WriteInterval(iv *reconcile.Interval) error {
 		return err
 	}
 	s.last = max(s.last, iv.Start)
+	if s.written != nil {
+		s.written(iv)
+	}
 	if s.j != nil {
 		return s.j.interval(iv.Start)
 	}

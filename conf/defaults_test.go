@@ -147,7 +147,7 @@ func TestLookups(t *testing.T) {
 		t.Errorf("ClassByName rest = %d, %v", i, ok)
 	}
 	// Operational settings: given, defaulted by <metrics/>, absent.
-	if o := c.Collectors[0].Ops; o.Metrics != "192.0.2.10:9464" || o.LogLevel != "warn" || o.MetricsLine != 7 {
+	if o := c.Collectors[0].Ops; o.Metrics != "192.0.2.10:9464" || o.LogLevel != "warn" || o.MetricsLine != 8 {
 		t.Errorf("collector main ops %+v", o)
 	}
 	if o := c.Collectors[1].Ops; o.Metrics != "" || o.LogLevel != DefaultLogLevel {

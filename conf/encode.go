@@ -58,6 +58,7 @@ func (c *Config) WriteXML(w io.Writer) error {
 		ck = append([]string{"servers", strings.Join(c.Clock.Servers, " ")}, ck...)
 	}
 	e.open(1, "clock", true, ck...)
+	e.alarms(c.Alarms)
 	for _, col := range c.Collectors {
 		kv := append([]string{"name", col.Name, "address", col.Address.String(), "spool", col.Spool}, opsKV(col.Ops)...)
 		if col.Ops.Metrics == "" {
@@ -200,7 +201,16 @@ func (e *encoder) class(cl *Class) {
 			for i, s := range hp.Slices {
 				sl[i] = s.String()
 			}
-			e.open(3, "hopPair", true, "from", hopName(ow, hp.From), "to", hopName(ow, hp.To), "slices", strings.Join(sl, " "))
+			kv := []string{"from", hopName(ow, hp.From), "to", hopName(ow, hp.To), "slices", strings.Join(sl, " ")}
+			if len(hp.Thresholds) == 0 {
+				e.open(3, "hopPair", true, kv...)
+				continue
+			}
+			e.open(3, "hopPair", false, kv...)
+			for _, t := range hp.Thresholds {
+				e.threshold(4, t)
+			}
+			e.close(3, "hopPair")
 		}
 		e.close(2, "oneWay")
 	}

@@ -26,6 +26,7 @@ type Config struct {
 	Limits     Limits  // collector resource bounds against hostile or runaway input
 	Capture    Capture // live capture parameters of every probe
 	Clock      Clock   // clock measurement of every probe
+	Alarms     Alarms  // where collectors send threshold notifications
 	Probes     []Probe
 	Collectors []Collector
 	Classes    []Class
@@ -231,6 +232,8 @@ type HopPair struct {
 	From, To int             // indexes into OneWay.Hops; From < To
 	Slices   []time.Duration // ascending slice edges; bin i is [Slices[i-1], Slices[i]); first bin below Slices[0], last at or above the last edge; default DefaultSlices
 	Line     int             // line of the <hopPair> element (0 for the default pair), for messages
+	// Thresholds are the alarms on this pair's figures (collectors).
+	Thresholds []Threshold
 }
 
 // Filter is a flow-class filter in trafMon's three-level normal form:

@@ -60,7 +60,9 @@ func Load(path string) (*Config, error) {
 //	    <granular fields/>                   field names, blank-separated
 //	    <mask fields/>
 //	    <oneWay hops maxTransit timeout dupWindow resolution perPacket size sample sampleRange>
-//	      <hopPair from to slices/>          default: first to last hop, 1ms to 1s
+//	      <hopPair from to slices>           default: first to last hop, 1ms to 1s
+//	        <threshold metric above clear learn factor clearFactor after clearAfter/>
+//	<alarms webhook trap community/>         at most once
 //
 // Durations use Go syntax (500ms, 1m30s); a bare number other than 0 is an
 // error, never silently seconds. Booleans are true/false or 1/0. A match
@@ -325,7 +327,7 @@ func (p *parser) config(root *node) *Config {
 		c.ValidFrom = t.UTC()
 	}
 	a.duration("interval", &c.Interval)
-	var seenTransport, seenLimits, seenCapture, seenClock bool
+	var seenTransport, seenLimits, seenCapture, seenClock, seenAlarms bool
 	for _, k := range root.kids {
 		switch k.name {
 		case "transport":
@@ -344,6 +346,10 @@ func (p *parser) config(root *node) *Config {
 			if p.once(&seenClock, k) {
 				p.clock(k, &c.Clock)
 			}
+		case "alarms":
+			if p.once(&seenAlarms, k) {
+				p.alarms(k, &c.Alarms)
+			}
 		case "collector":
 			c.Collectors = append(c.Collectors, p.collector(k))
 		case "probe":
@@ -353,7 +359,7 @@ func (p *parser) config(root *node) *Config {
 			cl.Index = len(c.Classes)
 			c.Classes = append(c.Classes, cl)
 		default:
-			p.unknownKid(root, k, "transport", "limits", "capture", "clock", "collector", "probe", "flowClass")
+			p.unknownKid(root, k, "transport", "limits", "capture", "clock", "alarms", "collector", "probe", "flowClass")
 		}
 	}
 	return c
@@ -679,8 +685,7 @@ func (p *parser) oneWay(n *node) *OneWay {
 
 func (p *parser) hopPair(n *node, hops []Hop) HopPair {
 	a := p.attrs(n, "from", "to", "slices")
-	p.noKids(n)
-	hp := HopPair{Line: n.line, Slices: DefaultSlices()}
+	hp := HopPair{Line: n.line, Slices: DefaultSlices(), Thresholds: p.thresholds(n)}
 	index := func(attr string, dst *int) {
 		v, ok := a.required(attr)
 		if !ok {

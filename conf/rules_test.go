@@ -48,7 +48,7 @@ func TestRules(t *testing.T) {
 		{"doctype", doc(`<!DOCTYPE tmon>`, `<tmon/>`), `t.xml:1: <!DOCTYPE> and other directives are not supported`},
 		{"text outside", doc(`<tmon/>`, ``, `junk`), `t.xml:3: text outside the root element`},
 		{"text inside", body(``, `  hello`), `t.xml:6: <tmon>: unexpected text inside the element`},
-		{"unknown element", body(`<probes/>`), `t.xml:5: <probes>: unknown element in <tmon> (known: transport, limits, capture, clock, collector, probe, flowClass)`},
+		{"unknown element", body(`<probes/>`), `t.xml:5: <probes>: unknown element in <tmon> (known: transport, limits, capture, clock, alarms, collector, probe, flowClass)`},
 		{"unknown root attribute", doc(`<tmon colour="red">`, `</tmon>`), `t.xml:1: <tmon>: unknown attribute "colour" (known: version, validFrom, interval)`},
 		{"duplicate attribute", body(`<collector name="c2" name="c3" address="127.0.0.1:1"/>`), `t.xml:5: <collector name="c2">: attribute "name" given twice`},
 		{"missing attribute", body(`<collector name="c2"/>`), `t.xml:5: <collector name="c2">: missing attribute "address"`},
@@ -113,6 +113,15 @@ func TestRules(t *testing.T) {
 		{"collector metrics twice", body(`<collector name="c2" address="127.0.0.1:1">`, `<metrics/>`, `<metrics/>`, `</collector>`), `t.xml:7: <metrics>: given twice (allowed once)`},
 		{"probe metrics attribute", body(`<probe name="p3" id="3">`, `<interface name="x"/>`, `<metrics port="1"/>`, `</probe>`), `t.xml:7: <metrics>: unknown attribute "port" (known: listen)`},
 		{"probe log level", body(`<probe name="p3" id="3" logLevel="INFO"><interface name="x"/></probe>`), `t.xml:5: <probe name="p3">: logLevel="INFO": want one of debug, info, warn, error`},
+		{"alarms webhook", body(`<alarms webhook="ftp://x/y"/>`), `t.xml:5: <alarms>: webhook="ftp://x/y": want an http:// or https:// URL`},
+		{"alarms trap", body(`<alarms trap="192.0.2.1"/>`), `t.xml:5: <alarms>: trap="192.0.2.1": want host:port`},
+		{"threshold metric", hopPairWith(`<threshold metric="delay.p95" above="1ms"/>`), `t.xml:8: <threshold>: metric="delay.p95": want one of delay.p50`},
+		{"threshold clear above", hopPairWith(`<threshold metric="delay.p99" above="10ms" clear="20ms"/>`), `t.xml:8: <threshold metric="delay.p99">: clear (20ms) above the limit (10ms)`},
+		{"threshold static or learned", hopPairWith(`<threshold metric="loss" above="1%" learn="10"/>`), `t.xml:8: <threshold>: learn and above/clear are exclusive`},
+		{"threshold neither", hopPairWith(`<threshold metric="loss"/>`), `t.xml:8: <threshold>: give above (static) or learn`},
+		{"threshold loss ratio", hopPairWith(`<threshold metric="loss" above="150%"/>`), `t.xml:8: <threshold metric="loss">: above=1.5: a loss ratio is at most 1`},
+		{"threshold after", hopPairWith(`<threshold metric="loss" above="1%" after="0"/>`), `t.xml:8: <threshold metric="loss">: after=0 clearAfter=1: want 1-1000 intervals`},
+		{"threshold factor", hopPairWith(`<threshold metric="delay.p50" learn="5" factor="0.5"/>`), `t.xml:8: <threshold metric="delay.p50">: factor=0.5 clearFactor=0.75: want 1 ≤ clearFactor ≤ factor`},
 		{"collector child", body(`<collector name="c2" address="127.0.0.1:1"><probe/></collector>`), `t.xml:5: <probe>: unknown element in <collector> (known: metrics)`},
 
 		// Probes and interfaces.
@@ -281,4 +290,9 @@ func TestAccepted(t *testing.T) {
 			roundTrip(t, c)
 		})
 	}
+}
+
+// hopPairWith puts content in a hop pair: line 8 is its first child.
+func hopPairWith(content string) string {
+	return body(cls(`<oneWay hops="A B">`, `<hopPair from="A" to="B">`, content, `</hopPair>`, `</oneWay>`)...)
 }

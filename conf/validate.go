@@ -65,6 +65,7 @@ func (v *validator) config() {
 	if len(c.Probes) == 0 {
 		v.addf(c.Line, root, "no <probe>: give at least one")
 	}
+	v.alarms()
 	v.collectors()
 	v.probes()
 	v.classes()
@@ -546,6 +547,9 @@ func (v *validator) oneWay(cl *Class) {
 		line := hp.Line
 		if line == 0 {
 			line = ow.Line
+		}
+		for i := range hp.Thresholds {
+			v.threshold(&hp.Thresholds[i])
 		}
 		switch {
 		case hp.From < 0 || hp.To >= len(ow.Hops):

@@ -245,6 +245,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			coll.Close()
 			return res, err
 		}
+		// Every PDU up to the bye has been delivered: the session ends,
+		// as the receiver's watermark says for a daemon.
+		coll.HandleWatermark(p.id, session, transport.Watermark{Seq: p.seq, ProbeTime: last})
 		res.Sightings += p.sightings
 		res.PDUs += p.pdus
 	}

@@ -25,6 +25,7 @@ func TestDefaultConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	truth = gen.Datagrams(truth) // the sieve reassembles fragments
 	cfg, err := Default()
 	if err != nil {
 		t.Fatal(err)

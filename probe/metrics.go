@@ -46,7 +46,7 @@ func metrics(name, version string, socks []*capture.LiveSource, svs []*sieve.Sie
 			for _, o := range []struct {
 				outcome string
 				v       uint64
-			}{{"wanted", st.Wanted}, {"unwanted", st.Unwanted}, {"not_ip", st.NotIP}, {"unsupported_link", st.UnsupportedLink}, {"truncated", st.Truncated}, {"malformed", st.Malformed}} {
+			}{{"wanted", st.Wanted}, {"unwanted", st.Unwanted}, {"not_ip", st.NotIP}, {"unsupported_link", st.UnsupportedLink}, {"truncated", st.Truncated}, {"malformed", st.Malformed}, {"held", st.Held}} {
 				e.Counter("tmon_probe_sieve_packets_total", "Packets the sieve examined, by outcome (their sum is every packet read).", float64(o.v), append(l, "outcome", o.outcome)...)
 			}
 			e.Counter("tmon_probe_sieve_fragments_total", "IP fragments the sieve dissected.", float64(st.Fragments), l...)

@@ -27,6 +27,15 @@ func config(t *testing.T, dir string) string {
 		t.Fatalf("examples/demo.xml has no %s", one)
 	}
 	path := filepath.Join(dir, "tmon.xml")
+	for _, key := range []string{"probe-a.key", "probe-b.key"} { // keyFile paths are relative to the file
+		b, err := os.ReadFile(filepath.Join("../../examples", key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, key), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile(path, bytes.Replace(xml, []byte(one), []byte(two), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -19,6 +20,9 @@ const DefaultDB = loader.DefaultDB
 
 // DB is a read-only handle on the loader's database.
 type DB struct {
+	mu      sync.Mutex
+	only    string // the single collector of the database, "" when several
+	onlyAt  time.Time
 	db      *sql.DB
 	Dialect string // "sqlite" or "mysql"
 	Spec    string // what Open was given, password hidden

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tmon-project/tmon/hist"
 	"github.com/tmon-project/tmon/reconcile"
@@ -45,6 +46,8 @@ const (
 	IPDVHist
 	LossPeriodHist
 	nHist
+
+	allHists = 1<<nHist - 1
 )
 
 func newFigures() *Figures { return &Figures{ClockErrNs: -1} }
@@ -145,6 +148,35 @@ func (f *Figures) Health() string {
 	return "ok"
 }
 
+// source is Selection.source, reading a single collector's rows directly
+// when the database holds one collector only: the pick would choose every
+// row anyway, and its window function costs a sort of the period's rows.
+func (d *DB) source(ctx context.Context, s Selection, table string, l Level, from, to int64) (string, []any) {
+	if s.Collector == "" {
+		s.Collector = d.onlyCollector(ctx)
+	}
+	return s.source(table, l, from, to)
+}
+
+// onlyCollector returns the collector when the flows of the database are
+// all one collector's, else "" (cached a few seconds: a loader may add one).
+func (d *DB) onlyCollector(ctx context.Context) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if time.Since(d.onlyAt) < 10*time.Second {
+		return d.only
+	}
+	var lo, hi sql.NullString
+	if err := d.db.QueryRowContext(ctx, "SELECT MIN(collector), MAX(collector) FROM flows").Scan(&lo, &hi); err != nil {
+		return "" // the pick view then: slower, never wrong
+	}
+	d.only, d.onlyAt = "", time.Now()
+	if lo.Valid && lo.String == hi.String {
+		d.only = lo.String
+	}
+	return d.only
+}
+
 // source is the FROM and WHERE of a query on an aggregated table (alias t)
 // over [from, to) at level l: the pick view's rows (each figure once) or, with
 // a collector selected, that collector's rows. p names the flow's class,
@@ -190,7 +222,9 @@ var (
 
 // collect merges the owd_stats and owd_metrics rows of the spans into one
 // Figures per group key (the key columns joined by "\x00").
-func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy) (map[string]*Figures, error) {
+// hists names the histograms to read (1<<DelayHist | …): each is a long
+// text, and a chart of a year reads tens of thousands of rows.
+func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy, hists int) (map[string]*Figures, error) {
 	out := map[string]*Figures{}
 	get := func(k string) *Figures {
 		f := out[k]
@@ -208,9 +242,9 @@ func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy) 
 		return strings.Join(parts, "\x00")
 	}
 	for _, sp := range spans {
-		from, args := s.source("owd_stats", sp.level, sp.from, sp.to)
-		q := "SELECT " + g.cols + `, p.collector, t.samples, t.count, COALESCE(t.sum_ns, 0), t.min_ns, t.max_ns, t.lost_sum, t.missed_sum, COALESCE(t.dropped_sum, 0),
-			t.duplicate_sum, t.reordered_sum, COALESCE(t.clock_not_ok, 0), COALESCE(t.clock_err_unknown, 0), t.clock_err_ns` + from
+		from, args := d.source(ctx, s, "owd_stats", sp.level, sp.from, sp.to)
+		q := "SELECT " + g.cols + `, p.collector, t.samples, t.count, COALESCE(t.sum_ns, 0), t.min_ns, t.max_ns, COALESCE(t.lost_sum, 0), COALESCE(t.missed_sum, 0), COALESCE(t.dropped_sum, 0),
+			COALESCE(t.duplicate_sum, 0), COALESCE(t.reordered_sum, 0), COALESCE(t.clock_not_ok, 0), COALESCE(t.clock_err_unknown, 0), t.clock_err_ns` + from
 		err := d.rows(ctx, q, args, func(r *sql.Rows) error {
 			key := make([]sql.NullString, g.n)
 			var coll string
@@ -256,8 +290,16 @@ func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy) 
 		if err != nil {
 			return nil, err
 		}
-		from, args = s.source("owd_metrics", sp.level, sp.from, sp.to)
-		q = "SELECT " + g.cols + `, t.sample_n_max, t.neg_delay, t.compose_viol, t.loss_periods, t.delay_hist, t.pdv_hist, t.ipdv_hist, t.loss_period_hist` + from
+		from, args = d.source(ctx, s, "owd_metrics", sp.level, sp.from, sp.to)
+		cols := ""
+		for kind, name := range []string{"delay_hist", "pdv_hist", "ipdv_hist", "loss_period_hist"} {
+			if hists&(1<<kind) != 0 {
+				cols += ", t." + name
+			} else {
+				cols += ", ''"
+			}
+		}
+		q = "SELECT " + g.cols + `, COALESCE(t.sample_n_max, 1), COALESCE(t.neg_delay, 0), COALESCE(t.compose_viol, 0), COALESCE(t.loss_periods, 0)` + cols + from
 		err = d.rows(ctx, q, args, func(r *sql.Rows) error {
 			key := make([]sql.NullString, g.n)
 			var n, neg, viol, lp int64

@@ -34,7 +34,7 @@ func (d *DB) Path(ctx context.Context, s Selection) (*Path, error) {
 		return nil, fmt.Errorf("path: select a class")
 	}
 	s.HopFrom, s.HopTo = "", ""
-	groups, err := d.collect(ctx, s, cover(s.From, s.To), groupBy{"t.hop_from, t.hop_to", 2})
+	groups, err := d.collect(ctx, s, cover(s.From, s.To), groupBy{"t.hop_from, t.hop_to", 2}, 1<<DelayHist)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ func (d *DB) Overview(ctx context.Context, s Selection) ([]PairRow, error) {
 	if s.Class != "" {
 		g = byFlowPair
 	}
-	groups, err := d.collect(ctx, s, cover(s.From, s.To), g)
+	groups, err := d.collect(ctx, s, cover(s.From, s.To), g, 1<<DelayHist|1<<PDVHist)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (d *DB) Overview(ctx context.Context, s Selection) ([]PairRow, error) {
 // Total returns the figures of the whole selection merged (a hop pair
 // selected: that pair over the period).
 func (d *DB) Total(ctx context.Context, s Selection) (*Figures, error) {
-	groups, err := d.collect(ctx, s, cover(s.From, s.To), groupBy{"'all'", 1})
+	groups, err := d.collect(ctx, s, cover(s.From, s.To), groupBy{"'all'", 1}, allHists)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ type Step struct {
 // has rows, in time order (a chart's x axis).
 func (d *DB) Series(ctx context.Context, s Selection) ([]Step, error) {
 	l := s.Resolution()
-	groups, err := d.collect(ctx, s, []span{{l, s.From.UnixNano(), s.To.UnixNano()}}, byTime)
+	groups, err := d.collect(ctx, s, []span{{l, s.From.UnixNano(), s.To.UnixNano()}}, byTime, 1<<DelayHist)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ type Slice struct {
 func (d *DB) Slices(ctx context.Context, s Selection) ([]Slice, error) {
 	sum := map[[3]int64]int64{}
 	for _, sp := range cover(s.From, s.To) {
-		from, args := s.source("owd_hist", sp.level, sp.from, sp.to)
+		from, args := d.source(ctx, s, "owd_hist", sp.level, sp.from, sp.to)
 		err := d.rows(ctx, "SELECT t.slice, t.lo_ns, t.hi_ns, t.count"+from, args, func(r *sql.Rows) error {
 			var k [3]int64
 			var n int64
