@@ -625,6 +625,18 @@ func (p *peer) floor() uint32 {
 	return p.assigned + 1
 }
 
+// windowBase returns the lowest seq awaiting its ack or its first send,
+// given-up PDUs not counted; p.mu is held.
+func (p *peer) windowBase() uint32 {
+	p.reclaim()
+	for i := p.order.head; i < len(p.order.buf); i++ {
+		if e := p.order.buf[i]; !e.done && !e.ghost {
+			return e.Seq
+		}
+	}
+	return p.assigned + 1
+}
+
 // settle ends e's life at this collector; p.mu is held.
 func (p *peer) settle(e *entry) {
 	if e.hidx >= 0 {
@@ -696,11 +708,12 @@ func (p *peer) step() time.Duration {
 	// (an ack wakes the loop). In long-retry mode the collector acks
 	// nothing: the policy's slow pace rules instead, and the PDUs get
 	// their first send (and their chance to be given up) as before.
-	// The window spans seqs, not a count: the collector refuses a seq
-	// Window or more past the lowest it still waits for (its duplicate
-	// window is at least as wide), so a lost PDU holds the window until
-	// it is retried (at once, see ack: fast retransmit).
-	fresh := p.queue.len() > 0 && (p.long || p.queue.peek().Seq-p.floor() < uint32(cfg.Window))
+	// The window spans seqs, not a count, from the lowest PDU awaiting
+	// its ack (given-up ones excepted: their notice, queued behind, must
+	// get out), so that the seqs in flight stay within the collector's
+	// duplicate window; a lost PDU holds the window until it is retried
+	// (at once, see ack: fast retransmit).
+	fresh := p.queue.len() > 0 && (p.long || p.queue.peek().Seq-p.windowBase() < uint32(cfg.Window))
 	work := retry || fresh || heartbeat
 	slot := p.lastSend.Add(cfg.MinGap)
 	if p.nextFree.After(slot) {
