@@ -102,7 +102,11 @@ func newFileReader(path string, f *os.File) (r *fileReader, err error) {
 			return nil, fmt.Errorf("read section header: %w", err)
 		}
 	case FormatPcap, FormatPcapNs:
-		if r.raw, err = newRawPcap(br); err != nil {
+		size := rawPcapChunk
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = int(min(st.Size(), rawPcapChunk))
+		}
+		if r.raw, err = newRawPcap(br, size); err != nil {
 			return nil, err
 		}
 		r.link = r.raw.link

@@ -28,8 +28,11 @@ type rawPcap struct {
 // MaxSnaplen, so it always fits beside a partial one.
 const rawPcapChunk = 4 << 20
 
-// newRawPcap reads the file header from rd.
-func newRawPcap(rd io.Reader) (*rawPcap, error) {
+// newRawPcap reads the file header from rd. bufSize is the buffer to start
+// with (the file's size, say, so that a small file costs little); it grows
+// to rawPcapChunk and for a record that does not fit.
+func newRawPcap(rd io.Reader, bufSize int) (*rawPcap, error) {
+	bufSize = min(max(bufSize, 4096), rawPcapChunk)
 	var h [pcapFileHeaderLen]byte
 	if _, err := io.ReadFull(rd, h[:]); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -37,7 +40,7 @@ func newRawPcap(rd io.Reader) (*rawPcap, error) {
 		}
 		return nil, fmt.Errorf("read file header: %w", err)
 	}
-	r := &rawPcap{rd: rd, buf: make([]byte, rawPcapChunk+MaxSnaplen+pcapRecordHeaderLen)}
+	r := &rawPcap{rd: rd, buf: make([]byte, bufSize)}
 	switch binary.LittleEndian.Uint32(h[:]) {
 	case 0xA1B2C3D4:
 		r.order, r.factor = binary.LittleEndian, 1000
@@ -70,9 +73,16 @@ func (r *rawPcap) fill(n int) (bool, error) {
 		if r.eof {
 			return false, nil
 		}
-		if r.pos > 0 && len(r.buf)-r.pos < n+rawPcapChunk/2 {
+		if r.pos > 0 && len(r.buf)-r.pos < n+len(r.buf)/2 {
 			r.end = copy(r.buf, r.buf[r.pos:r.end])
 			r.pos = 0
+		}
+		if r.end == len(r.buf) || len(r.buf) < n {
+			// Full (a small first buffer, or a record larger than
+			// it): grow, up to a chunk and beyond for a record.
+			nb := make([]byte, max(min(2*len(r.buf), rawPcapChunk+MaxSnaplen+pcapRecordHeaderLen), n))
+			r.end = copy(nb, r.buf[r.pos:r.end])
+			r.pos, r.buf = 0, nb
 		}
 		k, err := r.rd.Read(r.buf[r.end:min(len(r.buf), r.end+rawPcapChunk)])
 		r.end += k

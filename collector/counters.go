@@ -1,8 +1,11 @@
 package collector
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/tmon-project/tmon/pdu"
@@ -83,4 +86,56 @@ func (c *Collector) cutData(now time.Time) {
 	if err := c.sp.CutData(w); err != nil {
 		c.log.Error("writing spool", "err", err)
 	}
+}
+
+// rtts writes the records of a round-trip PDU (analyse/rtt) to the
+// spool's rtt_stats rows, as counters does.
+func (c *Collector) rtts(s *session, body []byte) error {
+	var r pdu.RTTReader
+	var x pdu.RTT
+	var buf [pdu.MaxRTTBuckets]pdu.Bucket
+	x.Hist = buf[:0]
+	r.Reset(body)
+	for r.Next(&x) {
+		if int(x.Flow) >= len(s.flows) || !s.flows[x.Flow].defined {
+			return errUnknownFlow
+		}
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("collector: probe %s: %w", s.name, err)
+	}
+	if c.replaying && !c.replayText {
+		return nil
+	}
+	p := &c.cfg.Probes[s.probe]
+	r.Reset(body)
+	for r.Next(&x) {
+		fl := s.flows[x.Flow]
+		class, ok := c.className(fl.id)
+		if !ok {
+			return fmt.Errorf("collector: probe %s: flow %d has no class", s.name, x.Flow)
+		}
+		iface := fmt.Sprint(fl.iface)
+		if int(fl.iface) < len(p.Interfaces) {
+			iface = p.Interfaces[fl.iface].Name
+		}
+		slices.SortFunc(x.Hist, func(a, b pdu.Bucket) int { return cmp.Compare(a.Key, b.Key) })
+		var h []byte
+		for i, b := range x.Hist {
+			if i > 0 {
+				h = append(h, ',')
+			}
+			h = strconv.AppendInt(h, int64(b.Key), 10)
+			h = append(h, ':')
+			h = strconv.AppendUint(h, b.Count, 10)
+		}
+		if err := c.sp.WriteRTT(spool.RTTRow{
+			Start: x.Start, Class: class, Flow: fl.id, Probe: s.name, Iface: iface, Kind: pdu.RTTKindName(x.Kind),
+			Count: x.Count, Unanswered: x.Unanswered, Sum: x.Sum, SumSqHi: x.SumSqHi, SumSqLo: x.SumSqLo,
+			Min: x.Min, Max: x.Max, Hist: h,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -92,6 +92,10 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		if err := c.counters(s, f.Body); err != nil {
 			return err
 		}
+	case pdu.TypeRTT:
+		if err := c.rtts(s, f.Body); err != nil {
+			return err
+		}
 	case pdu.TypeBye:
 		// Ended once every PDU before the bye has arrived too (the
 		// watermark reaches its seq, HandleWatermark): a bye overtaking

@@ -30,12 +30,14 @@ import (
 )
 
 // sameCaptureConf measures every IP packet between hop A (probe pa) and hop
-// B (probe pb). Both probes read the same capture, so every delay is 0 and
+// B (probe pb). One-minute intervals: a sparse capture spread over an hour
+// writes tens of interval files, not thousands (each one fsynced), and
+// still closes intervals while its probes run. Both probes read the same capture, so every delay is 0 and
 // nothing is lost. The default transport (maxBuildTime 1 s) keeps a PDU
 // open over a second of sparse traffic, which is what broke the stamps.
 // dupWindow 0: only a copy with the very same stamp is a duplicate, so
 // the oracle's distinct (flow, signature, time) triples are the packets.
-const sameCaptureConf = `<tmon version="samecapture" interval="1s">
+const sameCaptureConf = `<tmon version="samecapture" interval="1m">
   <collector name="c1" address="127.0.0.1:%d"/>
   <probe name="pa" id="1" key="` + keyA + `"><interface name="x0" hop="A"/></probe>
   <probe name="pb" id="2" key="` + keyB + `"><interface name="y0" hop="B"/></probe>

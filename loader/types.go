@@ -195,6 +195,31 @@ var recordTypes = []*recordType{
 		},
 	},
 	{
+		// Round trips per flow instance, probe interface, kind and
+		// interval (analyse/rtt): statistics that merge, the histogram
+		// merged bucket by bucket, quantiles derived from it.
+		Type: "rtt_stats", Table: "rtt_stats", Aggregate: true, Time: "start_ns",
+		Fields: concat(
+			[]field{
+				fInt("start_ns", "interval_start", OpKey, false),
+				fFlow(),
+				fStr("probe", "probe", 64, OpKey, false),
+				fStr("iface", "iface", 64, OpKey, false),
+				fStr("kind", "kind", 16, OpKey, false),
+				fOne("samples"),
+				fInt("count", "count", OpSum, false),
+				fInt("unanswered", "unanswered", OpSum, false),
+				fInt("sum_ns", "sum_ns", OpSum, false),
+				fExact("sumsq_ns2", "sumsq_ns2"),
+				fInt("min_ns", "min_ns", OpMin, true),
+				fInt("max_ns", "max_ns", OpMax, true),
+				fHist("rtt_hist", "hist"),
+			},
+			quantileFields("rtt"),
+		),
+		Derive: func(r aggRow) { r.quantiles("rtt", r.get("min_ns"), r.get("max_ns")) },
+	},
+	{
 		Type: "events", Table: "events", Time: "time_ns",
 		Fields: []field{
 			fInt("time_ns", "time", OpKey, false),

@@ -2,6 +2,7 @@ package pdu
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -115,5 +116,49 @@ func TestSightingSpan(t *testing.T) {
 	}
 	if r.Next(&s) || r.Err() != nil {
 		t.Errorf("trailing sighting or error %v", r.Err())
+	}
+}
+
+// goldenRTT: flow 9, DNS, in the minute starting 1 699 999 980 s: two
+// responses after 1 ms and 3 ms (sum 4 000 000 ns, sum of squares 10¹³),
+// one query unanswered; hist.Key(10⁶) = 954, hist.Key(3·10⁶) = 1051.
+var goldenRTT = RTT{Flow: 9, Start: 1_699_999_980_000_000_000, Kind: RTTDNS, Count: 2, Unanswered: 1, Sum: 4_000_000,
+	SumSqLo: 10_000_000_000_000, Min: 1_000_000, Max: 3_000_000, Hist: []Bucket{{Key: 954, Count: 1}, {Key: 1051, Count: 1}}}
+
+func TestRTTRoundTrip(t *testing.T) {
+	b := NewBuilder(512)
+	big := RTT{Flow: 3, Start: 60e9, Kind: RTTTCPSyn, Count: MaxRTTBuckets, Sum: 1, Max: 1, SumSqHi: 5, SumSqLo: 7}
+	for i := range MaxRTTBuckets {
+		big.Hist = append(big.Hist, Bucket{Key: int32(i*100 - 3000), Count: 1})
+	}
+	in := []RTT{goldenRTT, {Flow: 4, Start: 0, Kind: RTTEcho, Unanswered: 9}, big}
+	for i := range in {
+		if !b.AddRTT(&in[i]) {
+			t.Fatalf("record %d does not fit", i)
+		}
+	}
+	f, err := Parse(b.Finish(goldenHeader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(&f); err != nil {
+		t.Fatal(err)
+	}
+	var r RTTReader
+	var x RTT
+	r.Reset(f.Body)
+	for i := range in {
+		if !r.Next(&x) || len(x.Hist) != len(in[i].Hist) || len(x.Hist) > 0 && !reflect.DeepEqual(x.Hist, in[i].Hist) {
+			t.Fatalf("record %d: %+v, want %+v (err %v)", i, x, in[i], r.Err())
+		}
+		x2, w := x, in[i]
+		x2.Hist, w.Hist = nil, nil
+		if !reflect.DeepEqual(x2, w) {
+			t.Fatalf("record %d: %+v, want %+v", i, x2, w)
+		}
+	}
+	big.Hist = append(big.Hist, Bucket{Key: 1, Count: 1})
+	if b.AddRTT(&big) {
+		t.Error("a record of more than MaxRTTBuckets buckets was taken")
 	}
 }

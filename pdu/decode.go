@@ -55,6 +55,15 @@ func Validate(f *Frame) error {
 		for r.Next(&c) {
 		}
 		return r.Err()
+	case TypeRTT:
+		var r RTTReader
+		var x RTT
+		var buf [MaxRTTBuckets]Bucket
+		x.Hist = buf[:0]
+		r.Reset(f.Body)
+		for r.Next(&x) {
+		}
+		return r.Err()
 	case TypeAck:
 		_, _, err := f.Ack()
 		if err != nil {

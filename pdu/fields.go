@@ -58,6 +58,33 @@ func (r *fieldReader) u32(name string) uint32 {
 	return uint32(v)
 }
 
+// i64 reads a zigzag varint.
+func (r *fieldReader) i64(name string) int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.body[r.off:])
+	if n <= 0 {
+		r.fail("bad " + name)
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+func (r *fieldReader) byte1(name string) byte {
+	if r.err != nil {
+		return 0
+	}
+	if r.off >= len(r.body) {
+		r.fail("truncated " + name)
+		return 0
+	}
+	v := r.body[r.off]
+	r.off++
+	return v
+}
+
 func (r *fieldReader) fixed64(name string) int64 {
 	if r.err != nil {
 		return 0
@@ -78,6 +105,8 @@ type recBuf struct {
 }
 
 func (w *recBuf) uvarint(v uint64) { w.n += binary.PutUvarint(w.b[w.n:], v) }
+func (w *recBuf) i64(v int64)      { w.n += binary.PutVarint(w.b[w.n:], v) }
+func (w *recBuf) byte1(v byte)     { w.b[w.n] = v; w.n++ }
 
 func (w *recBuf) fixed64(v int64) {
 	binary.BigEndian.PutUint64(w.b[w.n:], uint64(v))

@@ -96,6 +96,30 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("counters record %d: %+v became %+v", i, in[i], c)
 				}
 			}
+		case TypeRTT:
+			var r RTTReader
+			var x RTT
+			var in []RTT
+			r.Reset(fr.Body)
+			for r.Next(&x) {
+				c := x
+				c.Hist = append([]Bucket(nil), x.Hist...)
+				if !b.AddRTT(&c) {
+					return
+				}
+				in = append(in, c)
+			}
+			f2, err := Parse(b.Finish(fr.Header))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Reset(f2.Body)
+			for i := range in {
+				if !r.Next(&x) || x.Count != in[i].Count || x.Sum != in[i].Sum || x.Min != in[i].Min || x.Max != in[i].Max ||
+					x.SumSqLo != in[i].SumSqLo || len(x.Hist) != len(in[i].Hist) {
+					t.Fatalf("rtt record %d: %+v became %+v", i, in[i], x)
+				}
+			}
 		case TypeClock:
 			var r ClockReader
 			var c Clock

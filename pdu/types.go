@@ -19,13 +19,14 @@ const (
 	TypeBye       Type = 6 // probe → collector: clean end of session, nothing more will come
 	TypeClock     Type = 7 // probe → collector: the probe's clock against NTP (pdu/clock.go)
 	TypeCounters  Type = 8 // per flow instance and interval counters (pdu/counters.go)
+	TypeRTT       Type = 9 // round trips per flow instance, kind and interval (pdu/rtt.go)
 )
 
 // Data reports whether t is a sequenced, acknowledged data PDU (every type
 // a probe sends except heartbeats and the bye, which the transport makes).
 func (t Type) Data() bool {
 	switch t {
-	case TypeFlowDef, TypeSightings, TypeEvents, TypeClock, TypeCounters:
+	case TypeFlowDef, TypeSightings, TypeEvents, TypeClock, TypeCounters, TypeRTT:
 		return true
 	}
 	return false

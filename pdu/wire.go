@@ -66,6 +66,8 @@ func (t Type) String() string {
 		return "clock"
 	case TypeCounters:
 		return "counters"
+	case TypeRTT:
+		return "rtt"
 	}
 	return "type(" + itoa(int(t)) + ")"
 }
@@ -83,7 +85,7 @@ func itoa(v int) string {
 	}
 }
 
-func (t Type) known() bool { return t >= TypeAck && t <= TypeCounters }
+func (t Type) known() bool { return t >= TypeAck && t <= TypeRTT }
 
 // Frame is a PDU whose header, lengths and CRC have been checked. Its
 // slices point into the datagram passed to Parse and are valid as long as

@@ -117,6 +117,17 @@ var golden = []struct {
 		      09 17979cf98e123800 03 c40c 01 01 d0d68901 28 dc0b
 		      362d60e8`,
 	},
+	{
+		name: "rtt",
+		build: func(b *Builder) []byte {
+			b.AddRTT(&goldenRTT)
+			return b.Finish(goldenHeader)
+		},
+		hex: `746d 01 09 00 00 0007 01020304 00000005 00000003 17979cfe362a0000 0026
+		      09 17979cf98e123800 02 02 01 80a4e803 00 80c0caf384a302 80897a 809bee02
+		      02 f40e 01 b610 01
+		      2a08dfbf`,
+	},
 }
 
 func TestGolden(t *testing.T) {
@@ -221,7 +232,7 @@ func TestParseErrors(t *testing.T) {
 		{"bit flip in body", mod(func(b []byte) []byte { b[HeaderSize+3] ^= 0x10; return b }), ErrCRC},
 		{"bit flip in header", mod(func(b []byte) []byte { b[offSeq+3] ^= 1; return b }), ErrCRC},
 		{"bit flip in CRC", mod(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), ErrCRC},
-		{"unknown type", resealed(func(b []byte) { b[3] = 9 }), ErrType},
+		{"unknown type", resealed(func(b []byte) { b[3] = 10 }), ErrType},
 		{"type zero", resealed(func(b []byte) { b[3] = 0 }), ErrType},
 		{"reserved flags", resealed(func(b []byte) { b[offFlags] = 0x10 }), ErrMalformed},
 		{"auth flag without trailer", resealed(func(b []byte) { b[offFlags] = 1 }), ErrMalformed},

@@ -3,6 +3,7 @@ package probe
 import (
 	"github.com/tmon-project/tmon/analyse"
 	"github.com/tmon-project/tmon/analyse/counters"
+	"github.com/tmon-project/tmon/analyse/rtt"
 	"github.com/tmon-project/tmon/conf"
 )
 
@@ -12,5 +13,6 @@ import (
 func analyses(cfg *conf.Config, out *output) []analyse.Analysis {
 	return []analyse.Analysis{
 		counters.New(cfg.Interval, 0, out),
+		rtt.New(rtt.Config{Interval: cfg.Interval}, out),
 	}
 }

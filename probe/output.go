@@ -40,6 +40,7 @@ type output struct {
 	sights   *pdu.Builder
 	events   *pdu.Builder
 	counters *pdu.Builder
+	rtt      *pdu.Builder
 	opened   time.Time // when the oldest open builder got its first record
 	done     int64     // every packet before it has been analysed
 	openMin  int64     // earliest sighting in the open sightings PDU; MaxInt64 when empty
@@ -52,7 +53,7 @@ type output struct {
 
 func newOutput(maxSize int) *output {
 	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize),
-		counters: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
+		counters: pdu.NewBuilder(maxSize), rtt: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
 }
 
 func (o *output) touch() {
@@ -98,6 +99,25 @@ func (o *output) Counters(c pdu.Counters) {
 	}
 	o.sendCounters(o.covered())
 	o.counters.AddCounters(c)
+}
+
+// RTT takes a record of the round-trip analysis (analyse/rtt).
+func (o *output) RTT(r *pdu.RTT) {
+	o.touch()
+	if o.rtt.AddRTT(r) {
+		return
+	}
+	o.sendAfterDefs(o.rtt, pdu.TypeRTT, o.covered())
+	o.rtt.AddRTT(r)
+}
+
+// sendAfterDefs sends the open PDU of b after the flow definitions its
+// records refer to.
+func (o *output) sendAfterDefs(b *pdu.Builder, t pdu.Type, clock int64) {
+	if o.defs.Len() > 0 {
+		o.send(o.defs, pdu.TypeFlowDef, clock)
+	}
+	o.send(b, t, clock)
 }
 
 // sendCounters sends the open counters PDU after the flow definitions it
@@ -190,6 +210,9 @@ func (o *output) flush(w int64) {
 	}
 	if o.counters.Len() > 0 {
 		o.sendCounters(o.covered())
+	}
+	if o.rtt.Len() > 0 {
+		o.sendAfterDefs(o.rtt, pdu.TypeRTT, o.covered())
 	}
 	o.publish()
 	o.opened = time.Time{}

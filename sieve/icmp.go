@@ -37,6 +37,7 @@ func icmp(data []byte, off, limit int, rec *Record, l *layout) Reason {
 	}
 	if !isErr {
 		l.absent |= portFields | flagsField
+		echoTxn(data, off, limit, rec)
 		return Wanted
 	}
 	return icmpInner(data, off+8, limit, rec, l)

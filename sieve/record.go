@@ -41,8 +41,10 @@ type Record struct {
 	ICMPCode  uint8
 	TCPFlags  uint8
 	Flags     Flags
-	Frags     uint8  // reassembled datagram: its fragments (saturating at 255); else 0
+	Frags     uint8 // reassembled datagram: its fragments (saturating at 255); else 0
+	TxnKind   TxnKind
 	Span      uint32 // reassembled datagram: ns from its first to its last fragment
+	Txn       uint64 // transaction key of a request or response (service.go), by TxnKind
 }
 
 // Flags describe how the packet was dissected.

@@ -17,6 +17,7 @@ func tcp(data []byte, off, limit int, rec *Record, l *layout) Reason {
 	rec.SrcPort = be16(h)
 	rec.DstPort = be16(h[2:])
 	rec.TCPFlags = h[13]
+	rec.setTxn(TxnTCP, uint64(be32(h[4:]))<<32|uint64(be32(h[8:])))
 	l.l4, l.l4Len, l.l4Proto = off, 20, protoTCP
 	l.absent |= icmpFields
 	return Wanted

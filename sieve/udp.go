@@ -14,5 +14,6 @@ func udp(data []byte, off, limit int, rec *Record, l *layout) Reason {
 	rec.DstPort = be16(data[off+2:])
 	l.l4, l.l4Len, l.l4Proto = off, 8, protoUDP
 	l.absent |= flagsField | icmpFields
+	udpService(data, off+8, limit, rec)
 	return Wanted
 }

@@ -7,5 +7,5 @@ package spool
 func (w *Writer) Buffered() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.flows.n + w.events.n + w.counters.n
+	return w.flows.n + w.events.n + w.counters.n + w.rtt.n
 }

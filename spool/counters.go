@@ -72,7 +72,7 @@ func (w *Writer) bufferData(ir *intervalRows, start int64, row []byte) error {
 func (w *Writer) CutData(wm int64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.cutData(&w.counters, wm)
+	return errors.Join(w.cutData(&w.counters, wm), w.cutData(&w.rtt, wm))
 }
 
 func (w *Writer) cutData(ir *intervalRows, wm int64) error {

@@ -67,6 +67,7 @@ type Writer struct {
 	flows    buffer
 	events   buffer
 	counters intervalRows
+	rtt      intervalRows
 	closed   bool
 }
 
@@ -103,6 +104,7 @@ func New(dir string, cfg *conf.Config) (*Writer, error) {
 		flows:    buffer{typ: TypeFlows, cols: ColsFlows},
 		events:   buffer{typ: TypeEvents, cols: ColsEvents},
 		counters: intervalRows{typ: TypeCounters, cols: ColsCounters},
+		rtt:      intervalRows{typ: TypeRTT, cols: ColsRTT},
 	}, nil
 }
 
@@ -246,7 +248,7 @@ func (w *Writer) Close() error {
 			errs = append(errs, w.cut(buf))
 		}
 	}
-	errs = append(errs, w.cutData(&w.counters, math.MaxInt64))
+	errs = append(errs, w.cutData(&w.counters, math.MaxInt64), w.cutData(&w.rtt, math.MaxInt64))
 	return errors.Join(errs...)
 }
 

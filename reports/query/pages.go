@@ -90,8 +90,18 @@ type Step struct {
 // Series returns the figures of every resolution step of the period that
 // has rows, in time order (a chart's x axis).
 func (d *DB) Series(ctx context.Context, s Selection) ([]Step, error) {
+	return d.series(ctx, s, 1<<DelayHist)
+}
+
+// SeriesStats is Series from owd_stats only: counters, extremes and clock
+// columns, no histograms (no quantiles).
+func (d *DB) SeriesStats(ctx context.Context, s Selection) ([]Step, error) {
+	return d.series(ctx, s, statsOnly)
+}
+
+func (d *DB) series(ctx context.Context, s Selection, hists int) ([]Step, error) {
 	l := s.Resolution()
-	groups, err := d.collect(ctx, s, []span{{l, s.From.UnixNano(), s.To.UnixNano()}}, byTime, 1<<DelayHist)
+	groups, err := d.collect(ctx, s, []span{{l, s.From.UnixNano(), s.To.UnixNano()}}, byTime, hists)
 	if err != nil {
 		return nil, err
 	}

@@ -221,7 +221,7 @@ func (s *Server) probes(ctx context.Context, p *page) error {
 	if err != nil {
 		return err
 	}
-	steps, err := s.db.Series(ctx, p.Sel)
+	steps, err := s.db.SeriesStats(ctx, p.Sel)
 	if err != nil {
 		return err
 	}
