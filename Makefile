@@ -55,6 +55,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./conf
 	$(GO) test -run '^$$' -fuzz FuzzDissect -fuzztime $(FUZZTIME) ./sieve
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./pdu
+	$(GO) test -run '^$$' -fuzz FuzzService -fuzztime $(FUZZTIME) ./sieve
+	$(GO) test -run '^$$' -fuzz FuzzReassemble -fuzztime $(FUZZTIME) ./reassembly
 
 # Generated traffic → two probes → collector over UDP on loopback → summary.
 demo: build

@@ -131,7 +131,9 @@ func TestPacing(t *testing.T) {
 	}
 	// Until the source has looked for a next packet, its clock must not
 	// run past the last one: it does not know there is none.
-	c := src.Clock()
+	if c := src.Clock(); c != pkts[len(pkts)-1].ts {
+		t.Errorf("clock %d just after the last packet, want its %d", c, pkts[len(pkts)-1].ts)
+	}
 	time.Sleep(5 * time.Millisecond)
 	if c2 := src.Clock(); c2 != pkts[len(pkts)-1].ts {
 		t.Errorf("clock %d before looking for a next packet, want the last packet's %d", c2, pkts[len(pkts)-1].ts)
@@ -140,7 +142,7 @@ func TestPacing(t *testing.T) {
 		t.Errorf("after the last packet: %v", err)
 	}
 	// In paced mode the data clock keeps running after the last packet.
-	c = src.Clock()
+	c := src.Clock()
 	time.Sleep(5 * time.Millisecond)
 	if src.Clock() < c+40e6 {
 		t.Errorf("paced clock did not advance: %d then %d", c, src.Clock())

@@ -21,6 +21,7 @@ import (
 	"github.com/tmon-project/tmon/health"
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/reconcile"
+	"github.com/tmon-project/tmon/rollout"
 	"github.com/tmon-project/tmon/spool"
 	"github.com/tmon-project/tmon/transport"
 )
@@ -43,7 +44,10 @@ type Options struct {
 	// NoJournal turns the restart journal off (docs/transport.md): a
 	// restart then loses the open intervals.
 	NoJournal bool
-	Logger    *slog.Logger
+	// WatchConfig follows new versions of the configuration file
+	// (package rollout): validated, reported, held.
+	WatchConfig bool
+	Logger      *slog.Logger
 	// Ready, when set, is closed once the socket listens.
 	Ready chan<- struct{}
 }
@@ -72,11 +76,26 @@ type Collector struct {
 	compactions int
 
 	// replaying: the journal is being replayed at start; collector events
-	// are not written again, nor (replayText false) the flow and event
-	// rows that reached the spool before the restart.
-	replaying, replayText bool
-	unreachable           map[int]bool // probe index → reported unreachable
-	clk                   clocks       // probes' latest clock records (own lock)
+	// are not written again, nor (replayFlows, replayEvents,
+	// replayCounters false) the flow, event and counters rows that reached
+	// the spool before the restart.
+	replaying, replayFlows, replayEvents, replayCounters bool
+	// replayAt is the journal record being replayed; dataDone the last
+	// record committing a set of a data type (flow_counters, rtt_stats),
+	// per type and interval start: a row of an earlier record is in the
+	// spool.
+	replayAt int
+	dataDone map[dataKey]int
+	// Durability (durable.go): acks held until the journal is synced past
+	// them; syncMu keeps a compaction from closing the file being synced.
+	ackMu       sync.Mutex
+	held        []heldAck
+	kick        chan struct{}
+	syncMu      sync.Mutex
+	jerr        error        // the journal's write error, nil when it works
+	serr        error        // the spool's write error, nil when it works
+	unreachable map[int]bool // probe index → reported unreachable
+	clk         clocks       // probes' latest clock records (own lock)
 
 	limits           conf.Limits // resolved
 	trust            trustState
@@ -89,12 +108,13 @@ type Collector struct {
 	global   map[flow.Key]uint32
 	classOf  []uint16 // collector flow id → class index
 	nextFlow uint32
-	rw       recWatch        // reconcile events (events.go)
-	alarms   *alarm.Watcher  // thresholds; nil when none
-	notifier *alarm.Notifier // webhook and SNMP trap; nil when none
-	maxTime  int64           // largest probe time seen
-	wmBuf    []int64         // advance's per-probe watermarks
-	maxTO    int64           // largest one-way timeout + interval: how far "everything" reaches
+	rw       recWatch         // reconcile events (events.go)
+	alarms   *alarm.Watcher   // thresholds; nil when none
+	notifier *alarm.Notifier  // webhook and SNMP trap; nil when none
+	cw       *rollout.Watcher // the configuration file's new versions; nil when not watched
+	maxTime  int64            // largest probe time seen
+	wmBuf    []int64          // advance's per-probe watermarks
+	maxTO    int64            // largest one-way timeout + interval: how far "everything" reaches
 	started  time.Time
 }
 
@@ -170,6 +190,13 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("collector %s: %w", me.Name, err)
 	}
 	c.rcv = rcv
+	if o.WatchConfig && cfg.File != "" {
+		c.cw = rollout.New(cfg, func(n *conf.Config) bool { _, ok := n.CollectorByName(me.Name); return ok }, func(kind, detail string) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.event(time.Now(), kind, detail)
+		}, log)
+	}
 	c.notifier = alarm.NewNotifier(cfg.Alarms, log)
 	defer func() {
 		nctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -205,7 +232,19 @@ func Run(ctx context.Context, o Options) error {
 		close(o.Ready)
 	}
 
+	syncDone, stopSync := make(chan struct{}), make(chan struct{})
+	if c.j != nil {
+		go func() {
+			defer close(syncDone)
+			c.syncer(stopSync)
+		}()
+	} else {
+		close(syncDone)
+	}
 	tctx, stopTick := context.WithCancel(ctx)
+	if c.cw != nil {
+		go c.cw.Run(tctx, time.Second)
+	}
 	tickDone := make(chan struct{})
 	go func() {
 		defer close(tickDone)
@@ -225,6 +264,8 @@ func Run(ctx context.Context, o Options) error {
 	stopTick()
 	<-tickDone
 	c.trustTick(time.Now()) // before Close may empty the journal
+	close(stopSync)
+	<-syncDone
 	st := rcv.Stats()
 	log.Info("receiver stopped", "delivered", st.Delivered, "duplicates", st.Duplicates,
 		"heartbeats", st.Heartbeats, "refused", st.HandlerErrors, "skipped", st.Skipped, "invalid", fmt.Sprint(st.Invalid))
@@ -256,7 +297,9 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		latest:      make(map[int]*session),
 		global:      make(map[flow.Key]uint32),
 		started:     time.Now(),
+		kick:        make(chan struct{}, 1),
 	}
+	sp.SetCommitter(sink)
 	for i := range cfg.Classes {
 		if ow := cfg.Classes[i].OneWay; ow != nil {
 			c.maxTO = max(c.maxTO, int64(ow.Timeout))

@@ -270,9 +270,11 @@ func (c *Collector) compact() error {
 		d.Close()
 	}
 	before := c.j.size
+	c.syncMu.Lock() // the syncer may be syncing the old file
 	c.j.f.Close()
-	nj.path, nj.kept, nj.dirty = c.j.path, nj.size, false
+	nj.path, nj.kept = c.j.path, nj.size
 	*c.j = *nj
+	c.syncMu.Unlock()
 	c.compactions++
 	c.log.Info("collector: journal compacted", "bytes_before", before, "bytes_after", nj.size,
 		"pdus_kept", kept, "horizon", hz)

@@ -16,7 +16,7 @@ import (
 // spool's flow_counters rows. Like sightings, a PDU naming a flow not yet
 // defined is refused whole (the probe sends it again). On a journal
 // replay, rows already in the spool before the restart are not written
-// again (as events: replayText).
+// again (replayCounters: up to the last point where no row was buffered).
 func (c *Collector) counters(s *session, body []byte) error {
 	var r pdu.CountersReader
 	var x pdu.Counters
@@ -29,12 +29,15 @@ func (c *Collector) counters(s *session, body []byte) error {
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("collector: probe %s: %w", s.name, err)
 	}
-	if c.replaying && !c.replayText {
+	if c.replaying && !c.replayCounters {
 		return nil
 	}
 	p := &c.cfg.Probes[s.probe]
 	r.Reset(body)
 	for r.Next(&x) {
+		if c.inSpool(spool.TypeCounters, x.Start) {
+			continue // its interval's file was committed after this PDU
+		}
 		fl := s.flows[x.Flow]
 		class, ok := c.className(fl.id)
 		if !ok {
@@ -69,23 +72,21 @@ func (c *Collector) className(id uint32) (string, bool) {
 // the patience are not waited for; a probe not heard from yet is, for the
 // silence limit. Rows arriving later go to a further file of their
 // interval (docs/spool.md), so nothing is lost either way.
-func (c *Collector) cutData(now time.Time) {
+func (c *Collector) cutData(now time.Time) error {
 	w := int64(math.MaxInt64)
 	for pi := range c.cfg.Probes {
 		s := c.latest[pi]
 		switch {
 		case s == nil:
 			if now.Sub(c.started) < c.silent {
-				return
+				return nil
 			}
 		case s.closed, now.Sub(s.lastHeard) > c.patient:
 		default:
 			w = min(w, s.wm)
 		}
 	}
-	if err := c.sp.CutData(w); err != nil {
-		c.log.Error("writing spool", "err", err)
-	}
+	return c.sp.CutData(w)
 }
 
 // rtts writes the records of a round-trip PDU (analyse/rtt) to the
@@ -104,12 +105,15 @@ func (c *Collector) rtts(s *session, body []byte) error {
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("collector: probe %s: %w", s.name, err)
 	}
-	if c.replaying && !c.replayText {
+	if c.replaying && !c.replayCounters {
 		return nil
 	}
 	p := &c.cfg.Probes[s.probe]
 	r.Reset(body)
 	for r.Next(&x) {
+		if c.inSpool(spool.TypeRTT, x.Start) {
+			continue // its interval's file was committed after this PDU
+		}
 		fl := s.flows[x.Flow]
 		class, ok := c.className(fl.id)
 		if !ok {
@@ -138,4 +142,22 @@ func (c *Collector) rtts(s *session, body []byte) error {
 		}
 	}
 	return nil
+}
+
+// inSpool reports, during the replay, whether the row of a data type
+// (flow_counters, rtt_stats) for the interval of t that the PDU being
+// replayed holds is in the spool already: a set of that type and interval
+// was committed after the PDU's record.
+func (c *Collector) inSpool(typ string, t int64) bool {
+	if !c.replaying {
+		return false
+	}
+	iv := int64(c.cfg.Interval)
+	return c.replayAt < c.dataDone[dataKey{typ, floorDiv(t, iv) * iv}]
+}
+
+// dataKey names the sets of one data type and interval.
+type dataKey struct {
+	typ   string
+	start int64
 }

@@ -19,6 +19,14 @@ import (
 func (c *Collector) handle(f *pdu.Frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.j != nil && !c.replaying {
+		// A PDU is taken only when it can be made durable.
+		err := c.j.flushPending()
+		c.journalHealth(err)
+		if err != nil {
+			return errNotDurable
+		}
+	}
 	if err := c.handleLocked(f); err != nil {
 		return err
 	}
@@ -77,7 +85,7 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 			if e.Kind == transport.EventGivenUp {
 				c.givenUp(s, e.Detail)
 			}
-			if c.replaying && !c.replayText {
+			if c.replaying && !c.replayEvents {
 				continue // in the spool before the restart
 			}
 			if err := c.sp.WriteEvent(time.Unix(0, e.TS), "probe:"+s.name, e.Kind, e.Detail); err != nil {
@@ -128,7 +136,7 @@ func (c *Collector) HandleWatermark(probe uint16, session uint32, w transport.Wa
 		c.maxTime = w.ProbeTime
 	}
 	c.advance(time.Now())
-	c.cutData(time.Now())
+	c.spoolHealth(c.cutData(time.Now()))
 }
 
 func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
@@ -184,9 +192,7 @@ func (c *Collector) advance(now time.Time) {
 	}
 	c.wmBuf = wm
 	// Each class waits for the probes of its own hops.
-	if err := c.rec.AdvanceProbes(wm); err != nil {
-		c.log.Error("writing spool", "err", err)
-	}
+	c.spoolHealth(c.rec.AdvanceProbes(wm))
 }
 
 func (c *Collector) hasHop(pi int) bool {
@@ -205,11 +211,9 @@ func (c *Collector) tick(now time.Time) {
 	defer c.mu.Unlock()
 	c.liveness(now)
 	c.advance(now)
-	c.cutData(now)
+	err := c.cutData(now)
 	c.reportReconcile(now, false)
-	if err := c.sp.Cut(now); err != nil {
-		c.log.Error("writing spool", "err", err)
-	}
+	c.spoolHealth(errors.Join(err, c.sp.Cut(now)))
 	c.journalTick()
 }
 
@@ -291,7 +295,7 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 				return fmt.Errorf("flow %d: %w", d.ID, err)
 			}
 		}
-		if !c.replaying || c.replayText {
+		if !c.replaying || c.replayFlows {
 			if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {
 				return err
 			}

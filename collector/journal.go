@@ -12,11 +12,12 @@ import (
 )
 
 // The journal makes a collector restart lose nothing it acked. Every PDU
-// the receiver accepts is appended to it (write(2) before the ack leaves:
-// it survives a kill of the process; the file is synced every second, so a
-// crash of the machine may lose the last second). Markers record what has
-// reached the spool: 'I' an interval written, 'S' a point where every
-// flow and event row of earlier PDUs is in a spool file.
+// the receiver accepts is appended to it, and its ack leaves only once the
+// journal is synced past it (group commit, durable.go). Records say what
+// has reached the spool: 'W' a set of spool files committed (an interval's
+// files, or a flows or events file: the commit point of docs/spool.md), 'S'
+// a point where every flow and event row of earlier PDUs is in a spool
+// file ('I', an interval written, from older collectors, is still read).
 //
 // At start, the collector replays the journal through the receiver (which
 // rebuilds each session's duplicate window, so retransmissions of PDUs
@@ -37,17 +38,25 @@ import (
 // the loader's sight (docs/spool.md: names starting with a dot are not
 // spool files).
 type journal struct {
-	f     *os.File
-	w     *bufio.Writer
-	path  string
-	size  int64
-	kept  int64 // size right after the last compaction
-	dirty bool
+	f    *os.File
+	path string
+	size int64 // bytes of whole records written
+	kept int64 // size right after the last compaction
+	buf  []byte
+	// pending is a PDU record whose write failed (disk full): it was
+	// handled, so it is written before any later record, and no ack
+	// leaves until it is.
+	pending []byte
+	// broken: a failed write could not be cut off the file; every later
+	// append fails (the collector stops taking PDUs) until a compaction
+	// rewrites the journal.
+	broken bool
 }
 
 const (
 	recPDU      = 'P' // a datagram accepted by the receiver
-	recInterval = 'I' // payload: int64 interval start, written to the spool
+	recInterval = 'I' // payload: int64 interval start, written to the spool (older collectors)
+	recCommit   = 'W' // payload: JSON spool.Set, committed
 	recSpooled  = 'S' // every flow/event row of earlier PDUs is in a spool file
 )
 
@@ -84,7 +93,7 @@ func openJournal(spoolDir string) (*journal, []journalRecord, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("collector: journal %s: %w", path, err)
 	}
-	return &journal{f: f, w: bufio.NewWriterSize(f, 64<<10), path: path, size: good}, recs, nil
+	return &journal{f: f, path: path, size: good}, recs, nil
 }
 
 // createJournal creates an empty journal file at path (truncating).
@@ -93,7 +102,7 @@ func createJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("collector: journal: %w", err)
 	}
-	return &journal{f: f, w: bufio.NewWriterSize(f, 64<<10), path: path}, nil
+	return &journal{f: f, path: path}, nil
 }
 
 // readJournal reads records until the end or the first bad one; good is
@@ -122,37 +131,70 @@ func readJournal(f *os.File) (recs []journalRecord, good int64, err error) {
 	}
 }
 
-// append writes one record into the file (not only the buffer: a killed
-// process must not lose it).
-func (j *journal) append(kind byte, payload []byte) error {
+// encode appends one record to b.
+func encode(b []byte, kind byte, payload []byte) []byte {
 	var hdr [5]byte
 	hdr[0] = kind
 	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
-	var tail [4]byte
-	binary.BigEndian.PutUint32(tail[:], crc32.Update(crc32.Checksum(hdr[:], castagnoli), castagnoli, payload))
-	j.w.Write(hdr[:])
-	j.w.Write(payload)
-	j.w.Write(tail[:])
-	if err := j.w.Flush(); err != nil {
-		return fmt.Errorf("collector: journal: %w", err)
+	b = append(append(b, hdr[:]...), payload...)
+	return binary.BigEndian.AppendUint32(b, crc32.Update(crc32.Checksum(hdr[:], castagnoli), castagnoli, payload))
+}
+
+// write writes whole records into the file (not a buffer: a killed process
+// must not lose them). On failure the file is cut back to its last whole
+// record, so a later write starts clean.
+func (j *journal) write(rec []byte) error {
+	if j.broken {
+		return errors.New("collector: journal: unusable after a failed write")
 	}
-	j.size += int64(len(payload) + 9)
-	j.dirty = true
+	n, err := j.f.Write(rec)
+	if err == nil {
+		j.size += int64(n)
+		return nil
+	}
+	if n > 0 {
+		if terr := j.f.Truncate(j.size); terr != nil {
+			j.broken = true
+		} else if _, serr := j.f.Seek(j.size, io.SeekStart); serr != nil {
+			j.broken = true
+		}
+	}
+	return fmt.Errorf("collector: journal: %w", err)
+}
+
+// flushPending writes the pending PDU record, if any.
+func (j *journal) flushPending() error {
+	if j.pending == nil {
+		return nil
+	}
+	if err := j.write(j.pending); err != nil {
+		return err
+	}
+	j.pending = nil
 	return nil
 }
 
-func (j *journal) interval(start int64) error {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(start))
-	return j.append(recInterval, b[:])
+// append writes one record, after the pending one.
+func (j *journal) append(kind byte, payload []byte) error {
+	if err := j.flushPending(); err != nil {
+		return err
+	}
+	j.buf = encode(j.buf[:0], kind, payload)
+	return j.write(j.buf)
+}
+
+// appendPDU writes a PDU record; on failure the record becomes pending:
+// the PDU is handled, and is written before any later record.
+func (j *journal) appendPDU(payload []byte) error {
+	err := j.append(recPDU, payload)
+	if err != nil && j.pending == nil {
+		j.pending = encode(nil, recPDU, payload)
+	}
+	return err
 }
 
 // sync makes the journal durable against a machine crash.
 func (j *journal) sync() error {
-	if !j.dirty {
-		return nil
-	}
-	j.dirty = false
 	return j.f.Sync()
 }
 
@@ -164,11 +206,10 @@ func (j *journal) reset() error {
 	if _, err := j.f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("collector: journal: %w", err)
 	}
-	j.w.Reset(j.f)
-	j.size, j.kept = 0, 0
+	j.size, j.kept, j.pending, j.broken = 0, 0, nil, false
 	return j.f.Sync()
 }
 
 func (j *journal) close() error {
-	return errors.Join(j.w.Flush(), j.f.Sync(), j.f.Close())
+	return errors.Join(j.f.Sync(), j.f.Close())
 }

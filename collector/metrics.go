@@ -13,6 +13,9 @@ import (
 func (c *Collector) metrics() health.Func {
 	return func(e health.Emit) {
 		e.Gauge("tmon_collector_info", "The collector's name and the version of the configuration it runs (value 1).", 1, "collector", c.self, "config_version", c.cfg.Version)
+		if v, from, ok := c.cw.HeldLabels(); ok {
+			e.Gauge("tmon_collector_config_held_info", "The version of the configuration validated and held for its validFrom (value 1); absent when none.", 1, "config_version", v, "valid_from", from)
+		}
 		if c.rcv != nil {
 			st := c.rcv.Stats()
 			e.Counter("tmon_collector_pdus_delivered_total", "New PDUs taken from the probes.", float64(st.Delivered))

@@ -5,17 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
+	"github.com/tmon-project/tmon/internal/killpoint"
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/spool"
 	"github.com/tmon-project/tmon/transport"
 )
 
-// journaledSink writes closed intervals to the spool and notes each in the
-// journal; after a restart it drops the intervals the journal says were
-// written already (start ≤ skip).
+// journaledSink writes closed intervals to the spool, whose sets it commits
+// in the journal (CommitSet); after a restart it drops the intervals the
+// journal says were committed already (start ≤ skip).
 type journaledSink struct {
 	sp   *spool.Writer
 	j    *journal
@@ -32,12 +34,8 @@ func (s *journaledSink) WriteInterval(iv *reconcile.Interval) error {
 	if err := s.sp.WriteInterval(iv); err != nil {
 		return err
 	}
-	s.last = max(s.last, iv.Start)
 	if s.written != nil {
 		s.written(iv)
-	}
-	if s.j != nil {
-		return s.j.interval(iv.Start)
 	}
 	return nil
 }
@@ -48,9 +46,13 @@ func (c *Collector) openJournal(spoolDir string) error {
 	if err != nil {
 		return err
 	}
-	lastText := -1
+	c.dataDone = map[dataKey]int{}
+	// lastFlows, lastEvents: the last record after which every flows
+	// (events) row of earlier PDUs is in a spool file.
+	lastFlows, lastEvents, lastSpooled := -1, -1, -1
 	skip := int64(math.MinInt64)
 	var snap *snapshot
+	var committed []spool.Set
 	for i, r := range recs {
 		switch r.kind {
 		case recSnapshot:
@@ -61,19 +63,52 @@ func (c *Collector) openJournal(spoolDir string) error {
 			}
 			skip = max(skip, snap.Skip)
 		case recSpooled:
-			lastText = i
+			lastFlows, lastEvents, lastSpooled = i, i, i
 		case recInterval:
 			if len(r.payload) == 8 {
 				skip = max(skip, int64(binary.BigEndian.Uint64(r.payload)))
 			}
+		case recCommit:
+			var set spool.Set
+			if err := json.Unmarshal(r.payload, &set); err != nil {
+				j.close()
+				return fmt.Errorf("collector: journal commit record: %w", err)
+			}
+			committed = append(committed, set)
+			switch {
+			case set.Interval:
+				skip = max(skip, set.Start)
+			case slices.Equal(set.Types, []string{spool.TypeFlows}):
+				lastFlows = i
+			case slices.Equal(set.Types, []string{spool.TypeEvents}):
+				lastEvents = i
+			case len(set.Types) == 1 && !set.Interval && set.Manifest:
+				// A data set (flow_counters, rtt_stats): every row of
+				// its type and interval from earlier PDUs is in the spool.
+				c.dataDone[dataKey{set.Types[0], set.Start}] = i
+			}
 		}
 	}
+	// Sets committed before the kill are completed, the files of sets not
+	// committed removed: the replay writes those again.
+	rolled, err := spool.Recover(spoolDir, committed)
+	if err != nil {
+		j.close()
+		return fmt.Errorf("collector: %w", err)
+	}
+	if rolled > 0 {
+		c.log.Info("collector: restart: completed the spool files of committed sets", "sets", rolled)
+	}
+	// Commit records of what the replay writes go after the replayed ones.
+	c.j = j
+	c.sink.j = j
 	c.sink.skip = skip
 	n, refused := 0, 0
 	c.replaying = true
 	if snap != nil {
 		if err := c.restore(snap); err != nil {
 			c.replaying = false
+			c.j, c.sink.j = nil, nil
 			j.close()
 			return fmt.Errorf("collector: journal: %w", err)
 		}
@@ -82,7 +117,8 @@ func (c *Collector) openJournal(spoolDir string) error {
 		if r.kind != recPDU {
 			continue
 		}
-		c.replayText = i > lastText
+		c.replayFlows, c.replayEvents, c.replayCounters = i > lastFlows, i > lastEvents, i > lastSpooled
+		c.replayAt = i
 		if err := c.rcv.Replay(r.payload, c); err != nil {
 			refused++
 			c.log.Warn("collector: journal: PDU refused on replay", "err", err)
@@ -90,12 +126,11 @@ func (c *Collector) openJournal(spoolDir string) error {
 		n++
 	}
 	if snap != nil {
-		c.replayText = false
+		c.replayFlows, c.replayEvents, c.replayCounters = false, false, false
 		c.settle(snap)
 	}
-	c.replaying, c.replayText = false, false
-	c.j = j
-	c.sink.j = j
+	c.replaying, c.replayFlows, c.replayEvents, c.replayCounters = false, false, false, false
+	c.dataDone = nil
 	if n > 0 || snap != nil {
 		detail := fmt.Sprintf("replayed %d PDUs from the journal (%d refused); intervals up to %s were written before",
 			n, refused, time.Unix(0, max(skip, 0)).UTC().Format(time.RFC3339))
@@ -106,33 +141,40 @@ func (c *Collector) openJournal(spoolDir string) error {
 }
 
 // journalPDU appends the accepted datagram of f to the journal. A failure
-// is logged, not returned: the PDU is handled, and refusing it now would
-// make the probe send it again and count it twice.
+// is not returned: the PDU is handled, and refusing it now would make the
+// probe send it again and count it twice. The record stays pending (written
+// before anything else) and no ack leaves until it is written (durable.go).
 func (c *Collector) journalPDU(f *pdu.Frame) {
 	if c.j == nil || c.replaying {
 		return
 	}
 	n := len(f.Signed) + len(f.Auth) + pdu.TrailerSize
 	raw := f.Signed[:n:n] // the datagram: header, body, auth trailer, CRC are contiguous
-	if err := c.j.append(recPDU, raw); err != nil {
-		c.log.Error("collector: journal", "err", err)
+	err := c.j.appendPDU(raw)
+	c.journalHealth(err)
+	if err == nil {
+		killpoint.At("journal.pdu")
 	}
 }
 
-// journalTick syncs the journal and, when the spool holds every flow and
-// event row handled so far, notes it. c.mu is held.
+// journalTick retries a pending journal record and, when the spool holds
+// every flow and event row handled so far, notes it. c.mu is held.
 func (c *Collector) journalTick() {
 	if c.j == nil {
 		return
 	}
-	if c.sp.Buffered() == 0 && c.j.size > 0 {
+	err := c.j.flushPending()
+	c.journalHealth(err)
+	if err == nil && c.sp.Buffered() == 0 && !c.sp.Unfinished() && c.j.size > 0 {
 		if err := c.j.append(recSpooled, nil); err != nil {
-			c.log.Error("collector: journal", "err", err)
+			c.journalHealth(err)
+			return
 		}
 		c.maybeCompact()
 	}
-	if err := c.j.sync(); err != nil {
-		c.log.Error("collector: journal sync", "err", err)
+	select {
+	case c.kick <- struct{}{}: // sync what is not synced yet
+	default:
 	}
 }
 

@@ -79,6 +79,9 @@ func spoolTotals(t *testing.T, dir string) (rows map[string]int, count, lost int
 	files, _ := filepath.Glob(filepath.Join(dir, "*", "*.tsv"))
 	for _, f := range files {
 		typ := filepath.Base(filepath.Dir(f))
+		if typ == spool.TypeSets || typeByName(typ) == nil {
+			continue // manifests, and types without a table: no rows loaded
+		}
 		hdr, recs, err := spool.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

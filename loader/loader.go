@@ -63,6 +63,8 @@ type Stats struct {
 	Rows     int // spool rows loaded
 	Bad      int // malformed lines (kept in bad_lines)
 	Archived int // files moved to the archive
+	Refused  int // incomplete or unreadable files (and manifests), left in the spool
+	Waiting  int // files of interval sets not committed yet, left in the spool
 	Elapsed  time.Duration
 }
 
@@ -177,9 +179,10 @@ func (l *Loader) RunOnce(ctx context.Context) (Stats, error) {
 	if err := l.expire(ctx, conn); err != nil {
 		return r.stats, fmt.Errorf("loader: %w", err)
 	}
-	if r.stats.Files > 0 || r.stats.Archived > 0 {
+	if r.stats.Files > 0 || r.stats.Archived > 0 || r.stats.Refused > 0 || r.stats.Waiting > 0 {
 		l.log.Info("load done", "files", r.stats.Files, "rows", r.stats.Rows, "bad_lines", r.stats.Bad,
-			"archived", r.stats.Archived, "elapsed", r.stats.Elapsed.Round(time.Millisecond),
+			"archived", r.stats.Archived, "refused", r.stats.Refused, "waiting", r.stats.Waiting,
+			"elapsed", r.stats.Elapsed.Round(time.Millisecond),
 			"rows_per_s", rate(r.stats.Rows, r.stats.Elapsed))
 	}
 	return r.stats, nil

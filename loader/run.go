@@ -57,6 +57,11 @@ func (r *run) loadAll(ctx context.Context) error {
 		for _, u := range unknown {
 			r.log.Warn("spool type without a table; its files stay in the spool", "spool", s.Dir, "type", u)
 		}
+		fs, waiting, err := r.completeSets(ctx, s, fs)
+		if err != nil {
+			return err
+		}
+		r.stats.Waiting += waiting
 		files = append(files, fs...)
 	}
 	for _, s := range r.cfg.Reload {
@@ -113,7 +118,8 @@ func (r *run) loadAll(ctx context.Context) error {
 		if err := r.addFile(b, f); err != nil {
 			// The file stays in the spool, unrecorded: a later run (or a
 			// loader that knows its columns) takes it.
-			r.log.Error("file not loaded", "file", f.path, "err", err)
+			r.stats.Refused++
+			r.log.Error("file not loaded; left in the spool", "file", f.path, "err", err)
 			continue
 		}
 		if len(b.files) >= r.cfg.BatchFiles || b.rows >= r.cfg.BatchRows {
@@ -168,10 +174,13 @@ func (r *run) addFile(b *batch, f *spoolFile) error {
 	if err := f.read(); err != nil {
 		return err
 	}
+	if err := f.checkComplete(); err != nil {
+		return err
+	}
 	id := r.nextFile
 	rows, bad := 0, 0
-	skip := f.rt.PerPacket && !r.cfg.PerPacket
-	if !skip && len(f.data) > 0 {
+	skip := (f.rt.PerPacket && !r.cfg.PerPacket) || f.rt == setsType
+	if !skip {
 		var err error
 		if rows, bad, err = r.parse(b, f, id); err != nil {
 			return err

@@ -48,11 +48,18 @@ type spoolFile struct {
 	// Set by read.
 	data []byte // uncompressed content
 	sum  string // sha256 of data, hex
+
+	// want: the manifest's row for this file (nil: no manifest, a spool
+	// of an older collector, or flows and events).
+	want *manifestRow
 }
 
 func typeOrder(rt *recordType) int {
 	if rt == flowsType {
 		return 0
+	}
+	if rt == setsType {
+		return len(recordTypes) + 2 // after the files it lists
 	}
 	for i, t := range recordTypes {
 		if t == rt {
@@ -62,8 +69,9 @@ func typeOrder(rt *recordType) int {
 	return len(recordTypes) + 1
 }
 
-// parseName checks a spool file name against the contract and returns its
-// type and start; ok is false for names the loader must ignore.
+// parseName checks a spool file name against the contract
+// (<type>-<start>.tsv or <type>-<start>.<n>.tsv, n ≥ 1, docs/spool.md) and
+// returns its type and start; ok is false for names the loader must ignore.
 func parseName(base string) (rt *recordType, start time.Time, ok bool) {
 	if strings.HasPrefix(base, ".") || !strings.HasSuffix(base, ".tsv") {
 		return nil, time.Time{}, false
@@ -119,6 +127,9 @@ func listSpool(s Spool) (files []*spoolFile, unknown []string, err error) {
 				continue
 			}
 			rt, start, ok := parseName(e.Name())
+			if ok && d.Name() == setsType.Type {
+				rt = setsType // a manifest, named after its set's first file
+			}
 			if !ok || rt.Type != d.Name() {
 				continue
 			}
@@ -145,6 +156,9 @@ func listArchive(s Spool) ([]*spoolFile, error) {
 		rt, start, ok := parseName(base)
 		if !ok {
 			return nil
+		}
+		if filepath.Base(filepath.Dir(path)) == setsType.Type {
+			rt = setsType // a manifest (archive/<day>/sets/…)
 		}
 		files = append(files, &spoolFile{
 			collector: s.Collector, path: path, name: rt.Type + "/" + base,

@@ -370,10 +370,18 @@ var flowsType = &recordType{
 	},
 }
 
-// typeByName finds a known spool type, flows included.
+// setsType is the interval manifests (docs/spool.md, "Commit"): no table;
+// a manifest says which files form one interval's set, is recorded in
+// loaded_files and archived after them.
+var setsType = &recordType{Type: "sets"}
+
+// typeByName finds a known spool type, flows and sets included.
 func typeByName(name string) *recordType {
 	if name == flowsType.Type {
 		return flowsType
+	}
+	if name == setsType.Type {
+		return setsType
 	}
 	for _, rt := range recordTypes {
 		if rt.Type == name {

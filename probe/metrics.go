@@ -12,6 +12,7 @@ import (
 	"github.com/tmon-project/tmon/health"
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/ring"
+	"github.com/tmon-project/tmon/rollout"
 	"github.com/tmon-project/tmon/sieve"
 	"github.com/tmon-project/tmon/transport"
 )
@@ -28,9 +29,10 @@ type gauges struct {
 // of the capture sockets, the sieves, the rings, the PDU output and the
 // transport, and the probe's gauges.
 func metrics(name, version string, socks []*capture.LiveSource, svs []*sieve.Sieve, rgs []*ring.Ring[sieve.Record], names []string,
-	out *output, snd *transport.Sender, g *gauges) health.Func {
+	out *output, snd *transport.Sender, g *gauges, cw *rollout.Watcher) health.Func {
 	return func(e health.Emit) {
 		e.Gauge("tmon_probe_info", "The probe's name and the version of the configuration it runs (value 1).", 1, "probe", name, "config_version", version)
+		heldInfo(e, "tmon_probe_config_held_info", cw)
 		for _, s := range socks {
 			st, err := s.Stats()
 			if errors.Is(err, capture.ErrClosed) || err != nil {
@@ -101,4 +103,11 @@ func serveMetrics(addr string, log *slog.Logger, f health.Func) (stop func(), er
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	return func() { s.Close() }, nil
+}
+
+// heldInfo emits the version of the configuration held for later, if any.
+func heldInfo(e health.Emit, name string, cw *rollout.Watcher) {
+	if v, from, ok := cw.HeldLabels(); ok {
+		e.Gauge(name, "The version of the configuration validated and held for its validFrom (value 1); absent when none.", 1, "config_version", v, "valid_from", from)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/reassembly"
 	"github.com/tmon-project/tmon/ring"
+	"github.com/tmon-project/tmon/rollout"
 	"github.com/tmon-project/tmon/sieve"
 	"github.com/tmon-project/tmon/transport"
 )
@@ -42,6 +43,9 @@ type Options struct {
 	// Ready, when set, is closed once the sieve goroutines run: from then
 	// on live packets are captured (the lab tests start traffic on it).
 	Ready chan<- struct{}
+	// WatchConfig follows new versions of the configuration file
+	// (package rollout): validated, reported, held.
+	WatchConfig bool
 }
 
 // Result summarises a finished run.
@@ -160,7 +164,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		names[i] = in.name
 	}
 	g := &gauges{}
-	stopMetrics, err := serveMetrics(p.Ops.Metrics, log, metrics(p.Name, cfg.Version, socks, svs, rgs, names, out, sender, g))
+	var cw *rollout.Watcher
+	if o.WatchConfig && cfg.File != "" {
+		cw = rollout.New(cfg, func(c *conf.Config) bool { _, ok := c.ProbeByName(p.Name); return ok }, nt.event, log)
+	}
+	stopMetrics, err := serveMetrics(p.Ops.Metrics, log, metrics(p.Name, cfg.Version, socks, svs, rgs, names, out, sender, g, cw))
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		sender.Close(cctx) // nothing was sent: only the goodbye
@@ -187,6 +195,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	// Not waited for: a query in flight must not delay the end.
 	go watchClock(wctx, cfg.Clock, log, nt, g)
+	if cw != nil {
+		go cw.Run(wctx, time.Second)
+	}
 	watchDone := make(chan struct{}, 2)
 	go func() {
 		defer func() { watchDone <- struct{}{} }()

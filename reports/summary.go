@@ -51,6 +51,7 @@ type Pair struct {
 // Slice is one histogram slice: [Lo, Hi) in ns; HasLo/HasHi false for the
 // open-ended first and last slices.
 type Slice struct {
+	Seen         bool // a row of the spool has it (the others are unknown)
 	Index        int
 	Lo, Hi       int64
 	HasLo, HasHi bool
@@ -68,6 +69,13 @@ type Summary struct {
 	Lost    map[int64]bool
 	Missed  int
 	Dropped int // per-packet records of kind dropped
+	// PacketRows and LostRows count the owd_packet and lost owd_incomplete
+	// rows: more rows than distinct packets means data counted twice.
+	PacketRows, LostRows int
+	// FlowKeys are the key texts of the one-way flows (flows files) by
+	// class; IntervalNs the interval length of the owd_stats rows.
+	FlowKeys   map[string][]string
+	IntervalNs int64
 	// Counted: per class and probe interface, what the counters analysis
 	// saw (every class, one-way or not).
 	Counted []*Counted
@@ -75,7 +83,18 @@ type Summary struct {
 
 // ReadSpool reads every complete owd_* file of a collector's spool.
 func ReadSpool(dir string) (*Summary, error) {
-	s := &Summary{Dir: dir, Packets: map[int64]int64{}, Lost: map[int64]bool{}}
+	s := &Summary{Dir: dir, Packets: map[int64]int64{}, Lost: map[int64]bool{}, FlowKeys: map[string][]string{}}
+	keys := map[string]bool{}
+	err := eachRow(dir, "flows", func(r map[string]string) error {
+		if k := r["class"] + "\x00" + r["key"]; !keys[k] {
+			keys[k] = true
+			s.FlowKeys[r["class"]] = append(s.FlowKeys[r["class"]], r["key"])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	pairs := map[PairKey]*Pair{}
 	get := func(r map[string]string) *Pair {
 		k := PairKey{r["class"], r["hop_from"], r["hop_to"]}
@@ -86,8 +105,11 @@ func ReadSpool(dir string) (*Summary, error) {
 		}
 		return p
 	}
-	err := eachRow(dir, "owd_stats", func(r map[string]string) error {
+	err = eachRow(dir, "owd_stats", func(r map[string]string) error {
 		p := get(r)
+		if secs, err := strconv.ParseFloat(r["interval_s"], 64); err == nil {
+			s.IntervalNs = int64(secs * 1e9)
+		}
 		p.Flows[r["flow"]] = true
 		p.Intervals[r["interval_start"]] = true
 		n, err := uintCol(r, "count")
@@ -147,6 +169,7 @@ func ReadSpool(dir string) (*Summary, error) {
 			p.Slices = append(p.Slices, Slice{Index: len(p.Slices)})
 		}
 		sl := &p.Slices[idx]
+		sl.Seen = true
 		if r["lo_ns"] != "" {
 			sl.Lo, _ = strconv.ParseInt(r["lo_ns"], 10, 64)
 			sl.HasLo = true
@@ -183,6 +206,7 @@ func ReadSpool(dir string) (*Summary, error) {
 		}
 		p.Delays = append(p.Delays, d)
 		s.Packets[t] = d
+		s.PacketRows++
 		return nil
 	})
 	if err != nil {
@@ -206,6 +230,7 @@ func ReadSpool(dir string) (*Summary, error) {
 					return fmt.Errorf("hops: %w", err)
 				}
 				s.Lost[t] = true
+				s.LostRows++
 				break
 			}
 		}

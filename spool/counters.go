@@ -86,9 +86,15 @@ func (w *Writer) cutData(ir *intervalRows, wm int64) error {
 	var errs []error
 	for _, s := range starts {
 		rows := ir.rows[s]
+		// Its own set (a manifest, no interval: the reconciler's interval
+		// of the same start is another set). On failure the rows stay
+		// buffered and the next cut tries again.
+		if err := w.writeSet(s, []setFile{{ir.typ, ir.cols, rows}}, true, false); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		ir.n -= countLines(rows)
 		delete(ir.rows, s)
-		errs = append(errs, w.writeFile(ir.typ, s, ir.cols, rows))
 	}
 	return errors.Join(errs...)
 }

@@ -10,13 +10,10 @@ package spool
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,12 +60,17 @@ type Writer struct {
 	clocks atomic.Pointer[func(probe int) ClockState]
 	count  counters
 
-	mu       sync.Mutex
-	flows    buffer
-	events   buffer
-	counters intervalRows
-	rtt      intervalRows
-	closed   bool
+	mu        sync.Mutex
+	flows     buffer
+	events    buffer
+	counters  intervalRows
+	rtt       intervalRows
+	closed    bool
+	committer Committer
+	// unfinished: committed sets whose renames failed, retried by Cut.
+	unfinished []Set
+	finishErr  error
+	failing    error // of the last set written
 }
 
 var _ reconcile.Sink = (*Writer)(nil)
@@ -195,37 +197,35 @@ func (w *Writer) WriteEvent(t time.Time, source, kind, detail string) error {
 	return w.buffered(&w.events, ns, b)
 }
 
-// buffered appends row (without its LF) to buf. A row of a later interval
-// first writes out the rows buffered so far. A row of an earlier interval
-// (a probe's event arriving late) joins the current buffer: a written file
-// is never reopened.
+// buffered appends row (without its LF) to buf. Rows are kept in the order
+// they are written and cut only by Cut and Close, between the collector's
+// PDUs: so a cut file holds every row written before it, which is what lets
+// the collector's journal skip exactly those rows after a restart. A row of
+// a later interval joins the open buffer until the next Cut (at most a
+// second); a row of an earlier one (a probe's event arriving late) joins it
+// too: a written file is never reopened.
 func (w *Writer) buffered(buf *buffer, ns int64, row []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return fmt.Errorf("spool: write %s: writer closed", buf.typ)
 	}
-	start := w.startOf(ns)
-	var err error
-	if buf.n > 0 && start > buf.start {
-		err = w.cut(buf)
-	}
 	if buf.n == 0 {
-		buf.start = start
+		buf.start = w.startOf(ns)
 	}
 	buf.rows = append(append(buf.rows, row...), '\n')
 	buf.n++
-	return err
+	return nil
 }
 
-// Cut writes out the buffered flows and events of intervals that ended at
-// or before now: the collector calls it periodically so that a quiet period
-// does not hold rows back.
+// Cut writes out the buffered flows and events whose first row's interval
+// ended at or before now, and retries the renames of committed sets that
+// failed: the collector calls it every second.
 func (w *Writer) Cut(now time.Time) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	start := w.startOf(now.UnixNano())
-	var errs []error
+	errs := []error{w.retryUnfinished()}
 	for _, buf := range []*buffer{&w.flows, &w.events} {
 		if buf.n > 0 && buf.start < start {
 			errs = append(errs, w.cut(buf))
@@ -234,7 +234,9 @@ func (w *Writer) Cut(now time.Time) error {
 	return errors.Join(errs...)
 }
 
-// Close writes the buffered flows and events. Later writes fail.
+// Close writes the buffered flows and events. Later writes fail; so does
+// Close when rows could not be written (they are lost with the process,
+// but the collector's journal still holds their PDUs).
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -242,7 +244,7 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	var errs []error
+	errs := []error{w.retryUnfinished()}
 	for _, buf := range []*buffer{&w.flows, &w.events} {
 		if buf.n > 0 {
 			errs = append(errs, w.cut(buf))
@@ -252,13 +254,15 @@ func (w *Writer) Close() error {
 	return errors.Join(errs...)
 }
 
-// cut writes buf to its file and empties it. On failure the rows are
-// dropped: keeping them would mix intervals, and the error is reported.
+// cut writes buf to its file and empties it. On failure (disk full) the
+// rows stay buffered, and the next Cut tries again.
 func (w *Writer) cut(buf *buffer) error {
-	err := w.writeFile(buf.typ, buf.start, buf.cols, buf.rows)
+	if err := w.writeSet(buf.start, []setFile{{buf.typ, buf.cols, buf.rows}}, false, false); err != nil {
+		return err
+	}
 	buf.rows = buf.rows[:0]
 	buf.n = 0
-	return err
+	return nil
 }
 
 func (w *Writer) startOf(ns int64) int64 {
@@ -384,19 +388,15 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 		acct = append(acct, '\n')
 	}
 
-	for _, f := range [...]struct {
-		typ  string
-		cols []string
-		rows []byte
-	}{{TypeStats, ColsStats, stats}, {TypeHist, ColsHist, hist}, {TypePacket, ColsPacket, pkts}, {TypeIncomplete, ColsIncomplete, inc}, {TypeMetrics, ColsMetrics, mets}, {TypeAccounting, ColsAccounting, acct}} {
-		if len(f.rows) == 0 {
-			continue
-		}
-		if err := w.writeFile(f.typ, iv.Start, f.cols, f.rows); err != nil {
-			return err
+	var files []setFile
+	for _, f := range [...]setFile{{TypeStats, ColsStats, stats}, {TypeHist, ColsHist, hist}, {TypePacket, ColsPacket, pkts}, {TypeIncomplete, ColsIncomplete, inc}, {TypeMetrics, ColsMetrics, mets}, {TypeAccounting, ColsAccounting, acct}} {
+		if len(f.rows) > 0 {
+			files = append(files, f)
 		}
 	}
-	return nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writeSet(iv.Start, files, true, true)
 }
 
 func (w *Writer) oneWay(class int) (*conf.OneWay, error) {
@@ -449,77 +449,7 @@ func appendText(b []byte, s string) []byte {
 	return b
 }
 
-// testHookBeforeRename, when set by a test, runs after the temporary file
-// is complete and synced, before it is renamed; an error aborts the write.
+// testHookBeforeRename, when set by a test, runs once the temporary files
+// of a set are complete and synced, before the commit; an error aborts the
+// write.
 var testHookBeforeRename func(tmp string) error
-
-// writeFile writes one complete file atomically: header and rows into
-// .<name>.tmp, fsync, rename to <name>, fsync the directory. If <name>
-// exists already (the collector restarted within the interval), the file
-// is named <type>-<start>.<n>.tsv with the smallest free n ≥ 1, so that a
-// complete file is never replaced.
-func (w *Writer) writeFile(typ string, start int64, cols []string, rows []byte) (err error) {
-	dir := filepath.Join(w.dir, typ)
-	base := typ + "-" + time.Unix(0, start).UTC().Format(timeFormat)
-	hdr := "#" + strings.Join(cols, "\t") + "\n"
-	defer func() {
-		w.count.wrote(typ, rows, len(hdr)+len(rows), err)
-		if err != nil {
-			err = fmt.Errorf("spool: write %s: %w", filepath.Join(dir, base+".tsv"), err)
-		}
-	}()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	name := base + ".tsv"
-	for n := 1; ; n++ {
-		_, err := os.Lstat(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		name = base + "." + strconv.Itoa(n) + ".tsv"
-	}
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.WriteString(hdr); err != nil {
-		return err
-	}
-	if _, err := f.Write(rows); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if testHookBeforeRename != nil {
-		if err := testHookBeforeRename(tmp); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	ok = true
-	// The rename is durable only once the directory is synced.
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

@@ -103,9 +103,22 @@ func TestWriteIntervalGolden(t *testing.T) {
 		"owd_incomplete/owd_incomplete-20261123T034500Z.tsv",
 		"owd_packet/owd_packet-20261123T034500Z.tsv",
 		"owd_stats/owd_stats-20261123T034500Z.tsv",
+		"sets/owd_stats-20261123T034500Z.tsv",
 	}
 	if got := listing(t, dir); !slices.Equal(got, want) {
 		t.Fatalf("files %q, want %q", got, want)
+	}
+	// The manifest lists the four files with their rows and bytes.
+	_, man, err := ReadFile(filepath.Join(dir, want[4]))
+	if err != nil || len(man) != 4 {
+		t.Fatalf("manifest %q %v", man, err)
+	}
+	for _, m := range man {
+		fi, err := os.Stat(filepath.Join(dir, m[0], m[1]))
+		_, rows, rerr := ReadFile(filepath.Join(dir, m[0], m[1]))
+		if err != nil || rerr != nil || m[3] != itoa(fi.Size()) || m[2] != itoa(int64(len(rows))) || len(m[4]) != 64 {
+			t.Errorf("manifest row %q: file %v %v", m, err, rerr)
+		}
 	}
 	const s = "1795405500000000000\t60\tground link\t7\t"
 	golden := map[string]string{
@@ -160,38 +173,122 @@ func TestWriteIntervalEmptyAndErrors(t *testing.T) {
 	}
 }
 
-// TestAtomicRename checks that a file becomes visible under its final name
-// only complete, and that a failed write leaves nothing behind.
-func TestAtomicRename(t *testing.T) {
+// TestAtomicSet checks that the files of an interval become visible under
+// their final names only complete and together, after the commit, and that
+// a failed write or commit leaves nothing behind (so that writing the
+// interval again doubles nothing).
+func TestAtomicSet(t *testing.T) {
 	w, dir := newWriter(t)
-	var seen []string
+	fail := errors.New("crash")
 	testHookBeforeRename = func(tmp string) error {
-		base := filepath.Base(tmp)
-		if !strings.HasPrefix(base, ".") || !strings.HasSuffix(base, ".tsv.tmp") {
-			t.Errorf("temporary name %s", base)
+		got := listing(t, dir)
+		var tmps int
+		for _, n := range got {
+			if !strings.HasPrefix(filepath.Base(n), ".") || !strings.HasSuffix(n, ".tsv.tmp") {
+				t.Errorf("%s visible before the commit", n)
+			}
+			tmps++
 		}
-		final := filepath.Join(filepath.Dir(tmp), strings.TrimSuffix(base[1:], ".tmp"))
-		if _, err := os.Stat(final); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s visible before rename", final)
+		if tmps != 5 {
+			t.Errorf("before the commit: %q, want 4 files and a manifest", got)
 		}
-		if h, _, err := ReadFile(tmp); err != nil || len(h) == 0 {
-			t.Errorf("temporary file incomplete: %v", err)
-		}
-		seen = append(seen, base)
-		if strings.Contains(base, "owd_hist") {
-			return errors.New("crash")
-		}
-		return nil
+		return fail
 	}
 	t.Cleanup(func() { testHookBeforeRename = nil })
-	if err := w.WriteInterval(testInterval()); err == nil || !strings.Contains(err.Error(), "owd_hist-20261123T034500Z.tsv: crash") {
+	if err := w.WriteInterval(testInterval()); !errors.Is(err, fail) {
 		t.Fatalf("error %v", err)
 	}
-	if got := listing(t, dir); !slices.Equal(got, []string{"owd_stats/owd_stats-20261123T034500Z.tsv"}) {
+	if got := listing(t, dir); len(got) != 0 {
 		t.Errorf("after a failed write: %q", got)
 	}
-	if len(seen) != 2 {
-		t.Errorf("hook saw %q", seen)
+	testHookBeforeRename = nil
+	c := &recCommitter{err: fail}
+	w.SetCommitter(c)
+	if err := w.WriteInterval(testInterval()); !errors.Is(err, fail) {
+		t.Fatalf("error %v", err)
+	}
+	if got := listing(t, dir); len(got) != 0 || len(c.sets) != 1 {
+		t.Errorf("after a failed commit: %q, %d commits", got, len(c.sets))
+	}
+	c.err = nil
+	if err := w.WriteInterval(testInterval()); err != nil {
+		t.Fatal(err)
+	}
+	if got := listing(t, dir); len(got) != 5 || len(c.sets) != 2 || c.sets[1].N != 0 {
+		t.Errorf("after the commit: %q, commits %+v", got, c.sets)
+	}
+}
+
+type recCommitter struct {
+	sets []Set
+	err  error
+}
+
+func (c *recCommitter) CommitSet(s *Set) error {
+	c.sets = append(c.sets, *s)
+	return c.err
+}
+
+// TestRecover: a kill after the commit leaves temporary files that Recover
+// renames into place (roll forward); temporary files of a set not
+// committed are removed.
+func TestRecover(t *testing.T) {
+	w, dir := newWriter(t)
+	var kept map[string][]byte
+	testHookBeforeRename = func(string) error {
+		kept = map[string][]byte{}
+		for _, n := range listing(t, dir) {
+			b, err := os.ReadFile(filepath.Join(dir, n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept[n] = b
+		}
+		return errors.New("killed")
+	}
+	t.Cleanup(func() { testHookBeforeRename = nil })
+	if err := w.WriteInterval(testInterval()); err == nil {
+		t.Fatal("no error")
+	}
+	restore := func() {
+		for n, b := range kept {
+			if err := os.WriteFile(filepath.Join(dir, n), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	set := Set{Start: start.UnixNano(), Types: []string{TypeStats, TypeHist, TypePacket, TypeIncomplete}, Manifest: true}
+	// Killed after the commit and after two renames.
+	restore()
+	for _, typ := range []string{TypeSets, TypeStats} {
+		if err := os.Rename(set.TmpPath(dir, typ), set.Path(dir, typ)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := Recover(dir, []Set{set}); err != nil || n != 1 {
+		t.Fatalf("recover: %d %v", n, err)
+	}
+	want := []string{
+		"owd_hist/owd_hist-20261123T034500Z.tsv",
+		"owd_incomplete/owd_incomplete-20261123T034500Z.tsv",
+		"owd_packet/owd_packet-20261123T034500Z.tsv",
+		"owd_stats/owd_stats-20261123T034500Z.tsv",
+		"sets/owd_stats-20261123T034500Z.tsv",
+	}
+	if got := listing(t, dir); !slices.Equal(got, want) {
+		t.Errorf("rolled forward: %q", got)
+	}
+	// Killed before the commit: nothing remains.
+	os.RemoveAll(dir)
+	for _, d := range []string{TypeSets, TypeStats, TypeHist, TypePacket, TypeIncomplete} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	restore()
+	if n, err := Recover(dir, nil); err != nil || n != 0 {
+		t.Fatalf("recover: %d %v", n, err)
+	}
+	if got := listing(t, dir); len(got) != 0 {
+		t.Errorf("rolled back: %q", got)
 	}
 }
 
@@ -235,27 +332,28 @@ func TestEventsAndFlowsCutAtIntervals(t *testing.T) {
 	if got := listing(t, dir); len(got) != 0 {
 		t.Fatalf("rows written before their interval ended: %q", got)
 	}
-	must(w.WriteEvent(at(61), "probe:p1", "stop", "")) // next interval: cuts the first
+	must(w.WriteEvent(at(61), "probe:p1", "stop", "")) // next interval: waits for the cut
 	must(w.WriteEvent(at(30), "probe:p2", "late", "")) // an earlier time joins the open file
+	if got := listing(t, dir); len(got) != 0 {
+		t.Fatalf("rows written before the cut: %q", got)
+	}
+	must(w.Cut(at(61)))
 	ev0 := "events/events-20261123T034500Z.tsv"
-	if got := listing(t, dir); !slices.Equal(got, []string{ev0}) {
+	if got := listing(t, dir); !slices.Equal(got, []string{ev0, "flows/flows-20261123T034500Z.tsv"}) {
 		t.Fatalf("after the cut: %q", got)
 	}
 	t0 := start.UnixNano()
 	want := "#time\tsource\tkind\tdetail\n" +
 		itoa(t0+1e9) + "\tcollector:c1\tstart\tversion 1 line two \n" +
-		itoa(t0+59e9) + "\tprobe:p1\tcapture.drops\t12\n"
+		itoa(t0+59e9) + "\tprobe:p1\tcapture.drops\t12\n" +
+		itoa(t0+61e9) + "\tprobe:p1\tstop\t\n" + itoa(t0+30e9) + "\tprobe:p2\tlate\t\n"
 	if got := readAll(t, filepath.Join(dir, ev0)); got != want {
 		t.Errorf("events:\n%q\nwant\n%q", got, want)
 	}
-	// Cut writes what a quiet period would otherwise hold back.
-	must(w.Cut(at(65)))
-	if got := listing(t, dir); !slices.Contains(got, "flows/flows-20261123T034500Z.tsv") || len(got) != 2 {
-		t.Errorf("after Cut: %q", got)
-	}
+	must(w.WriteEvent(at(62), "probe:p1", "x", ""))
 	must(w.Close())
 	ev1 := "events/events-20261123T034600Z.tsv"
-	want = "#time\tsource\tkind\tdetail\n" + itoa(t0+61e9) + "\tprobe:p1\tstop\t\n" + itoa(t0+30e9) + "\tprobe:p2\tlate\t\n"
+	want = "#time\tsource\tkind\tdetail\n" + itoa(t0+62e9) + "\tprobe:p1\tx\t\n"
 	if got := readAll(t, filepath.Join(dir, ev1)); got != want {
 		t.Errorf("events after Close:\n%q\nwant\n%q", got, want)
 	}
@@ -287,6 +385,7 @@ func TestReadFileErrors(t *testing.T) {
 		"noheader.tsv": "a\tb\n",
 		"width.tsv":    "#a\tb\n1\t2\n1\n",
 		"empty.tsv":    "",
+		"torn.tsv":     "#a\tb\n1\t2\n3\t4",
 	} {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {

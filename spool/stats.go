@@ -10,7 +10,7 @@ type FileStats struct {
 	Files  uint64 // complete files renamed into place
 	Rows   uint64 // data rows in them (header lines not counted)
 	Bytes  uint64 // bytes in them, header lines included
-	Errors uint64 // files that could not be written (their rows are lost, an error was returned)
+	Errors uint64 // attempts to write a file that failed (disk full…): its rows are kept and written again
 }
 
 // counters are the Writer's FileStats, updated by writeFile and read by

@@ -27,6 +27,16 @@ type Handler interface {
 	HandlePDU(from netip.AddrPort, f *pdu.Frame) error
 }
 
+// AckHolder may be implemented by a Handler that makes the PDUs it takes
+// durable in groups (the collector's journal, synced every few ms): the
+// Receiver then hands it the ack of every PDU it took, and of every
+// duplicate, instead of sending it. The holder copies ack and sends it with
+// SendAck once everything handled before is durable, or never (the probe
+// sends the PDU again, and its duplicate is acked then).
+type AckHolder interface {
+	HoldAck(ack []byte, to netip.AddrPort)
+}
+
 // WatermarkHandler may be implemented by a Handler to learn, after
 // HandlePDU, heartbeats and floors, that a session's watermark advanced.
 type WatermarkHandler interface {
@@ -256,6 +266,7 @@ func (r *Receiver) Run(ctx context.Context, h Handler) error {
 	stop := context.AfterFunc(ctx, func() { r.conn.SetReadDeadline(time.Now()) })
 	defer stop()
 	wh, _ := h.(WatermarkHandler)
+	holder, _ := h.(AckHolder)
 	// One byte more than any datagram the max PDU size allows, so that an
 	// oversized one is seen as such, not truncated into a valid-looking one.
 	buf := make([]byte, 1<<16)
@@ -281,10 +292,19 @@ func (r *Receiver) Run(ctx context.Context, h Handler) error {
 			r.flood.trust(from)
 		}
 		if ack != nil {
-			if _, err := r.conn.WriteToUDPAddrPort(ack, from); err != nil {
-				r.log.Debug("transport: send ack", "to", from, "err", err)
+			if holder != nil {
+				holder.HoldAck(ack, from)
+				continue
 			}
+			r.SendAck(ack, from)
 		}
+	}
+}
+
+// SendAck sends an ack (see AckHolder); it is safe for concurrent use.
+func (r *Receiver) SendAck(ack []byte, to netip.AddrPort) {
+	if _, err := r.conn.WriteToUDPAddrPort(ack, to); err != nil {
+		r.log.Debug("transport: send ack", "to", to, "err", err)
 	}
 }
 

@@ -45,7 +45,7 @@ Flags:
 	cfg, log := d.Setup()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := collector.Run(ctx, collector.Options{Config: cfg, Name: d.Name(), Spool: *spoolDir, Logger: log}); err != nil {
+	if err := collector.Run(ctx, collector.Options{Config: cfg, Name: d.Name(), Spool: *spoolDir, Logger: log, WatchConfig: true}); err != nil {
 		d.Fail(err)
 	}
 }

@@ -39,6 +39,17 @@ func config(t *testing.T, dir string) string {
 	if err := os.WriteFile(path, bytes.Replace(xml, []byte(one), []byte(two), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The probes' key files, named relative to the configuration.
+	keys, _ := filepath.Glob("../../examples/*.key")
+	for _, k := range keys {
+		b, err := os.ReadFile(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(k)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, sp := range []string{"c1", "s2"} {
 		for name, text := range map[string]string{
 			"flows/flows-20261123T100000Z.tsv":         "#time\tflow\tclass\tkey\n1\t1\tk\tip.src=10.0.0.1\n",

@@ -58,7 +58,7 @@ Flags:
 	cfg, log := d.Setup()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := probe.Run(ctx, probe.Options{Config: cfg, Name: d.Name(), Live: len(files) == 0, Files: files, Speed: *speed, DrainTimeout: *drain, Logger: log})
+	res, err := probe.Run(ctx, probe.Options{Config: cfg, Name: d.Name(), Live: len(files) == 0, Files: files, Speed: *speed, DrainTimeout: *drain, Logger: log, WatchConfig: true})
 	if err != nil && res.Sieve.Packets == 0 {
 		d.Fail(err) // it never ran (a capture file missing…): no figures to report
 	}

@@ -1,0 +1,107 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/tmon-project/tmon/conf"
+)
+
+// Component is what one probe or collector says about its configuration,
+// read from its metrics endpoint.
+type Component struct {
+	Role, Name string
+	Endpoint   string // the <metrics listen> address asked; empty when it has none
+	Running    string // version in force
+	Held       string // version held for later; empty when none
+	HeldFrom   string // its validFrom (RFC 3339); empty when immediate
+	Err        error  // no answer, or an answer without the figures
+}
+
+// Status asks every probe and collector of cfg that has a metrics endpoint
+// which configuration versions it runs and holds, all at once, each within
+// timeout.
+func Status(ctx context.Context, cfg *conf.Config, timeout time.Duration) []Component {
+	var out []Component
+	for _, c := range cfg.Collectors {
+		out = append(out, Component{Role: "collector", Name: c.Name, Endpoint: c.Ops.Metrics})
+	}
+	for _, p := range cfg.Probes {
+		out = append(out, Component{Role: "probe", Name: p.Name, Endpoint: p.Ops.Metrics})
+	}
+	done := make(chan struct{}, len(out))
+	for i := range out {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c := &out[i]
+			if c.Endpoint == "" {
+				c.Err = fmt.Errorf("no <metrics> endpoint in the configuration")
+				return
+			}
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			c.Err = ask(cctx, c)
+		}()
+	}
+	for range out {
+		<-done
+	}
+	return out
+}
+
+func ask(ctx context.Context, c *Component) error {
+	host, port, err := net.SplitHostPort(c.Endpoint)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost" // listening on every address: ask locally
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", c.Endpoint, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Endpoint, err)
+	}
+	label := func(family, name string) (string, bool) {
+		f, ok := fams[family]
+		if !ok || len(f.GetMetric()) == 0 {
+			return "", false
+		}
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			if l.GetName() == name {
+				return l.GetValue(), true
+			}
+		}
+		return "", false
+	}
+	prefix := "tmon_" + c.Role
+	v, ok := label(prefix+"_info", "config_version")
+	if !ok {
+		return fmt.Errorf("%s: no %s_info: not a tmon %s", c.Endpoint, prefix, c.Role)
+	}
+	if n, _ := label(prefix+"_info", c.Role); n != c.Name {
+		return fmt.Errorf("%s answers as %s %q", c.Endpoint, c.Role, n)
+	}
+	c.Running = v
+	c.Held, _ = label(prefix+"_config_held_info", "config_version")
+	c.HeldFrom, _ = label(prefix+"_config_held_info", "valid_from")
+	return nil
+}
