@@ -41,7 +41,8 @@ func DefaultTransport() Transport {
 	return Transport{
 		MaxPDUSize:        1400, // fits an Ethernet MTU with IP and UDP headers, IPv6 included
 		MaxBuildTime:      time.Second,
-		MinGap:            2 * time.Millisecond,
+		MinGap:            20 * time.Microsecond, // the ack window paces; this only spaces datagrams
+		Window:            64,                    // 90 KB of 1400-byte PDUs: within a collector's default socket buffer
 		InitialTimeout:    500 * time.Millisecond,
 		TimeoutIncrement:  500 * time.Millisecond,
 		TimeoutMultiplier: 1,
@@ -88,6 +89,7 @@ var TransportRanges = map[string]Span{
 	"initialTimeout":   {int64(time.Millisecond), int64(time.Hour)},
 	"timeoutIncrement": {0, int64(time.Hour)},
 	"maxRetries":       {0, 1000},
+	"window":           {1, 4096}, // at most the collector's duplicate window (transport.ReceiverOptions.Window)
 	"finalTimeout":     {int64(time.Millisecond), int64(24 * time.Hour)},
 	"breakBorder":      {int64(time.Millisecond), int64(24 * time.Hour)},
 	"heartbeat":        {int64(time.Millisecond), int64(time.Hour)},

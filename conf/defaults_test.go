@@ -18,7 +18,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("root: interval %v, validFrom %v, version %q", c.Interval, c.ValidFrom, c.Version)
 	}
 	want := Transport{
-		MaxPDUSize: 1400, MaxBuildTime: time.Second, MinGap: 2 * time.Millisecond,
+		MaxPDUSize: 1400, MaxBuildTime: time.Second, MinGap: 20 * time.Microsecond, Window: 64,
 		InitialTimeout: 500 * time.Millisecond, TimeoutIncrement: 500 * time.Millisecond,
 		TimeoutMultiplier: 1, MaxRetries: 5, FinalTimeout: 10 * time.Minute,
 		BreakBorder: 30 * time.Second, Heartbeat: 5 * time.Second,

@@ -36,6 +36,7 @@ func (c *Config) WriteXML(w io.Writer) error {
 		"breakBorder", t.BreakBorder.String(),
 		"heartbeat", t.Heartbeat.String(),
 		"bandwidth", strconv.FormatInt(t.Bandwidth, 10),
+		"window", strconv.Itoa(t.Window),
 		"insecure", strconv.FormatBool(t.Insecure))
 	l := c.Limits
 	e.open(1, "limits", true,

@@ -35,9 +35,14 @@ type Config struct {
 
 // Transport holds the probe-to-collector protocol parameters (trafMon 1.5).
 type Transport struct {
-	MaxPDUSize        int           // bytes of UDP payload; default 1400
-	MaxBuildTime      time.Duration // flush a PDU under construction after this; default 1s
-	MinGap            time.Duration // minimum time between two sends to one collector; default 2ms
+	MaxPDUSize   int           // bytes of UDP payload; default 1400
+	MaxBuildTime time.Duration // flush a PDU under construction after this; default 1s
+	MinGap       time.Duration // minimum time between two sends to one collector; default 20µs
+	// Window bounds the PDUs sent to one collector and not yet acked: new
+	// PDUs wait while it is full, so a probe never sends faster than the
+	// collector confirms (in normal mode; long-retry mode has its own
+	// pacing). Default 256.
+	Window            int
 	InitialTimeout    time.Duration // first ack timeout; default 500ms
 	TimeoutIncrement  time.Duration // added to the timeout at each retry; default 500ms
 	TimeoutMultiplier float64       // multiplies the timeout at each retry; default 1

@@ -46,7 +46,7 @@ func Load(path string) (*Config, error) {
 //	<tmon version validFrom interval>        validFrom: RFC 3339; interval: default 60s
 //	  <transport maxPduSize maxBuildTime minGap initialTimeout timeoutIncrement
 //	             timeoutMultiplier maxRetries finalTimeout breakBorder heartbeat
-//	             bandwidth insecure/>                                           at most once
+//	             bandwidth window insecure/>                                           at most once
 //	  <limits maxFlows maxSessions maxRecords maxJournal/>                    at most once
 //	  <collector name address spool/>        address: IP:port, [IPv6]:port or localhost:port
 //	  <probe name id core>                   id: 1-65535
@@ -367,7 +367,7 @@ func (p *parser) config(root *node) *Config {
 
 func (p *parser) transport(n *node, t *Transport) {
 	a := p.attrs(n, "maxPduSize", "maxBuildTime", "minGap", "initialTimeout", "timeoutIncrement",
-		"timeoutMultiplier", "maxRetries", "finalTimeout", "breakBorder", "heartbeat", "bandwidth", "insecure")
+		"timeoutMultiplier", "maxRetries", "finalTimeout", "breakBorder", "heartbeat", "bandwidth", "window", "insecure")
 	t.Line = n.line
 	a.integer("maxPduSize", &t.MaxPDUSize)
 	a.duration("maxBuildTime", &t.MaxBuildTime)
@@ -376,6 +376,7 @@ func (p *parser) transport(n *node, t *Transport) {
 	a.duration("timeoutIncrement", &t.TimeoutIncrement)
 	a.float("timeoutMultiplier", &t.TimeoutMultiplier)
 	a.integer("maxRetries", &t.MaxRetries)
+	a.integer("window", &t.Window)
 	a.duration("finalTimeout", &t.FinalTimeout)
 	a.duration("breakBorder", &t.BreakBorder)
 	a.duration("heartbeat", &t.Heartbeat)

@@ -66,7 +66,7 @@ func TestRules(t *testing.T) {
 
 		// Transport.
 		{"transport twice", body(`<transport/>`, `<transport/>`), `t.xml:6: <transport>: given twice (allowed once)`},
-		{"transport attribute", body(`<transport mtu="1500"/>`), `t.xml:5: <transport>: unknown attribute "mtu" (known: maxPduSize, maxBuildTime, minGap, initialTimeout, timeoutIncrement, timeoutMultiplier, maxRetries, finalTimeout, breakBorder, heartbeat, bandwidth, insecure)`},
+		{"transport attribute", body(`<transport mtu="1500"/>`), `t.xml:5: <transport>: unknown attribute "mtu" (known: maxPduSize, maxBuildTime, minGap, initialTimeout, timeoutIncrement, timeoutMultiplier, maxRetries, finalTimeout, breakBorder, heartbeat, bandwidth, window, insecure)`},
 		{"transport child", body(`<transport><x/></transport>`), `t.xml:5: <x>: unknown element in <transport> (it takes no elements)`},
 		{"maxPduSize small", body(`<transport maxPduSize="255"/>`), `t.xml:5: <transport>: maxPduSize="255": must be between 256 and 65000`},
 		{"maxPduSize large", body(`<transport maxPduSize="65001"/>`), `t.xml:5: <transport>: maxPduSize="65001": must be between 256 and 65000`},

@@ -92,6 +92,7 @@ func (v *validator) transport() {
 		return true
 	}
 	num("maxPduSize", int64(t.MaxPDUSize))
+	num("window", int64(t.Window))
 	dur("maxBuildTime", t.MaxBuildTime)
 	gapOK := dur("minGap", t.MinGap)
 	if dur("initialTimeout", t.InitialTimeout) && gapOK && t.MinGap > t.InitialTimeout {

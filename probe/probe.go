@@ -146,7 +146,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		log.Warn("probe: INSECURE: <transport insecure=\"true\">: PDUs are not authenticated; anyone on the path can forge or replay them and forge acks")
 	}
 	out := newOutput(transport.BuildSize(cfg.Transport, p.Key))
-	sender, err := transport.NewSender(cfg.Transport, addrs, p.ID, newSession(), transport.SenderOptions{
+	tcfg := cfg.Transport
+	if !o.Live && o.Speed == 0 {
+		// A full-speed replay is paced by the collectors' acks (the
+		// window), not by the live traffic's byte budget.
+		tcfg.Bandwidth = 0
+	}
+	sender, err := transport.NewSender(tcfg, addrs, p.ID, newSession(), transport.SenderOptions{
 		Logger:    log,
 		DataClock: out.clock.Load,
 		Key:       p.Key,

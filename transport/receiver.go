@@ -401,6 +401,12 @@ func (r *Receiver) process(b []byte, from netip.AddrPort, h Handler, wh Watermar
 	r.stats.Skipped += s.raiseFloor(hd.Floor)
 	if hd.Type == pdu.TypeHeartbeat {
 		r.stats.Heartbeats++
+		if s.closed && !replay {
+			// After its bye a session says nothing more: a replayed
+			// heartbeat moves no watermark.
+			r.mu.Unlock()
+			return nil
+		}
 		if s.base > uint64(hd.Seq) && hd.ProbeTime > s.wm.ProbeTime {
 			s.wm.ProbeTime = hd.ProbeTime // nothing outstanding: the probe's clock is the watermark
 		}

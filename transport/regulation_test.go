@@ -90,6 +90,7 @@ func TestLongRetry(t *testing.T) {
 	var log sendLog
 	cfg := conf.Transport{
 		MaxPDUSize:        1400,
+		Window:            256,
 		MaxBuildTime:      time.Second,
 		MinGap:            time.Millisecond,
 		InitialTimeout:    40 * time.Millisecond,
@@ -344,5 +345,48 @@ func TestRestoredSessions(t *testing.T) {
 	}
 	if n := h.delivered(); n != 4 {
 		t.Errorf("newer session: %d PDUs delivered, want 4", n)
+	}
+}
+
+// The ack window: with the collector not acking, a sender in normal mode
+// sends the first Window PDUs only; the rest wait unsent (and make the link
+// saturated, said by an event), and all arrive, once, when the collector
+// acks again; the unsaturated event follows.
+func TestAckWindow(t *testing.T) {
+	g := &gate{collect: newCollect()}
+	g.down.Store(true)
+	_, addr := startReceiver(t, g)
+	var log sendLog
+	cfg := fastConfig()
+	cfg.Window = 8
+	s := newSender(t, cfg, []netip.AddrPort{addr}, &log)
+	pdus := makePDUs(60, 9)
+	sendAll(t, s, pdus)
+	waitFor(t, func() bool { return s.Stats().Collectors[0].Retried > 8 })
+	firsts := map[uint32]bool{}
+	for _, e := range log.events(0) {
+		if e.Header.Type != pdu.TypeHeartbeat {
+			firsts[e.Header.Seq] = true
+		}
+	}
+	if len(firsts) != 8 {
+		t.Errorf("%d PDUs sent while the collector acked nothing, want the window, 8: %v", len(firsts), firsts)
+	}
+	if st := s.Stats().Collectors[0]; st.Queued != 53 || st.Saturated != 1 { // 52 and the saturation notice
+		t.Errorf("stats %+v: want 53 queued, saturated once", st)
+	}
+	g.down.Store(false)
+	if _, err := closeWithin(t, s, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	g.check(t, pdus)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var kinds []string
+	for _, e := range g.events {
+		kinds = append(kinds, e.Kind)
+	}
+	if !slices.Contains(kinds, EventSaturated) || !slices.Contains(kinds, EventUnsaturated) {
+		t.Errorf("events %v: want saturated and unsaturated", kinds)
 	}
 }

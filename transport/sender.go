@@ -93,7 +93,15 @@ const (
 	EventLongRetry = "transport.long_retry" // long-retry mode entered: the collector stopped acking
 	EventNormal    = "transport.normal"     // the first ack after long-retry mode: normal mode again
 	EventGivenUp   = "transport.given_up"   // PDUs given up; see GivenUpDetail
+	// EventSaturated: PDUs queue up for this collector faster than it
+	// acks them (more than SaturationFactor × Window unsent); the detail
+	// says how many. EventUnsaturated: the queue is back under Window.
+	EventSaturated   = "transport.saturated"
+	EventUnsaturated = "transport.unsaturated"
 )
+
+// SaturationFactor × Window unsent PDUs make a collector's link saturated.
+const SaturationFactor = 4
 
 // SendEvent describes one datagram sent.
 type SendEvent struct {
@@ -116,7 +124,9 @@ type CollectorStats struct {
 	Heartbeats uint64
 	SendErrors uint64 // writes that failed (other than "connection refused")
 	BadAcks    uint64 // datagrams from the collector that were not a valid ack of this session
+	Saturated  uint64 // times the link became saturated (EventSaturated)
 	Pending    int    // PDUs not yet acked nor given up
+	Queued     int    // of them, not sent yet (the window is full)
 }
 
 // Stats are the counters of a Sender.
@@ -327,6 +337,7 @@ func (s *Sender) Stats() Stats {
 		p.mu.Lock()
 		c := p.stats
 		c.Pending = len(p.pending) + p.queue.len()
+		c.Queued = p.queue.len()
 		p.mu.Unlock()
 		st.Collectors = append(st.Collectors, c)
 	}
@@ -513,6 +524,7 @@ type entry struct {
 	// were given up before its watermark passes them.
 	ghost  bool
 	covers []*entry // of a notice: the ghosts it announces
+	fast   bool     // retried early once already, later PDUs being acked (fast retransmit)
 }
 
 // peer is the sending state for one collector.
@@ -536,6 +548,7 @@ type peer struct {
 	nextFree time.Time // bandwidth cap: the next send may not leave before
 	notify   bool      // a PDU was given up: send a heartbeat with the new floor
 	long     bool      // long-retry mode as last reported
+	sat      bool      // saturated as last reported
 	notices  []pdu.Event
 	gaveUp   []givenUp
 	ghosts   []*entry // given up, not yet covered by a notice
@@ -612,6 +625,18 @@ func (p *peer) floor() uint32 {
 	return p.assigned + 1
 }
 
+// windowBase returns the lowest seq awaiting its ack or its first send,
+// given-up PDUs not counted; p.mu is held.
+func (p *peer) windowBase() uint32 {
+	p.reclaim()
+	for i := p.order.head; i < len(p.order.buf); i++ {
+		if e := p.order.buf[i]; !e.done && !e.ghost {
+			return e.Seq
+		}
+	}
+	return p.assigned + 1
+}
+
 // settle ends e's life at this collector; p.mu is held.
 func (p *peer) settle(e *entry) {
 	if e.hidx >= 0 {
@@ -664,6 +689,7 @@ func (p *peer) step() time.Duration {
 			"age", now.Sub(e.Submitted).Round(time.Millisecond))
 	}
 	p.modeChange(now)
+	p.saturation(now)
 	notice := len(p.gaveUp) > 0 || len(p.notices) > 0
 	if len(p.gaveUp) > 0 {
 		p.notices = append(p.notices, givenUpEvents(p.gaveUp, now)...)
@@ -677,7 +703,18 @@ func (p *peer) step() time.Duration {
 
 	retry := p.timers.len() > 0 && !p.timers.top().due.After(now)
 	heartbeat := p.notify || now.Sub(p.lastSend) >= cfg.Heartbeat
-	work := retry || p.queue.len() > 0 || heartbeat
+	// The ack window: a new PDU leaves only while fewer than Window are
+	// awaiting their ack, so that the probe never outruns the collector
+	// (an ack wakes the loop). In long-retry mode the collector acks
+	// nothing: the policy's slow pace rules instead, and the PDUs get
+	// their first send (and their chance to be given up) as before.
+	// The window spans seqs, not a count, from the lowest PDU awaiting
+	// its ack (given-up ones excepted: their notice, queued behind, must
+	// get out), so that the seqs in flight stay within the collector's
+	// duplicate window; a lost PDU holds the window until it is retried
+	// (at once, see ack: fast retransmit).
+	fresh := p.queue.len() > 0 && (p.long || p.queue.peek().Seq-p.windowBase() < uint32(cfg.Window))
+	work := retry || fresh || heartbeat
 	slot := p.lastSend.Add(cfg.MinGap)
 	if p.nextFree.After(slot) {
 		slot = p.nextFree
@@ -701,7 +738,7 @@ func (p *peer) step() time.Duration {
 	switch {
 	case retry:
 		e = p.timers.top()
-	case p.queue.len() > 0:
+	case fresh:
 		e = p.queue.pop()
 	}
 	floor := p.floor()
@@ -813,6 +850,11 @@ func (p *peer) readAcks() {
 	}
 }
 
+// fastRetransmitAfter is how many seqs past an unacked PDU must be acked
+// before that PDU is retried without waiting for its timeout (it was
+// most likely lost, as TCP's duplicate acks tell).
+const fastRetransmitAfter = 3
+
 func (p *peer) ack(seq uint32) {
 	p.mu.Lock()
 	e, ok := p.pending[seq]
@@ -823,8 +865,17 @@ func (p *peer) ack(seq uint32) {
 		e.covers = nil
 		p.settle(e)
 		p.stats.Acked++
-		p.policy.Acked(&e.Pending, time.Now())
-		p.modeChange(time.Now())
+		now := time.Now()
+		p.policy.Acked(&e.Pending, now)
+		p.modeChange(now)
+		p.reclaim()
+		if p.order.len() > 0 {
+			if h := p.order.peek(); h.hidx >= 0 && !h.fast && seq > h.Seq+fastRetransmitAfter && h.due.After(now) {
+				h.fast = true
+				h.due = now
+				heap.Fix(&p.timers, h.hidx)
+			}
+		}
 	}
 	p.mu.Unlock()
 	if ok {
@@ -925,6 +976,25 @@ func (p *peer) modeChange(now time.Time) {
 		heap.Init(&p.timers)
 		p.notices = append(p.notices, pdu.Event{TS: now.UnixNano(), Kind: EventNormal,
 			Detail: fmt.Sprintf("collector=%s", p.addr)})
+	}
+}
+
+// saturation notes, as an event for the collector, that PDUs queue up for
+// it faster than it acks them, or no longer do; p.mu is held.
+func (p *peer) saturation(now time.Time) {
+	q, w := p.queue.len(), p.s.cfg.Window
+	switch {
+	case !p.sat && !p.long && q > SaturationFactor*w:
+		p.sat = true
+		p.stats.Saturated++
+		p.log.Warn("transport: saturated: PDUs queue up faster than the collector acks them", "queued", q, "window", w)
+		p.notices = append(p.notices, pdu.Event{TS: now.UnixNano(), Kind: EventSaturated,
+			Detail: fmt.Sprintf("collector=%s queued=%d window=%d", p.addr, q, w)})
+	case p.sat && q < w:
+		p.sat = false
+		p.log.Info("transport: no longer saturated")
+		p.notices = append(p.notices, pdu.Event{TS: now.UnixNano(), Kind: EventUnsaturated,
+			Detail: fmt.Sprintf("collector=%s queued=%d window=%d", p.addr, q, w)})
 	}
 }
 

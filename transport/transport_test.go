@@ -14,6 +14,7 @@ import (
 func fastConfig() conf.Transport {
 	return conf.Transport{
 		MaxPDUSize:        1400,
+		Window:            256,
 		MaxBuildTime:      time.Second,
 		BreakBorder:       time.Minute,
 		MinGap:            500 * time.Microsecond,
@@ -170,6 +171,7 @@ func TestRetryTimings(t *testing.T) {
 	var log sendLog
 	cfg := conf.Transport{
 		MaxPDUSize:        1400,
+		Window:            256,
 		MaxBuildTime:      time.Second,
 		MinGap:            time.Millisecond,
 		InitialTimeout:    40 * time.Millisecond,
