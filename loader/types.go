@@ -175,6 +175,26 @@ var recordTypes = []*recordType{
 		},
 	},
 	{
+		// What became of every sighting a collector was given, per
+		// interval (docs/spool.md owd_accounting): counts that add up
+		// over intervals, per collector, so the identity holds in every
+		// row of every level.
+		Type: "owd_accounting", Table: "owd_accounting", Aggregate: true, Time: "start_ns",
+		Fields: []field{
+			fInt("start_ns", "interval_start", OpKey, false),
+			fCollector(),
+			fOne("samples"),
+			fInt("sightings", "sightings", OpSum, false),
+			fInt("complete", "complete", OpSum, false),
+			fInt("lost", "lost", OpSum, false),
+			fInt("missed", "missed", OpSum, false),
+			fInt("dropped", "dropped", OpSum, false),
+			fInt("duplicate", "duplicate", OpSum, false),
+			fInt("late", "late", OpSum, false),
+			fInt("invalid", "invalid", OpSum, false),
+		},
+	},
+	{
 		// Counters of every class per flow instance, probe interface and
 		// interval (analyse/counters): counts add up, sizes keep the
 		// statistics that merge (sum of squares exact, min, max).
