@@ -37,8 +37,8 @@ func TestClockBound(t *testing.T) {
 		}, "500000", "1"},
 		{"one unsynchronised", map[uint16]pdu.Clock{
 			1: {Offset: -100_000, RootDistance: 200_000, Stratum: 2, Synced: true},
-			2: {},
-		}, "300000", "0"},
+			2: {}, // no offset: the pair's bound is unknown, not 300 µs
+		}, "", "0"},
 		{"one unknown", map[uint16]pdu.Clock{1: {Synced: true, Assumed: true}}, "", "0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

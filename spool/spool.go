@@ -128,7 +128,7 @@ func (w *Writer) SetClocks(f func(probe int) ClockState) { w.clocks.Store(&f) }
 
 // clockCols returns the clock columns of a hop pair: the sum of the error
 // bounds of the distinct probes observing its two hops (empty when one is
-// unknown), and whether all were synchronised within the budget.
+// unknown or unsynchronised), and whether all were synchronised within the budget.
 func (w *Writer) clockCols(dst []byte, ow *conf.OneWay, p conf.HopPair) []byte {
 	cc := w.cfg.Clock.Resolved()
 	var f func(int) ClockState
@@ -155,7 +155,9 @@ func (w *Writer) clockCols(dst []byte, ow *conf.OneWay, p conf.HopPair) []byte {
 				st = f(pr)
 			}
 		}
-		known = known && st.Known
+		// An unsynchronised record carries no offset (clock.Measure): its
+		// bound would read 0, a perfect clock; the bound is unknown.
+		known = known && st.Known && st.Synced
 		ok = ok && st.Known && st.Synced && st.Bound <= int64(cc.Budget)
 		sum += st.Bound
 	}

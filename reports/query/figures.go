@@ -32,10 +32,14 @@ type Figures struct {
 	NegDelay, ComposeViol int64
 	LossPeriods           int64
 	Collectors            []string // whose rows these are
-	// The rows' histograms in their sparse form (docs/spool.md), merged
-	// when asked for: a full histogram is 60 KiB, and a chart has
-	// thousands of groups.
-	hists      [nHist][]string
+	// The rows' histograms merged bucket by bucket as they are read
+	// (hist.MergeSparse: exactly what merging the full histograms gives),
+	// expanded into a hist.Hist only when asked for: a full histogram is
+	// 60 KiB, a chart has thousands of groups, and a group of a class-wide
+	// chart merges a hundred flows' rows. A malformed form makes its kind
+	// unusable (histErr), never a wrong merge.
+	hists      [nHist][]hist.Bucket
+	histErr    [nHist]error
 	hasMetrics bool
 }
 
@@ -61,11 +65,10 @@ func (f *Figures) withHist(kind int, fn func(h *hist.Hist)) error {
 	h := histPool.Get().(*hist.Hist)
 	defer histPool.Put(h)
 	h.Reset()
-	for _, s := range f.hists[kind] {
-		if err := h.AddSparse(s); err != nil {
-			return err
-		}
+	if err := f.histErr[kind]; err != nil {
+		return err
 	}
+	h.AddBuckets(f.hists[kind])
 	if kind == DelayHist && f.Count > 0 {
 		h.SetRange(f.MinNs, f.MaxNs)
 	}
@@ -313,12 +316,12 @@ func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy, 
 		err = d.rows(ctx, q, args, func(r *sql.Rows) error {
 			key := make([]sql.NullString, g.n)
 			var n, neg, viol, lp int64
-			var dh, ph, ih, lh sql.NullString
+			var hs [nHist]sql.RawBytes
 			dest := []any{}
 			for i := range key {
 				dest = append(dest, &key[i])
 			}
-			dest = append(dest, &n, &neg, &viol, &lp, &dh, &ph, &ih, &lh)
+			dest = append(dest, &n, &neg, &viol, &lp, &hs[0], &hs[1], &hs[2], &hs[3])
 			if err := r.Scan(dest...); err != nil {
 				return err
 			}
@@ -328,10 +331,17 @@ func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy, 
 			f.NegDelay += neg
 			f.ComposeViol += viol
 			f.LossPeriods += lp
-			for kind, h := range []sql.NullString{dh, ph, ih, lh} {
-				if h.String != "" {
-					f.hists[kind] = append(f.hists[kind], h.String)
+			for kind, h := range hs {
+				if len(h) == 0 || f.histErr[kind] != nil {
+					continue
 				}
+				// Merged now: RawBytes is only valid until the next row.
+				m, err := hist.MergeSparse(f.hists[kind], h)
+				if err != nil {
+					f.histErr[kind] = err
+					continue
+				}
+				f.hists[kind] = m
 			}
 			return nil
 		})
