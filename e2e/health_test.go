@@ -289,10 +289,9 @@ func TestMetricsEndpoints(t *testing.T) {
 			m.value(t, "tmon_collector_reconcile_records") == 0 &&
 			spoolMatches(t, spoolDir, m) == nil
 	})
+	// spoolMatches held inside waitScrape; checking it again against this
+	// older scrape races the collector's next cut (a flows file written since).
 	m.checkTypes(t, "tmon_collector_")
-	if err := spoolMatches(t, spoolDir, m); err != nil {
-		t.Fatal(err)
-	}
 	count, lostRows := sumStats(t, spoolDir)
 	if got := m.value(t, "tmon_collector_records_total", "outcome", "lost"); got != float64(lost) || lostRows != lost {
 		t.Errorf("lost: metrics %v, owd_stats %d, generator %d", got, lostRows, lost)

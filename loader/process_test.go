@@ -184,7 +184,7 @@ func TestConcurrentLoaders(t *testing.T) {
 		if !strings.Contains(string(out), "another tmon-loader") {
 			t.Errorf("second loader's message is not clear:\n%s", out)
 		}
-		waiter := loaderCmd(t, db, dir, "-wait", "60s")
+		waiter := loaderCmd(t, db, dir, "-wait", "5m") // the first loads file by file: minutes on a loaded 2-core machine
 		wout, werr := waiter.CombinedOutput()
 		if werr != nil {
 			t.Errorf("waiting loader: %v\n%s", werr, wout)
