@@ -32,20 +32,15 @@ func (c *Collector) counters(s *session, body []byte) error {
 	if c.replaying && !c.replayCounters {
 		return nil
 	}
-	p := &c.cfg.Probes[s.probe]
 	r.Reset(body)
 	for r.Next(&x) {
 		if c.inSpool(spool.TypeCounters, x.Start) {
 			continue // its interval's file was committed after this PDU
 		}
 		fl := s.flows[x.Flow]
-		class, ok := c.className(fl.id)
-		if !ok {
-			return fmt.Errorf("collector: probe %s: flow %d has no class", s.name, x.Flow)
-		}
-		iface := fmt.Sprint(fl.iface)
-		if int(fl.iface) < len(p.Interfaces) {
-			iface = p.Interfaces[fl.iface].Name
+		class, iface, err := c.flowNames(s, x.Flow)
+		if err != nil {
+			return err
 		}
 		if err := c.sp.WriteCounters(spool.CounterRow{
 			Start: x.Start, Class: class, Flow: fl.id, Probe: s.name, Iface: iface,
@@ -56,6 +51,21 @@ func (c *Collector) counters(s *session, body []byte) error {
 		}
 	}
 	return nil
+}
+
+// flowNames returns the class and interface names of a session's flow,
+// as the rows of the analyses' spool types carry them.
+func (c *Collector) flowNames(s *session, flow uint32) (class, iface string, err error) {
+	fl := s.flows[flow]
+	class, ok := c.className(fl.id)
+	if !ok {
+		return "", "", fmt.Errorf("collector: probe %s: flow %d has no class", s.name, flow)
+	}
+	iface = fmt.Sprint(fl.iface)
+	if p := &c.cfg.Probes[s.probe]; int(fl.iface) < len(p.Interfaces) {
+		iface = p.Interfaces[fl.iface].Name
+	}
+	return class, iface, nil
 }
 
 // className returns the class name of a collector flow id.
@@ -108,20 +118,15 @@ func (c *Collector) rtts(s *session, body []byte) error {
 	if c.replaying && !c.replayCounters {
 		return nil
 	}
-	p := &c.cfg.Probes[s.probe]
 	r.Reset(body)
 	for r.Next(&x) {
 		if c.inSpool(spool.TypeRTT, x.Start) {
 			continue // its interval's file was committed after this PDU
 		}
 		fl := s.flows[x.Flow]
-		class, ok := c.className(fl.id)
-		if !ok {
-			return fmt.Errorf("collector: probe %s: flow %d has no class", s.name, x.Flow)
-		}
-		iface := fmt.Sprint(fl.iface)
-		if int(fl.iface) < len(p.Interfaces) {
-			iface = p.Interfaces[fl.iface].Name
+		class, iface, err := c.flowNames(s, x.Flow)
+		if err != nil {
+			return err
 		}
 		slices.SortFunc(x.Hist, func(a, b pdu.Bucket) int { return cmp.Compare(a.Key, b.Key) })
 		var h []byte
