@@ -55,11 +55,17 @@ type FileStats struct {
 	Packets   uint64 // records delivered
 	Bytes     uint64 // captured bytes delivered
 	Truncated bool   // the file ended inside a record, which was dropped
+	Behind    uint64 // records stamped before a packet already delivered: not delivered
 }
 
 // FileSource replays capture files as a probe's interfaces. It merges the
 // files in timestamp order (ties go to the lower interface index; a file
-// whose own stamps go backwards is delivered in its order). It is read by one
+// whose own stamps go backwards is delivered in its order, but a record
+// stamped before a packet already delivered is not delivered: the probe has
+// reported its clock that far, and the collector would count it late, or a
+// partner of it missed. Such records are counted (FileStats.Behind) and
+// logged; the rule depends only on the files, so every probe replaying the
+// same capture leaves out the same records, at any speed). It is read by one
 // goroutine; Clock, Stats and Close may be called from any goroutine.
 //
 // A file that ends inside a record is counted as truncated (Stats, and a
@@ -176,11 +182,17 @@ func (s *FileSource) Next(p *Packet) error {
 			return s.fail(err)
 		}
 	}
-	best := -1
-	for i := range s.heads {
-		if !s.heads[i].done && (best < 0 || s.heads[i].pkt.TS < s.heads[best].pkt.TS) {
-			best = i
+	best := s.head()
+	for best >= 0 && s.heads[best].pkt.TS < s.clock.Load() {
+		f := s.files[best]
+		if f.behind.Add(1) == 1 {
+			s.log.Warn("capture file: record stamped before a packet already delivered; such records are left out and counted",
+				"file", f.path, "ts", s.heads[best].pkt.TS, "clock", s.clock.Load())
 		}
+		if err := s.advance(best); err != nil {
+			return s.fail(err)
+		}
+		best = s.head()
 	}
 	s.last = -1
 	if best < 0 {
@@ -204,6 +216,18 @@ func (s *FileSource) Next(p *Packet) error {
 		s.clock.Store(p.TS)
 	}
 	return nil
+}
+
+// head returns the file whose head packet is the earliest, or -1 when
+// every file has ended.
+func (s *FileSource) head() int {
+	best := -1
+	for i := range s.heads {
+		if !s.heads[i].done && (best < 0 || s.heads[i].pkt.TS < s.heads[best].pkt.TS) {
+			best = i
+		}
+	}
+	return best
 }
 
 // advance reads the next packet of file i into its head.

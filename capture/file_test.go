@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -186,5 +188,43 @@ func pcapgoRead(path string) (out []Packet, err error) {
 		}
 		lt := ci.AncillaryData[0].(layers.LinkType)
 		out = append(out, Packet{Data: data, TS: ci.Timestamp.UnixNano(), LinkType: uint16(lt)})
+	}
+}
+
+// A record stamped before a packet already delivered is left out and
+// counted, whatever the speed: the probe has reported its clock that far.
+// Stamps 10, 50, 30, 50, 60, 20, 70 (ns): 30 and 20 are behind (50 was
+// delivered), the second 50 is not (equal), so 10, 50, 50, 60, 70 come out.
+func TestFileBehindLeftOut(t *testing.T) {
+	stamps := []int64{10, 50, 30, 50, 60, 20, 70}
+	var pkts []synthPacket
+	for i, ts := range stamps {
+		pkts = append(pkts, synthPacket{ts: 1e15 + ts, data: frame(i)})
+	}
+	path := filepath.Join(t.TempDir(), "behind.pcap")
+	writePcap(t, path, pkts)
+	for _, speed := range []float64{0, 1} {
+		src := openOne(t, path, speed)
+		var got []int64
+		for {
+			var p Packet
+			err := src.Next(&p)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if errors.Is(err, ErrIdle) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, p.TS-1e15)
+		}
+		if want := []int64{10, 50, 50, 60, 70}; !slices.Equal(got, want) {
+			t.Errorf("speed %v: delivered %v, want %v", speed, got, want)
+		}
+		if st := src.Stats()[0]; st.Behind != 2 || st.Packets != 7 {
+			t.Errorf("speed %v: behind %d of %d records, want 2 of 7", speed, st.Behind, st.Packets)
+		}
 	}
 }

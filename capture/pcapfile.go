@@ -61,6 +61,7 @@ type fileReader struct {
 	packets   atomic.Uint64
 	bytes     atomic.Uint64
 	truncated atomic.Bool
+	behind    atomic.Uint64 // records stamped before the source's clock: not delivered
 }
 
 func openFile(path string) (*fileReader, error) {
@@ -215,5 +216,6 @@ func (r *fileReader) stats() FileStats {
 		Packets:   r.packets.Load(),
 		Bytes:     r.bytes.Load(),
 		Truncated: r.truncated.Load(),
+		Behind:    r.behind.Load(),
 	}
 }

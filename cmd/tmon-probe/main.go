@@ -66,7 +66,8 @@ Flags:
 		"packets", res.Sieve.Packets, "wanted", res.Sieve.Wanted,
 		"flows", res.Analyser.Flows, "sightings", res.Sightings, "pdus", res.PDUs,
 		"bytes_per_sighting", perSighting(res.PDUBytes, res.Sightings),
-		"transport", fmt.Sprintf("%+v", res.Transport), "capture", fmt.Sprintf("%+v", res.Capture))
+		"transport", fmt.Sprintf("%+v", res.Transport), "capture", fmt.Sprintf("%+v", res.Capture),
+		"files", fmt.Sprintf("%+v", res.Files))
 	if err != nil {
 		d.Fail(err)
 	}
