@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 )
@@ -133,54 +134,30 @@ func DefaultClock() Clock {
 // is kept as given: false is a choice).
 func (c Capture) Resolved() Capture {
 	d := DefaultCapture()
-	if c.BlockSize == 0 {
-		c.BlockSize = d.BlockSize
-	}
-	if c.Blocks == 0 {
-		c.Blocks = d.Blocks
-	}
-	if c.Retire == 0 {
-		c.Retire = d.Retire
-	}
-	if c.Poll == 0 {
-		c.Poll = d.Poll
-	}
-	if c.Timestamps == "" {
-		c.Timestamps = d.Timestamps
-	}
-	if c.Reorder == 0 {
-		c.Reorder = d.Reorder
-	}
+	c.BlockSize = cmp.Or(c.BlockSize, d.BlockSize)
+	c.Blocks = cmp.Or(c.Blocks, d.Blocks)
+	c.Retire = cmp.Or(c.Retire, d.Retire)
+	c.Poll = cmp.Or(c.Poll, d.Poll)
+	c.Timestamps = cmp.Or(c.Timestamps, d.Timestamps)
+	c.Reorder = cmp.Or(c.Reorder, d.Reorder)
 	return c
 }
 
 // Resolved returns l with every zero value replaced by its default.
 func (l Limits) Resolved() Limits {
 	d := DefaultLimits()
-	if l.MaxFlows == 0 {
-		l.MaxFlows = d.MaxFlows
-	}
-	if l.MaxSessions == 0 {
-		l.MaxSessions = d.MaxSessions
-	}
-	if l.MaxRecords == 0 {
-		l.MaxRecords = d.MaxRecords
-	}
-	if l.MaxJournal == 0 {
-		l.MaxJournal = d.MaxJournal
-	}
+	l.MaxFlows = cmp.Or(l.MaxFlows, d.MaxFlows)
+	l.MaxSessions = cmp.Or(l.MaxSessions, d.MaxSessions)
+	l.MaxRecords = cmp.Or(l.MaxRecords, d.MaxRecords)
+	l.MaxJournal = cmp.Or(l.MaxJournal, d.MaxJournal)
 	return l
 }
 
 // Resolved returns c with a zero Period or Budget replaced by its default.
 func (c Clock) Resolved() Clock {
 	d := DefaultClock()
-	if c.Period == 0 {
-		c.Period = d.Period
-	}
-	if c.Budget == 0 {
-		c.Budget = d.Budget
-	}
+	c.Period = cmp.Or(c.Period, d.Period)
+	c.Budget = cmp.Or(c.Budget, d.Budget)
 	return c
 }
 
