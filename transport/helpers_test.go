@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,6 +191,8 @@ type proxy struct {
 	drop  float64
 	dup   float64
 	delay float64 // probability of holding a datagram back 1–15 ms
+	// cut: drop every datagram from the collector (its acks) while set.
+	cut atomic.Bool
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -212,6 +215,9 @@ func startProxy(t testing.TB, collector netip.AddrPort, drop, dup, delay float64
 		back.Write(b)
 	})
 	go p.pump(back, func(b []byte, _ netip.AddrPort) {
+		if p.cut.Load() {
+			return
+		}
 		p.mu.Lock()
 		to := p.client
 		p.mu.Unlock()

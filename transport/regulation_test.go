@@ -409,3 +409,43 @@ func TestAckWindow(t *testing.T) {
 		t.Errorf("events %v: want saturated and unsaturated", kinds)
 	}
 }
+
+// The Bye delivered but its acks lost until the sender falls into long-retry
+// mode: the long-retry notice used to take a seq after the Bye, which the
+// collector refuses as a replay (nothing new after a bye), so Close waited
+// for its ack until its deadline (e2e TestTransportLoss under load). The
+// notice is now logged, not sent, and Close ends once the acks come back.
+func TestByeAckLost(t *testing.T) {
+	h := newCollect()
+	r, addr := startReceiver(t, h)
+	px := startProxy(t, addr, 0, 0, 0)
+	cfg := fastConfig()
+	cfg.MaxRetries = 2
+	cfg.BreakBorder = 50 * time.Millisecond
+	cfg.FinalTimeout = time.Hour
+	s := newSender(t, cfg, []netip.AddrPort{px.addr()}, nil)
+	pdus := makePDUs(20, 9)
+	sendAll(t, s, pdus)
+	waitFor(t, func() bool {
+		c := s.Stats().Collectors[0]
+		return c.Acked == uint64(len(pdus)) && c.Pending == 0
+	})
+	px.cut.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := closeWithin(t, s, 30*time.Second)
+		done <- err
+	}()
+	waitFor(t, func() bool { // the Bye delivered, the sender in long-retry mode
+		ss := r.Sessions()
+		return len(ss) == 1 && ss[0].Closed && s.Stats().Collectors[0].LongRetry > 0
+	})
+	px.cut.Store(false)
+	if err := <-done; err != nil {
+		t.Fatalf("Close: %v (collector stats %+v)", err, r.Stats())
+	}
+	if n := r.Stats().Invalid[ReasonStale]; n != 0 {
+		t.Fatalf("%d datagrams after the Bye refused as stale", n)
+	}
+	h.check(t, pdus)
+}

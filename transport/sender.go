@@ -153,6 +153,11 @@ type Sender struct {
 	mu        sync.Mutex // serialises Send: seq order is enqueue order at every collector
 	nextSeq   uint32
 	closed    bool
+	// bye: the Bye's seq has been taken. The collector refuses anything
+	// later of the session as a replay, so a notice raised after it (a
+	// long-retry while the Bye's ack is lost) is logged, not sent: sent,
+	// it would never be acked and Close would wait for it in vain.
+	bye bool
 	submitted atomic.Uint64
 	lastTime  atomic.Int64 // largest ProbeTime submitted
 
@@ -298,7 +303,18 @@ func (s *Sender) submitNotice(p *peer) {
 	evs := p.notices
 	ghosts := p.ghosts
 	p.notices, p.ghosts = nil, nil
+	if s.bye {
+		for _, g := range ghosts {
+			g.done, g.ghost = true, false
+		}
+	}
 	p.mu.Unlock()
+	if s.bye {
+		for _, e := range evs {
+			p.log.Warn("transport: link event after the bye, not sent", "kind", e.Kind, "detail", e.Detail)
+		}
+		return
+	}
 	if len(evs) == 0 || s.nextSeq == math.MaxUint32 {
 		return
 	}
@@ -368,6 +384,7 @@ func (s *Sender) Close(ctx context.Context) (Stats, error) {
 	}
 	s.mu.Lock()
 	byeSeq := s.nextSeq // the Bye's seq, whether it goes through the queues or not
+	s.bye = true
 	s.mu.Unlock()
 	if err == nil {
 		h := pdu.Header{Type: pdu.TypeBye, ProbeTime: s.clock()}
@@ -440,6 +457,7 @@ func (s *Sender) closeRedundant(done []*peer) (Stats, error) {
 	}
 	s.mu.Lock()
 	byeSeq := s.nextSeq
+	s.bye = true
 	h := pdu.Header{Type: pdu.TypeBye, ProbeTime: s.clock()}
 	b := pdu.AppendControl(nil, h)
 	var err error
