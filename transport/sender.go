@@ -150,14 +150,14 @@ type Sender struct {
 	onSend  func(SendEvent)
 	key     []byte
 
-	mu        sync.Mutex // serialises Send: seq order is enqueue order at every collector
-	nextSeq   uint32
-	closed    bool
+	mu      sync.Mutex // serialises Send: seq order is enqueue order at every collector
+	nextSeq uint32
+	closed  bool
 	// bye: the Bye's seq has been taken. The collector refuses anything
 	// later of the session as a replay, so a notice raised after it (a
 	// long-retry while the Bye's ack is lost) is logged, not sent: sent,
 	// it would never be acked and Close would wait for it in vain.
-	bye bool
+	bye       bool
 	submitted atomic.Uint64
 	lastTime  atomic.Int64 // largest ProbeTime submitted
 
