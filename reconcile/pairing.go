@@ -79,8 +79,9 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 	r.live++
 }
 
-// force expires the live record nearest its deadline, of any class, to
-// make room under MaxRecords.
+// force decides the live record nearest its deadline, of any class, to
+// make room under MaxRecords: complete, it is measured; incomplete, it is
+// dropped (docs/spool.md), not lost.
 func (r *Reconciler) force() {
 	var c *class
 	for i := range r.classes {
@@ -89,8 +90,14 @@ func (r *Reconciler) force() {
 		}
 	}
 	top := c.heap.top()
-	if r.recs[top].mask != c.full {
+	if rec := &r.recs[top]; rec.mask != c.full {
+		// Its other hops may still come: calling it lost or missed
+		// would be a figure made up at the limit. It is dropped (fate
+		// unknown), as when a probe gives a sighting up.
 		r.c.Forced++
+		r.drop(c, rec)
+		r.remove(top)
+		return
 	}
 	r.expire(top)
 }

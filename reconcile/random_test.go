@@ -413,7 +413,7 @@ func flatten(ivs []string, noClash bool) []string {
 			if noClash && strings.HasPrefix(l, "stat ") {
 				i := strings.LastIndex(l, " clash=")
 				l = l[:i] + " clash=0"
-				if strings.Contains(l, " n=0 ") && strings.Contains(l, " lost=0 missed=0 dup=0 ") {
+				if strings.Contains(l, " n=0 ") && strings.Contains(l, " lost=0 missed=0 dropped=0 dup=0 ") {
 					continue
 				}
 			}

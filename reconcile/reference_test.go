@@ -48,6 +48,7 @@ type refRec struct {
 
 type refStat struct {
 	count, lost, missed, dup, clash uint64
+	dropped                         uint64 // forced out at the record limit
 	sum                             int64
 	sumsq                           big.Int
 	min, max                        int64
@@ -257,8 +258,10 @@ func (r *refRecon) place(s Sighting, cls, depth int) {
 		}
 		if !oldest.done {
 			r.counters.Forced++
+			r.drop(oldest)
+		} else {
+			r.expire(oldest)
 		}
-		r.expire(oldest)
 	}
 	rec := &refRec{flow: s.Flow, sig: s.Sig, ref: t, seq: r.seq}
 	r.seq++
@@ -450,6 +453,42 @@ func (r *refRecon) expire(rec *refRec) {
 	}
 }
 
+// drop decides rec, incomplete, at the record limit: its pairs seen at
+// both ends are measured, the others counted dropped (fate unknown).
+func (r *refRecon) drop(rec *refRec) {
+	for i, x := range r.recs {
+		if x == rec {
+			r.recs = append(r.recs[:i], r.recs[i+1:]...)
+			break
+		}
+	}
+	ow := r.ow(rec.flow)
+	for p, hp := range refPairs(ow) {
+		t := r.first(rec)
+		if rec.has[hp.From] {
+			t = rec.ts[hp.From]
+		}
+		if rec.has[hp.From] && rec.has[hp.To] {
+			r.measure(rec, p, hp)
+		} else {
+			r.stat(t, rec.flow, p).dropped++
+		}
+	}
+	if ow.PerPacket {
+		var hops []string
+		for h := range ow.Hops {
+			if rec.has[h] {
+				hops = append(hops, fmt.Sprint(rec.ts[h]))
+			} else {
+				hops = append(hops, "-")
+			}
+		}
+		sl := r.slot(r.first(rec))
+		sl.incomplete = append(sl.incomplete, fmt.Sprintf("inc flow=%d first=%d sig=%08x lost=false dropped=true hops=%s", rec.flow, r.first(rec), rec.sig, strings.Join(hops, ",")))
+	}
+	r.counters.Dropped++
+}
+
 func (r *refRecon) Advance(w int64) {
 	if w <= r.wm {
 		return
@@ -521,15 +560,15 @@ func (r *refRecon) render(n int64, sl *refSlot) string {
 				}
 			}
 		}
-		if st.count+st.lost+st.missed+st.dup+st.clash == 0 {
+		if st.count+st.lost+st.missed+st.dropped+st.dup+st.clash == 0 {
 			continue
 		}
 		mm := ""
 		if st.count > 0 {
 			mm = fmt.Sprintf("%d %d", st.min, st.max)
 		}
-		fmt.Fprintf(&b, "stat flow=%d class=%d pair=%d n=%d sum=%d sumsq=%s minmax=%s hist=%v lost=%d missed=%d dup=%d reo=%d clash=%d\n",
-			k[0], r.flows[uint32(k[0])], k[1], st.count, st.sum, st.sumsq.String(), mm, st.hist, st.lost, st.missed, st.dup, reo, st.clash)
+		fmt.Fprintf(&b, "stat flow=%d class=%d pair=%d n=%d sum=%d sumsq=%s minmax=%s hist=%v lost=%d missed=%d dropped=%d dup=%d reo=%d clash=%d\n",
+			k[0], r.flows[uint32(k[0])], k[1], st.count, st.sum, st.sumsq.String(), mm, st.hist, st.lost, st.missed, st.dropped, st.dup, reo, st.clash)
 	}
 	sort.Strings(sl.packets)
 	for _, p := range sl.packets {
@@ -553,8 +592,8 @@ func canon(cfg *conf.Config, iv *Interval) string {
 		if st.Count > 0 {
 			mm = fmt.Sprintf("%d %d", st.Min, st.Max)
 		}
-		fmt.Fprintf(&b, "stat flow=%d class=%d pair=%d n=%d sum=%d sumsq=%s minmax=%s hist=%v lost=%d missed=%d dup=%d reo=%d clash=%d\n",
-			st.Flow, st.Class, st.Pair, st.Count, st.Sum, st.SumSq.String(), mm, st.Hist, st.Lost, st.Missed, st.Duplicate, st.Reordered, st.Clashes)
+		fmt.Fprintf(&b, "stat flow=%d class=%d pair=%d n=%d sum=%d sumsq=%s minmax=%s hist=%v lost=%d missed=%d dropped=%d dup=%d reo=%d clash=%d\n",
+			st.Flow, st.Class, st.Pair, st.Count, st.Sum, st.SumSq.String(), mm, st.Hist, st.Lost, st.Missed, st.Dropped, st.Duplicate, st.Reordered, st.Clashes)
 	}
 	var pk []string
 	for _, p := range iv.Packets {
@@ -574,7 +613,11 @@ func canon(cfg *conf.Config, iv *Interval) string {
 				hops = append(hops, "-")
 			}
 		}
-		inc = append(inc, fmt.Sprintf("inc flow=%d first=%d sig=%08x lost=%v hops=%s", in.Flow, in.First(), in.Sig, in.Lost, strings.Join(hops, ",")))
+		drop := ""
+		if in.Dropped {
+			drop = " dropped=true"
+		}
+		inc = append(inc, fmt.Sprintf("inc flow=%d first=%d sig=%08x lost=%v%s hops=%s", in.Flow, in.First(), in.Sig, in.Lost, drop, strings.Join(hops, ",")))
 	}
 	sort.Strings(inc)
 	for _, p := range inc {
