@@ -64,6 +64,13 @@ func Validate(f *Frame) error {
 		for r.Next(&x) {
 		}
 		return r.Err()
+	case TypeTCPConn:
+		var r TCPConnReader
+		var x TCPConn
+		r.Reset(f.Body)
+		for r.Next(&x) {
+		}
+		return r.Err()
 	case TypeAck:
 		_, _, err := f.Ack()
 		if err != nil {

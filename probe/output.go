@@ -41,6 +41,7 @@ type output struct {
 	events   *pdu.Builder
 	counters *pdu.Builder
 	rtt      *pdu.Builder
+	tcp      *pdu.Builder
 	opened   time.Time // when the oldest open builder got its first record
 	done     int64     // every packet before it has been analysed
 	openMin  int64     // earliest sighting in the open sightings PDU; MaxInt64 when empty
@@ -53,7 +54,7 @@ type output struct {
 
 func newOutput(maxSize int) *output {
 	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize),
-		counters: pdu.NewBuilder(maxSize), rtt: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
+		counters: pdu.NewBuilder(maxSize), rtt: pdu.NewBuilder(maxSize), tcp: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
 }
 
 func (o *output) touch() {
@@ -109,6 +110,16 @@ func (o *output) RTT(r *pdu.RTT) {
 	}
 	o.sendAfterDefs(o.rtt, pdu.TypeRTT, o.covered())
 	o.rtt.AddRTT(r)
+}
+
+// TCPConn takes a record of the TCP connection analysis (analyse/tcpconn).
+func (o *output) TCPConn(c *pdu.TCPConn) {
+	o.touch()
+	if o.tcp.AddTCPConn(c) {
+		return
+	}
+	o.sendAfterDefs(o.tcp, pdu.TypeTCPConn, o.covered())
+	o.tcp.AddTCPConn(c)
 }
 
 // sendAfterDefs sends the open PDU of b after the flow definitions its
@@ -213,6 +224,9 @@ func (o *output) flush(w int64) {
 	}
 	if o.rtt.Len() > 0 {
 		o.sendAfterDefs(o.rtt, pdu.TypeRTT, o.covered())
+	}
+	if o.tcp.Len() > 0 {
+		o.sendAfterDefs(o.tcp, pdu.TypeTCPConn, o.covered())
 	}
 	o.publish()
 	o.opened = time.Time{}

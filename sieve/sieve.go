@@ -206,9 +206,10 @@ type layout struct {
 	// Fragments: where the fragmentable part starts (after the IPv4
 	// header, after the IPv6 fragment header), the IPv6 next-header byte
 	// naming the fragment header (-1 for IPv4) and the protocol of the
-	// fragmented payload; see reassemble.go.
+	// fragmented payload, and the IP identification; see reassemble.go.
 	fragPay, fragNH int
 	fragProto       uint8
+	fragID          uint32
 
 	absent  flow.Set // fields the packet does not have: predicates on them are false
 	unknown flow.Set // fields it has but that cannot be read (non-first fragment): predicates are undecided
