@@ -223,6 +223,16 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer hs.Close()
 	}
+	if c.cw != nil {
+		stopRollout, err := c.startRollout(ctx, me, o.Spool)
+		if err != nil {
+			if c.j != nil {
+				c.j.close()
+			}
+			return fmt.Errorf("collector %s: %w", me.Name, err)
+		}
+		defer stopRollout()
+	}
 	log.Info("collector listening", "address", me.Address, "spool", o.Spool, "config", cfg.File, "version", cfg.Version)
 	c.event(time.Now(), "start", fmt.Sprintf("collector %s listening on %s, config %s", me.Name, me.Address, cfg.Version))
 	if ropt.Keys == nil {
