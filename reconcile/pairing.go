@@ -96,6 +96,7 @@ func (r *Reconciler) force() {
 		// unknown), as when a probe gives a sighting up.
 		r.c.Forced++
 		r.drop(c, rec)
+		r.forcedGap(c, rec)
 		r.remove(top)
 		return
 	}
