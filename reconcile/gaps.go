@@ -82,6 +82,16 @@ func (r *Reconciler) dropped(c *class, rec *record) bool {
 	return false
 }
 
+// inGap reports whether a gap of class c covers time t at any of hops.
+func (r *Reconciler) inGap(c *class, hops uint8, t int64) bool {
+	for i := range r.gaps.list {
+		if g := &r.gaps.list[i]; g.Class == c.index && g.Hops&hops != 0 && t >= g.From-c.maxT && t <= g.To+c.maxT {
+			return true
+		}
+	}
+	return false
+}
+
 // pruneGaps forgets the gaps no live record can need any more.
 func (r *Reconciler) pruneGaps() {
 	keep := r.gaps.list[:0]

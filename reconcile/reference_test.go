@@ -239,6 +239,19 @@ func (r *refRecon) place(s Sighting, cls, depth int) {
 			return
 		}
 	}
+	if best != nil && !plausible {
+		// A forced gap at one of best's hops: t's partner may be gone.
+		for _, g := range r.forced {
+			covers := false
+			for k, ok := range best.has {
+				covers = covers || (ok && g.hops&(1<<k) != 0)
+			}
+			if covers && g.class == cls && t >= g.from-int64(ow.MaxTransit) && t <= g.to+int64(ow.MaxTransit) {
+				best = nil
+				break
+			}
+		}
+	}
 	if best != nil {
 		best.ts[h], best.has[h] = t, true
 		all := true
