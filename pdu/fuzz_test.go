@@ -144,6 +144,31 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("tcp connection record %d: %+v became %+v", i, in[i], x)
 				}
 			}
+		case TypeFTP:
+			var r FTPReader
+			var x FTPTransfer
+			var in []FTPTransfer
+			r.Reset(fr.Body)
+			for r.Next(&x) {
+				c := x
+				c.Command = append([]byte{}, x.Command...)
+				c.User = append([]byte{}, x.User...)
+				c.Arg = append([]byte{}, x.Arg...)
+				if !b.AddFTPTransfer(&c) {
+					return
+				}
+				in = append(in, c)
+			}
+			f2, err := Parse(b.Finish(fr.Header))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Reset(f2.Body)
+			for i := range in {
+				if !r.Next(&x) || !reflect.DeepEqual(x, in[i]) {
+					t.Fatalf("ftp record %d: %+v became %+v", i, in[i], x)
+				}
+			}
 		case TypeClock:
 			var r ClockReader
 			var c Clock

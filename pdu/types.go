@@ -21,13 +21,14 @@ const (
 	TypeCounters  Type = 8  // per flow instance and interval counters (pdu/counters.go)
 	TypeRTT       Type = 9  // round trips per flow instance, kind and interval (pdu/rtt.go)
 	TypeTCPConn   Type = 10 // TCP connections (pdu/tcpconn.go)
+	TypeFTP       Type = 11 // FTP transfers (pdu/ftp.go)
 )
 
 // Data reports whether t is a sequenced, acknowledged data PDU (every type
 // a probe sends except heartbeats and the bye, which the transport makes).
 func (t Type) Data() bool {
 	switch t {
-	case TypeFlowDef, TypeSightings, TypeEvents, TypeClock, TypeCounters, TypeRTT, TypeTCPConn:
+	case TypeFlowDef, TypeSightings, TypeEvents, TypeClock, TypeCounters, TypeRTT, TypeTCPConn, TypeFTP:
 		return true
 	}
 	return false

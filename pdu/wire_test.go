@@ -139,6 +139,19 @@ var golden = []struct {
 		      04 00 00 00 00 04 d602 01 02 03 07 53684164664661
 		      5bbf9bff`,
 	},
+	{
+		name: "ftp",
+		build: func(b *Builder) []byte {
+			b.AddFTPTransfer(&goldenFTP)
+			return b.Finish(goldenHeader)
+		},
+		hex: `746d 01 0b 00 00 0007 01020304 00000005 00000003 17979cfe362a0000 0054
+		      09 17979cf98e123800 17979cfe362a03e8 80f98935 03 e201 4d
+		      04 8d8edceb c353 04 c7e9d9f9 0015
+		      b0e8b335 00 04 8d8edceb e7f2 04 c7e9d9f9 dd5b
+		      04 52455452 09 616e6f6e796d6f7573 0a 726f626f74732e747874
+		      21dc3929`,
+	},
 }
 
 func TestGolden(t *testing.T) {

@@ -3,6 +3,7 @@ package probe
 import (
 	"github.com/tmon-project/tmon/analyse"
 	"github.com/tmon-project/tmon/analyse/counters"
+	"github.com/tmon-project/tmon/analyse/ftp"
 	"github.com/tmon-project/tmon/analyse/rtt"
 	"github.com/tmon-project/tmon/analyse/tcpconn"
 	"github.com/tmon-project/tmon/conf"
@@ -16,5 +17,6 @@ func analyses(cfg *conf.Config, out *output) []analyse.Analysis {
 		counters.New(cfg.Interval, 0, out),
 		rtt.New(rtt.Config{Interval: cfg.Interval}, out),
 		tcpconn.New(tcpconn.Config{Interval: cfg.Interval}, out),
+		ftp.New(ftp.Config{Interval: cfg.Interval}, out),
 	}
 }

@@ -42,6 +42,7 @@ type output struct {
 	counters *pdu.Builder
 	rtt      *pdu.Builder
 	tcp      *pdu.Builder
+	ftp      *pdu.Builder
 	opened   time.Time // when the oldest open builder got its first record
 	done     int64     // every packet before it has been analysed
 	openMin  int64     // earliest sighting in the open sightings PDU; MaxInt64 when empty
@@ -54,7 +55,7 @@ type output struct {
 
 func newOutput(maxSize int) *output {
 	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize),
-		counters: pdu.NewBuilder(maxSize), rtt: pdu.NewBuilder(maxSize), tcp: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
+		counters: pdu.NewBuilder(maxSize), rtt: pdu.NewBuilder(maxSize), tcp: pdu.NewBuilder(maxSize), ftp: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
 }
 
 func (o *output) touch() {
@@ -120,6 +121,16 @@ func (o *output) TCPConn(c *pdu.TCPConn) {
 	}
 	o.sendAfterDefs(o.tcp, pdu.TypeTCPConn, o.covered())
 	o.tcp.AddTCPConn(c)
+}
+
+// FTPTransfer takes a record of the FTP analysis (analyse/ftp).
+func (o *output) FTPTransfer(x *pdu.FTPTransfer) {
+	o.touch()
+	if o.ftp.AddFTPTransfer(x) {
+		return
+	}
+	o.sendAfterDefs(o.ftp, pdu.TypeFTP, o.covered())
+	o.ftp.AddFTPTransfer(x)
 }
 
 // sendAfterDefs sends the open PDU of b after the flow definitions its
@@ -227,6 +238,9 @@ func (o *output) flush(w int64) {
 	}
 	if o.tcp.Len() > 0 {
 		o.sendAfterDefs(o.tcp, pdu.TypeTCPConn, o.covered())
+	}
+	if o.ftp.Len() > 0 {
+		o.sendAfterDefs(o.ftp, pdu.TypeFTP, o.covered())
 	}
 	o.publish()
 	o.opened = time.Time{}

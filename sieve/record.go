@@ -64,4 +64,6 @@ const (
 	FlagICMPError                     // ICMP error: addresses/ports are those of the inner (offending) packet
 	FlagNoL4                          // no transport header (non-first fragment or unknown protocol): port fields are zero
 	FlagReassembled                   // a datagram reassembled from its fragments (FlagFragment is clear)
+	FlagPayload                       // an FTP control segment whose payload follows the record (ftp.go, Run)
+	FlagFTPData                       // a packet of an FTP data connection, in the classes of its control connection (ftp.go)
 )

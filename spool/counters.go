@@ -81,7 +81,7 @@ func (w *Writer) CutData(wm int64) error {
 
 // dataRows are the per-interval rows of the analyses' spool types.
 func (w *Writer) dataRows() []*intervalRows {
-	return []*intervalRows{&w.counters, &w.rtt, &w.tcp}
+	return []*intervalRows{&w.counters, &w.rtt, &w.tcp, &w.ftp}
 }
 
 func (w *Writer) cutData(ir *intervalRows, wm int64) error {

@@ -66,6 +66,7 @@ type Writer struct {
 	counters  intervalRows
 	rtt       intervalRows
 	tcp       intervalRows
+	ftp       intervalRows
 	closed    bool
 	committer Committer
 	// unfinished: committed sets whose renames failed, retried by Cut.
@@ -109,6 +110,7 @@ func New(dir string, cfg *conf.Config) (*Writer, error) {
 		counters: intervalRows{typ: TypeCounters, cols: ColsCounters},
 		rtt:      intervalRows{typ: TypeRTT, cols: ColsRTT},
 		tcp:      intervalRows{typ: TypeTCPConn, cols: ColsTCPConn},
+		ftp:      intervalRows{typ: TypeFTP, cols: ColsFTP},
 	}, nil
 }
 
