@@ -18,6 +18,19 @@ type Gap struct {
 	Class    int   // index into Config.Classes
 	Hops     uint8 // bit h: hop h of the class's path is in the gap
 	From, To int64 // capture times (ns) of the first and last sighting given up
+	// Prior: the gap is a switch of configuration versions at From (=
+	// To), seen from the new version. A packet whose hop_from sighting is
+	// missing there was at hop_from before the switch: the old version
+	// counted it (dropped) in the interval of that time, so the new one
+	// accounts for its sightings (owd_accounting dropped) but does not
+	// count the packet again (owd_stats, owd_incomplete).
+	Prior bool
+	// Ending: the same switch seen from the old version. Prior covers only
+	// the hops before a record's first sighting (they were before the
+	// switch), Ending only those after its last (after the switch): a
+	// sighting missing on the record's own side of the instant would have
+	// come, and the record is lost or missed as usual.
+	Ending bool
 }
 
 // gaps holds the gaps still able to cover a live record. Bounded: a gap is
@@ -74,7 +87,14 @@ func (r *Reconciler) dropped(c *class, rec *record) bool {
 		if g.Class != c.index || rec.min < g.From-c.maxT || rec.min > g.To+c.maxT {
 			continue
 		}
-		missing &^= g.Hops
+		hops := g.Hops
+		if g.Prior {
+			hops &= rec.mask&-rec.mask - 1 // below the first sighting
+		}
+		if g.Ending {
+			hops &^= 1<<bits.Len8(rec.mask) - 1 // above the last
+		}
+		missing &^= hops
 		if missing == 0 {
 			return true
 		}
@@ -86,6 +106,16 @@ func (r *Reconciler) dropped(c *class, rec *record) bool {
 func (r *Reconciler) inGap(c *class, hops uint8, t int64) bool {
 	for i := range r.gaps.list {
 		if g := &r.gaps.list[i]; g.Class == c.index && g.Hops&hops != 0 && t >= g.From-c.maxT && t <= g.To+c.maxT {
+			return true
+		}
+	}
+	return false
+}
+
+// priorGap reports whether a Prior gap of class c covers the record.
+func (r *Reconciler) priorGap(c *class, rec *record) bool {
+	for i := range r.gaps.list {
+		if g := &r.gaps.list[i]; g.Prior && g.Class == c.index && rec.min >= g.From-c.maxT && rec.min <= g.To+c.maxT {
 			return true
 		}
 	}
@@ -109,6 +139,7 @@ func (r *Reconciler) pruneGaps() {
 // hop_from or hop_to missing, in the interval of its hop_from time (or of
 // its earliest time).
 func (r *Reconciler) drop(c *class, rec *record) {
+	prior := r.priorGap(c, rec)
 	for p := range c.pairs {
 		pp := &c.pairs[p]
 		hasFrom := rec.mask&(1<<pp.from) != 0
@@ -117,6 +148,9 @@ func (r *Reconciler) drop(c *class, rec *record) {
 			r.measure(c, rec, p) // seen at both ends of this pair
 			continue
 		}
+		if !hasFrom && prior {
+			continue // counted before the switch (Gap.Prior)
+		}
 		t := rec.min
 		if hasFrom {
 			t = rec.ts[pp.from]
@@ -124,7 +158,7 @@ func (r *Reconciler) drop(c *class, rec *record) {
 		sl := r.slot(r.slotOf(t))
 		sl.stats[sl.stat(rec.flow, c, p)].Dropped++
 	}
-	if c.perPacket {
+	if c.perPacket && !(prior && rec.mask&1 == 0) {
 		sl := r.slot(r.slotOf(rec.min))
 		sl.iv.Incomplete = append(sl.iv.Incomplete, Incomplete{
 			Flow: rec.flow, Class: c.index, Sig: rec.sig, Dropped: true, Mask: rec.mask, TS: rec.ts,
