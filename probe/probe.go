@@ -342,11 +342,20 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	res.PDUs, res.Sightings, res.PDUBytes = out.pdus.Load(), out.sightings.Load(), out.sightBytes.Load()
 
 	g.draining.Store(true)
+	if nextCfg != nil {
+		ev.set(nil) // events from now on are the next epoch's
+	}
 	dctx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
 	defer cancel()
 	ts, err := sender.Close(dctx)
 	res.Transport = ts
-	if err != nil && runErr == nil {
+	switch {
+	case err != nil && runErr == nil && nextCfg != nil:
+		// A switch goes on: what no collector acked is reported, as at
+		// the end of a run, and the new version's session starts.
+		log.Warn("rollout: switch: the old version's session ended with PDUs no collector acknowledged", "err", err)
+		ev.event("config.switch_drain", fmt.Sprintf("version %q's session ended with PDUs no collector acknowledged: %v", cfg.Version, err))
+	case err != nil && runErr == nil:
 		runErr = fmt.Errorf("probe %s: waiting for collector acks: %w", p.Name, err)
 	}
 	if out.err != nil && runErr == nil {

@@ -103,10 +103,15 @@ type eventSink struct {
 	pending [][2]string
 }
 
+// set makes nt the current epoch's notes; nil holds the events for the
+// next epoch (the old one sends nothing more).
 func (e *eventSink) set(nt *notes) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.nt = nt
+	if nt == nil {
+		return
+	}
 	for _, p := range e.pending {
 		nt.event(p[0], p[1])
 	}
