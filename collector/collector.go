@@ -93,10 +93,11 @@ type Collector struct {
 	held        []heldAck
 	kick        chan struct{}
 	syncMu      sync.Mutex
-	jerr        error        // the journal's write error, nil when it works
-	serr        error        // the spool's write error, nil when it works
-	unreachable map[int]bool // probe index → reported unreachable
-	clk         clocks       // probes' latest clock records (own lock)
+	jerr        error               // the journal's write error, nil when it works
+	serr        error               // the spool's write error, nil when it works
+	unreachable map[int]bool        // probe index → reported unreachable
+	sheds       map[int][]shedStart // probe index → its shedding notices, by capture time
+	clk         clocks              // probes' latest clock records (own lock)
 
 	limits           conf.Limits // resolved
 	trust            trustState
@@ -357,6 +358,7 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		silent:      10 * time.Second,
 		patient:     2*cfg.Transport.FinalTimeout + 3*cfg.Transport.Heartbeat,
 		unreachable: make(map[int]bool),
+		sheds:       make(map[int][]shedStart),
 		sessions:    make(map[sessKey]*session),
 		latest:      make(map[int]*session),
 		global:      make(map[flow.Key]uint32),

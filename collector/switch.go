@@ -186,7 +186,7 @@ func (c *Collector) switchGap(at int64, prior bool) {
 		}
 		var all uint8
 		for pi := range c.cfg.Probes {
-			all |= c.probeHops(ci, pi)
+			all |= c.probeHops(pi, ci)
 		}
 		if all != 0 {
 			c.rec.AddGap(reconcile.Gap{Class: ci, Hops: all, From: at, To: at, Prior: prior, Ending: !prior})
@@ -204,22 +204,11 @@ func (c *Collector) silentGaps(at int64) {
 			continue
 		}
 		for ci := range c.cfg.Classes {
-			if h := c.probeHops(ci, pi); h != 0 && c.cfg.Classes[ci].OneWay != nil {
+			if h := c.probeHops(pi, ci); h != 0 && c.cfg.Classes[ci].OneWay != nil {
 				c.rec.AddGap(reconcile.Gap{Class: ci, Hops: h, From: s.wm, To: at})
 			}
 		}
 	}
-}
-
-// probeHops returns the hops of class ci that probe pi observes.
-func (c *Collector) probeHops(ci, pi int) uint8 {
-	var hops uint8
-	for ii := range c.cfg.Probes[pi].Interfaces {
-		if h, ok := c.cfg.Classes[ci].HopIndex(pi, ii); ok && h < reconcile.MaxHops {
-			hops |= 1 << h
-		}
-	}
-	return hops
 }
 
 // keepRunning writes the version switched to into the collector's

@@ -63,6 +63,7 @@ type Result struct {
 	PDUs       uint64              // PDUs built (all types)
 	Sightings  uint64              // sightings put into PDUs
 	PDUBytes   uint64              // bytes of sightings PDUs
+	Shed       uint64              // sightings left out by load shedding (see shedder); not in Sightings
 }
 
 // Run replays the capture files through the probe until they end (or ctx
@@ -295,7 +296,8 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	if o.Live {
 		actx = context.Background()
 	}
-	runErr := analyseLoop(actx, rgs, an, out, wms, nt, cfg.Transport.MaxBuildTime)
+	shed := newShedder(sender.Backlog, sender.Window(), o.Live || o.Speed > 0, log)
+	runErr := analyseLoop(actx, rgs, an, out, wms, nt, shed, cfg.Transport.MaxBuildTime)
 	for range ins {
 		err := <-sieveErr
 		if o.Live && errors.Is(err, context.Canceled) {
@@ -336,8 +338,10 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		out.event(time.Now().UnixNano(), "reassembly", fmt.Sprintf("fragments=%d datagrams=%d incomplete=%d evicted=%d overlap=%d duplicate=%d toomany=%d discarded=%d invalid=%d",
 			r.Fragments, r.Datagrams, r.Incomplete, r.Evicted, r.Overlap, r.Duplicate, r.TooMany, r.Discarded, r.Invalid))
 	}
-	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s",
-		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings, res.Analyser.Flows, captureSummary(res.Capture)))
+	shed.end(out, safe(wms))
+	res.Shed = out.shed.Load()
+	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s%s",
+		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings-res.Shed, res.Analyser.Flows, shedSummary(res.Shed), captureSummary(res.Capture)))
 	out.flush(safe(wms))
 	res.PDUs, res.Sightings, res.PDUBytes = out.pdus.Load(), out.sightings.Load(), out.sightBytes.Load()
 
@@ -370,7 +374,7 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 // older than maxBuild, passes on the helpers' events, and advances the data
 // clock that heartbeats and PDU headers carry. It returns nil when every
 // ring is closed and drained.
-func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, maxBuild time.Duration) error {
+func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, shed *shedder, maxBuild time.Duration) error {
 	batch := make([]sieve.Record, 256)
 	for {
 		// Read the watermark before draining: every record of a packet
@@ -399,6 +403,9 @@ func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analys
 		}
 		// Every packet captured before w has been analysed.
 		out.progress(w, maxBuild)
+		if err := shed.check(ctx, out, out.done); err != nil {
+			return err
+		}
 		if n > 0 {
 			continue
 		}

@@ -49,7 +49,7 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 			return
 		}
 	}
-	if best >= 0 && !plausible && r.inGap(c, r.recs[best].mask, t) {
+	if best >= 0 && !plausible && r.inGap(c, r.recs[best].mask, sig, t) {
 		// The sighting's own partner may be among the sightings a gap
 		// took (forced out, given up): an implausible match would then
 		// pair two packets of a signature clash into a false delay. A
