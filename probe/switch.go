@@ -37,7 +37,7 @@ type cutSource struct {
 	// the old version's, which it did not run); sieve goroutine only.
 	from    int64
 	skipped uint64
-	cut bool         // the input ended at the cut (sieve goroutine)
+	cut     bool // the input ended at the cut (sieve goroutine)
 	// the packet at or after the cut, kept for the next epoch
 	pend  bool
 	buf   []byte
