@@ -23,6 +23,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tmon-project/tmon/selection"
+
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/flow"
 	"github.com/tmon-project/tmon/pdu"
@@ -259,7 +261,7 @@ func (a *Analyser) sight(rec *sieve.Record, id uint32, info *classInfo) {
 		a.stats.ICMPErrors++
 		return
 	}
-	if info.sample > 1 && !SelectedRange(rec.Sig, info.selLo, info.selHi) {
+	if info.sample > 1 && !selection.SelectedRange(rec.Sig, info.selLo, info.selHi) {
 		a.stats.Unselected++
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tmon-project/tmon/selection"
+
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/transport"
@@ -82,8 +84,11 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		var e pdu.Event
 		r.Reset(f.Body)
 		for r.Next(&e) {
-			if e.Kind == transport.EventGivenUp {
+			switch e.Kind {
+			case transport.EventGivenUp:
 				c.givenUp(s, e.Detail)
+			case selection.EventShed:
+				c.shedNotice(s, e.Detail)
 			}
 			if c.replaying && !c.replayEvents {
 				continue // in the spool before the restart

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tmon-project/tmon/selection"
+
 	"github.com/tmon-project/tmon/pdu"
 )
 
@@ -46,9 +48,13 @@ type output struct {
 	openMin  int64     // earliest sighting in the open sightings PDU; MaxInt64 when empty
 	clock    atomic.Int64
 	err      error
+	// shedLevel: sightings of the packets selection.Shed leaves out at it
+	// are not sent (see shedder), only counted in shed.
+	shedLevel uint8
 	// Counters, written by the analyser goroutine, read by the metrics
 	// endpoint at any time.
-	pdus, sightings, sightBytes atomic.Uint64
+	pdus, sightings, sightBytes, shed atomic.Uint64
+	shedNow                           atomic.Uint32 // shedLevel, for the metrics
 }
 
 func newOutput(maxSize int) *output {
@@ -78,6 +84,10 @@ func (o *output) FlowDef(d pdu.FlowDef) {
 }
 
 func (o *output) Sighting(s pdu.Sighting, exp uint8, size bool) {
+	if o.shedLevel > 0 && selection.Shed(s.Sig, o.shedLevel) {
+		o.shed.Add(1)
+		return
+	}
 	o.touch()
 	if o.sights.AddSighting(s.Flow, exp, size, s) {
 		o.openMin = min(o.openMin, s.TS)
@@ -137,6 +147,15 @@ func (o *output) event(ts int64, kind, detail string) {
 	}
 	o.send(o.events, pdu.TypeEvents, o.covered())
 	o.events.AddEvent(e)
+}
+
+// sendEvents sends the open events PDU now, before any later sightings
+// PDU (a shedding change must reach the collector ahead of what it
+// concerns).
+func (o *output) sendEvents() {
+	if o.events.Len() > 0 {
+		o.send(o.events, pdu.TypeEvents, o.covered())
+	}
 }
 
 // closeSightings sends the pending flow definitions (stamped with what

@@ -60,6 +60,7 @@ type Result struct {
 	PDUs       uint64              // PDUs built (all types)
 	Sightings  uint64              // sightings put into PDUs
 	PDUBytes   uint64              // bytes of sightings PDUs
+	Shed       uint64              // sightings left out by load shedding (see shedder); not in Sightings
 }
 
 // Run replays the capture files through the probe until they end (or ctx
@@ -203,6 +204,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	go watchClock(wctx, cfg.Clock, log, nt, g)
 	if cw != nil {
 		go cw.Run(wctx, time.Second)
+		go fetchConfig(wctx, fetcher(cfg, p.Name, cw, nt), cfg)
 	}
 	watchDone := make(chan struct{}, 2)
 	go func() {
@@ -222,7 +224,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Live {
 		actx = context.Background()
 	}
-	runErr := analyseLoop(actx, rgs, an, out, wms, nt, cfg.Transport.MaxBuildTime)
+	shed := newShedder(sender.Backlog, sender.Window(), o.Live || o.Speed > 0, log)
+	runErr := analyseLoop(actx, rgs, an, out, wms, nt, shed, cfg.Transport.MaxBuildTime)
 	for range ins {
 		err := <-sieveErr
 		if o.Live && errors.Is(err, context.Canceled) {
@@ -256,8 +259,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		out.event(time.Now().UnixNano(), "reassembly", fmt.Sprintf("fragments=%d datagrams=%d incomplete=%d evicted=%d overlap=%d duplicate=%d toomany=%d discarded=%d invalid=%d",
 			r.Fragments, r.Datagrams, r.Incomplete, r.Evicted, r.Overlap, r.Duplicate, r.TooMany, r.Discarded, r.Invalid))
 	}
-	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s",
-		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings, res.Analyser.Flows, captureSummary(res.Capture)))
+	shed.end(out, safe(wms))
+	res.Shed = out.shed.Load()
+	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s%s",
+		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings-res.Shed, res.Analyser.Flows, shedSummary(res.Shed), captureSummary(res.Capture)))
 	out.flush(safe(wms))
 	res.PDUs, res.Sightings, res.PDUBytes = out.pdus.Load(), out.sightings.Load(), out.sightBytes.Load()
 
@@ -281,7 +286,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 // older than maxBuild, passes on the helpers' events, and advances the data
 // clock that heartbeats and PDU headers carry. It returns nil when every
 // ring is closed and drained.
-func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, maxBuild time.Duration) error {
+func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, shed *shedder, maxBuild time.Duration) error {
 	batch := make([]sieve.Record, 256)
 	for {
 		// Read the watermark before draining: every record of a packet
@@ -310,6 +315,9 @@ func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analys
 		}
 		// Every packet captured before w has been analysed.
 		out.progress(w, maxBuild)
+		if err := shed.check(ctx, out, out.done); err != nil {
+			return err
+		}
 		if n > 0 {
 			continue
 		}

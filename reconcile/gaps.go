@@ -1,5 +1,13 @@
 package reconcile
 
+import (
+	"math"
+	"math/bits"
+	"slices"
+
+	"github.com/tmon-project/tmon/selection"
+)
+
 // Dropped sightings (trafMon §1.5: "dropped, a probe gave up on the PDU").
 //
 // When a probe gives up PDUs to a collector, it tells it which hops of which
@@ -15,7 +23,45 @@ package reconcile
 type Gap struct {
 	Class    int   // index into Config.Classes
 	Hops     uint8 // bit h: hop h of the class's path is in the gap
-	From, To int64 // capture times (ns) of the first and last sighting given up
+	From, To int64 // capture times (ns) of the first and last sighting given up; To math.MaxInt64: still open
+	// Shed, when not 0, narrows the gap to the packets a probe shedding
+	// at that level left out (selection.Shed): its other packets were sent.
+	Shed uint8
+	// Owner is the probe (its index) whose shedding the gap describes:
+	// SetShed replaces the owner's shedding gaps.
+	Owner int
+}
+
+// Gaps returns a copy of the gaps held (for a collector's snapshot).
+func (r *Reconciler) Gaps() []Gap { return slices.Clone(r.gaps.list) }
+
+// covers reports whether g, a gap of the record's class, holds the
+// sightings of the packet of signature sig and earliest time t at its hops.
+func (g *Gap) covers(sig uint32, t, maxT int64) bool {
+	if t < g.From-maxT || (g.To != math.MaxInt64 && t > g.To+maxT) {
+		return false
+	}
+	return g.Shed == 0 || selection.Shed(sig, g.Shed)
+}
+
+// SetShed replaces the shedding gaps of probe owner (spans of one level
+// each, the last possibly open): the probe's notices may arrive in any
+// order, so its caller rebuilds them all from every notice it holds.
+func (r *Reconciler) SetShed(owner int, gs []Gap) {
+	keep := r.gaps.list[:0]
+	for _, g := range r.gaps.list {
+		if g.Shed == 0 || g.Owner != owner {
+			keep = append(keep, g)
+		}
+	}
+	clear(r.gaps.list[len(keep):])
+	r.gaps.list = keep
+	for _, g := range gs {
+		if g.Shed > 0 {
+			g.Owner = owner
+			r.AddGap(g)
+		}
+	}
 }
 
 // gaps holds the gaps still able to cover a live record. Bounded: a gap is
@@ -40,6 +86,26 @@ func (r *Reconciler) AddGap(g Gap) {
 	r.gaps.list = append(r.gaps.list, g)
 }
 
+// forcedGap remembers that rec, forced out at the record limit, took the
+// sightings at its hops with it: a later sighting of the same packet at
+// another hop makes a record lacking exactly those, which must be dropped
+// too, not called lost or missed. A flood forces records one after the
+// other in time order, so the span grows the class's latest such gap
+// instead of adding one per record (maxGaps would evict the probes' own).
+func (r *Reconciler) forcedGap(c *class, rec *record) {
+	hi := rec.min
+	for m := rec.mask; m != 0; m &= m - 1 {
+		hi = max(hi, rec.ts[bits.TrailingZeros8(m)])
+	}
+	if n := len(r.gaps.list); n > 0 {
+		if g := &r.gaps.list[n-1]; g.Shed == 0 && g.Class == c.index && g.Hops == rec.mask && rec.min <= g.To+c.maxT && hi >= g.From-c.maxT {
+			g.From, g.To = min(g.From, rec.min), max(g.To, hi)
+			return
+		}
+	}
+	r.AddGap(Gap{Class: c.index, Hops: rec.mask, From: rec.min, To: hi})
+}
+
 // dropped reports whether the incomplete record rec of class c lacks only
 // hops that gaps cover.
 func (r *Reconciler) dropped(c *class, rec *record) bool {
@@ -49,11 +115,22 @@ func (r *Reconciler) dropped(c *class, rec *record) bool {
 	}
 	for i := range r.gaps.list {
 		g := &r.gaps.list[i]
-		if g.Class != c.index || rec.min < g.From-c.maxT || rec.min > g.To+c.maxT {
+		if g.Class != c.index || !g.covers(rec.sig, rec.min, c.maxT) {
 			continue
 		}
 		missing &^= g.Hops
 		if missing == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// inGap reports whether a gap of class c covers the packet of signature
+// sig at time t at any of hops.
+func (r *Reconciler) inGap(c *class, hops uint8, sig uint32, t int64) bool {
+	for i := range r.gaps.list {
+		if g := &r.gaps.list[i]; g.Class == c.index && g.Hops&hops != 0 && g.covers(sig, t, c.maxT) {
 			return true
 		}
 	}
@@ -65,7 +142,7 @@ func (r *Reconciler) pruneGaps() {
 	keep := r.gaps.list[:0]
 	for _, g := range r.gaps.list {
 		c := &r.classes[g.Class]
-		if g.To+c.maxT+c.timeout >= r.wm {
+		if g.To == math.MaxInt64 || g.To+c.maxT+c.timeout >= r.wm {
 			keep = append(keep, g)
 		}
 	}

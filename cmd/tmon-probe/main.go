@@ -65,7 +65,7 @@ Flags:
 	log.Info("probe finished",
 		"packets", res.Sieve.Packets, "wanted", res.Sieve.Wanted,
 		"flows", res.Analyser.Flows, "sightings", res.Sightings, "pdus", res.PDUs,
-		"bytes_per_sighting", perSighting(res.PDUBytes, res.Sightings),
+		"bytes_per_sighting", perSighting(res.PDUBytes, res.Sightings), "shed", res.Shed,
 		"transport", fmt.Sprintf("%+v", res.Transport), "capture", fmt.Sprintf("%+v", res.Capture),
 		"files", fmt.Sprintf("%+v", res.Files))
 	if err != nil {
