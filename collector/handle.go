@@ -153,6 +153,9 @@ func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
 	if !ok {
 		return nil, fmt.Errorf("collector: probe id %d is not in the configuration", probe)
 	}
+	if err := c.sessionVersion(id); err != nil {
+		return nil, err
+	}
 	c.evictSession()
 	s := &session{probe: pi, name: c.cfg.Probes[pi].Name, lastHeard: time.Now()}
 	c.sessions[k] = s

@@ -30,6 +30,19 @@ type Gap struct {
 	// Owner is the probe (its index) whose shedding the gap describes:
 	// SetShed replaces the owner's shedding gaps.
 	Owner int
+	// Prior: the gap is a switch of configuration versions at From (=
+	// To), seen from the new version. A packet whose hop_from sighting is
+	// missing there was at hop_from before the switch: the old version
+	// counted it (dropped) in the interval of that time, so the new one
+	// accounts for its sightings (owd_accounting dropped) but does not
+	// count the packet again (owd_stats, owd_incomplete).
+	Prior bool
+	// Ending: the same switch seen from the old version. Prior covers only
+	// the hops before a record's first sighting (they were before the
+	// switch), Ending only those after its last (after the switch): a
+	// sighting missing on the record's own side of the instant would have
+	// come, and the record is lost or missed as usual.
+	Ending bool
 }
 
 // Gaps returns a copy of the gaps held (for a collector's snapshot).
@@ -98,7 +111,7 @@ func (r *Reconciler) forcedGap(c *class, rec *record) {
 		hi = max(hi, rec.ts[bits.TrailingZeros8(m)])
 	}
 	if n := len(r.gaps.list); n > 0 {
-		if g := &r.gaps.list[n-1]; g.Shed == 0 && g.Class == c.index && g.Hops == rec.mask && rec.min <= g.To+c.maxT && hi >= g.From-c.maxT {
+		if g := &r.gaps.list[n-1]; g.Shed == 0 && !g.Prior && !g.Ending && g.Class == c.index && g.Hops == rec.mask && rec.min <= g.To+c.maxT && hi >= g.From-c.maxT {
 			g.From, g.To = min(g.From, rec.min), max(g.To, hi)
 			return
 		}
@@ -118,7 +131,14 @@ func (r *Reconciler) dropped(c *class, rec *record) bool {
 		if g.Class != c.index || !g.covers(rec.sig, rec.min, c.maxT) {
 			continue
 		}
-		missing &^= g.Hops
+		hops := g.Hops
+		if g.Prior {
+			hops &= rec.mask&-rec.mask - 1 // below the first sighting
+		}
+		if g.Ending {
+			hops &^= 1<<bits.Len8(rec.mask) - 1 // above the last
+		}
+		missing &^= hops
 		if missing == 0 {
 			return true
 		}
@@ -131,6 +151,16 @@ func (r *Reconciler) dropped(c *class, rec *record) bool {
 func (r *Reconciler) inGap(c *class, hops uint8, sig uint32, t int64) bool {
 	for i := range r.gaps.list {
 		if g := &r.gaps.list[i]; g.Class == c.index && g.Hops&hops != 0 && g.covers(sig, t, c.maxT) {
+			return true
+		}
+	}
+	return false
+}
+
+// priorGap reports whether a Prior gap of class c covers the record.
+func (r *Reconciler) priorGap(c *class, rec *record) bool {
+	for i := range r.gaps.list {
+		if g := &r.gaps.list[i]; g.Prior && g.Class == c.index && rec.min >= g.From-c.maxT && rec.min <= g.To+c.maxT {
 			return true
 		}
 	}
@@ -154,6 +184,7 @@ func (r *Reconciler) pruneGaps() {
 // hop_from or hop_to missing, in the interval of its hop_from time (or of
 // its earliest time).
 func (r *Reconciler) drop(c *class, rec *record) {
+	prior := r.priorGap(c, rec)
 	for p := range c.pairs {
 		pp := &c.pairs[p]
 		hasFrom := rec.mask&(1<<pp.from) != 0
@@ -162,6 +193,9 @@ func (r *Reconciler) drop(c *class, rec *record) {
 			r.measure(c, rec, p) // seen at both ends of this pair
 			continue
 		}
+		if !hasFrom && prior {
+			continue // counted before the switch (Gap.Prior)
+		}
 		t := rec.min
 		if hasFrom {
 			t = rec.ts[pp.from]
@@ -169,7 +203,7 @@ func (r *Reconciler) drop(c *class, rec *record) {
 		sl := r.slot(r.slotOf(t))
 		sl.stats[sl.stat(rec.flow, c, p)].Dropped++
 	}
-	if c.perPacket {
+	if c.perPacket && !(prior && rec.mask&1 == 0) {
 		sl := r.slot(r.slotOf(rec.min))
 		sl.iv.Incomplete = append(sl.iv.Incomplete, Incomplete{
 			Flow: rec.flow, Class: c.index, Sig: rec.sig, Dropped: true, Mask: rec.mask, TS: rec.ts,
