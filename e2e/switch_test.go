@@ -231,3 +231,116 @@ func TestConfigSwitch(t *testing.T) {
 		t.Errorf("config.switch events in the database: %d, %v; want 3", n, err)
 	}
 }
+
+// TestConfigCatchUp: probe pb is down through the push and the switch and
+// starts afterwards with its old file: it fetches the version in force
+// from the collector and starts with it (a config.switch event says it
+// caught up), leaving out the packets of its capture stamped before
+// validFrom (the old version's); its measurements with pa are exact. The
+// collector, restarted with its old file after the switch, goes on with
+// the version it switched to.
+func TestConfigCatchUp(t *testing.T) {
+	first := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	at := first.Add(3 * time.Second)
+	gc := gen.DefaultConfig()
+	gc.Seed, gc.Rate, gc.Duration, gc.Start = 12, 200, 11*time.Second, first
+	dir := t.TempDir()
+	if _, _, err := gen.Generate(gc, dir); err != nil {
+		t.Fatal(err)
+	}
+	truth, err := gen.ReadTruthFile(filepath.Join(dir, "truth.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := rolloutSite(t, dir, freePort(t), `maxPduSize="1200" maxBuildTime="100ms" minGap="200us" heartbeat="300ms" initialTimeout="100ms" timeoutIncrement="100ms" maxRetries="3" finalTimeout="6s" breakBorder="1s"`)
+	cfgPath := filepath.Join(dir, "tmon.xml")
+	writeFile(t, cfgPath, site("v1", "", "site"))
+	spoolDir := filepath.Join(dir, "spool")
+	coll := start(t, "tmon-collector", "-config", cfgPath, "-name", "c1", "-spool", spoolDir)
+	waitListening(t, coll)
+	probe := func(name, file string) *proc {
+		return start(t, "tmon-probe", "-config", cfgPath, "-name", name, "-read", filepath.Join(dir, file), "-speed", "1", "-realtime")
+	}
+	pa := probe("pa", "hop-a.pcap")
+	v2 := filepath.Join(dir, "v2.xml")
+	writeFile(t, v2, site("v2", `validFrom="`+at.UTC().Format(time.RFC3339)+`"`, "site2"))
+	if code, out := runTool(t, "tmon", "config", "push", v2); code != 0 {
+		t.Fatalf("push v2: exit %d\n%s", code, out)
+	}
+	for _, p := range []*proc{coll, pa} {
+		waitLog(t, p, "rollout: switched:", 20*time.Second)
+	}
+	// pb comes up a second after the switch, with v1 in its file.
+	for time.Since(at) < time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	pbStart := time.Now()
+	pb := probe("pb", "hop-b.pcap")
+	waitLog(t, pb, "catching up: version v2 is in force", 10*time.Second)
+	waitLog(t, pb, "version=v2", 10*time.Second)
+	waitStatus := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, out := runTool(t, "tmon", "config", "status", "-config", v2)
+			if strings.Count(out, " v2 ") == 3 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status never showed every component on v2:\n%s", out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitStatus()
+	pa.wait(t, time.Minute)
+	pb.wait(t, time.Minute)
+	if !regexp.MustCompile(`catch-up: packets stamped before the validFrom .* packets=[1-9]`).MatchString(pb.log.String()) {
+		t.Errorf("pb did not say it left out the old version's packets:\n%s", pb.log.String())
+	}
+	coll.stop(t)
+
+	var pbSwitch []string
+	for _, r := range spoolEvents(t, spoolDir) {
+		if r[1] == "probe:pb" && r[2] == "config.switch" {
+			pbSwitch = r
+		}
+		if r[1] == "probe:pb" && strings.Contains(r[3], `config v1`) {
+			t.Errorf("pb ran v1: %q", r)
+		}
+	}
+	if pbSwitch == nil || pbSwitch[0] != strconv.FormatInt(at.UnixNano(), 10) || !strings.Contains(pbSwitch[3], "caught up at start") {
+		t.Errorf("pb's config.switch event: %q", pbSwitch)
+	}
+	// From pb's start on (plus the class's maximum transit), both probes
+	// run v2: every packet measured exactly or lost as in the truth.
+	s, err := reports.ReadSpool(spoolDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range gen.Datagrams(truth) {
+		if !inClass(r) || r.TA < pbStart.Add(time.Second).UnixNano() {
+			continue
+		}
+		n++
+		got, ok := s.Packets[r.TA]
+		switch {
+		case ok && (r.Lost || got != r.Delay):
+			t.Errorf("seq %d: measured %d, truth lost %v delay %d", r.Seq, got, r.Lost, r.Delay)
+		case !ok && !(r.Lost && s.Lost[r.TA]):
+			t.Errorf("seq %d (lost %v) after pb started: neither measured nor lost", r.Seq, r.Lost)
+		}
+	}
+	if n < 500 {
+		t.Errorf("only %d packets after pb started", n)
+	}
+
+	// The collector restarted with its old file keeps v2.
+	coll = start(t, "tmon-collector", "-config", cfgPath, "-name", "c1", "-spool", spoolDir)
+	waitListening(t, coll)
+	coll.stop(t)
+	if !strings.Contains(coll.log.String(), "starting with version v2, switched to before the restart") || !strings.Contains(coll.log.String(), "version=v2") {
+		t.Errorf("the restarted collector did not go on with v2:\n%s", coll.log.String())
+	}
+}

@@ -154,6 +154,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	cuts := make([]*cutSource, len(ins))
 	for i := range ins {
 		cuts[i] = newCut(ins[i].src)
+		if from != nil {
+			cuts[i].from = switchAt // caught up: the new version's data only
+		}
 		ins[i].src = cuts[i]
 	}
 	for {
@@ -164,6 +167,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if err != nil || next == nil {
 			if files != nil {
 				res.Files = files.Stats()
+			}
+			var skipped uint64
+			for _, c := range cuts {
+				skipped += c.skipped
+			}
+			if skipped > 0 {
+				log.Warn("rollout: catch-up: packets stamped before the validFrom of the version caught up with were left out (the old version's data, which this probe did not run)", "packets", skipped)
 			}
 			return res, err
 		}
