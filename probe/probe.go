@@ -208,12 +208,15 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	svs := make([]*sieve.Sieve, len(ins))
 	wms := make([]*watermark, len(ins))
 	rgs := make([]*ring.Ring[sieve.Record], len(ins))
+	pls := make([]*ring.Ring[sieve.Payload], len(ins)) // FTP control payloads beside the records (sieve/ftp.go)
 	for i, in := range ins {
 		sv, err := sieve.Compile(cfg)
 		if err != nil {
 			return res, nil, fmt.Errorf("probe %s: %w", p.Name, err)
 		}
 		svs[i], wms[i], rgs[i] = sv, &watermark{src: in.src}, ring.New[sieve.Record](o.RingSize)
+		pls[i] = ring.New[sieve.Payload](payloadRing)
+		sv.SetPayloads(pls[i])
 	}
 
 	addrs := make([]netip.AddrPort, len(cfg.Collectors))
@@ -307,7 +310,7 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		actx = context.Background()
 	}
 	shed := newShedder(sender.Backlog, sender.Window(), o.Live || o.Speed > 0, log)
-	runErr := analyseLoop(actx, rgs, an, out, wms, nt, shed, cfg.Transport.MaxBuildTime)
+	runErr := analyseLoop(actx, rgs, pls, an, out, wms, nt, shed, cfg.Transport.MaxBuildTime)
 	for range ins {
 		err := <-sieveErr
 		if o.Live && errors.Is(err, context.Canceled) {
@@ -378,22 +381,32 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	return res, nextCfg, runErr
 }
 
+// payloadRing is the size of the ring of FTP control payloads beside each
+// sieve's ring (1 KiB each): control segments are few.
+const payloadRing = 256
+
 // analyseLoop is the analyser goroutine: it drains the rings of every
 // sieve into the analyser (records of different rings interleave in time:
 // the analyser and the PDU deltas take that), closes PDUs that are full or
 // older than maxBuild, passes on the helpers' events, and advances the data
 // clock that heartbeats and PDU headers carry. It returns nil when every
 // ring is closed and drained.
-func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, shed *shedder, maxBuild time.Duration) error {
+func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], pls []*ring.Ring[sieve.Payload], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, shed *shedder, maxBuild time.Duration) error {
 	batch := make([]sieve.Record, 256)
+	var pl sieve.Payload
 	for {
 		// Read the watermark before draining: every record of a packet
 		// read before it is already in the ring.
 		w := safe(wms)
 		n := 0
-		for _, rg := range rgs {
+		for j, rg := range rgs {
 			k := rg.PopN(batch)
 			for i := 0; i < k; i++ {
+				// A record's payload was pushed before it: it is there.
+				if batch[i].Flags&sieve.FlagPayload != 0 && pls[j].Pop(&pl) {
+					an.PacketPayload(&batch[i], pl.Bytes())
+					continue
+				}
 				an.Packet(&batch[i])
 			}
 			if k == len(batch) {
