@@ -66,7 +66,7 @@ func TestCutSource(t *testing.T) {
 	c := newCut(src)
 	c.arm(30)
 	got, first := read(t, c)
-	if len(got) != 2 || got[0] != 10 || got[1] != 20 || !c.cut {
+	if len(got) != 2 || got[0] != 10 || got[1] != 20 || first[1] != 20 || !c.cut {
 		t.Fatalf("first epoch: %v, cut %v", got, c.cut)
 	}
 	if cl := c.Clock(); cl != 30 {
