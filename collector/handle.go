@@ -109,6 +109,14 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		if err := c.rtts(s, f.Body); err != nil {
 			return err
 		}
+	case pdu.TypeTCPConn:
+		if err := c.tcpConns(s, f.Body); err != nil {
+			return err
+		}
+	case pdu.TypeFTP:
+		if err := c.ftpTransfers(s, f.Body); err != nil {
+			return err
+		}
 	case pdu.TypeBye:
 		// Ended once every PDU before the bye has arrived too (the
 		// watermark reaches its seq, HandleWatermark): a bye overtaking

@@ -43,6 +43,8 @@ type output struct {
 	events   *pdu.Builder
 	counters *pdu.Builder
 	rtt      *pdu.Builder
+	tcp      *pdu.Builder
+	ftp      *pdu.Builder
 	opened   time.Time // when the oldest open builder got its first record
 	done     int64     // every packet before it has been analysed
 	openMin  int64     // earliest sighting in the open sightings PDU; MaxInt64 when empty
@@ -59,7 +61,7 @@ type output struct {
 
 func newOutput(maxSize int) *output {
 	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize),
-		counters: pdu.NewBuilder(maxSize), rtt: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
+		counters: pdu.NewBuilder(maxSize), rtt: pdu.NewBuilder(maxSize), tcp: pdu.NewBuilder(maxSize), ftp: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
 }
 
 func (o *output) touch() {
@@ -119,6 +121,26 @@ func (o *output) RTT(r *pdu.RTT) {
 	}
 	o.sendAfterDefs(o.rtt, pdu.TypeRTT, o.covered())
 	o.rtt.AddRTT(r)
+}
+
+// TCPConn takes a record of the TCP connection analysis (analyse/tcpconn).
+func (o *output) TCPConn(c *pdu.TCPConn) {
+	o.touch()
+	if o.tcp.AddTCPConn(c) {
+		return
+	}
+	o.sendAfterDefs(o.tcp, pdu.TypeTCPConn, o.covered())
+	o.tcp.AddTCPConn(c)
+}
+
+// FTPTransfer takes a record of the FTP analysis (analyse/ftp).
+func (o *output) FTPTransfer(x *pdu.FTPTransfer) {
+	o.touch()
+	if o.ftp.AddFTPTransfer(x) {
+		return
+	}
+	o.sendAfterDefs(o.ftp, pdu.TypeFTP, o.covered())
+	o.ftp.AddFTPTransfer(x)
 }
 
 // sendAfterDefs sends the open PDU of b after the flow definitions its
@@ -232,6 +254,12 @@ func (o *output) flush(w int64) {
 	}
 	if o.rtt.Len() > 0 {
 		o.sendAfterDefs(o.rtt, pdu.TypeRTT, o.covered())
+	}
+	if o.tcp.Len() > 0 {
+		o.sendAfterDefs(o.tcp, pdu.TypeTCPConn, o.covered())
+	}
+	if o.ftp.Len() > 0 {
+		o.sendAfterDefs(o.ftp, pdu.TypeFTP, o.covered())
 	}
 	o.publish()
 	o.opened = time.Time{}

@@ -154,6 +154,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	cuts := make([]*cutSource, len(ins))
 	for i := range ins {
 		cuts[i] = newCut(ins[i].src)
+		if from != nil {
+			cuts[i].from = switchAt // caught up: the new version's data only
+		}
 		ins[i].src = cuts[i]
 	}
 	for {
@@ -164,6 +167,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if err != nil || next == nil {
 			if files != nil {
 				res.Files = files.Stats()
+			}
+			var skipped uint64
+			for _, c := range cuts {
+				skipped += c.skipped
+			}
+			if skipped > 0 {
+				log.Warn("rollout: catch-up: packets stamped before the validFrom of the version caught up with were left out (the old version's data, which this probe did not run)", "packets", skipped)
 			}
 			return res, err
 		}
@@ -198,12 +208,15 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	svs := make([]*sieve.Sieve, len(ins))
 	wms := make([]*watermark, len(ins))
 	rgs := make([]*ring.Ring[sieve.Record], len(ins))
+	pls := make([]*ring.Ring[sieve.Payload], len(ins)) // FTP control payloads beside the records (sieve/ftp.go)
 	for i, in := range ins {
 		sv, err := sieve.Compile(cfg)
 		if err != nil {
 			return res, nil, fmt.Errorf("probe %s: %w", p.Name, err)
 		}
 		svs[i], wms[i], rgs[i] = sv, &watermark{src: in.src}, ring.New[sieve.Record](o.RingSize)
+		pls[i] = ring.New[sieve.Payload](payloadRing)
+		sv.SetPayloads(pls[i])
 	}
 
 	addrs := make([]netip.AddrPort, len(cfg.Collectors))
@@ -297,7 +310,7 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		actx = context.Background()
 	}
 	shed := newShedder(sender.Backlog, sender.Window(), o.Live || o.Speed > 0, log)
-	runErr := analyseLoop(actx, rgs, an, out, wms, nt, shed, cfg.Transport.MaxBuildTime)
+	runErr := analyseLoop(actx, rgs, pls, an, out, wms, nt, shed, cfg.Transport.MaxBuildTime)
 	for range ins {
 		err := <-sieveErr
 		if o.Live && errors.Is(err, context.Canceled) {
@@ -368,22 +381,32 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	return res, nextCfg, runErr
 }
 
+// payloadRing is the size of the ring of FTP control payloads beside each
+// sieve's ring (1 KiB each): control segments are few.
+const payloadRing = 256
+
 // analyseLoop is the analyser goroutine: it drains the rings of every
 // sieve into the analyser (records of different rings interleave in time:
 // the analyser and the PDU deltas take that), closes PDUs that are full or
 // older than maxBuild, passes on the helpers' events, and advances the data
 // clock that heartbeats and PDU headers carry. It returns nil when every
 // ring is closed and drained.
-func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, shed *shedder, maxBuild time.Duration) error {
+func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], pls []*ring.Ring[sieve.Payload], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, shed *shedder, maxBuild time.Duration) error {
 	batch := make([]sieve.Record, 256)
+	var pl sieve.Payload
 	for {
 		// Read the watermark before draining: every record of a packet
 		// read before it is already in the ring.
 		w := safe(wms)
 		n := 0
-		for _, rg := range rgs {
+		for j, rg := range rgs {
 			k := rg.PopN(batch)
 			for i := 0; i < k; i++ {
+				// A record's payload was pushed before it: it is there.
+				if batch[i].Flags&sieve.FlagPayload != 0 && pls[j].Pop(&pl) {
+					an.PacketPayload(&batch[i], pl.Bytes())
+					continue
+				}
 				an.Packet(&batch[i])
 			}
 			if k == len(batch) {

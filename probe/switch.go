@@ -32,7 +32,12 @@ import (
 type cutSource struct {
 	src capture.Source
 	at  atomic.Int64 // cut time (ns); MaxInt64: none
-	cut bool         // the input ended at the cut (sieve goroutine)
+	// from: packets stamped before it are left out and counted in
+	// skipped (a probe that caught up with a version in force: they are
+	// the old version's, which it did not run); sieve goroutine only.
+	from    int64
+	skipped uint64
+	cut     bool // the input ended at the cut (sieve goroutine)
 	// the packet at or after the cut, kept for the next epoch
 	pend  bool
 	buf   []byte
@@ -42,7 +47,7 @@ type cutSource struct {
 }
 
 func newCut(src capture.Source) *cutSource {
-	c := &cutSource{src: src}
+	c := &cutSource{src: src, from: math.MinInt64}
 	c.at.Store(math.MaxInt64)
 	return c
 }
@@ -67,6 +72,10 @@ func (c *cutSource) ReadPacket() ([]byte, int64, uint8, uint16, error) {
 		return c.buf, c.ts, c.iface, c.lt, nil
 	}
 	data, ts, iface, lt, err := c.src.ReadPacket()
+	for err == nil && ts < c.from {
+		c.skipped++
+		data, ts, iface, lt, err = c.src.ReadPacket()
+	}
 	if err != nil {
 		if !errors.Is(err, io.EOF) && !errors.Is(err, capture.ErrClosed) && c.src.Clock() >= at {
 			// Idle past the cut: no packet before it can come.
