@@ -179,6 +179,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		v.from, v.at = o.Config, v.cur.switchAt
 		o.Config = next
+		o.Ready = nil // closed by the first version
 	}
 }
 

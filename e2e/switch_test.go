@@ -3,7 +3,6 @@ package e2e
 import (
 	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/tmon-project/tmon/internal/gen"
 	"github.com/tmon-project/tmon/reports"
+	"github.com/tmon-project/tmon/rollout"
 )
 
 // TestConfigSwitch is issue 14's rollout check with real processes: a
@@ -114,6 +114,33 @@ func TestConfigSwitch(t *testing.T) {
 	pb.wait(t, time.Minute)
 	coll.stop(t)
 
+	checkSwitch(t, spoolDir, truth, at, "collector:c1", "probe:pa", "probe:pb")
+
+	// And in the database.
+	db := filepath.Join(dir, "tmon.db")
+	if code, out := runTool(t, "tmon-loader", "-spool", "c1="+spoolDir, "-db", "sqlite:"+db); code != 0 {
+		t.Fatalf("tmon-loader: exit %d\n%s", code, out)
+	}
+	h, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var n int
+	if err := h.QueryRow("SELECT count(*) FROM events WHERE kind = 'config.switch' AND time_ns = ? AND detail LIKE '%\"v2\"%'", at.UnixNano()).Scan(&n); err != nil || n != 3 {
+		t.Errorf("config.switch events in the database: %d, %v; want 3", n, err)
+	}
+}
+
+// checkSwitch checks a collector's spool after a switch at at against the
+// generator's truth: the old class's rows end at the instant, the new
+// one's begin there; every packet is measured with its exact delay, lost
+// as in the truth, or — around the instant — dropped, and every packet in
+// transit across it is dropped, once; nothing counted twice; the
+// accounting balances and equals the probes' stop events; every component
+// wrote a config.switch event stamped with the instant.
+func checkSwitch(t *testing.T, spoolDir string, truth []gen.TruthRow, at time.Time, who ...string) {
+	t.Helper()
 	// Rows of the old class end at validFrom, those of the new one begin
 	// there.
 	byClass := map[string]int{}
@@ -131,9 +158,6 @@ func TestConfigSwitch(t *testing.T) {
 		t.Errorf("owd_stats rows by class: %v", byClass)
 	}
 
-	if d := os.Getenv("TMON_KEEP_SPOOL"); d != "" {
-		copyTree(t, spoolDir, d)
-	}
 	// Against the truth: nothing lost, doubled or invented.
 	s, err := reports.ReadSpool(spoolDir)
 	if err != nil {
@@ -210,26 +234,12 @@ func TestConfigSwitch(t *testing.T) {
 	if acc["sightings"] != stopSightings {
 		t.Errorf("owd_accounting: %d sightings, the probes' stop events %d", acc["sightings"], stopSightings)
 	}
-	for _, who := range []string{"collector:c1", "probe:pa", "probe:pb"} {
+	for _, who := range who {
 		if switches[who] != strconv.FormatInt(at.UnixNano(), 10) {
 			t.Errorf("config.switch event of %s at %q, want %d (all: %v)", who, switches[who], at.UnixNano(), switches)
 		}
 	}
 
-	// And in the database.
-	db := filepath.Join(dir, "tmon.db")
-	if code, out := runTool(t, "tmon-loader", "-spool", "c1="+spoolDir, "-db", "sqlite:"+db); code != 0 {
-		t.Fatalf("tmon-loader: exit %d\n%s", code, out)
-	}
-	h, err := sql.Open("sqlite", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	var n int
-	if err := h.QueryRow("SELECT count(*) FROM events WHERE kind = 'config.switch' AND time_ns = ? AND detail LIKE '%\"v2\"%'", at.UnixNano()).Scan(&n); err != nil || n != 3 {
-		t.Errorf("config.switch events in the database: %d, %v; want 3", n, err)
-	}
 }
 
 // TestConfigCatchUp: probe pb is down through the push and the switch and
@@ -342,5 +352,58 @@ func TestConfigCatchUp(t *testing.T) {
 	coll.stop(t)
 	if !strings.Contains(coll.log.String(), "starting with version v2, switched to before the restart") || !strings.Contains(coll.log.String(), "version=v2") {
 		t.Errorf("the restarted collector did not go on with v2:\n%s", coll.log.String())
+	}
+}
+
+// TestConfigSwitchTwoCollectors: v2 is pushed to collector c1 only;
+// collector c2 fetches it from c1 (and serves it too). Both collectors and
+// both probes switch at validFrom, and each collector's spool is exact
+// against the truth across the switch.
+func TestConfigSwitchTwoCollectors(t *testing.T) {
+	first := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	at := first.Add(4 * time.Second)
+	gc := gen.DefaultConfig()
+	gc.Seed, gc.Rate, gc.Duration, gc.Start = 13, 200, 8*time.Second, first
+	dir := t.TempDir()
+	if _, _, err := gen.Generate(gc, dir); err != nil {
+		t.Fatal(err)
+	}
+	truth, err := gen.ReadTruthFile(filepath.Join(dir, "truth.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := rolloutSite(t, dir, freePort(t), `maxPduSize="1200" maxBuildTime="100ms" minGap="200us" heartbeat="300ms" initialTimeout="100ms" timeoutIncrement="100ms" maxRetries="3" finalTimeout="6s" breakBorder="1s"`, freePort(t))
+	cfgPath := filepath.Join(dir, "tmon.xml")
+	writeFile(t, cfgPath, site("v1", "", "site"))
+	spools := map[string]string{}
+	var colls []*proc
+	for _, c := range []string{"c1", "c2"} {
+		spools[c] = filepath.Join(dir, "spool-"+c)
+		p := start(t, "tmon-collector", "-config", cfgPath, "-name", c, "-spool", spools[c])
+		waitListening(t, p)
+		colls = append(colls, p)
+	}
+	var probes []*proc
+	for _, p := range []string{"pa", "pb"} {
+		probes = append(probes, start(t, "tmon-probe", "-config", cfgPath, "-name", p, "-read", filepath.Join(dir, "hop-"+p[1:]+".pcap"), "-speed", "1", "-realtime"))
+	}
+	v2 := filepath.Join(dir, "v2.xml")
+	writeFile(t, v2, site("v2", `validFrom="`+at.UTC().Format(time.RFC3339)+`"`, "site2"))
+	if code, out := runTool(t, "tmon", "config", "push", "-to", "c1", v2); code != 0 || !strings.Contains(out, "published at collector c1") {
+		t.Fatalf("push v2 to c1: exit %d\n%s", code, out)
+	}
+	waitLog(t, colls[1], `version \"v2\" from collector 127.0.0.1:`, 10*time.Second)
+	if _, content, err := rollout.OpenStore(filepath.Join(spools["c2"], ".collector")); err != nil || !strings.Contains(string(content), `version="v2"`) {
+		t.Errorf("c2's store after fetching: %v, %q", err, content)
+	}
+	for _, p := range append(colls, probes...) {
+		waitLog(t, p, "rollout: switched:", 20*time.Second)
+	}
+	for _, p := range probes {
+		p.wait(t, time.Minute)
+	}
+	for i, c := range []string{"c1", "c2"} {
+		colls[i].stop(t)
+		checkSwitch(t, spools[c], truth, at, "collector:"+c, "probe:pa", "probe:pb")
 	}
 }

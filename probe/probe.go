@@ -363,6 +363,10 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		ev.set(nil) // events from now on are the next epoch's
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
+	if nextCfg != nil {
+		cancel()
+		dctx, cancel = switchDrain(sender, o.DrainTimeout, min(2*cfg.Transport.Heartbeat, 2*time.Second))
+	}
 	defer cancel()
 	ts, err := sender.Close(dctx)
 	res.Transport = ts

@@ -14,6 +14,7 @@ import (
 	"github.com/tmon-project/tmon/capture"
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/rollout"
+	"github.com/tmon-project/tmon/transport"
 )
 
 // The switch to a new version of the configuration (docs/operations.md,
@@ -239,4 +240,35 @@ func (r *Result) add(e Result) {
 func switchNote(from, to *conf.Config, at int64, how string) string {
 	return fmt.Sprintf("version %q in force from %s, was %q: %s", to.Version,
 		time.Unix(0, at).UTC().Format(time.RFC3339Nano), from.Version, how)
+}
+
+// switchDrain returns the context the old version's session drains under
+// at a switch: DrainTimeout as at the end of a run, but once a collector
+// holds everything, the others get only grace more — a collector that is
+// down must not hold the new version's capture back for the whole drain
+// time (the transport's redundant close reports what they missed).
+func switchDrain(sender *transport.Sender, timeout, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	go func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			for _, c := range sender.Stats().Collectors {
+				if c.Pending == 0 && c.Queued == 0 {
+					select {
+					case <-ctx.Done():
+					case <-time.After(grace):
+						cancel()
+					}
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
 }
