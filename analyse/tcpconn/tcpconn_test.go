@@ -475,3 +475,29 @@ func replayPayload(t *testing.T, path string) *corpusOut {
 	a.Close()
 	return out
 }
+
+// TestFINBytes: segments lost before the probe (bytes 100–300) are
+// counted in the bytes by the FIN's sequence number (the FIN sits at 300),
+// and a retransmission of part of them fills the gap (out of order, not a
+// retransmission).
+func TestFINBytes(t *testing.T) {
+	out := &sink{}
+	a := New(Config{}, out)
+	var ids analyse.FlowIDs
+	recs := []sieve.Record{
+		seg(1, true, fSYN, 999, 0, 0, 9),
+		seg(2, false, fSYN|fACK, 5, 1000, 0, 9),
+		seg(3, true, fACK, 1000, 6, 100, 9),    // 0–100
+		seg(4, true, fACK|fFIN, 1300, 6, 0, 9), // FIN at 300; 100–300 never seen
+		seg(5, true, fACK, 1100, 6, 100, 9),    // 100–200 sent again: fills the gap
+		seg(6, false, fACK|fFIN, 6, 1301, 0, 9),
+	}
+	for i := range recs {
+		a.Packet(&recs[i], &ids)
+	}
+	a.Close()
+	c := out.final()[0]
+	if c.O.Bytes != 300 || c.O.OutOfOrder != 1 || c.O.Retrans != 0 {
+		t.Errorf("bytes %d, out of order %d, retransmitted %d; want 300 1 0", c.O.Bytes, c.O.OutOfOrder, c.O.Retrans)
+	}
+}
