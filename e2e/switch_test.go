@@ -100,8 +100,10 @@ func TestConfigSwitch(t *testing.T) {
 		}
 		d := w.Sub(at)
 		spread = append(spread, d)
-		if d < 0 || d > 20*time.Millisecond {
-			t.Errorf("%s acted %v after validFrom, want within 20ms", p.name, d)
+		// A timer: a few ms late on a loaded machine (measured 0.2–4.4 ms
+		// with load average 16–40); the bound leaves room for CI.
+		if d < 0 || d > 50*time.Millisecond {
+			t.Errorf("%s acted %v after validFrom, want within 50ms", p.name, d)
 		}
 	}
 	t.Logf("collector, pa, pb acted at validFrom + %v", spread)
