@@ -242,7 +242,8 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		return res, nil, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
 	out.sender = sender
-	an, err := analyse.New(cfg, pi, out, analyse.Config{Analyses: analyses(cfg, out)})
+	plug := analyses(cfg, out)
+	an, err := analyse.New(cfg, pi, out, analyse.Config{Analyses: plug})
 	if err != nil {
 		return res, nil, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
@@ -350,6 +351,24 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		// rest of the figures that account for every fragment.
 		out.event(time.Now().UnixNano(), "reassembly", fmt.Sprintf("fragments=%d datagrams=%d incomplete=%d evicted=%d overlap=%d duplicate=%d toomany=%d discarded=%d invalid=%d",
 			r.Fragments, r.Datagrams, r.Incomplete, r.Evicted, r.Overlap, r.Duplicate, r.TooMany, r.Discarded, r.Invalid))
+	}
+	// What the analyses and the FTP expectations left out to bound their
+	// memory is counted, not silent.
+	for _, p := range plug {
+		if s, ok := p.(interface{ Summary() string }); ok {
+			if d := s.Summary(); d != "" {
+				out.event(time.Now().UnixNano(), "analysis.bound", d)
+			}
+		}
+	}
+	var fs sieve.FTPStats
+	for _, sv := range svs {
+		f := sv.FTP()
+		fs.Learned, fs.Replaced, fs.Dropped = fs.Learned+f.Learned, fs.Replaced+f.Replaced, fs.Dropped+f.Dropped
+	}
+	if fs.Replaced > 0 || fs.Dropped > 0 {
+		out.event(time.Now().UnixNano(), "analysis.bound", fmt.Sprintf("ftp data connections announced=%d expectations replaced (table full)=%d control payloads not handed on (ring full)=%d",
+			fs.Learned, fs.Replaced, fs.Dropped))
 	}
 	shed.end(out, safe(wms))
 	res.Shed = out.shed.Load()

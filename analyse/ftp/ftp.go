@@ -34,6 +34,7 @@ package ftp
 
 import (
 	"bytes"
+	"fmt"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -604,6 +605,15 @@ func endpoint(b *[16]byte, port uint16, k *connKey) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[:4])), port)
 	}
 	return netip.AddrPortFrom(netip.AddrFrom16(*b), port)
+}
+
+// Summary says what the memory bound cost (the probe's analysis.bound
+// event), "" when nothing.
+func (a *Analysis) Summary() string {
+	if a.Evicted == 0 {
+		return ""
+	}
+	return fmt.Sprintf("ftp sessions=%d evicted (table full, %d)=%d transfers=%d", a.Sessions, a.cfg.MaxSessions, a.Evicted, a.Transfers)
 }
 
 // Len returns the sessions followed (for memory tests).

@@ -43,6 +43,7 @@
 package tcpconn
 
 import (
+	"fmt"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -628,6 +629,15 @@ func rstOS0(h []byte) bool {
 		}
 	}
 	return false
+}
+
+// Summary says what the memory bound cost (the probe's analysis.bound
+// event), "" when nothing.
+func (a *Analysis) Summary() string {
+	if a.Evicted == 0 {
+		return ""
+	}
+	return fmt.Sprintf("tcp connections=%d evicted (table full, %d)=%d", a.Conns, a.cfg.MaxConns, a.Evicted)
 }
 
 // Len returns the connections followed (for memory tests).

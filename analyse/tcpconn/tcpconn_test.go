@@ -541,3 +541,21 @@ func TestZeekTCPCaptures(t *testing.T) {
 		}
 	}
 }
+
+// TestSummary: the memory bound's cost is said (the probe's
+// analysis.bound event), nothing when there was none.
+func TestSummary(t *testing.T) {
+	a := New(Config{MaxConns: 1}, &sink{})
+	var ids analyse.FlowIDs
+	for i := range 3 {
+		r := seg(int64(i), true, fSYN, 1, 0, 0, 9)
+		r.SrcPort = uint16(1000 + i)
+		a.Packet(&r, &ids)
+		if s := a.Summary(); (i == 0) != (s == "") {
+			t.Errorf("after %d connections: %q", i+1, s)
+		}
+	}
+	if s := a.Summary(); s != "tcp connections=3 evicted (table full, 1)=2" {
+		t.Errorf("summary %q", s)
+	}
+}
