@@ -82,10 +82,14 @@ func (c *Collector) openJournal(spoolDir string) error {
 				lastFlows = i
 			case slices.Equal(set.Types, []string{spool.TypeEvents}):
 				lastEvents = i
-			case len(set.Types) == 1 && !set.Interval && set.Manifest:
-				// A data set (flow_counters, rtt_stats): every row of
-				// its type and interval from earlier PDUs is in the spool.
-				c.dataDone[dataKey{set.Types[0], set.Start}] = i
+			case !set.Interval && set.Manifest:
+				// A data set (flow_counters, rtt_stats, tcp_conns,
+				// ftp_transfers of one interval, committed together):
+				// every row of its types and interval from earlier PDUs
+				// is in the spool.
+				for _, typ := range set.Types {
+					c.dataDone[dataKey{typ, set.Start}] = i
+				}
 			}
 		}
 	}
