@@ -313,6 +313,11 @@ func (r *run) addAgg(b *batch, rt *recordType, vals []val) {
 
 // commit writes a batch in one transaction, then archives its files.
 func (r *run) commit(ctx context.Context, b *batch) error {
+	// Before the per-flow merge, which changes the batch's rows in place.
+	cls, err := r.classPrepare(ctx, b)
+	if err != nil {
+		return err
+	}
 	// Partitions first: on MySQL that is DDL, which commits implicitly.
 	for rt, rows := range b.records {
 		t := rt.tables[0]
@@ -360,6 +365,9 @@ func (r *run) commit(ctx context.Context, b *batch) error {
 				}
 			}
 		}
+	}
+	if err := r.classWrite(ctx, tx, cls); err != nil {
+		return err
 	}
 	if err := insertRows(ctx, r.d, tx, &badLinesTable, colNames(&badLinesTable), b.bad, ""); err != nil {
 		return err
