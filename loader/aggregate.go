@@ -89,7 +89,7 @@ func classTables() []*Table {
 // classKey is a class row's key without the histogram slice: what a
 // recomputation redoes at once for the three tables of a level.
 type classKey struct {
-	start          int64
+	start           int64
 	class, from, to string
 }
 
