@@ -33,7 +33,8 @@ type Options struct {
 	Spool  string // spool directory; default the configuration's
 	// Silence is how long a probe may stay unheard before the collector
 	// reports it unreachable (event probe.unreachable); default max(3
-	// heartbeats, 10s).
+	// heartbeats, min(10s, Patience/2)): said well before the collector
+	// stops waiting for the probe's sightings.
 	Silence time.Duration
 	// Patience is how long the collector keeps waiting for the sightings
 	// a silent probe owes before it decides the records without them:
@@ -162,13 +163,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	c.silent = o.Silence
-	if c.silent == 0 {
-		c.silent = max(3*cfg.Transport.Heartbeat, 10*time.Second)
-	}
 	c.patient = o.Patience
 	if c.patient == 0 {
 		c.patient = 2*cfg.Transport.FinalTimeout + 3*cfg.Transport.Heartbeat
+	}
+	c.silent = o.Silence
+	if c.silent == 0 {
+		c.silent = max(3*cfg.Transport.Heartbeat, min(10*time.Second, c.patient/2))
 	}
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(me.Address))
 	if err != nil {
@@ -222,6 +223,16 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("collector %s: %w", me.Name, err)
 		}
 		defer hs.Close()
+	}
+	if c.cw != nil {
+		stopRollout, err := c.startRollout(ctx, me, o.Spool)
+		if err != nil {
+			if c.j != nil {
+				c.j.close()
+			}
+			return fmt.Errorf("collector %s: %w", me.Name, err)
+		}
+		defer stopRollout()
 	}
 	log.Info("collector listening", "address", me.Address, "spool", o.Spool, "config", cfg.File, "version", cfg.Version)
 	c.event(time.Now(), "start", fmt.Sprintf("collector %s listening on %s, config %s", me.Name, me.Address, cfg.Version))

@@ -314,6 +314,7 @@ func (c *Collector) restore(sn *snapshot) error {
 		for i, r := range ss.Refs {
 			if i >= len(s.flows) {
 				s.flows = append(s.flows, flowRef{})
+				c.flowSlots++ // held against maxFlows as when first defined
 			}
 			if r.Defined {
 				s.flows[i] = flowRef{defined: true, oneWay: r.OneWay, id: r.ID, hop: r.Hop, iface: r.Iface}

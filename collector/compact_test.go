@@ -231,6 +231,11 @@ func TestRestartJournalCompaction(t *testing.T) {
 	}
 
 	c2 := startCollector(t, cfg, dir, limit)
+	// The restored flow tables hold their slots against maxFlows, as the
+	// definitions did before the kill.
+	if c2.flowSlots != c.flowSlots || c.flowSlots == 0 {
+		t.Errorf("flow slots held after the restart %d, before the kill %d", c2.flowSlots, c.flowSlots)
+	}
 	// Retransmissions of PDUs acked before the kill, long compacted away
 	// and recent ones: duplicates.
 	before := c2.rcv.Stats()

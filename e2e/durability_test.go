@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,14 +123,23 @@ func spoolContent(t *testing.T, dir string) map[string]string {
 	}
 	// Collector flow ids depend on which probe's definition came first:
 	// name each flow by its key; merge the files of an interval.
+	// A clash counts in the interval of the sighting that revealed it,
+	// which depends on the probes' arrival order (docs/spool.md): clashes
+	// are compared as sums per flow and hop pair over the run.
 	out := map[string]string{}
 	var hdrs = map[string]string{}
+	clashes := map[string]int{}
 	for name, text := range files {
 		base := filepath.Base(name)
 		key := filepath.Dir(name) + "/" + base[:strings.IndexByte(base, '.')]
 		lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 		hdrs[key] = lines[0]
-		col := slices.Index(strings.Split(strings.TrimPrefix(lines[0], "#"), "\t"), "flow")
+		head := strings.Split(strings.TrimPrefix(lines[0], "#"), "\t")
+		col := slices.Index(head, "flow")
+		cl := -1
+		if filepath.Dir(name) == spool.TypeStats {
+			cl = slices.Index(head, "clashes")
+		}
 		for i := 1; i < len(lines); i++ {
 			f := strings.Split(lines[i], "\t")
 			if col >= 0 && col < len(f) {
@@ -139,8 +149,16 @@ func spoolContent(t *testing.T, dir string) map[string]string {
 				}
 				f[col] = k
 			}
+			if cl >= 0 && cl < len(f) {
+				n, _ := strconv.Atoi(f[cl])
+				clashes[strings.Join(f[2:6], " ")] += n
+				f[cl] = "*"
+			}
 			out[key] += strings.Join(f, "\t") + "\n"
 		}
+	}
+	for k, n := range clashes {
+		out["clashes per flow and hop pair"] += fmt.Sprintf("%s\t%d\n", k, n)
 	}
 	for key, rows := range out {
 		lines := strings.Split(strings.TrimSuffix(rows, "\n"), "\n")

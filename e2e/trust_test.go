@@ -402,3 +402,64 @@ func TestHostileInputBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordLimitFlood: the collector's record limit (maxRecords, its
+// lowest allowed value) flooded end to end by real probes. Probe pa replays
+// its hop at full speed while pb has not started, so every sighting waits
+// for pb's and the records pile up far past the limit; then pb replays its
+// hop. Records forced out are dropped (fate unknown), and so are the later
+// sightings of their packets: against the generator's truth, every delay
+// measured is exact, nothing is called lost that was not lost, nothing
+// missed, every sighting is accounted for, and the spool holds the
+// reconcile.forced events.
+func TestRecordLimitFlood(t *testing.T) {
+	const maxRecords = 1024
+	e := newFaultEnv(t, 4, []string{"c1"}, fmt.Sprintf("/>\n  <limits maxRecords=\"%d\"", maxRecords))
+	coll := e.startCollector("c1")
+	file := func(hop string) string { return filepath.Join(e.traffic, "hop-"+hop+".pcap") }
+	pa := start(t, "tmon-probe", "-config", e.probeCfg["pa"], "-name", "pa", "-read", file("a"), "-speed", "0", "-drain", "1m")
+	pa.wait(t, 2*time.Minute)
+	pb := start(t, "tmon-probe", "-config", e.probeCfg["pb"], "-name", "pb", "-read", file("b"), "-speed", "0", "-drain", "1m")
+	pb.wait(t, 2*time.Minute)
+	coll.stop(t)
+
+	s, err := reports.ReadSpool(e.spools["c1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inCls, measured, lostTrue, dropped int
+	for _, r := range e.truth {
+		if !inClass(r) {
+			continue
+		}
+		inCls++
+		if r.Lost {
+			lostTrue++
+		}
+		if d, ok := s.Packets[r.TA]; ok {
+			measured++
+			if r.Lost || d != r.Delay {
+				t.Errorf("seq %d: delay %d, truth %d (lost %v)", r.Seq, d, r.Delay, r.Lost)
+			}
+		}
+		if s.Lost[r.TA] && !r.Lost {
+			t.Errorf("seq %d reported lost, truth: arrived after %d ns", r.Seq, r.Delay)
+		}
+	}
+	if s.Missed != 0 {
+		t.Errorf("%d packets reported missed; the truth has none", s.Missed)
+	}
+	a, msg := readAccounting(e.spools["c1"])
+	if msg != "" {
+		t.Fatal(msg)
+	}
+	dropped = int(a["dropped"])
+	if dropped == 0 || a["late"] != 0 {
+		t.Errorf("accounting %v: want sightings dropped at the limit and none late", a)
+	}
+	if ev := readEvents(t, e.spools["c1"]); !strings.Contains(ev, "reconcile.forced") {
+		t.Error("no reconcile.forced event in the spool")
+	}
+	t.Logf("%d packets in the class, %d measured exactly, %d of %d lost reported, %d sightings dropped at the limit; accounting %v",
+		inCls, measured, len(s.Lost), lostTrue, dropped, a)
+}

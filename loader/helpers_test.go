@@ -102,6 +102,24 @@ func (d testDB) reset(t testing.TB) {
 		return
 	}
 	db := d.open(t)
+	// A loader a previous test killed may still hold the loader lock
+	// until the server notices its connection is gone: wait for it, and
+	// end that connection if it outlives the wait (it is a test's own).
+	for start := time.Now(); ; {
+		var holder sql.NullInt64
+		if err := db.QueryRow("SELECT IS_USED_LOCK(CONCAT('tmon-loader:', DATABASE()))").Scan(&holder); err != nil {
+			t.Fatalf("loader lock: %v", err)
+		}
+		if !holder.Valid {
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Logf("loader lock still held by connection %d after %v: killing it", holder.Int64, time.Since(start).Round(time.Second))
+			db.Exec(fmt.Sprintf("KILL %d", holder.Int64))
+			start = time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// Views first: DROP TABLE refuses a view.
 	for _, kind := range []string{"VIEW", "TABLE"} {
 		typ := "BASE TABLE"

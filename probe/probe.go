@@ -203,6 +203,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	go watchClock(wctx, cfg.Clock, log, nt, g)
 	if cw != nil {
 		go cw.Run(wctx, time.Second)
+		go fetchConfig(wctx, fetcher(cfg, p.Name, cw, nt), cfg)
 	}
 	watchDone := make(chan struct{}, 2)
 	go func() {

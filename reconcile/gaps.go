@@ -1,5 +1,7 @@
 package reconcile
 
+import "math/bits"
+
 // Dropped sightings (trafMon §1.5: "dropped, a probe gave up on the PDU").
 //
 // When a probe gives up PDUs to a collector, it tells it which hops of which
@@ -40,6 +42,26 @@ func (r *Reconciler) AddGap(g Gap) {
 	r.gaps.list = append(r.gaps.list, g)
 }
 
+// forcedGap remembers that rec, forced out at the record limit, took the
+// sightings at its hops with it: a later sighting of the same packet at
+// another hop makes a record lacking exactly those, which must be dropped
+// too, not called lost or missed. A flood forces records one after the
+// other in time order, so the span grows the class's latest such gap
+// instead of adding one per record (maxGaps would evict the probes' own).
+func (r *Reconciler) forcedGap(c *class, rec *record) {
+	hi := rec.min
+	for m := rec.mask; m != 0; m &= m - 1 {
+		hi = max(hi, rec.ts[bits.TrailingZeros8(m)])
+	}
+	if n := len(r.gaps.list); n > 0 {
+		if g := &r.gaps.list[n-1]; g.Class == c.index && g.Hops == rec.mask && rec.min <= g.To+c.maxT && hi >= g.From-c.maxT {
+			g.From, g.To = min(g.From, rec.min), max(g.To, hi)
+			return
+		}
+	}
+	r.AddGap(Gap{Class: c.index, Hops: rec.mask, From: rec.min, To: hi})
+}
+
 // dropped reports whether the incomplete record rec of class c lacks only
 // hops that gaps cover.
 func (r *Reconciler) dropped(c *class, rec *record) bool {
@@ -54,6 +76,16 @@ func (r *Reconciler) dropped(c *class, rec *record) bool {
 		}
 		missing &^= g.Hops
 		if missing == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// inGap reports whether a gap of class c covers time t at any of hops.
+func (r *Reconciler) inGap(c *class, hops uint8, t int64) bool {
+	for i := range r.gaps.list {
+		if g := &r.gaps.list[i]; g.Class == c.index && g.Hops&hops != 0 && t >= g.From-c.maxT && t <= g.To+c.maxT {
 			return true
 		}
 	}

@@ -49,6 +49,13 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 			return
 		}
 	}
+	if best >= 0 && !plausible && r.inGap(c, r.recs[best].mask, t) {
+		// The sighting's own partner may be among the sightings a gap
+		// took (forced out, given up): an implausible match would then
+		// pair two packets of a signature clash into a false delay. A
+		// record of its own is dropped with the gap instead.
+		best = -1
+	}
 	if best >= 0 {
 		rec := &r.recs[best]
 		rec.ts[h] = t
@@ -96,6 +103,7 @@ func (r *Reconciler) force() {
 		// unknown), as when a probe gives a sighting up.
 		r.c.Forced++
 		r.drop(c, rec)
+		r.forcedGap(c, rec)
 		r.remove(top)
 		return
 	}

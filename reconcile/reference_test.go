@@ -32,6 +32,14 @@ type refRecon struct {
 	nest       map[int]int
 	dev        map[int][MaxHops]int64
 	refusals   map[int]int
+	forced     []refGap // hops whose sightings a forced record took with it
+}
+
+// refGap: class, hops, first and last time of a record forced out.
+type refGap struct {
+	class    int
+	hops     uint8
+	from, to int64
 }
 
 type refRec struct {
@@ -231,6 +239,19 @@ func (r *refRecon) place(s Sighting, cls, depth int) {
 			return
 		}
 	}
+	if best != nil && !plausible {
+		// A forced gap at one of best's hops: t's partner may be gone.
+		for _, g := range r.forced {
+			covers := false
+			for k, ok := range best.has {
+				covers = covers || (ok && g.hops&(1<<k) != 0)
+			}
+			if covers && g.class == cls && t >= g.from-int64(ow.MaxTransit) && t <= g.to+int64(ow.MaxTransit) {
+				best = nil
+				break
+			}
+		}
+	}
 	if best != nil {
 		best.ts[h], best.has[h] = t, true
 		all := true
@@ -259,6 +280,14 @@ func (r *refRecon) place(s Sighting, cls, depth int) {
 		if !oldest.done {
 			r.counters.Forced++
 			r.drop(oldest)
+			g := refGap{class: r.flows[oldest.flow], from: r.first(oldest), to: r.first(oldest)}
+			for h, ok := range oldest.has {
+				if ok {
+					g.hops |= 1 << h
+					g.to = max(g.to, oldest.ts[h])
+				}
+			}
+			r.forced = append(r.forced, g)
 		} else {
 			r.expire(oldest)
 		}
@@ -410,6 +439,23 @@ func (r *refRecon) expire(rec *refRec) {
 		return
 	}
 	ow := r.ow(rec.flow)
+	// Lacking only hops whose sightings a forced record took: dropped.
+	var missing uint8
+	for h := range ow.Hops {
+		if !rec.has[h] {
+			missing |= 1 << h
+		}
+	}
+	for _, g := range r.forced {
+		if f := r.first(rec); g.class == r.flows[rec.flow] && f >= g.from-int64(ow.MaxTransit) && f <= g.to+int64(ow.MaxTransit) {
+			missing &^= g.hops
+		}
+	}
+	if missing == 0 {
+		r.recs = append(r.recs, rec) // drop removes it
+		r.drop(rec)
+		return
+	}
 	// Lost: the hops seen are exactly 0..k for some k.
 	k := 0
 	for k < len(ow.Hops) && rec.has[k] {

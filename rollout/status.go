@@ -22,11 +22,15 @@ type Component struct {
 	Held       string // version held for later; empty when none
 	HeldFrom   string // its validFrom (RFC 3339); empty when immediate
 	Err        error  // no answer, or an answer without the figures
+	// Via names the collector whose report gave the figures, and how old
+	// they are, when the endpoint did not answer or there is none.
+	Via string
 }
 
 // Status asks every probe and collector of cfg that has a metrics endpoint
 // which configuration versions it runs and holds, all at once, each within
-// timeout.
+// timeout; for the others it asks the collectors what the component said
+// when it last fetched the configuration.
 func Status(ctx context.Context, cfg *conf.Config, timeout time.Duration) []Component {
 	var out []Component
 	for _, c := range cfg.Collectors {
@@ -52,7 +56,56 @@ func Status(ctx context.Context, cfg *conf.Config, timeout time.Duration) []Comp
 	for range out {
 		<-done
 	}
+	fromCollectors(ctx, cfg, out, timeout)
 	return out
+}
+
+// fromCollectors fills in the components that have no endpoint or did not
+// answer with what they told the collectors in their latest fetch (the
+// newest report of any collector).
+func fromCollectors(ctx context.Context, cfg *conf.Config, out []Component, timeout time.Duration) {
+	missing := false
+	for _, c := range out {
+		missing = missing || c.Err != nil
+	}
+	if !missing {
+		return
+	}
+	cl := ClientFor(cfg, "")
+	best := map[string]Report{}
+	via := map[string]string{}
+	for _, col := range cfg.Collectors {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		rs, err := cl.Reports(cctx, col.Address.String())
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, r := range rs {
+			k := r.Role + ":" + r.Name
+			if r.Seen > best[k].Seen {
+				best[k], via[k] = r, col.Name
+			}
+		}
+	}
+	for i := range out {
+		c := &out[i]
+		if c.Err == nil {
+			continue
+		}
+		r, ok := best[c.Role+":"+c.Name]
+		if !ok {
+			if c.Endpoint == "" {
+				c.Err = fmt.Errorf("no <metrics> endpoint in the configuration, and no collector heard it")
+			}
+			continue
+		}
+		c.Err, c.Running, c.Held, c.HeldFrom = nil, r.Running, r.Held, ""
+		if r.HeldFrom != 0 {
+			c.HeldFrom = time.Unix(0, r.HeldFrom).UTC().Format(time.RFC3339Nano)
+		}
+		c.Via = fmt.Sprintf("%s, %s ago", via[c.Role+":"+c.Name], time.Since(time.Unix(0, r.Seen)).Round(time.Second))
+	}
 }
 
 func ask(ctx context.Context, c *Component) error {

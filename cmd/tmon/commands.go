@@ -14,7 +14,7 @@ type command struct {
 // subcommand by adding a line here and its run function in a file of its own.
 var commands = []command{
 	{"check", "validate configuration files", runCheck},
-	{"config", "config status: the configuration version each probe and collector runs and holds", runConfig},
+	{"config", "config status: the version each probe and collector runs and holds; config push: publish a new version", runConfig},
 	{"keygen", "make a probe key file, or roll its keys", runKeygen},
 	{"owd", "one-way delay and loss from capture files, in one process (no daemons)", runOwd},
 	{"summary", "print what a collector spool measured (optionally against ground truth)", runSummary},

@@ -1,0 +1,25 @@
+package probe
+
+import (
+	"context"
+
+	"github.com/tmon-project/tmon/conf"
+	"github.com/tmon-project/tmon/rollout"
+)
+
+// fetcher asks every collector for a newer configuration (docs/rollout.md)
+// on the probe's behalf, signing with the probe's key.
+func fetcher(cfg *conf.Config, name string, cw *rollout.Watcher, nt *notes) *rollout.Fetcher {
+	peers := make([]string, len(cfg.Collectors))
+	for i, c := range cfg.Collectors {
+		peers[i] = c.Address.String()
+	}
+	return &rollout.Fetcher{W: cw, Client: rollout.ClientFor(cfg, name), Role: "probe", Name: name, Peers: peers, Log: nt.log}
+}
+
+// fetchConfig fetches at once and then every rollout.FetchPeriod until ctx
+// ends.
+func fetchConfig(ctx context.Context, f *rollout.Fetcher, cfg *conf.Config) {
+	f.Once(ctx)
+	f.Run(ctx, rollout.FetchPeriod(cfg))
+}
