@@ -23,6 +23,9 @@ type DB struct {
 	mu       sync.Mutex
 	only     string // the single collector of the database, "" when several
 	perClass bool   // the database has the per-class tables
+	// flowRows makes every query read the per-flow rows (tests compare
+	// both ways).
+	flowRows bool
 	onlyAt   time.Time
 	db       *sql.DB
 	Dialect  string // "sqlite" or "mysql"

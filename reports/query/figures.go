@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -183,8 +184,19 @@ func (d *DB) shape(ctx context.Context) (only string, perClass bool) {
 	if err := d.db.QueryRowContext(ctx, "SELECT MIN(collector), MAX(collector) FROM flows").Scan(&lo, &hi); err != nil {
 		return "", false // the pick view then: slower, never wrong
 	}
-	var n int64
-	d.perClass = d.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM owd_stats_class_1d WHERE start_ns < 0").Scan(&n) == nil
+	// Usable once built: a loader upgrading a database builds them in a
+	// transaction per level, the day level last.
+	has := func(table string) (bool, error) {
+		var one int64
+		err := d.db.QueryRowContext(ctx, "SELECT 1 FROM "+table+" LIMIT 1").Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	classRows, err := has("owd_stats_class_1d")
+	flowRows, err2 := has("owd_stats_1d")
+	d.perClass = err == nil && err2 == nil && (classRows || !flowRows)
 	d.only, d.onlyAt = "", time.Now()
 	if lo.Valid && lo.String == hi.String {
 		d.only = lo.String
@@ -199,7 +211,7 @@ func (d *DB) shape(ctx context.Context) (only string, perClass bool) {
 // collector's own rows among several (the class rows merge the picks of
 // every collector).
 func (d *DB) usePerClass(ctx context.Context, s Selection, g groupBy) bool {
-	if s.Flow != "" || strings.Contains(g.cols, "p.flow_key") {
+	if d.flowRows || s.Flow != "" || strings.Contains(g.cols, "p.flow_key") {
 		return false
 	}
 	only, ok := d.shape(ctx)
