@@ -100,16 +100,212 @@ type classWork struct {
 	redo  [3]map[classKey]bool
 }
 
-// siblings counts the flows of every (class, flow key): more than one means
+// siblings lists the flows of every (class, flow key): more than one means
 // several collectors loaded the flow. Placeholders (no key) are alone.
-func (m *flowMap) siblings() map[[2]string]int {
-	n := map[[2]string]int{}
+func (m *flowMap) siblings() map[[2]string][]*flowRow {
+	n := map[[2]string][]*flowRow{}
 	for _, f := range m.info {
 		if f.key.ok {
-			n[[2]string{f.class, f.key.s}]++
+			k := [2]string{f.class, f.key.s}
+			n[k] = append(n[k], f)
 		}
 	}
 	return n
+}
+
+// pickStat is what the pick compares of a flow's owd_stats row.
+type pickStat struct {
+	collector    string
+	count        int64
+	lost, missed val // lost_sum, missed_sum (NULL: none)
+}
+
+// unacct is lost_sum + missed_sum, NULL when either is (as in SQL).
+func (a pickStat) unacct() val {
+	if !a.lost.ok || !a.missed.ok {
+		return val{}
+	}
+	return intVal(a.lost.i + a.missed.i)
+}
+
+// better is the pick's order: the most delays, then the fewest packets not
+// accounted for (NULL first, as SQL sorts it), then the first collector.
+func (a pickStat) better(b pickStat) bool {
+	if a.count != b.count {
+		return a.count > b.count
+	}
+	au, bu := a.unacct(), b.unacct()
+	if au.ok != bu.ok {
+		return !au.ok
+	}
+	if au.i != bu.i {
+		return au.i < bu.i
+	}
+	return a.collector < b.collector
+}
+
+// sharedPicks decides, for the keys of level li that the batch touches in
+// flows several collectors loaded, which flow's rows the class row follows:
+// when the pick is the same flow before and after the batch, the class row
+// only gains that flow's batch rows (picked[...] true for it, false for
+// the others); when it changes, or there was none, the key is recomputed
+// (added to redo). The old picks come from the committed owd_stats rows.
+func (r *run) sharedPicks(ctx context.Context, b *batch, li int, sib map[[2]string][]*flowRow, touched map[pickKey]string,
+	picked map[pickKey]bool, redo map[classKey]bool) error {
+	if len(touched) == 0 {
+		return nil
+	}
+	st := classSchema()[li*len(classBases)]
+	cols := colNames(st.flow)
+	ci, li2, mi := indexOf(cols, "count"), indexOf(cols, "lost_sum"), indexOf(cols, "missed_sum")
+	stat := func(coll string, row []val) pickStat {
+		return pickStat{collector: coll, count: row[ci].i, lost: row[li2], missed: row[mi]}
+	}
+	// Members of every touched group, and the times to read.
+	times := map[int64]bool{}
+	ids := map[int64]bool{}
+	for k, class := range touched {
+		times[k.start] = true
+		for _, f := range sib[[2]string{class, r.flows.info[k.flow].key.s}] {
+			ids[f.id] = true
+		}
+	}
+	old := map[pickKey]pickStat{}
+	ts, fs := sortedKeys(times), sortedKeys(ids)
+	for i := 0; i < len(ts); i += 500 {
+		part := ts[i:min(i+500, len(ts))]
+		for j := 0; j < len(fs); j += 500 {
+			fpart := fs[j:min(j+500, len(fs))]
+			q := fmt.Sprintf("SELECT %s, %s, %s, %s, %s, %s, %s FROM %s WHERE %s IN (%s) AND %s IN (%s)",
+				r.d.Quote("start_ns"), r.d.Quote("flow_id"), r.d.Quote("hop_from"), r.d.Quote("hop_to"),
+				r.d.Quote("count"), r.d.Quote("lost_sum"), r.d.Quote("missed_sum"), r.d.Quote(st.flow.Name),
+				r.d.Quote("start_ns"), placeholders(len(part)), r.d.Quote("flow_id"), placeholders(len(fpart)))
+			rows, err := r.conn.QueryContext(ctx, q, append(int64Args(part), int64Args(fpart)...)...)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", st.flow.Name, err)
+			}
+			for rows.Next() {
+				var k pickKey
+				var count int64
+				var lost, missed sql.NullInt64
+				if err := rows.Scan(&k.start, &k.flow, &k.from, &k.to, &count, &lost, &missed); err != nil {
+					rows.Close()
+					return fmt.Errorf("read %s: %w", st.flow.Name, err)
+				}
+				p := pickStat{collector: r.flows.info[k.flow].collector, count: count}
+				if lost.Valid {
+					p.lost = intVal(lost.Int64)
+				}
+				if missed.Valid {
+					p.missed = intVal(missed.Int64)
+				}
+				old[k] = p
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("read %s: %w", st.flow.Name, err)
+			}
+		}
+	}
+	fresh := map[pickKey]classKey{}
+	// The batch's owd_stats rows of the level, by key.
+	delta := map[pickKey][]val{}
+	if set := b.aggs[st.flow]; set != nil {
+		for _, row := range set.rows {
+			delta[pickKey{row[st.startCol].i, row[st.flowCol].i, row[st.fromCol].s, row[st.toCol].s}] = row
+		}
+	}
+	for k, class := range touched {
+		ck := classKey{k.start, class, k.from, k.to}
+		if redo[ck] {
+			continue
+		}
+		var oldBest, newBest *flowRow
+		var ob, nb pickStat
+		for _, f := range sib[[2]string{class, r.flows.info[k.flow].key.s}] {
+			mk := pickKey{k.start, f.id, k.from, k.to}
+			o, had := old[mk]
+			if had && (oldBest == nil || o.better(ob)) {
+				oldBest, ob = f, o
+			}
+			n, has := o, had
+			if d, ok := delta[mk]; ok {
+				dn := stat(f.collector, d)
+				if had {
+					// The per-flow merge's rules (OpSum: NULL + x = x).
+					n.count += dn.count
+					n.lost.merge(dn.lost, OpSum)
+					n.missed.merge(dn.missed, OpSum)
+				} else {
+					n, has = dn, true
+				}
+			}
+			if has && (newBest == nil || n.better(nb)) {
+				newBest, nb = f, n
+			}
+		}
+		switch {
+		case newBest == nil:
+			// No owd_stats row: no pick, the class row has none of it.
+			for _, f := range sib[[2]string{class, r.flows.info[k.flow].key.s}] {
+				picked[pickKey{k.start, f.id, k.from, k.to}] = false
+			}
+			continue
+		case oldBest == nil:
+			// A new key (the usual case for a minute): the class row has
+			// none of the group, and gets the new pick's rows, all in
+			// this batch unless it had histogram or metrics rows before
+			// its owd_stats row (checked below).
+			fresh[pickKey{k.start, newBest.id, k.from, k.to}] = ck
+		case oldBest != newBest:
+			redo[ck] = true
+			continue
+		}
+		for _, f := range sib[[2]string{class, r.flows.info[k.flow].key.s}] {
+			picked[pickKey{k.start, f.id, k.from, k.to}] = f == newBest
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	// A new pick with earlier owd_hist or owd_metrics rows (loaded before
+	// their owd_stats row, which a complete interval set never does): those
+	// rows count now too, so the key is recomputed.
+	times, ids = map[int64]bool{}, map[int64]bool{}
+	for k := range fresh {
+		times[k.start], ids[k.flow] = true, true
+	}
+	ts, fs = sortedKeys(times), sortedKeys(ids)
+	for _, ct := range classSchema()[li*len(classBases)+1 : (li+1)*len(classBases)] {
+		for i := 0; i < len(ts); i += 500 {
+			part := ts[i:min(i+500, len(ts))]
+			for j := 0; j < len(fs); j += 500 {
+				fpart := fs[j:min(j+500, len(fs))]
+				q := fmt.Sprintf("SELECT DISTINCT %s, %s, %s, %s FROM %s WHERE %s IN (%s) AND %s IN (%s)",
+					r.d.Quote("start_ns"), r.d.Quote("flow_id"), r.d.Quote("hop_from"), r.d.Quote("hop_to"), r.d.Quote(ct.flow.Name),
+					r.d.Quote("start_ns"), placeholders(len(part)), r.d.Quote("flow_id"), placeholders(len(fpart)))
+				rows, err := r.conn.QueryContext(ctx, q, append(int64Args(part), int64Args(fpart)...)...)
+				if err != nil {
+					return fmt.Errorf("read %s: %w", ct.flow.Name, err)
+				}
+				for rows.Next() {
+					var k pickKey
+					if err := rows.Scan(&k.start, &k.flow, &k.from, &k.to); err != nil {
+						rows.Close()
+						return fmt.Errorf("read %s: %w", ct.flow.Name, err)
+					}
+					if ck, ok := fresh[k]; ok {
+						redo[ck] = true
+					}
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					return fmt.Errorf("read %s: %w", ct.flow.Name, err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // classPrepare computes, before a batch's per-flow rows are merged (which
@@ -121,16 +317,23 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 		w.redo[i] = map[classKey]bool{}
 	}
 	sib := r.flows.siblings()
-	shared := func(f *flowRow) bool { return f.key.ok && sib[[2]string{f.class, f.key.s}] > 1 }
+	shared := func(f *flowRow) bool { return f.key.ok && len(sib[[2]string{f.class, f.key.s}]) > 1 }
 	cts := classSchema()
+	// Rows of flows that another collector also loaded: which flow's rows
+	// count is the pick's choice (sharedPicks).
+	touched := make([]map[pickKey]string, len(levels))
+	picked := map[pickKey]bool{}
 	for _, ct := range cts {
 		set := b.aggs[ct.flow]
 		if set == nil {
 			continue
 		}
+		if touched[ct.level] == nil {
+			touched[ct.level] = map[pickKey]string{}
+		}
 		for _, row := range set.rows {
 			if f := r.flows.info[row[ct.flowCol].i]; shared(f) {
-				w.redo[ct.level][ct.keyOf(row, f.class)] = true
+				touched[ct.level][pickKey{row[ct.startCol].i, f.id, row[ct.fromCol].s, row[ct.toCol].s}] = f.class
 			}
 		}
 	}
@@ -141,6 +344,11 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 			if err := r.markFlowKeys(ctx, f, w); err != nil {
 				return nil, err
 			}
+		}
+	}
+	for li := range levels {
+		if err := r.sharedPicks(ctx, b, li, sib, touched[li], picked, w.redo[li]); err != nil {
+			return nil, err
 		}
 	}
 	for _, ct := range cts {
@@ -155,6 +363,9 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 			f := r.flows.info[row[ct.flowCol].i]
 			if w.redo[ct.level][ct.keyOf(row, f.class)] {
 				continue
+			}
+			if shared(f) && !picked[pickKey{row[ct.startCol].i, f.id, row[ct.fromCol].s, row[ct.toCol].s}] {
+				continue // another collector's rows count here
 			}
 			class := strVal(f.class)
 			key = key[:0]
@@ -188,19 +399,37 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 			w.delta[ct] = out
 		}
 	}
+	// Partitions, once per day and table in a run: the loader holds the
+	// lock, and retention runs after the load.
+	if r.classDays == nil {
+		r.classDays = map[*Table]map[int64]bool{}
+	}
 	for _, ct := range cts {
+		done := r.classDays[ct.t]
+		if done == nil {
+			done = map[int64]bool{}
+			r.classDays[ct.t] = done
+		}
 		days := map[int64]bool{}
+		add := func(start int64) {
+			if d := floorTo(start, dayNs); !done[d] {
+				days[d] = true
+			}
+		}
 		if set := w.delta[ct]; set != nil {
 			for _, row := range set.rows {
-				days[floorTo(row[ct.startCol].i, dayNs)] = true
+				add(row[ct.startCol].i)
 			}
 		}
 		for k := range w.redo[ct.level] {
-			days[floorTo(k.start, dayNs)] = true
+			add(k.start)
 		}
 		if len(days) > 0 {
 			if err := r.d.EnsurePartitions(ctx, r.conn, ct.t, sortedKeys(days)); err != nil {
 				return nil, err
+			}
+			for d := range days {
+				done[d] = true
 			}
 		}
 	}
@@ -354,21 +583,8 @@ func recomputeClass(ctx context.Context, d dialect, q querier, li int, where str
 	st := cts[0]
 	count, lost, missed := indexOf(colNames(st.flow), "count"), indexOf(colNames(st.flow), "lost_sum"), indexOf(colNames(st.flow), "missed_sum")
 	type cand struct {
-		fr     *flowRead
-		unacct val // lost_sum + missed_sum; NULL when either is
-	}
-	better := func(a, b cand) bool {
-		if x, y := a.fr.vals[count].i, b.fr.vals[count].i; x != y {
-			return x > y
-		}
-		// SQL orders NULL first.
-		if a.unacct.ok != b.unacct.ok {
-			return !a.unacct.ok
-		}
-		if a.unacct.i != b.unacct.i {
-			return a.unacct.i < b.unacct.i
-		}
-		return a.fr.collector < b.fr.collector
+		fr *flowRead
+		p  pickStat
 	}
 	best := map[[2]any]cand{}
 	err := readFlowRows(ctx, d, q, st.flow, where, args, func(fr *flowRead) {
@@ -381,11 +597,8 @@ func recomputeClass(ctx context.Context, d dialect, q querier, li int, where str
 			fk = fr.vals[st.flowCol].i
 		}
 		g := [2]any{ck, fk}
-		c := cand{fr: fr}
-		if l, m := fr.vals[lost], fr.vals[missed]; l.ok && m.ok {
-			c.unacct = intVal(l.i + m.i)
-		}
-		if cur, ok := best[g]; !ok || better(c, cur) {
+		c := cand{fr, pickStat{collector: fr.collector, count: fr.vals[count].i, lost: fr.vals[lost], missed: fr.vals[missed]}}
+		if cur, ok := best[g]; !ok || c.p.better(cur.p) {
 			best[g] = c
 		}
 	})

@@ -23,7 +23,8 @@ import (
 // Two collectors received the same flows: c1 lost the files of one minute,
 // c2 is complete. c1 is loaded first, alone, in small batches (its rows add
 // to the class rows batch by batch); then c2, whose flows are also c1's
-// (their keys are recomputed with the pick). Every figure of the class rows
+// (the class rows follow the pick). Then both again, into an empty
+// database, in the same runs. Every figure of the class rows
 // must then equal those of the complete spool loaded alone, not twice them.
 // Last, the class tables are dropped and the loader builds them again from
 // the per-flow rows (a database of an older loader).
@@ -80,12 +81,30 @@ func TestClassAggregatesExact(t *testing.T) {
 			t.Errorf("owd_stats_class_1m collectors (collectors|is gap minute): %v, want c1 outside the gap, c2 in it", got)
 		}
 
+		// Both collectors in the same runs, interleaved batch by batch
+		// (files load by interval, then type, then collector).
+		db.reset(t)
+		h = db.open(t)
+		c1b, c2b := filepath.Join(root, "c1b"), filepath.Join(root, "c2b")
+		copyDir(t, full.dir, c1b)
+		copyDir(t, full.dir, c2b)
+		for _, typ := range []string{"owd_stats", "owd_metrics", "owd_hist"} {
+			files, _ := filepath.Glob(filepath.Join(c1b, typ, typ+"-"+gap.Format("20060102T1504")+"*.tsv"))
+			for _, f := range files {
+				os.Remove(f)
+			}
+		}
+		load(t, db, Config{Spools: []Spool{{"c1", c1b}, {"c2", c2b}}, BatchFiles: 5})
+		if !equalClass(t, "c1 and c2 together", classRows(t, h), want) {
+			return
+		}
+
 		for _, ct := range classSchema() {
 			if _, err := h.Exec("DROP TABLE " + ct.t.Name); err != nil {
 				t.Fatal(err)
 			}
 		}
-		_, tl := load(t, db, Config{Spools: []Spool{{"c1", c1}, {"c2", c2}}})
+		_, tl := load(t, db, Config{Spools: []Spool{{"c1", c1b}, {"c2", c2b}}})
 		if !strings.Contains(tl.String(), "per-class rows built") {
 			t.Errorf("no log of the per-class rows built:\n%s", tl)
 		}

@@ -238,15 +238,19 @@ func TestDatabaseAway(t *testing.T) {
 	go func() { done <- l.Run(ctx) }()
 	time.Sleep(300 * time.Millisecond)
 	p.start()
-	deadline := time.Now().Add(60 * time.Second)
+	// A generous bound: a polled condition costs nothing when the load is
+	// fast, and under the race detector on a shared machine the load
+	// (per-flow and per-class rows, 5 files a batch) takes minutes. Polled
+	// every 50 ms: listing the spool steals the loader's CPU.
+	deadline := time.Now().Add(5 * time.Minute)
 	for spoolFilesLeft(t, fxs[0].dir) > fxs[0].files/2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	p.stop()
 	time.Sleep(300 * time.Millisecond)
 	p.start()
 	for spoolFilesLeft(t, fxs[0].dir)+spoolFilesLeft(t, fxs[1].dir) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -20,6 +20,8 @@ type run struct {
 	stats    Stats
 	total    int // files to load in this run, for progress
 	lastLog  time.Time
+	// Days whose partitions of a per-class table this run made sure of.
+	classDays map[*Table]map[int64]bool
 }
 
 // batch is the work of one transaction: the rows of some files, their
