@@ -23,6 +23,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tmon-project/tmon/selection"
+
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/flow"
 	"github.com/tmon-project/tmon/pdu"
@@ -164,8 +166,19 @@ type Analysis interface {
 	Close()
 }
 
-// FlowIDs holds the flow instance id of a record for each of its classes.
-type FlowIDs struct{ id [64]uint32 }
+// FlowIDs holds the flow instance id of a record for each of its classes,
+// and the payload the sieve handed on with it (sieve.FlagPayload).
+type FlowIDs struct {
+	id      [64]uint32
+	payload []byte
+}
+
+// Payload returns the payload handed on with the record (an FTP control
+// segment, sieve/ftp.go), nil when none was. Not retained by the caller.
+func (f *FlowIDs) Payload() []byte { return f.payload }
+
+// SetPayload sets the payload (the analyser does; tests of analyses too).
+func (f *FlowIDs) SetPayload(p []byte) { f.payload = p }
 
 // Of returns the flow instance id of the record in class ci (valid only
 // for the classes of the record).
@@ -224,7 +237,12 @@ func New(cfg *conf.Config, probe int, out Output, c Config) (*Analyser, error) {
 func (a *Analyser) Stats() Stats { return a.stats }
 
 // Packet analyses one record. rec is not retained.
-func (a *Analyser) Packet(rec *sieve.Record) {
+func (a *Analyser) Packet(rec *sieve.Record) { a.PacketPayload(rec, nil) }
+
+// PacketPayload analyses one record with the payload the sieve handed on
+// with it (sieve.FlagPayload). Neither is retained.
+func (a *Analyser) PacketPayload(rec *sieve.Record, payload []byte) {
+	a.ids.payload = payload
 	a.stats.Records++
 	if rec.Flags&sieve.FlagFragment != 0 && rec.FragOff != 0 {
 		a.stats.Fragments++
@@ -239,6 +257,7 @@ func (a *Analyser) Packet(rec *sieve.Record) {
 	for _, p := range a.plug {
 		p.Packet(rec, &a.ids)
 	}
+	a.ids.payload = nil
 }
 
 // Advance tells the analyses that every record captured before now (data
@@ -259,7 +278,7 @@ func (a *Analyser) sight(rec *sieve.Record, id uint32, info *classInfo) {
 		a.stats.ICMPErrors++
 		return
 	}
-	if info.sample > 1 && !SelectedRange(rec.Sig, info.selLo, info.selHi) {
+	if info.sample > 1 && !selection.SelectedRange(rec.Sig, info.selLo, info.selHi) {
 		a.stats.Unselected++
 		return
 	}

@@ -142,3 +142,15 @@ func BenchmarkSamplingOverhead(b *testing.B) {
 		})
 	}
 }
+
+// sampleConf is the sampled one-way class of the selection tests.
+const sampleConf = `<tmon interval="1s">
+  <collector name="c" address="127.0.0.1:1"/>
+  <probe name="pa" id="1"><interface name="a0" hop="A"/></probe>
+  <probe name="pb" id="2"><interface name="b0" hop="B"/></probe>
+  <flowClass name="site">
+    <filter><match field="ip.src" value="10.1.0.0/16"/><match field="ip.dst" value="10.2.0.0/16"/></filter>
+    <granular fields="ip.src ip.dst l4.dport"/>
+    <oneWay hops="A B" sample="1/16"/>
+  </flowClass>
+</tmon>`

@@ -27,6 +27,12 @@ type FileConfig struct {
 	// 10 is ten times faster.
 	Speed float64
 
+	// Realtime, with Speed 1, delivers each packet at the wall-clock time
+	// of its own stamp (a packet already due at once): a capture made for
+	// the coming minutes replays as if live, its data time the wall
+	// clock's, as in tests of a switch at a given instant.
+	Realtime bool
+
 	// Idle, in paced mode, bounds how long one ReadPacket waits for the
 	// next packet to be due: after Idle it returns ErrIdle (a timeout
 	// error) so that the caller can check for shutdown and read Clock,
@@ -73,14 +79,15 @@ type FileStats struct {
 // source: ReadPacket returns it, naming the file, the packet number and the
 // offset, from then on.
 type FileSource struct {
-	files  []*fileReader
-	heads  []head
-	speed  float64
-	idle   time.Duration
-	log    *slog.Logger
-	primed bool  // heads were read once
-	last   int   // index of the file whose head was delivered last, or -1
-	err    error // sticky: io.EOF, a read error or ErrClosed
+	files    []*fileReader
+	heads    []head
+	speed    float64
+	realtime bool
+	idle     time.Duration
+	log      *slog.Logger
+	primed   bool  // heads were read once
+	last     int   // index of the file whose head was delivered last, or -1
+	err      error // sticky: io.EOF, a read error or ErrClosed
 
 	// Pacing: wall times are offsets from base, a monotonic reading.
 	base     time.Time
@@ -119,15 +126,18 @@ func OpenFiles(cfg FileConfig) (*FileSource, error) {
 	if cfg.Speed < 0 || math.IsNaN(cfg.Speed) || math.IsInf(cfg.Speed, 0) {
 		return nil, fmt.Errorf("capture: open files: invalid speed %v (0 for full speed, > 0 for paced)", cfg.Speed)
 	}
+	if cfg.Realtime && cfg.Speed != 1 {
+		return nil, fmt.Errorf("capture: open files: a realtime replay is at speed 1, not %v", cfg.Speed)
+	}
 	s := &FileSource{
 		files: make([]*fileReader, 0, len(cfg.Paths)),
 		heads: make([]head, len(cfg.Paths)),
-		speed: cfg.Speed,
-		idle:  cfg.Idle,
-		log:   cfg.Logger,
-		last:  -1,
-		base:  time.Now(),
-		done:  make(chan struct{}),
+		speed: cfg.Speed, realtime: cfg.Realtime,
+		idle: cfg.Idle,
+		log:  cfg.Logger,
+		last: -1,
+		base: time.Now(),
+		done: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -272,8 +282,14 @@ func (s *FileSource) pace(ts int64) (bool, error) {
 	if !s.started.Load() {
 		s.ts0.Store(ts)
 		s.startOff.Store(int64(time.Since(s.base)))
+		if s.realtime {
+			// Due at its stamp: base's wall reading plus the offset.
+			s.startOff.Store(ts - s.base.UnixNano())
+		}
 		s.started.Store(true)
-		return true, nil
+		if !s.realtime {
+			return true, nil
+		}
 	}
 	due := time.Duration(s.startOff.Load()) + time.Duration(float64(ts-s.ts0.Load())/s.speed)
 	if s.idle > 0 {

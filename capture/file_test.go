@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
@@ -226,5 +227,50 @@ func TestFileBehindLeftOut(t *testing.T) {
 		if st := src.Stats()[0]; st.Behind != 2 || st.Packets != 7 {
 			t.Errorf("speed %v: behind %d of %d records, want 2 of 7", speed, st.Behind, st.Packets)
 		}
+	}
+}
+
+// TestFileRealtime replays a capture stamped in the near future at the
+// wall-clock times of its stamps: no packet is read before its stamp, and
+// the source's clock is the wall clock's from the first packet on.
+func TestFileRealtime(t *testing.T) {
+	base := time.Now().Add(200 * time.Millisecond).UnixNano()
+	var pkts []synthPacket
+	for i, off := range []int64{0, 30e6, 31e6, 150e6} {
+		pkts = append(pkts, synthPacket{ts: base + off, data: frame(i)})
+	}
+	path := filepath.Join(t.TempDir(), "soon.pcap")
+	writePcap(t, path, pkts)
+	if _, err := OpenFiles(FileConfig{Paths: []string{path}, Speed: 2, Realtime: true}); err == nil {
+		t.Error("a realtime replay at speed 2 opened")
+	}
+	src, err := OpenFiles(FileConfig{Paths: []string{path}, Speed: 1, Realtime: true, Idle: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	n := 0
+	for {
+		var p Packet
+		err := src.Next(&p)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, ErrIdle) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now := time.Now().UnixNano(); now < p.TS {
+			t.Errorf("packet %d read %v before its stamp", n, time.Duration(p.TS-now))
+		}
+		if c := src.Clock(); c < p.TS || c > time.Now().UnixNano() {
+			t.Errorf("packet %d: clock %d outside [stamp %d, now]", n, c, p.TS)
+		}
+		n++
+	}
+	if n != len(pkts) {
+		t.Errorf("%d packets read, want %d", n, len(pkts))
 	}
 }

@@ -93,10 +93,11 @@ type Collector struct {
 	held        []heldAck
 	kick        chan struct{}
 	syncMu      sync.Mutex
-	jerr        error        // the journal's write error, nil when it works
-	serr        error        // the spool's write error, nil when it works
-	unreachable map[int]bool // probe index → reported unreachable
-	clk         clocks       // probes' latest clock records (own lock)
+	jerr        error               // the journal's write error, nil when it works
+	serr        error               // the spool's write error, nil when it works
+	unreachable map[int]bool        // probe index → reported unreachable
+	sheds       map[int][]shedStart // probe index → its shedding notices, by capture time
+	clk         clocks              // probes' latest clock records (own lock)
 
 	limits           conf.Limits // resolved
 	trust            trustState
@@ -113,10 +114,15 @@ type Collector struct {
 	alarms   *alarm.Watcher   // thresholds; nil when none
 	notifier *alarm.Notifier  // webhook and SNMP trap; nil when none
 	cw       *rollout.Watcher // the configuration file's new versions; nil when not watched
-	maxTime  int64            // largest probe time seen
-	wmBuf    []int64          // advance's per-probe watermarks
-	maxTO    int64            // largest one-way timeout + interval: how far "everything" reaches
-	started  time.Time
+	// The switch (switch.go): since is when the version in force took
+	// over (0: at start); switchAt, once the next version's validFrom is
+	// reached, its instant, and switchTo that version.
+	since, switchAt int64
+	switchTo        *conf.Config
+	maxTime         int64   // largest probe time seen
+	wmBuf           []int64 // advance's per-probe watermarks
+	maxTO           int64   // largest one-way timeout + interval: how far "everything" reaches
+	started         time.Time
 }
 
 type sessKey struct {
@@ -143,8 +149,43 @@ type flowRef struct {
 	iface   uint8 // interface index in the probe
 }
 
-// Run listens on the collector's address and collects until ctx ends.
+// Run listens on the collector's address and collects until ctx ends,
+// switching to each new version of the configuration at its validFrom
+// (switch.go).
 func Run(ctx context.Context, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg := o.Config
+	ci, ok := cfg.CollectorByName(o.Name)
+	if !ok {
+		return fmt.Errorf("collector: %q is not a collector of %s", o.Name, cfg.File)
+	}
+	spoolDir := o.Spool
+	if spoolDir == "" {
+		spoolDir = cfg.Collectors[ci].Spool
+	}
+	v := &versions{heard: rollout.NewHeard()}
+	if o.WatchConfig && cfg.File != "" {
+		o.Config = startVersion(cfg, spoolDir, log.With("collector", o.Name))
+		name := o.Name
+		v.cw = rollout.New(o.Config, func(n *conf.Config) bool { _, ok := n.CollectorByName(name); return ok }, v.event, log.With("collector", o.Name))
+	}
+	for {
+		next, err := runVersion(ctx, o, v)
+		if err != nil || next == nil {
+			return err
+		}
+		v.from, v.at = o.Config, v.cur.switchAt
+		o.Config = next
+		o.Ready = nil // closed by the first version
+	}
+}
+
+// runVersion runs the collector with one version of the configuration
+// until ctx ends or the switch to the next version, which it returns.
+func runVersion(ctx context.Context, o Options, v *versions) (*conf.Config, error) {
 	cfg := o.Config
 	log := o.Logger
 	if log == nil {
@@ -152,7 +193,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ci, ok := cfg.CollectorByName(o.Name)
 	if !ok {
-		return fmt.Errorf("collector: %q is not a collector of %s", o.Name, cfg.File)
+		return nil, fmt.Errorf("collector: %q is not a collector of %s", o.Name, cfg.File)
 	}
 	me := cfg.Collectors[ci]
 	if o.Spool == "" {
@@ -161,7 +202,7 @@ func Run(ctx context.Context, o Options) error {
 	log = log.With("collector", me.Name)
 	c, err := New(cfg, me.Name, o.Spool, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c.patient = o.Patience
 	if c.patient == 0 {
@@ -173,11 +214,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(me.Address))
 	if err != nil {
-		return fmt.Errorf("collector %s: listen on %s: %w", me.Name, me.Address, err)
+		return nil, fmt.Errorf("collector %s: listen on %s: %w", me.Name, me.Address, err)
 	}
 	defer conn.Close()
 	if err := cfg.CheckAuth(); err != nil {
-		return fmt.Errorf("collector %s: %w", me.Name, err)
+		return nil, fmt.Errorf("collector %s: %w", me.Name, err)
 	}
 	ropt := transport.ReceiverOptions{Logger: log, Keys: probeKeys(cfg), MaxSessions: c.limits.MaxSessions, Known: func(id uint16) bool {
 		_, ok := cfg.ProbeByID(id)
@@ -188,16 +229,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	rcv, err := transport.NewReceiver(conn, cfg.Transport, ropt)
 	if err != nil {
-		return fmt.Errorf("collector %s: %w", me.Name, err)
+		return nil, fmt.Errorf("collector %s: %w", me.Name, err)
 	}
 	c.rcv = rcv
-	if o.WatchConfig && cfg.File != "" {
-		c.cw = rollout.New(cfg, func(n *conf.Config) bool { _, ok := n.CollectorByName(me.Name); return ok }, func(kind, detail string) {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			c.event(time.Now(), kind, detail)
-		}, log)
-	}
+	c.cw = v.cw
+	c.since = v.at
 	c.notifier = alarm.NewNotifier(cfg.Alarms, log)
 	defer func() {
 		nctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -206,11 +242,11 @@ func Run(ctx context.Context, o Options) error {
 	}()
 	if !o.NoJournal {
 		if err := c.openJournal(o.Spool); err != nil {
-			return fmt.Errorf("collector %s: %w", me.Name, err)
+			return nil, fmt.Errorf("collector %s: %w", me.Name, err)
 		}
 	}
 	if err := c.restoreSessions(o.Spool); err != nil {
-		return fmt.Errorf("collector %s: %w", me.Name, err)
+		return nil, fmt.Errorf("collector %s: %w", me.Name, err)
 	}
 	c.rw.last = c.rec.Counters() // reported before the restart
 	if me.Ops.Metrics != "" {
@@ -220,19 +256,23 @@ func Run(ctx context.Context, o Options) error {
 			if c.j != nil {
 				c.j.close()
 			}
-			return fmt.Errorf("collector %s: %w", me.Name, err)
+			return nil, fmt.Errorf("collector %s: %w", me.Name, err)
 		}
 		defer hs.Close()
 	}
 	if c.cw != nil {
-		stopRollout, err := c.startRollout(ctx, me, o.Spool)
+		stopRollout, err := c.startRollout(ctx, me, o.Spool, v.heard)
 		if err != nil {
 			if c.j != nil {
 				c.j.close()
 			}
-			return fmt.Errorf("collector %s: %w", me.Name, err)
+			return nil, fmt.Errorf("collector %s: %w", me.Name, err)
 		}
 		defer stopRollout()
+	}
+	v.set(c)
+	if v.from != nil {
+		c.switched(v.from, v.at)
 	}
 	log.Info("collector listening", "address", me.Address, "spool", o.Spool, "config", cfg.File, "version", cfg.Version)
 	c.event(time.Now(), "start", fmt.Sprintf("collector %s listening on %s, config %s", me.Name, me.Address, cfg.Version))
@@ -271,7 +311,16 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}
 	}()
-	runErr := rcv.Run(ctx, c)
+	// The switch stops the receiver once the old version's sessions ended.
+	rctx, stopRcv := context.WithCancel(ctx)
+	defer stopRcv()
+	if c.cw != nil {
+		go c.armSwitch(tctx, stopRcv)
+	}
+	runErr := rcv.Run(rctx, c)
+	c.mu.Lock()
+	switching := ctx.Err() == nil && c.switchAt != 0
+	c.mu.Unlock()
 	stopTick()
 	<-tickDone
 	c.trustTick(time.Now()) // before Close may empty the journal
@@ -280,10 +329,16 @@ func Run(ctx context.Context, o Options) error {
 	st := rcv.Stats()
 	log.Info("receiver stopped", "delivered", st.Delivered, "duplicates", st.Duplicates,
 		"heartbeats", st.Heartbeats, "refused", st.HandlerErrors, "skipped", st.Skipped, "invalid", fmt.Sprint(st.Invalid))
-	if err := c.Close(); err != nil && runErr == nil {
-		runErr = err
+	if !switching {
+		if err := c.Close(); err != nil && runErr == nil {
+			runErr = err
+		}
+		return nil, runErr
 	}
-	return runErr
+	if err := c.closeSwitch(o.Spool); err != nil {
+		return nil, errors.Join(runErr, err)
+	}
+	return c.cw.Switch(c.switchTo), nil
 }
 
 // New builds a collector writing into spoolDir, without network: tests feed
@@ -304,6 +359,7 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		silent:      10 * time.Second,
 		patient:     2*cfg.Transport.FinalTimeout + 3*cfg.Transport.Heartbeat,
 		unreachable: make(map[int]bool),
+		sheds:       make(map[int][]shedStart),
 		sessions:    make(map[sessKey]*session),
 		latest:      make(map[int]*session),
 		global:      make(map[flow.Key]uint32),

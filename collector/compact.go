@@ -11,6 +11,7 @@ import (
 
 	"github.com/tmon-project/tmon/flow"
 	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/transport"
 )
 
@@ -55,6 +56,11 @@ type snapshot struct {
 	Clocks   []snapClock `json:"clocks,omitempty"`
 	MaxTime  int64       `json:"max_time"`
 	Skip     int64       `json:"skip"` // start of the last interval written
+	// Gaps: the probes' given-up spans the reconciler still holds; Sheds
+	// their shedding notices by probe name (the shedding gaps are rebuilt
+	// from them). The PDUs that told them may be compacted away.
+	Gaps  []reconcile.Gap        `json:"gaps,omitempty"`
+	Sheds map[string][]shedStart `json:"sheds,omitempty"`
 }
 
 type snapFlow struct {
@@ -147,6 +153,19 @@ func (c *Collector) snapshotNow() *snapshot {
 	}
 	c.clk.mu.Unlock()
 	slices.SortFunc(sn.Clocks, func(a, b snapClock) int { return cmp.Compare(a.Probe, b.Probe) })
+	for _, g := range c.rec.Gaps() {
+		if g.Shed == 0 {
+			sn.Gaps = append(sn.Gaps, g)
+		}
+	}
+	for pi, st := range c.sheds {
+		if len(st) > 0 {
+			if sn.Sheds == nil {
+				sn.Sheds = map[string][]shedStart{}
+			}
+			sn.Sheds[c.cfg.Probes[pi].Name] = st
+		}
+	}
 	return sn
 }
 
@@ -327,6 +346,15 @@ func (c *Collector) restore(sn *snapshot) error {
 	for _, k := range sn.Clocks {
 		if k.Probe >= 0 && k.Probe < len(c.cfg.Probes) {
 			c.clk.set(k.Probe, k.Clock)
+		}
+	}
+	for _, g := range sn.Gaps {
+		c.rec.AddGap(g)
+	}
+	for name, st := range sn.Sheds {
+		if pi, ok := c.cfg.ProbeByName(name); ok {
+			c.sheds[pi] = st
+			c.applyShed(pi)
 		}
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tmon-project/tmon/selection"
+
 	"github.com/tmon-project/tmon/pdu"
 	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/transport"
@@ -82,8 +84,11 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		var e pdu.Event
 		r.Reset(f.Body)
 		for r.Next(&e) {
-			if e.Kind == transport.EventGivenUp {
+			switch e.Kind {
+			case transport.EventGivenUp:
 				c.givenUp(s, e.Detail)
+			case selection.EventShed:
+				c.shedNotice(s, e.Detail)
 			}
 			if c.replaying && !c.replayEvents {
 				continue // in the spool before the restart
@@ -102,6 +107,14 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		}
 	case pdu.TypeRTT:
 		if err := c.rtts(s, f.Body); err != nil {
+			return err
+		}
+	case pdu.TypeTCPConn:
+		if err := c.tcpConns(s, f.Body); err != nil {
+			return err
+		}
+	case pdu.TypeFTP:
+		if err := c.ftpTransfers(s, f.Body); err != nil {
 			return err
 		}
 	case pdu.TypeBye:
@@ -147,6 +160,9 @@ func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
 	pi, ok := c.cfg.ProbeByID(probe)
 	if !ok {
 		return nil, fmt.Errorf("collector: probe id %d is not in the configuration", probe)
+	}
+	if err := c.sessionVersion(id); err != nil {
+		return nil, err
 	}
 	c.evictSession()
 	s := &session{probe: pi, name: c.cfg.Probes[pi].Name, lastHeard: time.Now()}

@@ -217,19 +217,8 @@ func (c *Collector) givenUp(s *session, detail string) {
 	if g.Sightings == 0 {
 		return
 	}
-	p := &c.cfg.Probes[s.probe]
 	for ci := range c.cfg.Classes {
-		cl := &c.cfg.Classes[ci]
-		if cl.OneWay == nil {
-			continue
-		}
-		var hops uint8
-		for ii := range p.Interfaces {
-			if h, ok := cl.HopIndex(s.probe, ii); ok && h < reconcile.MaxHops {
-				hops |= 1 << h
-			}
-		}
-		if hops != 0 {
+		if hops := c.probeHops(s.probe, ci); hops != 0 {
 			c.rec.AddGap(reconcile.Gap{Class: ci, Hops: hops, From: g.From, To: g.To})
 		}
 	}

@@ -12,12 +12,13 @@ import (
 // collector's address, TCP, and fetches new versions from the other
 // collectors, at once and then periodically. It returns the function that
 // stops both.
-func (c *Collector) startRollout(ctx context.Context, me conf.Collector, spoolDir string) (func(), error) {
+func (c *Collector) startRollout(ctx context.Context, me conf.Collector, spoolDir string, heard *rollout.Heard) (func(), error) {
 	srv, err := rollout.Listen(me.Address.String(), rollout.ServerOptions{
 		Dir:     filepath.Join(spoolDir, ".collector"),
 		Watcher: c.cw,
 		Keys:    rollout.KeysOf(c.cfg),
 		Self:    func() rollout.Report { return c.cw.Report("collector", c.self) },
+		Heard:   heard,
 		Logger:  c.log,
 	})
 	if err != nil {

@@ -133,10 +133,10 @@ func TestConfigWatch(t *testing.T) {
 
 // rolloutSite writes the probes' key files into dir and returns the text
 // of a configuration: collector c1 on udp (TCP for the configuration
-// exchange), probes pa (hop A) and pb (hop B), keys in key files (a
+// exchange), c2… on the more ports, probes pa (hop A) and pb (hop B), keys in key files (a
 // published file travels in clear), the site class named class, and the
 // given attributes on <tmon>.
-func rolloutSite(t *testing.T, dir string, udp int, transport string) func(version, extra, class string) string {
+func rolloutSite(t *testing.T, dir string, udp int, transport string, more ...int) func(version, extra, class string) string {
 	t.Helper()
 	for name, k := range map[string]string{"pa.key": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
 		"pb.key": "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"} {
@@ -144,13 +144,18 @@ func rolloutSite(t *testing.T, dir string, udp int, transport string) func(versi
 			t.Fatal(err)
 		}
 	}
+	colls := fmt.Sprintf(`<collector name="c1" address="127.0.0.1:%d"/>`, udp)
+	for i, port := range more {
+		colls += fmt.Sprintf(`
+  <collector name="c%d" address="127.0.0.1:%d"/>`, i+2, port)
+	}
 	return func(version, extra, class string) string {
 		return fmt.Sprintf(`<tmon version="%s" %s interval="1s">
   <transport %s/>
-  <collector name="c1" address="127.0.0.1:%d"/>
+  %s
   <probe name="pa" id="1" keyFile="pa.key"><interface name="a0" hop="A"/></probe>
   <probe name="pb" id="2" keyFile="pb.key"><interface name="b0" hop="B"/></probe>
-`, version, extra, transport, udp) + strings.Replace(fmt.Sprintf(siteClass, slicesAttr()), `name="site"`, `name="`+class+`"`, 1)
+`, version, extra, transport, colls) + strings.Replace(fmt.Sprintf(siteClass, slicesAttr()), `name="site"`, `name="`+class+`"`, 1)
 	}
 }
 

@@ -423,11 +423,64 @@ func TestRecordLimitFlood(t *testing.T) {
 	pb.wait(t, 2*time.Minute)
 	coll.stop(t)
 
-	s, err := reports.ReadSpool(e.spools["c1"])
+	s, inCls, measured, lostTrue, a := e.neverInvented(t, "c1")
+	dropped := int(a["dropped"])
+	if dropped == 0 || a["late"] != 0 {
+		t.Errorf("accounting %v: want sightings dropped at the limit and none late", a)
+	}
+	if ev := readEvents(t, e.spools["c1"]); !strings.Contains(ev, "reconcile.forced") {
+		t.Error("no reconcile.forced event in the spool")
+	}
+	t.Logf("%d packets in the class, %d measured exactly, %d of %d lost reported, %d sightings dropped at the limit; accounting %v",
+		inCls, measured, len(s.Lost), lostTrue, dropped, a)
+}
+
+// TestShedUnderBudget: both probes replay at the original pace under a
+// byte budget (bandwidth) far below what their sightings need, with a
+// small window so that saturation shows within seconds. They shed by
+// consistent hash instead of queueing without end, and say so; the
+// collector counts the other hop's sightings of the packets left out as
+// dropped. Against the generator's truth: every delay measured is exact,
+// nothing is called lost that arrived, nothing is missed, every sighting
+// is accounted for, and the spool holds the probes' shedding notices.
+func TestShedUnderBudget(t *testing.T) {
+	e := newFaultEnv(t, 10, []string{"c1"}, ` bandwidth="1300" window="4"`)
+	coll := e.startCollector("c1")
+	ps := e.runProbes(2 * time.Minute)
+	for _, p := range ps {
+		p.wait(t, 3*time.Minute)
+	}
+	coll.stop(t)
+	s, inCls, measured, _, a := e.neverInvented(t, "c1")
+	if a["dropped"] == 0 || a["late"] != 0 {
+		t.Errorf("accounting %v: want the shed packets' other sightings dropped, none late", a)
+	}
+	ev := readEvents(t, e.spools["c1"])
+	if !strings.Contains(ev, "probe.shed\tlevel=1 ") {
+		t.Errorf("no shedding notice in the spool:\n%s", ev)
+	}
+	if measured == 0 || measured > inCls*3/4 {
+		t.Errorf("measured %d of %d packets: the budget should force shedding, not stop measurement", measured, inCls)
+	}
+	for _, p := range ps {
+		if !strings.Contains(p.log.String(), "shedding by consistent hash") {
+			t.Errorf("%s did not log its shedding", p.name)
+		}
+	}
+	t.Logf("%d packets in the class, %d measured exactly, %d lost reported; accounting %v", inCls, measured, len(s.Lost), a)
+}
+
+// neverInvented checks collector c's spool against the truth where the
+// collector may have had to leave packets undecided (dropped): every delay
+// measured is exact, nothing is called lost that arrived, nothing missed,
+// and every accounting row balances. It returns the spool, the packets of
+// the class, those measured, those truly lost, and the accounting sums.
+func (e *faultEnv) neverInvented(t *testing.T, c string) (s *reports.Summary, inCls, measured, lostTrue int, acct map[string]uint64) {
+	t.Helper()
+	s, err := reports.ReadSpool(e.spools[c])
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inCls, measured, lostTrue, dropped int
 	for _, r := range e.truth {
 		if !inClass(r) {
 			continue
@@ -449,17 +502,9 @@ func TestRecordLimitFlood(t *testing.T) {
 	if s.Missed != 0 {
 		t.Errorf("%d packets reported missed; the truth has none", s.Missed)
 	}
-	a, msg := readAccounting(e.spools["c1"])
+	acct, msg := readAccounting(e.spools[c])
 	if msg != "" {
 		t.Fatal(msg)
 	}
-	dropped = int(a["dropped"])
-	if dropped == 0 || a["late"] != 0 {
-		t.Errorf("accounting %v: want sightings dropped at the limit and none late", a)
-	}
-	if ev := readEvents(t, e.spools["c1"]); !strings.Contains(ev, "reconcile.forced") {
-		t.Error("no reconcile.forced event in the spool")
-	}
-	t.Logf("%d packets in the class, %d measured exactly, %d of %d lost reported, %d sightings dropped at the limit; accounting %v",
-		inCls, measured, len(s.Lost), lostTrue, dropped, a)
+	return s, inCls, measured, lostTrue, acct
 }

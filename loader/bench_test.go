@@ -6,13 +6,27 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
 
+// processCPU is the CPU time (user + system) of the whole process: SQLite
+// runs in it, so rows per CPU second stay comparable on a loaded machine
+// (MariaDB's own CPU is not in it).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // A day of demo-sized spool (examples/demo.xml: 10 s intervals; here 4 flows,
 // two hop pairs, up to 4 packets per flow, pair and interval, per-packet
-// records on): about 43 000 files. TMON_BENCH_INTERVALS shortens it.
+// records on, each interval committed as a set with its manifest): about
+// 50 000 small files, so it measures the cost per file. TMON_BENCH_INTERVALS
+// shortens it.
 var (
 	daySpoolOnce sync.Once
 	daySpoolDir  string
@@ -25,22 +39,48 @@ func daySpool(b *testing.B) (string, *fixture) {
 		if s := os.Getenv("TMON_BENCH_INTERVALS"); s != "" {
 			n, _ = strconv.Atoi(s)
 		}
-		dir, err := os.MkdirTemp("", "tmon-bench-spool")
-		if err != nil {
-			b.Fatal(err)
-		}
-		daySpoolDir = filepath.Join(dir, "c1")
-		daySpoolFx = genSpool(b, daySpoolDir, genConfig{Collector: "c1", Start: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC),
-			Interval: 10 * time.Second, N: n, Flows: 4, MaxPkts: 4, Seed: 9, Current: true})
+		daySpoolDir, daySpoolFx = benchSpool(b, genConfig{Collector: "c1", Start: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC),
+			Interval: 10 * time.Second, N: n, Flows: 4, MaxPkts: 4, Seed: 9, Current: true, Sets: true})
 	})
 	return daySpoolDir, daySpoolFx
 }
 
-func benchLoad(b *testing.B, db func() testDB) {
+// A busy link's per-packet spool: 16 flows, up to 8 000 packets per flow,
+// hop pair and 10 s interval (about 65 000 owd_packet rows per interval,
+// 6 500 packets/s), 16 intervals (TMON_BENCH_PP_INTERVALS): about a million
+// rows in a few large files, so it measures the cost per row.
+var (
+	ppSpoolOnce sync.Once
+	ppSpoolDir  string
+	ppSpoolFx   *fixture
+)
+
+func perPacketSpool(b *testing.B) (string, *fixture) {
+	ppSpoolOnce.Do(func() {
+		n := 16
+		if s := os.Getenv("TMON_BENCH_PP_INTERVALS"); s != "" {
+			n, _ = strconv.Atoi(s)
+		}
+		ppSpoolDir, ppSpoolFx = benchSpool(b, genConfig{Collector: "c1", Start: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC),
+			Interval: 10 * time.Second, N: n, Flows: 16, MaxPkts: 8000, Seed: 11, Current: true, Sets: true})
+	})
+	return ppSpoolDir, ppSpoolFx
+}
+
+func benchSpool(b *testing.B, cfg genConfig) (string, *fixture) {
+	dir, err := os.MkdirTemp("", "tmon-bench-spool")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir = filepath.Join(dir, "c1")
+	return dir, genSpool(b, dir, cfg)
+}
+
+func benchLoad(b *testing.B, spool func(*testing.B) (string, *fixture), db func() testDB) {
 	b.StopTimer() // generating the spool is not loading it
-	src, fx := daySpool(b)
+	src, fx := spool(b)
 	var rows int
-	var busy time.Duration
+	var busy, cpu time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		d := db()
@@ -52,9 +92,10 @@ func benchLoad(b *testing.B, db func() testDB) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), processCPU()
 		st, err := l.RunOnce(context.Background())
 		busy += time.Since(start)
+		cpu += processCPU() - cpu0
 		b.StopTimer()
 		l.Close()
 		if err != nil {
@@ -66,15 +107,24 @@ func benchLoad(b *testing.B, db func() testDB) {
 		rows += st.Rows
 	}
 	b.ReportMetric(float64(rows)/busy.Seconds(), "rows/s")
+	b.ReportMetric(float64(rows)/cpu.Seconds(), "rows/cpu-s")
 	b.ReportMetric(float64(b.N*fx.files)/busy.Seconds(), "files/s")
 	b.ReportMetric(float64(fx.files), "files/op")
 	b.ReportMetric(float64(fx.rows), "rows/op")
 }
 
 func BenchmarkLoadDaySQLite(b *testing.B) {
-	benchLoad(b, func() testDB { return sqliteDB(b) })
+	benchLoad(b, daySpool, func() testDB { return sqliteDB(b) })
 }
 
 func BenchmarkLoadDayMariaDB(b *testing.B) {
-	benchLoad(b, func() testDB { return mysqlDB(b) })
+	benchLoad(b, daySpool, func() testDB { return mysqlDB(b) })
+}
+
+func BenchmarkLoadPerPacketSQLite(b *testing.B) {
+	benchLoad(b, perPacketSpool, func() testDB { return sqliteDB(b) })
+}
+
+func BenchmarkLoadPerPacketMariaDB(b *testing.B) {
+	benchLoad(b, perPacketSpool, func() testDB { return mysqlDB(b) })
 }

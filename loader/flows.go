@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 )
 
 // flowMap is the flow dictionary of one run: the database flow id of every
@@ -102,6 +103,8 @@ func (m *flowMap) add(f *flowRow) {
 
 // define handles one line of a flows file.
 func (m *flowMap) define(collector string, cflow int64, class, key string, first val) error {
+	// Kept for the run: not slices of the whole file.
+	class, key = strings.Clone(class), strings.Clone(key)
 	if len(key) > flowsTable.col("flow_key").Size {
 		return fmt.Errorf("key: longer than %d bytes", flowsTable.col("flow_key").Size)
 	}
@@ -159,6 +162,7 @@ func (m *flowMap) flowRef(collector string, cflow int64, class string) (int64, e
 	}
 	id := m.next
 	m.next++
+	class = strings.Clone(class) // kept for the run: not a slice of the whole file
 	m.add(&flowRow{id: id, collector: collector, class: class})
 	m.byC[ck] = id
 	m.maps = append(m.maps, cflowRow{ck, id})

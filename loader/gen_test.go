@@ -1,6 +1,8 @@
 package loader
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -27,6 +29,10 @@ type genConfig struct {
 	// Current spool: owd_stats with dropped and the clock columns, and
 	// owd_metrics. Otherwise the first version's owd_stats only.
 	Current bool
+	// Sets: each interval's files (events aside) are committed as a set
+	// with a manifest in sets/ (docs/spool.md, "Commit"), as the current
+	// collector does.
+	Sets bool
 }
 
 type genFlow struct {
@@ -89,24 +95,32 @@ func (f *tsvFile) add(fields ...any) {
 	f.lines = append(f.lines, strings.Join(s, "\t"))
 }
 
-func writeTSV(t testing.TB, dir, typ string, start time.Time, header string, f *tsvFile) {
+func writeTSV(t testing.TB, dir, typ string, start time.Time, header string, f *tsvFile) []byte {
 	t.Helper()
-	writeTSVName(t, dir, typ, fmt.Sprintf("%s-%s.tsv", typ, start.UTC().Format(startLayout)), header, f)
+	return writeTSVName(t, dir, typ, tsvName(typ, start), header, f)
 }
 
-func writeTSVName(t testing.TB, dir, typ, name, header string, f *tsvFile) {
+func tsvName(typ string, start time.Time) string {
+	return fmt.Sprintf("%s-%s.tsv", typ, start.UTC().Format(startLayout))
+}
+
+func writeTSVName(t testing.TB, dir, typ, name, header string, f *tsvFile) []byte {
 	t.Helper()
 	d := filepath.Join(dir, typ)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	content := "#" + header + "\n"
+	var b strings.Builder
+	b.WriteString("#" + header + "\n")
 	for _, l := range f.lines {
-		content += l + "\n"
+		b.WriteString(l)
+		b.WriteByte('\n')
 	}
-	if err := os.WriteFile(filepath.Join(d, name), []byte(content), 0o644); err != nil {
+	content := []byte(b.String())
+	if err := os.WriteFile(filepath.Join(d, name), content, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return content
 }
 
 const (
@@ -154,7 +168,7 @@ func genSpool(t testing.TB, dir string, cfg genConfig) *fixture {
 	for iv := range cfg.N {
 		start := cfg.Start.Add(time.Duration(iv) * cfg.Interval)
 		s0 := start.UnixNano()
-		var st, hi, pk, inc, ev, me tsvFile
+		var st, hi, pk, inc, ev, me, man tsvFile
 		for _, f := range fx.flows {
 			for pi, p := range genPairs {
 				g := genStats{start: s0, intervalS: int64(cfg.Interval / time.Second), flow: f, from: p[0], to: p[1]}
@@ -260,9 +274,18 @@ func genSpool(t testing.TB, dir string, cfg genConfig) *fixture {
 			if len(w.f.lines) == 0 && w.typ != "owd_stats" {
 				continue
 			}
-			writeTSV(t, dir, w.typ, start, w.hdr, w.f)
+			data := writeTSV(t, dir, w.typ, start, w.hdr, w.f)
 			fx.files++
 			fx.rows += len(w.f.lines)
+			if cfg.Sets && w.typ != "events" {
+				sum := sha256.Sum256(data)
+				man.add(w.typ, filepath.Base(tsvName(w.typ, start)), len(w.f.lines), len(data), hex.EncodeToString(sum[:]))
+			}
+		}
+		if len(man.lines) > 0 {
+			// Named after the set's first file.
+			writeTSVName(t, dir, "sets", tsvName("owd_stats", start), "type\tfile\trows\tbytes\tsha256", &man)
+			fx.files++
 		}
 		fx.packets += len(pk.lines)
 		fx.incompl += len(inc.lines)

@@ -21,6 +21,11 @@ import (
 type mysqlDialect struct {
 	db  string
 	log *slog.Logger
+	// covered is, per table, the partitions read or made since the lock
+	// was taken: under the lock no other loader changes them, so a batch
+	// whose days are covered needs no information_schema query (a costly
+	// one, for each of some twenty tables at every commit).
+	covered map[string][]partition
 }
 
 func openMySQL(dsn string) (*sql.DB, dialect, error) {
@@ -184,9 +189,12 @@ func (d *mysqlDialect) EnsurePartitions(ctx context.Context, q querier, t *Table
 	if t.Time == "" || len(days) == 0 {
 		return nil
 	}
-	ps, err := d.partitions(ctx, q, t)
-	if err != nil {
-		return err
+	ps := d.covered[t.Name]
+	if ps == nil || !coversAll(ps, days) {
+		var err error
+		if ps, err = d.partitions(ctx, q, t); err != nil {
+			return err
+		}
 	}
 	// New bounds grouped by the partition that covers them today; splitting
 	// pFuture (always empty) is free, splitting a day partition that covers a
@@ -210,11 +218,31 @@ func (d *mysqlDialect) EnsurePartitions(ctx context.Context, q querier, t *Table
 		}
 		parts = append(parts, fmt.Sprintf("PARTITION %s VALUES LESS THAN (%s)", ps[i].name, boundText(ps[i])))
 		stmt := fmt.Sprintf("ALTER TABLE %s REORGANIZE PARTITION %s INTO (%s)", d.Quote(t.Name), ps[i].name, strings.Join(parts, ", "))
+		delete(d.covered, t.Name) // read again next time
 		if _, err := q.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("add partitions to %s: %w", t.Name, err)
 		}
 	}
+	if len(split) == 0 {
+		if d.covered == nil {
+			d.covered = map[string][]partition{}
+		}
+		d.covered[t.Name] = ps
+	}
 	return nil
+}
+
+// coversAll reports whether every day (a UTC midnight) has its own
+// partition in ps.
+func coversAll(ps []partition, days []int64) bool {
+	for _, day := range days {
+		ub := day + dayNs
+		i := sort.Search(len(ps), func(i int) bool { return ps[i].max || ps[i].bound >= ub })
+		if i == len(ps) || ps[i].max || ps[i].bound != ub {
+			return false
+		}
+	}
+	return true
 }
 
 func contains64(list []int64, x int64) bool {
@@ -227,6 +255,7 @@ func contains64(list []int64, x int64) bool {
 }
 
 func (d *mysqlDialect) Expire(ctx context.Context, q querier, t *Table, cutoff int64) (string, error) {
+	delete(d.covered, t.Name)
 	ps, err := d.partitions(ctx, q, t)
 	if err != nil {
 		return "", err
@@ -248,6 +277,7 @@ func (d *mysqlDialect) Expire(ctx context.Context, q querier, t *Table, cutoff i
 }
 
 func (d *mysqlDialect) Lock(ctx context.Context, conn *sql.Conn, wait time.Duration) (func(), error) {
+	clear(d.covered) // what another loader did since is read again
 	name := "tmon-loader:" + d.db
 	secs := int64((wait + time.Second - 1) / time.Second)
 	var got sql.NullInt64

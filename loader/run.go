@@ -18,6 +18,7 @@ type run struct {
 	nextFile int64
 	start    time.Time
 	stats    Stats
+	arch     *archiver
 	total    int // files to load in this run, for progress
 	lastLog  time.Time
 	// Days whose partitions of a per-class table this run made sure of.
@@ -34,6 +35,7 @@ type batch struct {
 	bad     [][]any
 	rows    int
 	nbad    int
+	slab    []any // see rowArgs
 }
 
 func newBatch() *batch {
@@ -108,6 +110,8 @@ func (r *run) loadAll(ctx context.Context) error {
 		r.log.Error("archive", "err", err)
 	}
 	sortFiles(todo)
+	r.arch = startArchiver(r.log)
+	defer func() { r.stats.Archived += r.arch.wait() }()
 	r.total = len(todo)
 	if r.total > 0 {
 		r.log.Info("loading", "files", r.total, "db", r.d.Name())
@@ -173,8 +177,10 @@ func (r *run) loadedSums(ctx context.Context, files []*spoolFile) (map[string]st
 // addFile parses one file into the batch. An error means the whole file
 // cannot be loaded (unreadable, bad header); a bad line does not.
 func (r *run) addFile(b *batch, f *spoolFile) error {
-	if err := f.read(); err != nil {
-		return err
+	if f.data == nil { // else kept from verifySet, checksum included
+		if err := f.read(); err != nil {
+			return err
+		}
 	}
 	if err := f.checkComplete(); err != nil {
 		return err
@@ -221,16 +227,18 @@ func (r *run) parse(b *batch, f *spoolFile, fileID int64) (nrows, nbad int, err 
 	rw := row{hdr: hdr, file: f, res: r.flows}
 	vals := make([]val, len(rt.Fields))
 	lineNo := 1
-	rest := data[min(nl+1, len(data)):]
+	// One string of the whole file: the lines and fields are slices of it,
+	// not an allocation each.
+	rest := string(data[min(nl+1, len(data)):])
 	for len(rest) > 0 {
 		lineNo++
-		var line []byte
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		var line string
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
 			line, rest = rest[:i], rest[i+1:]
 		} else {
-			line, rest = rest, nil
+			line, rest = rest, ""
 		}
-		rw.f = strings.Split(string(line), "\t")
+		rw.f = splitTab(rw.f[:0], line)
 		err := error(nil)
 		if len(rw.f) != len(names) {
 			err = fmt.Errorf("%d fields, the header has %d", len(rw.f), len(names))
@@ -243,7 +251,7 @@ func (r *run) parse(b *batch, f *spoolFile, fileID int64) (nrows, nbad int, err 
 		}
 		if err != nil {
 			nbad++
-			text := string(line)
+			text := strings.Clone(line) // not a slice of the whole file
 			if len(text) > maxBadText {
 				text = text[:maxBadText]
 			}
@@ -261,14 +269,39 @@ func (r *run) parse(b *batch, f *spoolFile, fileID int64) (nrows, nbad int, err 
 		case rt.Aggregate:
 			r.addAgg(b, rt, vals)
 		default:
-			out := make([]any, 0, len(vals)+2)
+			out := b.rowArgs(len(vals) + 2)
 			for i, v := range vals {
-				out = append(out, v.arg(rt.Fields[i].Kind))
+				out[i] = v.arg(rt.Fields[i].Kind)
 			}
-			b.records[rt] = append(b.records[rt], append(out, fileID, int64(lineNo)))
+			out[len(vals)], out[len(vals)+1] = fileID, int64(lineNo)
+			b.records[rt] = append(b.records[rt], out)
 		}
 	}
 	return nrows, nbad, nil
+}
+
+// splitTab appends the TAB-separated fields of line to fs (strings.Split
+// without its allocation).
+func splitTab(fs []string, line string) []string {
+	for {
+		i := strings.IndexByte(line, '\t')
+		if i < 0 {
+			return append(fs, line)
+		}
+		fs = append(fs, line[:i])
+		line = line[i+1:]
+	}
+}
+
+// rowArgs returns room for one record row's n values, cut from a larger
+// block: one allocation per few thousand rows instead of one per row.
+func (b *batch) rowArgs(n int) []any {
+	if len(b.slab) < n {
+		b.slab = make([]any, max(n, 1<<15))
+	}
+	out := b.slab[:n:n]
+	b.slab = b.slab[n:]
+	return out
 }
 
 // addAgg merges one spool row into the 1 min, 1 h and 1 day rows of its key.
@@ -384,12 +417,7 @@ func (r *run) commit(ctx context.Context, b *batch) error {
 	r.stats.Files += len(b.files)
 	r.stats.Rows += b.rows
 	r.stats.Bad += b.nbad
-	n, err := archiveFiles(b.files)
-	r.stats.Archived += n
-	if err != nil {
-		// Recorded as loaded: the next run archives what is left.
-		r.log.Error("archive", "err", err)
-	}
+	r.arch.add(b.files)
 	if now := time.Now(); now.Sub(r.lastLog) >= 10*time.Second {
 		r.lastLog = now
 		el := now.Sub(r.start)
@@ -473,32 +501,46 @@ func (r *run) mergeAgg(ctx context.Context, tx querier, t *Table, set *aggSet) e
 }
 
 // insertRows writes rows with multi-row INSERTs (plus suffix, for upserts).
+// The statement of a full chunk is prepared once when it serves more than
+// once: parsing an INSERT of thousands of placeholders costs more than
+// binding them.
 func insertRows(ctx context.Context, d dialect, q querier, t *Table, cols []string, rows [][]any, suffix string) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	// Below both SQLite's 32766 and MySQL's 65535 placeholders per statement.
 	per := max(1, min(500, 30000/len(cols)))
-	var full string
+	var full *sql.Stmt
+	if p, ok := q.(preparer); ok && len(rows) >= 2*per {
+		var err error
+		if full, err = p.PrepareContext(ctx, insertSQL(d, t, cols, per)+suffix); err != nil {
+			return fmt.Errorf("insert into %s: prepare: %w", t.Name, err)
+		}
+		defer full.Close()
+	}
 	args := make([]any, 0, per*len(cols))
 	for i := 0; i < len(rows); i += per {
 		part := rows[i:min(i+per, len(rows))]
-		stmt := full
-		if len(part) != per || full == "" {
-			stmt = insertSQL(d, t, cols, len(part)) + suffix
-			if len(part) == per {
-				full = stmt
-			}
-		}
 		args = args[:0]
 		for _, row := range part {
 			args = append(args, row...)
 		}
-		if _, err := q.ExecContext(ctx, stmt, args...); err != nil {
+		var err error
+		if full != nil && len(part) == per {
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = q.ExecContext(ctx, insertSQL(d, t, cols, len(part))+suffix, args...)
+		}
+		if err != nil {
 			return fmt.Errorf("insert into %s: %w", t.Name, err)
 		}
 	}
 	return nil
+}
+
+// preparer is a connection or transaction that prepares statements.
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
 func indexOf(list []string, s string) int {

@@ -103,6 +103,7 @@ func (r *run) completeSets(ctx context.Context, s Spool, files []*spoolFile) ([]
 	var out []*spoolFile
 	taken := map[*spoolFile]bool{}
 	waitingSets := 0
+	keep := int64(keepVerified)
 	for _, m := range manifests {
 		rows, ok := sets[m]
 		if !ok {
@@ -123,7 +124,7 @@ func (r *run) completeSets(ctx context.Context, s Spool, files []*spoolFile) ([]
 			waitingSets++
 			continue
 		}
-		if err := verifySet(byName, rows); err != nil {
+		if err := verifySet(byName, rows, &keep); err != nil {
 			r.stats.Refused++
 			for _, row := range rows {
 				if f := byName[row.typ+"/"+row.name]; f != nil {
@@ -159,10 +160,25 @@ func (r *run) completeSets(ctx context.Context, s Spool, files []*spoolFile) ([]
 	return out, waiting, nil
 }
 
+// keepVerified bounds the bytes of verified files kept in memory for their
+// load, so that most files are read and hashed once; the others are read
+// again when loaded (a spool's backlog may not fit in memory).
+const keepVerified = 64 << 20
+
 // verifySet checks that every present file of a set is the one the
 // collector committed: its size and sha256 as the manifest says (a torn or
-// altered file would otherwise load part of the set).
-func verifySet(byName map[string]*spoolFile, rows []manifestRow) error {
+// altered file would otherwise load part of the set). A verified file's
+// content stays for its load while *keep (bytes) allows.
+func verifySet(byName map[string]*spoolFile, rows []manifestRow, keep *int64) (err error) {
+	defer func() {
+		if err != nil { // the set is not loaded: nothing to keep
+			for _, row := range rows {
+				if f := byName[row.typ+"/"+row.name]; f != nil {
+					f.data = nil
+				}
+			}
+		}
+	}()
 	for i := range rows {
 		f := byName[rows[i].typ+"/"+rows[i].name]
 		if f == nil {
@@ -172,10 +188,13 @@ func verifySet(byName map[string]*spoolFile, rows []manifestRow) error {
 		if err := f.read(); err != nil {
 			return err
 		}
-		err := f.checkComplete()
-		f.data = nil // read again when loaded: a spool may not fit in memory
-		if err != nil {
+		if err := f.checkComplete(); err != nil {
 			return err
+		}
+		if n := int64(len(f.data)); n <= *keep {
+			*keep -= n
+		} else {
+			f.data = nil // read again when loaded
 		}
 	}
 	return nil

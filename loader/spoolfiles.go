@@ -3,7 +3,6 @@ package loader
 import (
 	"bytes"
 	"cmp"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -17,6 +16,9 @@ import (
 	"sync"
 	"time"
 
+	// Same format as compress/gzip, about three times faster: archiving
+	// was a third of the loader's time.
+	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sys/unix"
 )
 

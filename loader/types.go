@@ -240,6 +240,61 @@ var recordTypes = []*recordType{
 		Derive: func(r aggRow) { r.quantiles("rtt", r.get("min_ns"), r.get("max_ns")) },
 	},
 	{
+		// TCP connections (analyse/tcpconn): a row per connection and
+		// report, open ones at the end of every interval (cumulative),
+		// the final one when it ended; nothing to merge.
+		Type: "tcp_conns", Table: "tcp_conns", Time: "start_ns",
+		Fields: concat(
+			[]field{
+				fInt("start_ns", "interval_start", OpKey, false),
+				fFlow(),
+				fStr("probe", "probe", 64, OpKey, false),
+				fStr("iface", "iface", 64, OpKey, false),
+				fInt("conn", "conn", OpKey, false),
+				fStr("status", "status", 8, OpKey, false),
+				fStr("conn_state", "conn_state", 8, OpKey, false),
+				fInt("first_ns", "start_ns", OpKey, false),
+				fInt("duration_ns", "duration_ns", OpKey, false),
+				fStr("orig_addr", "orig_addr", 45, OpKey, false),
+				fInt("orig_port", "orig_port", OpKey, false),
+				fStr("resp_addr", "resp_addr", 45, OpKey, false),
+				fInt("resp_port", "resp_port", OpKey, false),
+			},
+			tcpSide("orig"), tcpSide("resp"),
+			[]field{fStr("history", "history", 32, OpKey, true)},
+		),
+	},
+	{
+		// FTP transfers (analyse/ftp): a row per listing or file
+		// transfer, nothing to merge.
+		Type: "ftp_transfers", Table: "ftp_transfers", Time: "start_ns",
+		Fields: []field{
+			fInt("start_ns", "interval_start", OpKey, false),
+			fFlow(),
+			fStr("probe", "probe", 64, OpKey, false),
+			fStr("iface", "iface", 64, OpKey, false),
+			fInt("cmd_ns", "start_ns", OpKey, false),
+			fInt("duration_ns", "duration_ns", OpKey, false),
+			fStr("command", "command", 8, OpKey, false),
+			fText("arg", "arg"),
+			fStr("user", "user", 64, OpKey, true),
+			fInt("reply_code", "reply_code", OpKey, true),
+			fInt("bytes", "bytes", OpKey, false),
+			fInt("throughput_bps", "throughput_bps", OpKey, true),
+			fInt("data_start_ns", "data_start_ns", OpKey, true),
+			fInt("data_duration_ns", "data_duration_ns", OpKey, true),
+			fInt("passive", "passive", OpKey, true),
+			fStr("client_addr", "client_addr", 45, OpKey, false),
+			fInt("client_port", "client_port", OpKey, false),
+			fStr("server_addr", "server_addr", 45, OpKey, false),
+			fInt("server_port", "server_port", OpKey, false),
+			fStr("data_orig_addr", "data_orig_addr", 45, OpKey, true),
+			fInt("data_orig_port", "data_orig_port", OpKey, true),
+			fStr("data_resp_addr", "data_resp_addr", 45, OpKey, true),
+			fInt("data_resp_port", "data_resp_port", OpKey, true),
+		},
+	},
+	{
 		Type: "events", Table: "events", Time: "time_ns",
 		Fields: []field{
 			fInt("time_ns", "time", OpKey, false),
@@ -249,6 +304,15 @@ var recordTypes = []*recordType{
 			fText("detail", "detail"),
 		},
 	},
+}
+
+// tcpSide are the columns of one side of a TCP connection.
+func tcpSide(p string) []field {
+	var out []field
+	for _, c := range []string{"pkts", "bytes", "retrans", "ooo", "zero_win"} {
+		out = append(out, fInt(p+"_"+c, p+"_"+c, OpKey, false))
+	}
+	return out
 }
 
 // quantileNames are the quantiles of owd_metrics, by column name part.

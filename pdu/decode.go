@@ -64,6 +64,20 @@ func Validate(f *Frame) error {
 		for r.Next(&x) {
 		}
 		return r.Err()
+	case TypeTCPConn:
+		var r TCPConnReader
+		var x TCPConn
+		r.Reset(f.Body)
+		for r.Next(&x) {
+		}
+		return r.Err()
+	case TypeFTP:
+		var r FTPReader
+		var x FTPTransfer
+		r.Reset(f.Body)
+		for r.Next(&x) {
+		}
+		return r.Err()
 	case TypeAck:
 		_, _, err := f.Ack()
 		if err != nil {

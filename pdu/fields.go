@@ -3,6 +3,7 @@ package pdu
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 )
 
 // Helpers for the records of the protocol analyses (counters, round trips,
@@ -123,4 +124,73 @@ func (b *Builder) addRecord(t Type, w *recBuf) bool {
 	b.end += copy(b.buf[b.end:], w.b[:w.n])
 	b.n++
 	return true
+}
+
+// addrPort encodes an address and port: 1 byte family (4 or 6), the
+// address (4 or 16 bytes), the port (2 bytes, big-endian).
+func (w *recBuf) addrPort(a netip.AddrPort) {
+	ip := a.Addr()
+	if ip.Is4() {
+		w.byte1(4)
+		b := ip.As4()
+		w.n += copy(w.b[w.n:], b[:])
+	} else {
+		w.byte1(6)
+		b := ip.As16()
+		w.n += copy(w.b[w.n:], b[:])
+	}
+	binary.BigEndian.PutUint16(w.b[w.n:], a.Port())
+	w.n += 2
+}
+
+// str encodes a string of at most 255 bytes: its length, its bytes.
+func (w *recBuf) str(s []byte) {
+	w.byte1(byte(len(s)))
+	w.n += copy(w.b[w.n:], s)
+}
+
+func (r *fieldReader) addrPort(name string) netip.AddrPort {
+	fam := r.byte1(name + " family")
+	n := 4
+	switch {
+	case r.err != nil:
+		return netip.AddrPort{}
+	case fam == 6:
+		n = 16
+	case fam != 4:
+		r.fail("bad " + name + " family")
+		return netip.AddrPort{}
+	}
+	if len(r.body)-r.off < n+2 {
+		r.fail("truncated " + name)
+		return netip.AddrPort{}
+	}
+	var ip netip.Addr
+	if n == 4 {
+		ip = netip.AddrFrom4([4]byte(r.body[r.off:]))
+	} else {
+		ip = netip.AddrFrom16([16]byte(r.body[r.off:]))
+	}
+	r.off += n
+	port := binary.BigEndian.Uint16(r.body[r.off:])
+	r.off += 2
+	return netip.AddrPortFrom(ip, port)
+}
+
+// str reads a string of at most max bytes; the slice points into the body.
+func (r *fieldReader) str(name string, max int) []byte {
+	n := int(r.byte1(name + " length"))
+	switch {
+	case r.err != nil:
+		return nil
+	case n > max:
+		r.fail(name + " too long")
+		return nil
+	case len(r.body)-r.off < n:
+		r.fail("truncated " + name)
+		return nil
+	}
+	s := r.body[r.off : r.off+n]
+	r.off += n
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -118,6 +119,54 @@ func FuzzDecode(f *testing.F) {
 				if !r.Next(&x) || x.Count != in[i].Count || x.Sum != in[i].Sum || x.Min != in[i].Min || x.Max != in[i].Max ||
 					x.SumSqLo != in[i].SumSqLo || len(x.Hist) != len(in[i].Hist) {
 					t.Fatalf("rtt record %d: %+v became %+v", i, in[i], x)
+				}
+			}
+		case TypeTCPConn:
+			var r TCPConnReader
+			var x TCPConn
+			var in []TCPConn
+			r.Reset(fr.Body)
+			for r.Next(&x) {
+				c := x
+				c.History = append([]byte{}, x.History...)
+				if !b.AddTCPConn(&c) {
+					return
+				}
+				in = append(in, c)
+			}
+			f2, err := Parse(b.Finish(fr.Header))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Reset(f2.Body)
+			for i := range in {
+				if !r.Next(&x) || !reflect.DeepEqual(x, in[i]) {
+					t.Fatalf("tcp connection record %d: %+v became %+v", i, in[i], x)
+				}
+			}
+		case TypeFTP:
+			var r FTPReader
+			var x FTPTransfer
+			var in []FTPTransfer
+			r.Reset(fr.Body)
+			for r.Next(&x) {
+				c := x
+				c.Command = append([]byte{}, x.Command...)
+				c.User = append([]byte{}, x.User...)
+				c.Arg = append([]byte{}, x.Arg...)
+				if !b.AddFTPTransfer(&c) {
+					return
+				}
+				in = append(in, c)
+			}
+			f2, err := Parse(b.Finish(fr.Header))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Reset(f2.Body)
+			for i := range in {
+				if !r.Next(&x) || !reflect.DeepEqual(x, in[i]) {
+					t.Fatalf("ftp record %d: %+v became %+v", i, in[i], x)
 				}
 			}
 		case TypeClock:

@@ -11,22 +11,24 @@ import "github.com/tmon-project/tmon/flow"
 type Type uint8
 
 const (
-	TypeAck       Type = 1 // collector → probe: acknowledges one PDU
-	TypeHeartbeat Type = 2 // probe → collector when idle; carries the probe clock
-	TypeFlowDef   Type = 3 // flow instance definitions
-	TypeSightings Type = 4 // one-way sightings
-	TypeEvents    Type = 5 // remarkable events
-	TypeBye       Type = 6 // probe → collector: clean end of session, nothing more will come
-	TypeClock     Type = 7 // probe → collector: the probe's clock against NTP (pdu/clock.go)
-	TypeCounters  Type = 8 // per flow instance and interval counters (pdu/counters.go)
-	TypeRTT       Type = 9 // round trips per flow instance, kind and interval (pdu/rtt.go)
+	TypeAck       Type = 1  // collector → probe: acknowledges one PDU
+	TypeHeartbeat Type = 2  // probe → collector when idle; carries the probe clock
+	TypeFlowDef   Type = 3  // flow instance definitions
+	TypeSightings Type = 4  // one-way sightings
+	TypeEvents    Type = 5  // remarkable events
+	TypeBye       Type = 6  // probe → collector: clean end of session, nothing more will come
+	TypeClock     Type = 7  // probe → collector: the probe's clock against NTP (pdu/clock.go)
+	TypeCounters  Type = 8  // per flow instance and interval counters (pdu/counters.go)
+	TypeRTT       Type = 9  // round trips per flow instance, kind and interval (pdu/rtt.go)
+	TypeTCPConn   Type = 10 // TCP connections (pdu/tcpconn.go)
+	TypeFTP       Type = 11 // FTP transfers (pdu/ftp.go)
 )
 
 // Data reports whether t is a sequenced, acknowledged data PDU (every type
 // a probe sends except heartbeats and the bye, which the transport makes).
 func (t Type) Data() bool {
 	switch t {
-	case TypeFlowDef, TypeSightings, TypeEvents, TypeClock, TypeCounters, TypeRTT:
+	case TypeFlowDef, TypeSightings, TypeEvents, TypeClock, TypeCounters, TypeRTT, TypeTCPConn, TypeFTP:
 		return true
 	}
 	return false

@@ -68,6 +68,10 @@ func (t Type) String() string {
 		return "counters"
 	case TypeRTT:
 		return "rtt"
+	case TypeTCPConn:
+		return "tcpconn"
+	case TypeFTP:
+		return "ftp"
 	}
 	return "type(" + itoa(int(t)) + ")"
 }
@@ -85,7 +89,7 @@ func itoa(v int) string {
 	}
 }
 
-func (t Type) known() bool { return t >= TypeAck && t <= TypeRTT }
+func (t Type) known() bool { return t >= TypeAck && t <= TypeFTP }
 
 // Frame is a PDU whose header, lengths and CRC have been checked. Its
 // slices point into the datagram passed to Parse and are valid as long as

@@ -128,6 +128,30 @@ var golden = []struct {
 		      02 f40e 01 b610 01
 		      2a08dfbf`,
 	},
+	{
+		name: "tcpconn",
+		build: func(b *Builder) []byte {
+			b.AddTCPConn(&goldenTCPConn)
+			return b.Finish(goldenHeader)
+		},
+		hex: `746d 01 0a 00 00 0007 01020304 00000005 00000003 17979cfe362a0000 0039
+		      09 17979cf98e123800 03 17979cfe362a04d2 80a7ce35 02 03 04 8d8edceb 92e4 04 c7e9d9f9 dd5a
+		      04 00 00 00 00 04 d602 01 02 03 07 53684164664661
+		      5bbf9bff`,
+	},
+	{
+		name: "ftp",
+		build: func(b *Builder) []byte {
+			b.AddFTPTransfer(&goldenFTP)
+			return b.Finish(goldenHeader)
+		},
+		hex: `746d 01 0b 00 00 0007 01020304 00000005 00000003 17979cfe362a0000 0054
+		      09 17979cf98e123800 17979cfe362a03e8 80f98935 03 e201 4d
+		      04 8d8edceb c353 04 c7e9d9f9 0015
+		      b0e8b335 00 04 8d8edceb e7f2 04 c7e9d9f9 dd5b
+		      04 52455452 09 616e6f6e796d6f7573 0a 726f626f74732e747874
+		      21dc3929`,
+	},
 }
 
 func TestGolden(t *testing.T) {
@@ -232,7 +256,7 @@ func TestParseErrors(t *testing.T) {
 		{"bit flip in body", mod(func(b []byte) []byte { b[HeaderSize+3] ^= 0x10; return b }), ErrCRC},
 		{"bit flip in header", mod(func(b []byte) []byte { b[offSeq+3] ^= 1; return b }), ErrCRC},
 		{"bit flip in CRC", mod(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), ErrCRC},
-		{"unknown type", resealed(func(b []byte) { b[3] = 10 }), ErrType},
+		{"unknown type", resealed(func(b []byte) { b[3] = 200 }), ErrType},
 		{"type zero", resealed(func(b []byte) { b[3] = 0 }), ErrType},
 		{"reserved flags", resealed(func(b []byte) { b[offFlags] = 0x10 }), ErrMalformed},
 		{"auth flag without trailer", resealed(func(b []byte) { b[offFlags] = 1 }), ErrMalformed},

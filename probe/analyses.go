@@ -3,7 +3,9 @@ package probe
 import (
 	"github.com/tmon-project/tmon/analyse"
 	"github.com/tmon-project/tmon/analyse/counters"
+	"github.com/tmon-project/tmon/analyse/ftp"
 	"github.com/tmon-project/tmon/analyse/rtt"
+	"github.com/tmon-project/tmon/analyse/tcpconn"
 	"github.com/tmon-project/tmon/conf"
 )
 
@@ -14,5 +16,7 @@ func analyses(cfg *conf.Config, out *output) []analyse.Analysis {
 	return []analyse.Analysis{
 		counters.New(cfg.Interval, 0, out),
 		rtt.New(rtt.Config{Interval: cfg.Interval}, out),
+		tcpconn.New(tcpconn.Config{Interval: cfg.Interval}, out),
+		ftp.New(ftp.Config{Interval: cfg.Interval}, out),
 	}
 }

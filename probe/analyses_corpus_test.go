@@ -11,7 +11,9 @@ import (
 
 	"github.com/tmon-project/tmon/analyse"
 	"github.com/tmon-project/tmon/analyse/counters"
+	"github.com/tmon-project/tmon/analyse/ftp"
 	"github.com/tmon-project/tmon/analyse/rtt"
+	"github.com/tmon-project/tmon/analyse/tcpconn"
 	"github.com/tmon-project/tmon/sieve"
 )
 
@@ -24,7 +26,7 @@ func TestTcpdumpCorpusAnalyses(t *testing.T) {
 	dir := corpus(t, "tcpdump")
 	files, _ := filepath.Glob(filepath.Join(dir, "*"))
 	cfg := everythingConf(t, 9)
-	var packets, records, rtts int
+	var packets, records, rtts, conns int
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
@@ -53,7 +55,9 @@ func TestTcpdumpCorpusAnalyses(t *testing.T) {
 		out.sender = nopSender{}
 		ctr := counters.New(cfg.Interval, 0, out)
 		rt := rtt.New(rtt.Config{Interval: cfg.Interval}, out)
-		an, err := analyse.New(cfg, 0, out, analyse.Config{Analyses: []analyse.Analysis{ctr, rt}})
+		tc := tcpconn.New(tcpconn.Config{Interval: cfg.Interval}, out)
+		fa := ftp.New(ftp.Config{Interval: cfg.Interval}, out)
+		an, err := analyse.New(cfg, 0, out, analyse.Config{Analyses: []analyse.Analysis{ctr, rt, tc, fa}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,25 +71,31 @@ func TestTcpdumpCorpusAnalyses(t *testing.T) {
 			var rec sieve.Record
 			if ok, _ := sv.Packet(data, ts, 0, link, &rec); ok {
 				records++
-				an.Packet(&rec)
+				if rec.Flags&sieve.FlagPayload != 0 {
+					an.PacketPayload(&rec, sv.Payload())
+				} else {
+					an.Packet(&rec)
+				}
 				an.Advance(ts)
 			}
 		}
 		sv.CloseReassembly()
 		an.Close()
 		rtts += int(rt.Matched)
+		conns += int(tc.Conns)
 		if time.Since(start) > 10*time.Second {
 			t.Errorf("%s: %v", filepath.Base(f), time.Since(start))
 		}
 		if st := sv.Reassembly(); st.Held != 0 || st.HeldBytes != 0 {
 			t.Errorf("%s: reassembly holds %+v after Close", filepath.Base(f), st)
 		}
-		if ctr.Len() != 0 || rt.Pending() != 0 {
-			t.Errorf("%s: %d counters, %d round trips held after Close", filepath.Base(f), ctr.Len(), rt.Pending())
+		if ctr.Len() != 0 || rt.Pending() != 0 || tc.Len() != 0 || fa.Len() != 0 {
+			t.Errorf("%s: %d counters, %d round trips, %d TCP connections, %d FTP sessions held after Close",
+				filepath.Base(f), ctr.Len(), rt.Pending(), tc.Len(), fa.Len())
 		}
 	}
-	t.Logf("%d captures: %d packets, %d records, %d round trips matched", len(files), packets, records, rtts)
-	if rtts == 0 {
-		t.Error("no round trip in the whole corpus")
+	t.Logf("%d captures: %d packets, %d records, %d round trips matched, %d TCP connections", len(files), packets, records, rtts, conns)
+	if rtts == 0 || conns == 0 {
+		t.Error("no round trip or no TCP connection in the whole corpus")
 	}
 }

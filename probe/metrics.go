@@ -61,6 +61,8 @@ func metrics(name, version string, socks []*capture.LiveSource, svs []*sieve.Sie
 		e.Counter("tmon_probe_pdus_built_total", "PDUs built (every type) and handed to the transport.", float64(out.pdus.Load()))
 		e.Counter("tmon_probe_sightings_total", "One-way sightings put into PDUs.", float64(out.sightings.Load()))
 		e.Counter("tmon_probe_sightings_bytes_total", "Bytes of the sightings PDUs.", float64(out.sightBytes.Load()))
+		e.Counter("tmon_probe_sightings_shed_total", "One-way sightings left out by load shedding (the transport could not carry them).", float64(out.shed.Load()))
+		e.Gauge("tmon_probe_shed_level", "Load shedding level: 0 none, k keeps 1 packet in 2^k (by consistent hash).", float64(out.shedNow.Load()))
 		ts := snd.Stats()
 		e.Counter("tmon_probe_transport_submitted_total", "PDUs submitted to the transport (the Bye included).", float64(ts.Submitted))
 		for _, c := range ts.Collectors {

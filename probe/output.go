@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tmon-project/tmon/selection"
+
 	"github.com/tmon-project/tmon/pdu"
 )
 
@@ -41,19 +43,25 @@ type output struct {
 	events   *pdu.Builder
 	counters *pdu.Builder
 	rtt      *pdu.Builder
+	tcp      *pdu.Builder
+	ftp      *pdu.Builder
 	opened   time.Time // when the oldest open builder got its first record
 	done     int64     // every packet before it has been analysed
 	openMin  int64     // earliest sighting in the open sightings PDU; MaxInt64 when empty
 	clock    atomic.Int64
 	err      error
+	// shedLevel: sightings of the packets selection.Shed leaves out at it
+	// are not sent (see shedder), only counted in shed.
+	shedLevel uint8
 	// Counters, written by the analyser goroutine, read by the metrics
 	// endpoint at any time.
-	pdus, sightings, sightBytes atomic.Uint64
+	pdus, sightings, sightBytes, shed atomic.Uint64
+	shedNow                           atomic.Uint32 // shedLevel, for the metrics
 }
 
 func newOutput(maxSize int) *output {
 	return &output{defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), events: pdu.NewBuilder(maxSize),
-		counters: pdu.NewBuilder(maxSize), rtt: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
+		counters: pdu.NewBuilder(maxSize), rtt: pdu.NewBuilder(maxSize), tcp: pdu.NewBuilder(maxSize), ftp: pdu.NewBuilder(maxSize), done: math.MinInt64, openMin: math.MaxInt64}
 }
 
 func (o *output) touch() {
@@ -78,6 +86,10 @@ func (o *output) FlowDef(d pdu.FlowDef) {
 }
 
 func (o *output) Sighting(s pdu.Sighting, exp uint8, size bool) {
+	if o.shedLevel > 0 && selection.Shed(s.Sig, o.shedLevel) {
+		o.shed.Add(1)
+		return
+	}
 	o.touch()
 	if o.sights.AddSighting(s.Flow, exp, size, s) {
 		o.openMin = min(o.openMin, s.TS)
@@ -111,6 +123,26 @@ func (o *output) RTT(r *pdu.RTT) {
 	o.rtt.AddRTT(r)
 }
 
+// TCPConn takes a record of the TCP connection analysis (analyse/tcpconn).
+func (o *output) TCPConn(c *pdu.TCPConn) {
+	o.touch()
+	if o.tcp.AddTCPConn(c) {
+		return
+	}
+	o.sendAfterDefs(o.tcp, pdu.TypeTCPConn, o.covered())
+	o.tcp.AddTCPConn(c)
+}
+
+// FTPTransfer takes a record of the FTP analysis (analyse/ftp).
+func (o *output) FTPTransfer(x *pdu.FTPTransfer) {
+	o.touch()
+	if o.ftp.AddFTPTransfer(x) {
+		return
+	}
+	o.sendAfterDefs(o.ftp, pdu.TypeFTP, o.covered())
+	o.ftp.AddFTPTransfer(x)
+}
+
 // sendAfterDefs sends the open PDU of b after the flow definitions its
 // records refer to.
 func (o *output) sendAfterDefs(b *pdu.Builder, t pdu.Type, clock int64) {
@@ -137,6 +169,15 @@ func (o *output) event(ts int64, kind, detail string) {
 	}
 	o.send(o.events, pdu.TypeEvents, o.covered())
 	o.events.AddEvent(e)
+}
+
+// sendEvents sends the open events PDU now, before any later sightings
+// PDU (a shedding change must reach the collector ahead of what it
+// concerns).
+func (o *output) sendEvents() {
+	if o.events.Len() > 0 {
+		o.send(o.events, pdu.TypeEvents, o.covered())
+	}
 }
 
 // closeSightings sends the pending flow definitions (stamped with what
@@ -213,6 +254,12 @@ func (o *output) flush(w int64) {
 	}
 	if o.rtt.Len() > 0 {
 		o.sendAfterDefs(o.rtt, pdu.TypeRTT, o.covered())
+	}
+	if o.tcp.Len() > 0 {
+		o.sendAfterDefs(o.tcp, pdu.TypeTCPConn, o.covered())
+	}
+	if o.ftp.Len() > 0 {
+		o.sendAfterDefs(o.ftp, pdu.TypeFTP, o.covered())
 	}
 	o.publish()
 	o.opened = time.Time{}

@@ -35,6 +35,9 @@ type Options struct {
 	Files []string
 	// Speed paces the replay: 0 as fast as possible, 1 original timing.
 	Speed float64
+	// Realtime, with Speed 1, replays each packet at the wall-clock time of
+	// its stamp (capture.FileConfig.Realtime).
+	Realtime bool
 	// RingSize is the sieve→analyser ring capacity (power of two); default 65536.
 	RingSize int
 	// DrainTimeout bounds the wait for the collectors' acks at the end; default 30s.
@@ -60,6 +63,7 @@ type Result struct {
 	PDUs       uint64              // PDUs built (all types)
 	Sightings  uint64              // sightings put into PDUs
 	PDUBytes   uint64              // bytes of sightings PDUs
+	Shed       uint64              // sightings left out by load shedding (see shedder); not in Sightings
 }
 
 // Run replays the capture files through the probe until they end (or ctx
@@ -99,7 +103,23 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	log = log.With("probe", p.Name)
 
-	nt := newNotes(log, cfg.Transport.MaxPDUSize)
+	// Events before the first epoch (catch-up, opening) wait for it.
+	ev := &eventSink{}
+	var cw *rollout.Watcher
+	var from *conf.Config // the version switched from; nil in the first epoch
+	var switchAt int64    // the data time of the last switch
+	how := "pipeline restarted at the cut of the data (data time), new session"
+	if o.WatchConfig && cfg.File != "" {
+		name := p.Name
+		cw = rollout.New(cfg, func(c *conf.Config) bool { _, ok := c.ProbeByName(name); return ok }, ev.event, log)
+		// A probe that was down catches up: a version published meanwhile
+		// and already in force is the one it starts with.
+		if next := catchUp(ctx, cfg, p.Name, cw, log); next != nil {
+			from, cfg, switchAt = cfg, next, next.ValidFrom.UnixNano()
+			p = &cfg.Probes[mustProbe(cfg, name)]
+			how = "caught up at start (the probe was not running at validFrom)"
+		}
+	}
 	var (
 		ins   []input
 		files *capture.FileSource
@@ -107,7 +127,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	)
 	if o.Live {
 		var err error
-		ins, socks, err = openLive(cfg, p, log, nt.event)
+		ins, socks, err = openLive(cfg, p, log, ev.event)
 		if err != nil {
 			return res, fmt.Errorf("probe %s: %w", p.Name, err)
 		}
@@ -119,7 +139,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	} else {
 		// A paced replay returns now and then during long gaps so that the
 		// sieve notices a shutdown.
-		src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Speed: o.Speed, Idle: 100 * time.Millisecond, Logger: log})
+		src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Speed: o.Speed, Realtime: o.Realtime, Idle: 100 * time.Millisecond, Logger: log})
 		if err != nil {
 			return res, fmt.Errorf("probe %s: %w", p.Name, err)
 		}
@@ -127,15 +147,76 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		files = src
 		ins = []input{{src: src, core: p.Core, name: "files"}}
 	}
+	// Every input is read through a cut: the switch to a new version of
+	// the configuration ends an epoch of the pipeline at validFrom (data
+	// time) and the next epoch goes on from there (switch.go).
+	opened := ifaceNames(p) // the interfaces of the sockets
+	cuts := make([]*cutSource, len(ins))
+	for i := range ins {
+		cuts[i] = newCut(ins[i].src)
+		if from != nil {
+			cuts[i].from = switchAt // caught up: the new version's data only
+		}
+		ins[i].src = cuts[i]
+	}
+	for {
+		r, next, err := runEpoch(ctx, o, cfg, from, &switchAt, how, opened, ins, socks, cuts, cw, ev, log)
+		res.add(r)
+		o.Ready = nil // closed by the first epoch
+		how = "pipeline restarted at the cut of the data (data time), new session"
+		if err != nil || next == nil {
+			if files != nil {
+				res.Files = files.Stats()
+			}
+			var skipped uint64
+			for _, c := range cuts {
+				skipped += c.skipped
+			}
+			if skipped > 0 {
+				log.Warn("rollout: catch-up: packets stamped before the validFrom of the version caught up with were left out (the old version's data, which this probe did not run)", "packets", skipped)
+			}
+			return res, err
+		}
+		from, cfg = cfg, next
+	}
+}
+
+// runEpoch runs the pipeline with one version of the configuration until
+// the input ends, ctx ends, or the cut of a switch (next is then the
+// version to run next).
+func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Config, switchAt *int64, how string, opened string, ins []input, socks []*capture.LiveSource,
+	cuts []*cutSource, cw *rollout.Watcher, ev *eventSink, log *slog.Logger) (res Result, next *conf.Config, _ error) {
+	switchedAt := *switchAt
+	pi, ok := cfg.ProbeByName(o.Name)
+	if !ok {
+		return res, nil, fmt.Errorf("probe: %q is not a probe of %s", o.Name, cfg.File)
+	}
+	p := &cfg.Probes[pi]
+	switch {
+	case !o.Live && len(o.Files) != len(p.Interfaces):
+		return res, nil, fmt.Errorf("probe %s: version %q declares %d interfaces (%s) for %d capture files", p.Name, cfg.Version, len(p.Interfaces), ifaceNames(p), len(o.Files))
+	case o.Live && ifaceNames(p) != opened:
+		// The sockets are the old version's: restarting the probe
+		// (systemd) opens the new ones; it catches up at start.
+		return res, nil, fmt.Errorf("probe %s: version %q changes the probe's interfaces (%s): the probe stops, to be restarted with it", p.Name, cfg.Version, ifaceNames(p))
+	}
+	nt := newNotes(log, cfg.Transport.MaxPDUSize)
+	ev.set(nt)
+	for _, c := range cuts {
+		c.reset()
+	}
 	svs := make([]*sieve.Sieve, len(ins))
 	wms := make([]*watermark, len(ins))
 	rgs := make([]*ring.Ring[sieve.Record], len(ins))
+	pls := make([]*ring.Ring[sieve.Payload], len(ins)) // FTP control payloads beside the records (sieve/ftp.go)
 	for i, in := range ins {
 		sv, err := sieve.Compile(cfg)
 		if err != nil {
-			return res, fmt.Errorf("probe %s: %w", p.Name, err)
+			return res, nil, fmt.Errorf("probe %s: %w", p.Name, err)
 		}
 		svs[i], wms[i], rgs[i] = sv, &watermark{src: in.src}, ring.New[sieve.Record](o.RingSize)
+		pls[i] = ring.New[sieve.Payload](payloadRing)
+		sv.SetPayloads(pls[i])
 	}
 
 	addrs := make([]netip.AddrPort, len(cfg.Collectors))
@@ -158,28 +239,24 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		Key:       p.Key,
 	})
 	if err != nil {
-		return res, fmt.Errorf("probe %s: %w", p.Name, err)
+		return res, nil, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
 	out.sender = sender
 	an, err := analyse.New(cfg, pi, out, analyse.Config{Analyses: analyses(cfg, out)})
 	if err != nil {
-		return res, fmt.Errorf("probe %s: %w", p.Name, err)
+		return res, nil, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
 	names := make([]string, len(ins))
 	for i, in := range ins {
 		names[i] = in.name
 	}
 	g := &gauges{}
-	var cw *rollout.Watcher
-	if o.WatchConfig && cfg.File != "" {
-		cw = rollout.New(cfg, func(c *conf.Config) bool { _, ok := c.ProbeByName(p.Name); return ok }, nt.event, log)
-	}
 	stopMetrics, err := serveMetrics(p.Ops.Metrics, log, metrics(p.Name, cfg.Version, socks, svs, rgs, names, out, sender, g, cw))
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		sender.Close(cctx) // nothing was sent: only the goodbye
 		cancel()
-		return res, fmt.Errorf("probe %s: %w", p.Name, err)
+		return res, nil, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
 	defer stopMetrics()
 	if o.Live {
@@ -189,6 +266,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		log.Info("probe starting", "config", cfg.File, "version", cfg.Version, "files", o.Files,
 			"collectors", addrs, "speed", o.Speed)
 		out.event(time.Now().UnixNano(), "start", fmt.Sprintf("probe %s replaying %d file(s), config %s", p.Name, len(o.Files), cfg.Version))
+	}
+	if from != nil {
+		// Beside the measurements: stamped with the instant of the cut.
+		detail := switchNote(from, cfg, switchedAt, how)
+		out.event(switchedAt, "config.switch", detail)
+		log.Info("rollout: switched: "+detail, "kind", "config.switch", "version", cfg.Version,
+			"valid_from", time.Unix(0, switchedAt).UTC().Format(time.RFC3339Nano), "late", time.Since(time.Unix(0, switchedAt)))
 	}
 
 	sieveErr := make(chan error, len(ins))
@@ -201,9 +285,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	// Not waited for: a query in flight must not delay the end.
 	go watchClock(wctx, cfg.Clock, log, nt, g)
+	var armed atomic.Int64
 	if cw != nil {
 		go cw.Run(wctx, time.Second)
-		go fetchConfig(wctx, fetcher(cfg, p.Name, cw, nt), cfg)
+		go fetchConfig(wctx, fetcher(cfg, p.Name, cw, log), cfg)
+		go armSwitch(wctx, cw, cuts, log, &armed)
 	}
 	watchDone := make(chan struct{}, 2)
 	go func() {
@@ -223,7 +309,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Live {
 		actx = context.Background()
 	}
-	runErr := analyseLoop(actx, rgs, an, out, wms, nt, cfg.Transport.MaxBuildTime)
+	shed := newShedder(sender.Backlog, sender.Window(), o.Live || o.Speed > 0, log)
+	runErr := analyseLoop(actx, rgs, pls, an, out, wms, nt, shed, cfg.Transport.MaxBuildTime)
 	for range ins {
 		err := <-sieveErr
 		if o.Live && errors.Is(err, context.Canceled) {
@@ -243,8 +330,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		addReassembly(&res.Reassembly, sv.Reassembly())
 	}
 	res.Analyser = an.Stats()
-	if files != nil {
-		res.Files = files.Stats()
+	var nextCfg *conf.Config
+	for _, c := range cuts {
+		if c.cut {
+			nextCfg = cw.Switch(cw.Held())
+			*switchAt = armed.Load()
+			log.Info("rollout: switch: input cut at validFrom, version "+cfg.Version+" ending", "version", cfg.Version,
+				"next", nextCfg.Version, "cut", time.Unix(0, *switchAt).UTC().Format(time.RFC3339Nano))
+			break
+		}
 	}
 	for _, s := range socks {
 		st, _ := s.Stats()
@@ -257,24 +351,39 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		out.event(time.Now().UnixNano(), "reassembly", fmt.Sprintf("fragments=%d datagrams=%d incomplete=%d evicted=%d overlap=%d duplicate=%d toomany=%d discarded=%d invalid=%d",
 			r.Fragments, r.Datagrams, r.Incomplete, r.Evicted, r.Overlap, r.Duplicate, r.TooMany, r.Discarded, r.Invalid))
 	}
-	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s",
-		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings, res.Analyser.Flows, captureSummary(res.Capture)))
+	shed.end(out, safe(wms))
+	res.Shed = out.shed.Load()
+	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s%s",
+		res.Sieve.Packets, res.Sieve.Wanted, res.Analyser.Sightings-res.Shed, res.Analyser.Flows, shedSummary(res.Shed), captureSummary(res.Capture)))
 	out.flush(safe(wms))
 	res.PDUs, res.Sightings, res.PDUBytes = out.pdus.Load(), out.sightings.Load(), out.sightBytes.Load()
 
 	g.draining.Store(true)
+	if nextCfg != nil {
+		ev.set(nil) // events from now on are the next epoch's
+	}
 	dctx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
 	defer cancel()
 	ts, err := sender.Close(dctx)
 	res.Transport = ts
-	if err != nil && runErr == nil {
+	switch {
+	case err != nil && runErr == nil && nextCfg != nil:
+		// A switch goes on: what no collector acked is reported, as at
+		// the end of a run, and the new version's session starts.
+		log.Warn("rollout: switch: the old version's session ended with PDUs no collector acknowledged", "err", err)
+		ev.event("config.switch_drain", fmt.Sprintf("version %q's session ended with PDUs no collector acknowledged: %v", cfg.Version, err))
+	case err != nil && runErr == nil:
 		runErr = fmt.Errorf("probe %s: waiting for collector acks: %w", p.Name, err)
 	}
 	if out.err != nil && runErr == nil {
 		runErr = out.err
 	}
-	return res, runErr
+	return res, nextCfg, runErr
 }
+
+// payloadRing is the size of the ring of FTP control payloads beside each
+// sieve's ring (1 KiB each): control segments are few.
+const payloadRing = 256
 
 // analyseLoop is the analyser goroutine: it drains the rings of every
 // sieve into the analyser (records of different rings interleave in time:
@@ -282,16 +391,22 @@ func Run(ctx context.Context, o Options) (Result, error) {
 // older than maxBuild, passes on the helpers' events, and advances the data
 // clock that heartbeats and PDU headers carry. It returns nil when every
 // ring is closed and drained.
-func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, maxBuild time.Duration) error {
+func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], pls []*ring.Ring[sieve.Payload], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, shed *shedder, maxBuild time.Duration) error {
 	batch := make([]sieve.Record, 256)
+	var pl sieve.Payload
 	for {
 		// Read the watermark before draining: every record of a packet
 		// read before it is already in the ring.
 		w := safe(wms)
 		n := 0
-		for _, rg := range rgs {
+		for j, rg := range rgs {
 			k := rg.PopN(batch)
 			for i := 0; i < k; i++ {
+				// A record's payload was pushed before it: it is there.
+				if batch[i].Flags&sieve.FlagPayload != 0 && pls[j].Pop(&pl) {
+					an.PacketPayload(&batch[i], pl.Bytes())
+					continue
+				}
 				an.Packet(&batch[i])
 			}
 			if k == len(batch) {
@@ -311,6 +426,9 @@ func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], an *analys
 		}
 		// Every packet captured before w has been analysed.
 		out.progress(w, maxBuild)
+		if err := shed.check(ctx, out, out.done); err != nil {
+			return err
+		}
 		if n > 0 {
 			continue
 		}
@@ -470,6 +588,11 @@ func newSession() uint32 {
 			return s
 		}
 	}
+}
+
+func mustProbe(cfg *conf.Config, name string) int {
+	i, _ := cfg.ProbeByName(name)
+	return i
 }
 
 func ifaceNames(p *conf.Probe) string {

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/rollout"
@@ -9,12 +10,12 @@ import (
 
 // fetcher asks every collector for a newer configuration (docs/rollout.md)
 // on the probe's behalf, signing with the probe's key.
-func fetcher(cfg *conf.Config, name string, cw *rollout.Watcher, nt *notes) *rollout.Fetcher {
+func fetcher(cfg *conf.Config, name string, cw *rollout.Watcher, log *slog.Logger) *rollout.Fetcher {
 	peers := make([]string, len(cfg.Collectors))
 	for i, c := range cfg.Collectors {
 		peers[i] = c.Address.String()
 	}
-	return &rollout.Fetcher{W: cw, Client: rollout.ClientFor(cfg, name), Role: "probe", Name: name, Peers: peers, Log: nt.log}
+	return &rollout.Fetcher{W: cw, Client: rollout.ClientFor(cfg, name), Role: "probe", Name: name, Peers: peers, Log: log}
 }
 
 // fetchConfig fetches at once and then every rollout.FetchPeriod until ctx

@@ -4,7 +4,7 @@ package reconcile
 // timeout), so that Advance finds the expired records and the cap on live
 // records finds the one to force out, both at the top.
 //
-// Why a heap and not a second B-tree on (deadline, index): expiry only ever
+// Why a heap and not a B-tree on (deadline, index): expiry only ever
 // needs the minimum, never an ordered walk; an intrusive binary heap over
 // an []int32 (each record knows its position) gives O(1) peek and
 // O(log n) push, remove and fix in one contiguous array, with no node

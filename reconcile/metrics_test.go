@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tmon-project/tmon/analyse"
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/hist"
 	"github.com/tmon-project/tmon/internal/gen"
+	"github.com/tmon-project/tmon/selection"
 )
 
 // metricsSink keeps deep copies of the metrics of every interval.
@@ -151,11 +151,11 @@ func TestMetricsAgainstTruth(t *testing.T) {
 			selected := 0
 			for _, p := range pkts {
 				for h := 0; h < p.Reach; h++ {
-					if analyse.Selected(p.Sig, tc.sample) {
+					if selection.Selected(p.Sig, tc.sample) {
 						sights = append(sights, Sighting{Flow: uint32(p.Flow), Hop: uint8(h), Sig: p.Sig, TS: p.TS[h]})
 					}
 				}
-				if analyse.Selected(p.Sig, tc.sample) {
+				if selection.Selected(p.Sig, tc.sample) {
 					selected++
 					if p.DupTS != 0 {
 						sights = append(sights, Sighting{Flow: uint32(p.Flow), Hop: 2, Sig: p.Sig, TS: p.DupTS})
@@ -190,7 +190,7 @@ func TestMetricsAgainstTruth(t *testing.T) {
 			}
 			slot := func(ts int64) int64 { return ts - ((ts%int64(time.Second))+int64(time.Second))%int64(time.Second) }
 			for _, p := range pkts {
-				if tc.sample > 1 && !analyse.Selected(p.Sig, tc.sample) {
+				if tc.sample > 1 && !selection.Selected(p.Sig, tc.sample) {
 					continue
 				}
 				for pi, pr := range pairs {

@@ -20,8 +20,7 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 	bit := uint8(1) << h
 	fs := uint64(flow)<<32 | uint64(sig)
 
-	r.cands = r.cands[:0]
-	r.tree.AscendRange(key{fs: fs, ref: t - c.maxT}, key{fs: fs, ref: t + c.maxT + 1}, r.visit)
+	r.cands = r.index.candidates(r.recs, fs, t-c.maxT, t+c.maxT, r.cands[:0])
 
 	// A duplicate wins over a match: a copy of a packet already seen at h
 	// must not complete another record that lacks h.
@@ -49,7 +48,7 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 			return
 		}
 	}
-	if best >= 0 && !plausible && r.inGap(c, r.recs[best].mask, t) {
+	if best >= 0 && !plausible && r.inGap(c, r.recs[best].mask, sig, t) {
 		// The sighting's own partner may be among the sightings a gap
 		// took (forced out, given up): an implausible match would then
 		// pair two packets of a signature clash into a false delay. A
@@ -81,7 +80,7 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 	rec := &r.recs[i]
 	*rec = record{ref: t, min: t, deadline: t + c.timeout, flow: flow, sig: sig, cls: uint16(c.index), mask: bit}
 	rec.ts[h] = t
-	r.tree.ReplaceOrInsert(key{fs: fs, ref: t, idx: uint32(i)})
+	r.index.insert(r.recs, i, fs)
 	c.heap.push(r.recs, i)
 	r.live++
 }

@@ -5,8 +5,8 @@
 //
 // Data flow: transport (decoded PDUs) ──► reconcile ──Sink──► spool.
 //
-// Matching follows trafMon 4.3: records live in a B-tree keyed on (flow,
-// signature, reference time), so that a sighting finds the record of its
+// Matching follows trafMon 4.3: records are indexed by (flow, signature),
+// in reference time order, so that a sighting finds the record of its
 // packet as the one nearest in time among those sharing its signature; a
 // signature clash (two packets of one flow with the same hash within the
 // maximum transit time) is detected, counted and tolerated.
@@ -51,8 +51,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-
-	"github.com/google/btree"
 
 	"github.com/tmon-project/tmon/conf"
 )
@@ -144,35 +142,20 @@ type pair struct {
 // pooled slice and are recycled through a free list.
 type record struct {
 	ts       [MaxHops]int64 // hop times; valid where mask has the bit
-	ref      int64          // time of the sighting that created it: its B-tree key, immutable
+	ref      int64          // time of the sighting that created it: its order among candidates, immutable
 	min      int64          // earliest hop time
 	deadline int64          // min + class timeout: expiry index key
 	flow     uint32
 	sig      uint32
 	hpos     int32  // position in the expiry heap; next free record while free
+	next     int32  // next record of the same matchIndex chain
 	cls      uint16 // index into Reconciler.classes
 	mask     uint8  // hops present
 	learned  bool   // complete, and folded into the class's usual transit
 }
 
-// key orders the matching B-tree: flow and signature first so that one
-// range scan finds the candidates, then reference time, then the record
-// index to keep keys unique.
-type key struct {
-	fs  uint64 // flow<<32 | sig
-	ref int64
-	idx uint32
-}
-
-func keyLess(a, b key) bool {
-	if a.fs != b.fs {
-		return a.fs < b.fs
-	}
-	if a.ref != b.ref {
-		return a.ref < b.ref
-	}
-	return a.idx < b.idx
-}
+// fs is the record's flow and signature, its matchIndex key.
+func (rec *record) fs() uint64 { return uint64(rec.flow)<<32 | uint64(rec.sig) }
 
 // Reconciler matches sightings into records and aggregates them per slot.
 //
@@ -190,15 +173,12 @@ type Reconciler struct {
 	sink     Sink
 	max      int
 
-	recs []record
-	free int32 // head of the free list; -1 when empty
-	tree *btree.BTreeG[key]
-	live int // records in the classes' expiry heaps
+	recs  []record
+	free  int32 // head of the free list; -1 when empty
+	index matchIndex
+	live  int // records in the classes' expiry heaps
 
-	// Candidate scan state: visit is a method value bound once so that
-	// AscendRange does not allocate a closure per sighting.
-	visit func(key) bool
-	cands []uint32
+	cands []uint32 // candidates of the sighting being placed
 
 	maxTimeout int64 // largest class timeout: decides when a slot can close
 	wm         int64 // watermark: every sighting before it has been delivered
@@ -216,7 +196,7 @@ type Reconciler struct {
 	// recent remembers, per flow and signature, the last completed packet
 	// for as long as a later packet with the same signature counts as a
 	// clash with it (MaxTransit after its reference time). A completed
-	// record itself leaves the B-tree after the short duplicate window:
+	// record itself leaves the index after the short duplicate window:
 	// keeping it there for MaxTransit made the tree several times larger
 	// and matching twice as slow.
 	recent     map[uint64]recentDone
@@ -252,12 +232,11 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		sink:     sink,
 		max:      opt.MaxRecords,
 		free:     -1,
-		tree:     btree.NewWithFreeListG(32, keyLess, btree.NewFreeListG[key](1024)),
+		index:    newMatchIndex(),
 		wm:       math.MinInt64,
 		closed:   math.MinInt64,
 		recent:   make(map[uint64]recentDone),
 	}
-	r.visit = r.collect
 	r.clk.assumed = cfg.Clock.AssumeSynced
 	for i := range cfg.Classes {
 		cl := &cfg.Classes[i]
@@ -383,11 +362,6 @@ func (r *Reconciler) Add(s Sighting) {
 	r.place(c, s.Flow, s.Sig, s.Hop, t, 0)
 }
 
-func (r *Reconciler) collect(k key) bool {
-	r.cands = append(r.cands, k.idx)
-	return true
-}
-
 func (r *Reconciler) alloc() int32 {
 	if r.free >= 0 {
 		i := r.free
@@ -401,7 +375,7 @@ func (r *Reconciler) alloc() int32 {
 // remove takes record i out of both indexes and puts it on the free list.
 func (r *Reconciler) remove(i int32) {
 	rec := &r.recs[i]
-	r.tree.Delete(key{fs: uint64(rec.flow)<<32 | uint64(rec.sig), ref: rec.ref, idx: uint32(i)})
+	r.index.remove(r.recs, i)
 	r.classes[rec.cls].heap.remove(r.recs, rec.hpos)
 	r.live--
 	rec.hpos = r.free

@@ -481,22 +481,28 @@ func (r *refRecon) expire(rec *refRec) {
 		}
 	}
 	if ow.PerPacket {
-		var hops []string
-		for h := range ow.Hops {
-			if rec.has[h] {
-				hops = append(hops, fmt.Sprint(rec.ts[h]))
-			} else {
-				hops = append(hops, "-")
-			}
-		}
-		sl := r.slot(r.first(rec))
-		sl.incomplete = append(sl.incomplete, fmt.Sprintf("inc flow=%d first=%d sig=%08x lost=%v hops=%s", rec.flow, r.first(rec), rec.sig, lost, strings.Join(hops, ",")))
+		r.incomplete(rec, fmt.Sprintf("lost=%v", lost))
 	}
 	if lost {
 		r.counters.Lost++
 	} else {
 		r.counters.Missed++
 	}
+}
+
+// incomplete writes the per-packet row of rec, decided incomplete with
+// outcome, in its slot.
+func (r *refRecon) incomplete(rec *refRec, outcome string) {
+	var hops []string
+	for h := range r.ow(rec.flow).Hops {
+		if rec.has[h] {
+			hops = append(hops, fmt.Sprint(rec.ts[h]))
+		} else {
+			hops = append(hops, "-")
+		}
+	}
+	sl := r.slot(r.first(rec))
+	sl.incomplete = append(sl.incomplete, fmt.Sprintf("inc flow=%d first=%d sig=%08x %s hops=%s", rec.flow, r.first(rec), rec.sig, outcome, strings.Join(hops, ",")))
 }
 
 // drop decides rec, incomplete, at the record limit: its pairs seen at
@@ -521,16 +527,7 @@ func (r *refRecon) drop(rec *refRec) {
 		}
 	}
 	if ow.PerPacket {
-		var hops []string
-		for h := range ow.Hops {
-			if rec.has[h] {
-				hops = append(hops, fmt.Sprint(rec.ts[h]))
-			} else {
-				hops = append(hops, "-")
-			}
-		}
-		sl := r.slot(r.first(rec))
-		sl.incomplete = append(sl.incomplete, fmt.Sprintf("inc flow=%d first=%d sig=%08x lost=false dropped=true hops=%s", rec.flow, r.first(rec), rec.sig, strings.Join(hops, ",")))
+		r.incomplete(rec, "lost=false dropped=true")
 	}
 	r.counters.Dropped++
 }

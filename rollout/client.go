@@ -213,3 +213,6 @@ func (f *Fetcher) Run(ctx context.Context, period time.Duration) {
 func FetchPeriod(cfg *conf.Config) time.Duration {
 	return min(max(cfg.Transport.Heartbeat, time.Second), 10*time.Second)
 }
+
+// requestTimeout bounds a request without a deadline of its own.
+const requestTimeout = 5 * time.Second

@@ -1,15 +1,15 @@
-// Package rollout follows new versions of the shared configuration file
-// while a daemon runs. It sits before every stage, like conf: each probe
-// and collector watches the file it was started with; a new version is
-// validated on arrival (conf rules, and the daemon must still be in it) and
-// either held for its validFrom — reported as a config.accepted event — or
-// refused with the reason — config.rejected; the version in force stays in
-// force either way. The version held is visible in the daemon's metrics
-// (tmon config status).
-//
-// Not yet here (issue 14): distribution of the file by the collectors
-// (tmon config push) and the switch of the running pipeline at validFrom;
-// until then the daemon takes the held version when it is restarted.
+// Package rollout brings new versions of the shared configuration file to
+// the running daemons. It sits before every stage, like conf: a collector
+// publishes a version pushed to it (tmon config push) and serves it over a
+// signed exchange (docs/rollout.md: server.go, client.go, wire.go); probes
+// and the other collectors fetch it, and each daemon also watches the file
+// it was started with. A new version is validated on arrival (conf rules,
+// the daemon still in it, validFrom on an interval boundary) and either
+// held for its validFrom — a config.accepted event — or refused with the
+// reason — config.rejected; the version in force stays either way. The
+// daemons switch their pipeline at validFrom (probe/switch.go,
+// collector/switch.go). What each daemon runs and holds is in its metrics
+// and in what it tells the collectors (tmon config status).
 package rollout
 
 import (
@@ -83,6 +83,18 @@ func (w *Watcher) Running() *conf.Config {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.running
+}
+
+// Switch makes to, the version held, the version in force (the daemon
+// switched to it) and returns it.
+func (w *Watcher) Switch(to *conf.Config) *conf.Config {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running = to
+	if w.held == to {
+		w.held, w.heldBytes = nil, nil
+	}
+	return to
 }
 
 // Published returns the publication stamp of the newest version examined

@@ -165,7 +165,7 @@ func TestExchange(t *testing.T) {
 	c2cfg := load(t, filepath.Join(dir, "c2.xml"), conf1("v1", ""))
 	var c2ev events
 	c2w := watcherOf(c2cfg, "collector", "c2", &c2ev)
-	c2 := &Server{dir: filepath.Join(dir, "spool2"), w: c2w, log: quiet(), reports: map[string]Report{}}
+	c2 := &Server{dir: filepath.Join(dir, "spool2"), w: c2w, log: quiet(), heard: NewHeard()}
 	f2 := &Fetcher{W: c2w, Client: ClientFor(c2cfg, ""), Role: "collector", Name: "c2", Peers: []string{srv.Addr()}, Publish: c2.Publish, Log: quiet()}
 	if !f2.Once(ctx) || c2.Latest() != pub || c2w.Held() == nil {
 		t.Fatalf("c2: fetched %d, holds %v", c2.Latest(), c2w.Held())

@@ -32,8 +32,18 @@ type Server struct {
 	mu        sync.Mutex
 	published int64
 	content   []byte
-	reports   map[string]Report
+	heard     *Heard
 }
+
+// Heard is what the components said in their fetches, by role and name;
+// it outlives a Server (a collector switching versions keeps it).
+type Heard struct {
+	mu sync.Mutex
+	m  map[string]Report
+}
+
+// NewHeard returns an empty Heard.
+func NewHeard() *Heard { return &Heard{m: make(map[string]Report)} }
 
 // Store file names, in the collector's .collector directory.
 const (
@@ -50,6 +60,7 @@ type ServerOptions struct {
 	Watcher *Watcher                 // the collector's own versions
 	Keys    func(id uint16) [][]byte // keys accepted for key id; nil everywhere: unauthenticated (insecure)
 	Self    func() Report            // the collector's own report
+	Heard   *Heard                   // nil: a new one
 	Logger  *slog.Logger
 }
 
@@ -77,7 +88,10 @@ func OpenStore(dir string) (published int64, content []byte, err error) {
 // offered to the collector's Watcher: a collector that was down catches up
 // with what was published before it stopped.
 func Listen(addr string, o ServerOptions) (*Server, error) {
-	s := &Server{dir: o.Dir, self: o.Self, w: o.Watcher, keys: o.Keys, log: o.Logger, reports: make(map[string]Report)}
+	s := &Server{dir: o.Dir, self: o.Self, w: o.Watcher, keys: o.Keys, log: o.Logger, heard: o.Heard}
+	if s.heard == nil {
+		s.heard = NewHeard()
+	}
 	if s.keys == nil {
 		s.keys = func(uint16) [][]byte { return nil }
 	}
@@ -146,7 +160,7 @@ func (s *Server) serve(c net.Conn) error {
 		if err != nil {
 			return err
 		}
-		s.heard(r)
+		s.hear(r)
 		s.mu.Lock()
 		if s.content == nil || r.Published >= s.published {
 			resp.code = StatusNotModified
@@ -263,16 +277,17 @@ func writeAtomic(path string, b []byte) error {
 	return err
 }
 
-func (s *Server) heard(r Report) {
+func (s *Server) hear(r Report) {
 	if r.Role != "probe" && r.Role != "collector" || r.Name == "" {
 		return
 	}
 	r.Seen = time.Now().UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	h := s.heard
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	k := r.Role + ":" + r.Name
-	if _, ok := s.reports[k]; ok || len(s.reports) < maxReports {
-		s.reports[k] = r
+	if _, ok := h.m[k]; ok || len(h.m) < maxReports {
+		h.m[k] = r
 	}
 }
 
@@ -282,19 +297,17 @@ func (s *Server) statusBody() []byte {
 	self := s.self()
 	self.Seen = time.Now().UnixNano()
 	b := self.encode(nil)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keys := make([]string, 0, len(s.reports))
-	for k := range s.reports {
+	h := s.heard
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keys := make([]string, 0, len(h.m))
+	for k := range h.m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		r := s.reports[k]
+		r := h.m[k]
 		b = r.encode(b)
 	}
 	return b
 }
-
-// requestTimeout bounds a request without a deadline of its own.
-const requestTimeout = 5 * time.Second

@@ -9,7 +9,7 @@ func TestDissect(t *testing.T) {
 	udp4 := ip4(17, "10.0.0.1", "10.0.0.2", 0, nil, udpHdr(1000, 2000, payload))
 	tcp6 := ip6(6, "2001:db8::a", "2001:db8::b", tcpHdr(80, 50000, 0x12, payload))
 	udp4Rec := Record{Length: uint32(len(udp4)), Src: a4("10.0.0.1"), Dst: a4("10.0.0.2"), SrcPort: 1000, DstPort: 2000,
-		FragID: 0xbeef, IPVersion: 4, Proto: 17, DSCP: 4, TTL: 64}
+		IPVersion: 4, Proto: 17, DSCP: 4, TTL: 64}
 	tcp6Rec := Record{Length: uint32(len(tcp6)), Src: a6("2001:db8::a"), Dst: a6("2001:db8::b"), SrcPort: 80, DstPort: 50000,
 		FlowLabel: 0x12345, IPVersion: 6, Proto: 6, TTL: 64, TCPFlags: 0x12}
 	with := func(r Record, f func(*Record)) Record { f(&r); return r }
@@ -22,13 +22,13 @@ func TestDissect(t *testing.T) {
 		why  Reason
 	}{
 		{"fixture eth/ipv4/udp with padding", LinkEthernet, fixUDP4, Record{Length: 32,
-			Src: a4("192.0.2.1"), Dst: a4("198.51.100.7"), SrcPort: 5000, DstPort: 53, FragID: 0x1234,
+			Src: a4("192.0.2.1"), Dst: a4("198.51.100.7"), SrcPort: 5000, DstPort: 53,
 			IPVersion: 4, Proto: 17, DSCP: 46, ECN: 1, TTL: 64}, Wanted},
 		{"fixture QinQ ipv6 hbh tcp", LinkEthernet, fixQinQTCP6, Record{Length: 68,
 			Src: a6("2001:db8::1"), Dst: a6("2001:db8::2"), SrcPort: 49153, DstPort: 443, VLAN: 100,
 			FlowLabel: 0xabcde, IPVersion: 6, Proto: 6, ECN: 2, TTL: 63, TCPFlags: 2}, Wanted},
 		{"fixture icmp port unreachable", LinkRaw, fixICMPUnreach, Record{Length: 56,
-			Src: a4("192.0.2.1"), Dst: a4("198.51.100.7"), SrcPort: 5000, DstPort: 53, FragID: 1,
+			Src: a4("192.0.2.1"), Dst: a4("198.51.100.7"), SrcPort: 5000, DstPort: 53,
 			IPVersion: 4, Proto: 17, TTL: 64, ICMPType: 3, ICMPCode: 3, Flags: FlagICMPError}, Wanted},
 
 		{"ethernet ipv4", LinkEthernet, ether(0x0800, udp4), udp4Rec, Wanted},
@@ -113,13 +113,12 @@ func TestDissect(t *testing.T) {
 		{"ipv6 first fragment", LinkRaw, ip6(44, "2001:db8::a", "2001:db8::b", cat(frag6(6, 0, true, 77), tcpHdr(80, 50000, 0x12, payload))),
 			with(tcp6Rec, func(r *Record) {
 				r.Length += 8
-				r.FragID = 77
 				r.Flags = FlagFragment | FlagMoreFrags
 			}), Wanted},
 		{"ipv6 later fragment", LinkRaw, ip6(0, "2001:db8::a", "2001:db8::b", cat(ext6(44, 0), frag6(6, 100, false, 77), payload)),
 			with(tcp6Rec, func(r *Record) {
 				r.Length = 40 + 16 + 12
-				r.FragID, r.FragOff = 77, 100
+				r.FragOff = 100
 				r.SrcPort, r.DstPort, r.TCPFlags = 0, 0, 0
 				r.Flags = FlagFragment | FlagNoL4
 			}), Wanted},
@@ -161,7 +160,8 @@ func TestDissect(t *testing.T) {
 			if why != tt.why {
 				t.Fatalf("reason %v, want %v (record %+v)", why, tt.why, rec)
 			}
-			rec.TxnKind, rec.Txn = 0, 0 // service keys: TestTxn
+			rec.TxnKind, rec.Txn = 0, 0          // service keys: TestTxn
+			rec.TCPWindow, rec.TCPPayload = 0, 0 // TestTCPFields
 			if why == Wanted && rec != tt.want {
 				t.Errorf("got  %+v\nwant %+v", rec, tt.want)
 			}

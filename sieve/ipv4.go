@@ -28,7 +28,6 @@ func ipv4(data []byte, off int, rec *Record, l *layout) Reason {
 	rec.DSCP = h[1] >> 2
 	rec.ECN = h[1] & 3
 	rec.Length = uint32(total)
-	rec.FragID = uint32(be16(h[4:]))
 	rec.TTL = h[8]
 	rec.Proto = h[9]
 	copy(rec.Src[:4], h[12:16])
@@ -46,7 +45,7 @@ func ipv4(data []byte, off int, rec *Record, l *layout) Reason {
 	rec.FragOff = frag & 0x1fff
 	if mf || rec.FragOff != 0 {
 		rec.Flags |= FlagFragment
-		l.fragPay, l.fragNH, l.fragProto = off+ihl, -1, rec.Proto
+		l.fragPay, l.fragNH, l.fragProto, l.fragID = off+ihl, -1, rec.Proto, uint32(be16(h[4:]))
 		if mf {
 			rec.Flags |= FlagMoreFrags
 		}

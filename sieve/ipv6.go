@@ -50,8 +50,7 @@ func ipv6(data []byte, off int, rec *Record, l *layout) Reason {
 			rec.Flags |= FlagMoreFrags
 		}
 		rec.FragOff = w.fragOff
-		rec.FragID = w.fragID
-		l.fragPay, l.fragNH, l.fragProto = w.fragAt+8, w.nhAt, w.fragNext
+		l.fragPay, l.fragNH, l.fragProto, l.fragID = w.fragAt+8, w.nhAt, w.fragNext, w.fragID
 	}
 	switch w.status {
 	case walkOK:

@@ -27,7 +27,7 @@ import (
 // then replace rec and l, with the datagram's bytes; Held while the set is
 // incomplete; Malformed when the datagram does not dissect.
 func (s *Sieve) reassemble(data []byte, ts int64, rec *Record, l *layout) ([]byte, Reason) {
-	k := reassembly.Key{Src: rec.Src, Dst: rec.Dst, ID: rec.FragID, Iface: rec.Iface, Version: rec.IPVersion, Proto: l.fragProto}
+	k := reassembly.Key{Src: rec.Src, Dst: rec.Dst, ID: l.fragID, Iface: rec.Iface, Version: rec.IPVersion, Proto: l.fragProto}
 	f := reassembly.Fragment{Key: k, TS: ts, Off: int(rec.FragOff) * 8, More: rec.Flags&FlagMoreFrags != 0,
 		NHAt: -1, Payload: data[l.fragPay:l.end]}
 	if rec.FragOff == 0 {

@@ -4,7 +4,9 @@ package sieve
 // least one flow class wants: the dissected header fields, the classes it
 // belongs to and its signature. It is a fixed-size value copied through the
 // ring; it holds no pointer into the capture buffer, so the buffer can be
-// released as soon as Sieve returns. Size: 88 bytes.
+// released as soon as Sieve returns. Size: 96 bytes, the most TestRecordSize
+// allows (the IP identification of fragments stays in the sieve: only
+// reassembly needs it).
 //
 // For an ICMP error (FlagICMPError) Src, Dst, Proto, SrcPort, DstPort and
 // TCPFlags are those of the quoted packet, ICMPType/ICMPCode those of the
@@ -23,13 +25,18 @@ type Record struct {
 	Sig     uint32 // signature over the invariant bytes (see Sign); 0 is a valid value
 	Length  uint32 // IP total length in bytes (IPv6: 40 + payload length)
 
-	Src, Dst  [16]byte // IPv4 addresses in the first 4 bytes, the rest zero
-	SrcPort   uint16   // TCP/UDP; for non-first fragments 0
-	DstPort   uint16
-	VLAN      uint16 // outermost VLAN id, 0 when untagged
-	FragOff   uint16 // fragment offset in 8-byte units (IPv4 and IPv6)
-	FragID    uint32 // IPv4 identification / IPv6 fragment identification
-	FlowLabel uint32
+	Src, Dst [16]byte // IPv4 addresses in the first 4 bytes, the rest zero
+	SrcPort  uint16   // TCP/UDP; for non-first fragments 0
+	DstPort  uint16
+	VLAN     uint16 // outermost VLAN id, 0 when untagged
+	FragOff  uint16 // fragment offset in 8-byte units (IPv4 and IPv6)
+	// TCP (not for an ICMP error): the window field as sent (unscaled) and
+	// the segment's payload bytes (IP length − IP and TCP headers), for
+	// the connection analysis (analyse/tcpconn); with Txn's sequence and
+	// acknowledgment numbers they make the TCP header it needs.
+	TCPWindow  uint16
+	TCPPayload uint16
+	FlowLabel  uint32
 
 	Iface     uint8 // index of the capture interface within the probe
 	IPVersion uint8 // 4 or 6
@@ -57,4 +64,6 @@ const (
 	FlagICMPError                     // ICMP error: addresses/ports are those of the inner (offending) packet
 	FlagNoL4                          // no transport header (non-first fragment or unknown protocol): port fields are zero
 	FlagReassembled                   // a datagram reassembled from its fragments (FlagFragment is clear)
+	FlagPayload                       // an FTP control segment whose payload follows the record (ftp.go, Run)
+	FlagFTPData                       // a packet of an FTP data connection, in the classes of its control connection (ftp.go)
 )

@@ -98,6 +98,15 @@ func (s *Sieve) Run(ctx context.Context, src Source, out *ring.Ring[Record], cor
 		if ok, _ := s.Packet(data, ts, iface, lt, &rec); !ok {
 			continue
 		}
+		if rec.Flags&FlagPayload != 0 {
+			keep, err := s.handOn(ctx, out, &rec, full)
+			if err != nil {
+				return err
+			}
+			if !keep {
+				continue
+			}
+		}
 		if out.Push(&rec) {
 			continue
 		}
@@ -113,6 +122,42 @@ func (s *Sieve) Run(ctx context.Context, src Source, out *ring.Ring[Record], cor
 			}
 		}
 	}
+}
+
+// handOn pushes the payload of rec to the payload ring, with room for rec
+// in out, so that the analyser finds each payload right after popping
+// its record. It reports false when rec is dropped (Drop policy, out
+// full); a payload that does not fit is not handed on (the flag cleared,
+// counted), the record still is.
+func (s *Sieve) handOn(ctx context.Context, out *ring.Ring[Record], rec *Record, full FullPolicy) (bool, error) {
+	if s.payloads == nil {
+		rec.Flags &^= FlagPayload
+		return true, nil
+	}
+	for out.Len() >= out.Cap() {
+		if full == Drop {
+			s.st.RingFull++
+			s.st.RingDrops++
+			return false, nil
+		}
+		s.publish()
+		if err := out.WaitRoom(ctx); err != nil {
+			return false, err
+		}
+	}
+	p := &s.hand
+	p.N = uint16(copy(p.B[:], s.pay[:s.payN]))
+	for !s.payloads.Push(p) {
+		if full == Drop {
+			s.payDrops++
+			rec.Flags &^= FlagPayload
+			return true, nil
+		}
+		if err := s.payloads.WaitRoom(ctx); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // published is the copy of Stats that other goroutines read.

@@ -19,6 +19,7 @@ package sieve
 import (
 	"github.com/tmon-project/tmon/flow"
 	"github.com/tmon-project/tmon/reassembly"
+	"github.com/tmon-project/tmon/ring"
 )
 
 // Reason is the outcome of Packet for one frame: Wanted, or why not.
@@ -81,6 +82,12 @@ type Sieve struct {
 	nClasses int
 	scratch  [signBuf]byte // masked header bytes being signed
 	reasm    *reassembly.Reassembler
+	ftpx     ftpTable         // expected FTP data connections (ftp.go)
+	pay      [PayloadMax]byte // the payload of the last record with FlagPayload
+	payN     int
+	payDrops uint64
+	hand     Payload             // the payload being pushed (kept off the stack)
+	payloads *ring.Ring[Payload] // where Run hands payloads on; nil: none is
 }
 
 // Stats returns the counters. Call it from the goroutine that calls Packet,
@@ -120,6 +127,9 @@ func (s *Sieve) Packet(data []byte, ts int64, iface uint8, linkType uint16, rec 
 		s.reasm.Expire(ts)
 	}
 	rec.Classes = s.classify(rec, &l)
+	if s.ftpx.n > 0 && rec.Proto == protoTCP && l.l4 >= 0 && rec.Flags&FlagICMPError == 0 {
+		s.ftpData(rec)
+	}
 	if rec.Classes == 0 {
 		s.st.Unwanted++
 		return false, Unwanted
@@ -137,10 +147,18 @@ func (s *Sieve) Packet(data []byte, ts int64, iface uint8, linkType uint16, rec 
 			return false, Malformed
 		}
 		data = ip
-		if rec.Classes = s.classify(rec, &l); rec.Classes == 0 {
+		rec.Classes = s.classify(rec, &l)
+		if s.ftpx.n > 0 && rec.Proto == protoTCP && l.l4 >= 0 && rec.Flags&FlagICMPError == 0 {
+			s.ftpData(rec)
+		}
+		if rec.Classes == 0 {
 			s.st.Unwanted++ // the fragment is counted; its datagram was not wanted
 			return false, Unwanted
 		}
+	}
+	if (rec.SrcPort == PortFTP || rec.DstPort == PortFTP) && rec.Proto == protoTCP && l.l4 >= 0 &&
+		rec.Flags&(FlagICMPError|FlagTruncated) == 0 && rec.TCPPayload > 0 {
+		s.ftp(data, &l, rec)
 	}
 	if rec.Classes&s.oneWay != 0 {
 		rec.Sig = sign(data, &l, s.sigMask, &s.scratch)
@@ -206,9 +224,10 @@ type layout struct {
 	// Fragments: where the fragmentable part starts (after the IPv4
 	// header, after the IPv6 fragment header), the IPv6 next-header byte
 	// naming the fragment header (-1 for IPv4) and the protocol of the
-	// fragmented payload; see reassemble.go.
+	// fragmented payload, and the IP identification; see reassemble.go.
 	fragPay, fragNH int
 	fragProto       uint8
+	fragID          uint32
 
 	absent  flow.Set // fields the packet does not have: predicates on them are false
 	unknown flow.Set // fields it has but that cannot be read (non-first fragment): predicates are undecided

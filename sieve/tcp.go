@@ -11,9 +11,12 @@ func tcp(data []byte, off, limit int, rec *Record, l *layout) Reason {
 		return r
 	}
 	h := data[off:]
-	if doff := int(h[12]>>4) * 4; doff < 20 || off+doff > limit {
+	doff := int(h[12]>>4) * 4
+	if doff < 20 || off+doff > limit {
 		return Malformed
 	}
+	rec.TCPWindow = be16(h[14:])
+	rec.TCPPayload = uint16(min(limit-off-doff, 1<<16-1))
 	rec.SrcPort = be16(h)
 	rec.DstPort = be16(h[2:])
 	rec.TCPFlags = h[13]

@@ -7,5 +7,9 @@ package spool
 func (w *Writer) Buffered() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.flows.n + w.events.n + w.counters.n + w.rtt.n
+	n := w.flows.n + w.events.n
+	for _, ir := range w.dataRows() {
+		n += ir.n
+	}
+	return n
 }

@@ -72,7 +72,16 @@ func (w *Writer) bufferData(ir *intervalRows, start int64, row []byte) error {
 func (w *Writer) CutData(wm int64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return errors.Join(w.cutData(&w.counters, wm), w.cutData(&w.rtt, wm))
+	var errs []error
+	for _, ir := range w.dataRows() {
+		errs = append(errs, w.cutData(ir, wm))
+	}
+	return errors.Join(errs...)
+}
+
+// dataRows are the per-interval rows of the analyses' spool types.
+func (w *Writer) dataRows() []*intervalRows {
+	return []*intervalRows{&w.counters, &w.rtt, &w.tcp, &w.ftp}
 }
 
 func (w *Writer) cutData(ir *intervalRows, wm int64) error {

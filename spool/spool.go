@@ -65,6 +65,8 @@ type Writer struct {
 	events    buffer
 	counters  intervalRows
 	rtt       intervalRows
+	tcp       intervalRows
+	ftp       intervalRows
 	closed    bool
 	committer Committer
 	// unfinished: committed sets whose renames failed, retried by Cut.
@@ -107,6 +109,8 @@ func New(dir string, cfg *conf.Config) (*Writer, error) {
 		events:   buffer{typ: TypeEvents, cols: ColsEvents},
 		counters: intervalRows{typ: TypeCounters, cols: ColsCounters},
 		rtt:      intervalRows{typ: TypeRTT, cols: ColsRTT},
+		tcp:      intervalRows{typ: TypeTCPConn, cols: ColsTCPConn},
+		ftp:      intervalRows{typ: TypeFTP, cols: ColsFTP},
 	}, nil
 }
 
@@ -252,7 +256,9 @@ func (w *Writer) Close() error {
 			errs = append(errs, w.cut(buf))
 		}
 	}
-	errs = append(errs, w.cutData(&w.counters, math.MaxInt64), w.cutData(&w.rtt, math.MaxInt64))
+	for _, ir := range w.dataRows() {
+		errs = append(errs, w.cutData(ir, math.MaxInt64))
+	}
 	return errors.Join(errs...)
 }
 

@@ -343,6 +343,29 @@ func (s *Sender) submitNotice(p *peer) {
 	flush()
 }
 
+// Backlog returns how many PDUs wait for their first send at the
+// collector that has fewest waiting, collectors in long-retry mode left
+// out (they are down, not slow; their queues are bounded by the final
+// timeout): how far the fastest link lags behind the probe. 0 when every
+// collector is in long-retry mode. Safe at any time; the probe sheds load
+// (live) or waits (full-speed replay) on it.
+func (s *Sender) Backlog() int {
+	n := -1
+	for _, p := range s.peers {
+		p.mu.Lock()
+		if !p.long && (n < 0 || p.queue.len() < n) {
+			n = p.queue.len()
+		}
+		p.mu.Unlock()
+	}
+	return max(n, 0)
+}
+
+// Window is the sender's ack window (conf.Transport.Window, default
+// filled): with SaturationFactor it sets where the backlog means
+// saturation.
+func (s *Sender) Window() int { return s.cfg.Window }
+
 // Stats returns the counters. It may be called at any time.
 func (s *Sender) Stats() Stats {
 	st := Stats{Submitted: s.submitted.Load()}

@@ -17,11 +17,12 @@ import (
 
 func main() {
 	var (
-		files cli.List
-		d     = cli.NewDaemon("tmon-probe", "probe")
-		speed = flag.Float64("speed", 0, "replay pacing: 0 = as fast as possible, 1 = original timing, 10 = ten times faster")
-		live  = flag.Bool("live", false, "capture live (AF_PACKET) on the probe's configured interfaces until SIGINT/SIGTERM; the default when no -read is given")
-		drain = flag.Duration("drain", 0, "at the end, wait at most this long for the collectors' acks (0: 30s)")
+		files    cli.List
+		d        = cli.NewDaemon("tmon-probe", "probe")
+		speed    = flag.Float64("speed", 0, "replay pacing: 0 = as fast as possible, 1 = original timing, 10 = ten times faster")
+		realtime = flag.Bool("realtime", false, "with -read and -speed 1: replay each packet at the wall-clock time of its stamp (a capture made for the coming minutes, replayed as if live)")
+		live     = flag.Bool("live", false, "capture live (AF_PACKET) on the probe's configured interfaces until SIGINT/SIGTERM; the default when no -read is given")
+		drain    = flag.Duration("drain", 0, "at the end, wait at most this long for the collectors' acks (0: 30s)")
 	)
 	flag.Var(&files, "read", "replay capture `file`s (pcap or pcapng), one per configured interface, in interface order; repeat the flag or separate with commas")
 	flag.Usage = func() {
@@ -58,14 +59,14 @@ Flags:
 	cfg, log := d.Setup()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := probe.Run(ctx, probe.Options{Config: cfg, Name: d.Name(), Live: len(files) == 0, Files: files, Speed: *speed, DrainTimeout: *drain, Logger: log, WatchConfig: true})
+	res, err := probe.Run(ctx, probe.Options{Config: cfg, Name: d.Name(), Live: len(files) == 0, Files: files, Speed: *speed, Realtime: *realtime, DrainTimeout: *drain, Logger: log, WatchConfig: true})
 	if err != nil && res.Sieve.Packets == 0 {
 		d.Fail(err) // it never ran (a capture file missing…): no figures to report
 	}
 	log.Info("probe finished",
 		"packets", res.Sieve.Packets, "wanted", res.Sieve.Wanted,
 		"flows", res.Analyser.Flows, "sightings", res.Sightings, "pdus", res.PDUs,
-		"bytes_per_sighting", perSighting(res.PDUBytes, res.Sightings),
+		"bytes_per_sighting", perSighting(res.PDUBytes, res.Sightings), "shed", res.Shed,
 		"transport", fmt.Sprintf("%+v", res.Transport), "capture", fmt.Sprintf("%+v", res.Capture),
 		"files", fmt.Sprintf("%+v", res.Files))
 	if err != nil {

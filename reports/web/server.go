@@ -146,7 +146,11 @@ func (s *Server) Render(ctx context.Context, w io.Writer, path string, sel query
 	case "/report":
 		name, p.Title, err = "report", "tmon report", s.report(ctx, p)
 	default:
-		return fmt.Errorf("no page %s", path)
+		pp, ok := protoPages[path]
+		if !ok {
+			return fmt.Errorf("no page %s", path)
+		}
+		name, p.Title, err = pp.template, pp.title, pp.fill(s, ctx, p)
 	}
 	if err != nil {
 		return err

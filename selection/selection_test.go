@@ -1,4 +1,4 @@
-package analyse
+package selection
 
 import (
 	"encoding/binary"
@@ -195,5 +195,36 @@ func TestSelectedNoAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("%v allocations", n)
+	}
+}
+
+// Shedding keeps 2⁻ᵏ of the packets at level k, nests (a packet kept at a
+// deeper level is kept at every shallower one), and picks packets
+// independently of the static 1-in-N selection.
+func TestShed(t *testing.T) {
+	const n = 1 << 18
+	for level := uint8(0); level <= MaxShedLevel; level++ {
+		kept, both := 0, 0
+		for i := range uint32(n) {
+			sig := i * 2654435761 // distinct, well spread
+			if !Shed(sig, level) {
+				kept++
+				if level > 0 && Shed(sig, level-1) {
+					t.Fatalf("sig %08x kept at level %d but shed at %d", sig, level, level-1)
+				}
+				if Selected(sig, 4) {
+					both++
+				}
+			}
+		}
+		want := float64(n) / float64(uint(1)<<level)
+		if d := float64(kept) - want; d > 0.02*want || d < -0.02*want {
+			t.Errorf("level %d: kept %d of %d, want about %.0f", level, kept, n, want)
+		}
+		// Independent of the 1-in-4 sample: a quarter of the kept ones,
+		// within 4 standard deviations of a binomial draw.
+		if d, sd := float64(both)-float64(kept)/4, math.Sqrt(float64(kept)*3/16); d > 4*sd || d < -4*sd {
+			t.Errorf("level %d: %d of %d kept also in the 1-in-4 sample, want about a quarter", level, both, kept)
+		}
 	}
 }
