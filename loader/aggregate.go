@@ -125,7 +125,9 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 	// Rows of flows that another collector also loaded: which flow's rows
 	// count is the pick's choice (sharedPicks).
 	touched := make([]map[pickKey]string, len(levels))
-	picked := map[pickKey]bool{}
+	// Per level: a minute, its hour and its day can share a start_ns, and
+	// each level picks on its own rows.
+	picked := make([]map[pickKey]bool, len(levels))
 	for _, ct := range cts {
 		set := b.aggs[ct.flow]
 		if set == nil {
@@ -150,7 +152,8 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 		}
 	}
 	for li := range levels {
-		if err := r.sharedPicks(ctx, b, li, sib, touched[li], picked, w.redo[li]); err != nil {
+		picked[li] = map[pickKey]bool{}
+		if err := r.sharedPicks(ctx, b, li, sib, touched[li], picked[li], w.redo[li]); err != nil {
 			return nil, err
 		}
 	}
@@ -167,7 +170,7 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 			if w.redo[ct.level][ct.keyOf(row, f.class)] {
 				continue
 			}
-			if shared(f) && !picked[pickKey{row[ct.startCol].i, f.id, row[ct.fromCol].s, row[ct.toCol].s}] {
+			if shared(f) && !picked[ct.level][pickKey{row[ct.startCol].i, f.id, row[ct.fromCol].s, row[ct.toCol].s}] {
 				continue // another collector's rows count here
 			}
 			class := strVal(f.class)

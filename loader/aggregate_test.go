@@ -47,7 +47,11 @@ func TestClassAggregatesExact(t *testing.T) {
 		c1, c2 := filepath.Join(root, "c1"), filepath.Join(root, "c2")
 		copyDir(t, full.dir, c1)
 		copyDir(t, full.dir, c2)
-		gap := day.Add(3 * time.Minute)
+		// The gap is in the hour and the day that start at 00:00, where
+		// the minute, the hour and the day rows share their start_ns and
+		// each level picks on its own: c1 for the minute, c2 for the hour
+		// and the day.
+		gap := day.Add(10 * time.Minute)
 		removed := 0
 		for _, typ := range []string{"owd_stats", "owd_metrics", "owd_hist"} {
 			files, _ := filepath.Glob(filepath.Join(c1, typ, typ+"-"+gap.Format("20060102T1504")+"*.tsv"))
@@ -81,8 +85,8 @@ func TestClassAggregatesExact(t *testing.T) {
 			t.Errorf("owd_stats_class_1m collectors (collectors|is gap minute): %v, want c1 outside the gap, c2 in it", got)
 		}
 
-		// Both collectors in the same runs, interleaved batch by batch
-		// (files load by interval, then type, then collector).
+		// Both collectors in one run and one batch (each level picks on its
+		// own rows: the minute 00:00 is c1's, its hour and day c2's).
 		db.reset(t)
 		h = db.open(t)
 		c1b, c2b := filepath.Join(root, "c1b"), filepath.Join(root, "c2b")
@@ -94,9 +98,13 @@ func TestClassAggregatesExact(t *testing.T) {
 				os.Remove(f)
 			}
 		}
-		load(t, db, Config{Spools: []Spool{{"c1", c1b}, {"c2", c2b}}, BatchFiles: 5})
+		load(t, db, Config{Spools: []Spool{{"c1", c1b}, {"c2", c2b}}, BatchFiles: 5000})
 		if !equalClass(t, "c1 and c2 together", classRows(t, h), want) {
 			return
+		}
+		got = query(t, h, "SELECT DISTINCT collectors, start_ns = ? FROM owd_stats_class_1m", gap.UnixNano())
+		if strings.Join(got, ",") != "c1|0,c2|1" {
+			t.Errorf("together: owd_stats_class_1m collectors (collectors|is gap minute): %v, want c1 outside the gap, c2 in it", got)
 		}
 
 		for _, ct := range classSchema() {
