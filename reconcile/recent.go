@@ -46,8 +46,6 @@ func (t *recentTable) setShift() {
 	}
 }
 
-func (t *recentTable) len() int { return t.n }
-
 // find returns the slot of fs, or the free slot where it would go.
 func (t *recentTable) find(fs uint64) *recentSlot {
 	mask := len(t.slots) - 1
@@ -63,10 +61,14 @@ func (t *recentTable) get(fs uint64) (recentDone, bool) {
 	return s.recentDone, s.until != empty
 }
 
-// put sets the entry of fs; d.until must not be empty.
-func (t *recentTable) put(fs uint64, d recentDone) {
+// put sets the entry of fs, a new one only while fewer than limit are
+// held; d.until must not be empty.
+func (t *recentTable) put(fs uint64, d recentDone, limit int) {
 	s := t.find(fs)
 	if s.until == empty {
+		if t.n >= limit {
+			return
+		}
 		if 2*(t.n+1) > len(t.slots) {
 			t.rehash(2*len(t.slots), math.MinInt64+1)
 			s = t.find(fs)

@@ -445,9 +445,7 @@ func (r *Reconciler) complete(c *class, i int32, plausible bool) {
 	// Bounded like the records: while the watermark stalls (a silent
 	// probe) completions can pile up; past the cap they are not
 	// remembered, and a clash with them goes uncounted (never a wrong delay).
-	if _, ok := r.recent.get(fs); ok || r.recent.len() < r.max {
-		r.recent.put(fs, recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)})
-	}
+	r.recent.put(fs, recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)}, r.max)
 }
 
 // tombstone is the deadline of a complete record: the duplicate window
