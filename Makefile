@@ -57,6 +57,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./pdu
 	$(GO) test -run '^$$' -fuzz FuzzService -fuzztime $(FUZZTIME) ./sieve
 	$(GO) test -run '^$$' -fuzz FuzzReassemble -fuzztime $(FUZZTIME) ./reassembly
+	$(GO) test -run '^$$' -fuzz FuzzFTPDataPort -fuzztime $(FUZZTIME) ./sieve
+	$(GO) test -run '^$$' -fuzz FuzzControl -fuzztime $(FUZZTIME) ./analyse/ftp
 
 # Generated traffic → two probes → collector over UDP on loopback → summary.
 demo: build

@@ -149,7 +149,11 @@ func notKV(not bool) []string {
 }
 
 func (e *encoder) class(cl *Class) {
-	e.open(1, "flowClass", false, "name", cl.Name)
+	if cl.FTPDataFlags {
+		e.open(1, "flowClass", false, "name", cl.Name, "ftpData", "flags")
+	} else {
+		e.open(1, "flowClass", false, "name", cl.Name)
+	}
 	f := cl.Filter
 	if f.Not || len(f.Groups) > 0 {
 		e.open(2, "filter", false, notKV(f.Not)...)

@@ -186,7 +186,12 @@ type Class struct {
 	Granular flow.Set // fields that split the class into instances
 	Mask     flow.Set // fields masked to zero before signing (NAT); Src, Dst, SrcPort, DstPort, DSCP, ECN, FlowLabel allowed
 	OneWay   *OneWay  // nil when the class has no one-way measurement
-	Line     int
+	// FTPDataFlags (ftpData="flags"): of the FTP data connections the
+	// class's control connections announce, only the SYN, FIN and RST
+	// packets are kept in the class (the transfer's bytes still come from
+	// their sequence numbers); by default (ftpData="all") every packet.
+	FTPDataFlags bool
+	Line         int
 }
 
 // OneWay is the per-packet one-way measurement of a class.

@@ -521,9 +521,16 @@ func (p *parser) probe(n *node) Probe {
 }
 
 func (p *parser) class(n *node) Class {
-	a := p.attrs(n, "name")
+	a := p.attrs(n, "name", "ftpData")
 	cl := Class{Line: n.line}
 	cl.Name, _ = a.required("name")
+	switch v, ok := a.vals["ftpData"]; {
+	case !ok || v == "all":
+	case v == "flags":
+		cl.FTPDataFlags = true
+	default:
+		a.bad("ftpData", errors.New("want all or flags"))
+	}
 	var seenFilter, seenGranular, seenMask, seenOneWay bool
 	for _, k := range n.kids {
 		switch k.name {

@@ -220,6 +220,7 @@ func TestRules(t *testing.T) {
 		{"resolution 3", body(cls(`<oneWay hops="A B" resolution="3ns"/>`)...), `t.xml:6: <oneWay hops="A B">: resolution="3ns": want a power of ten from 1ns to 1ms`},
 		{"resolution 10ms", body(cls(`<oneWay hops="A B" resolution="10ms"/>`)...), `t.xml:6: <oneWay hops="A B">: resolution="10ms": want a power of ten from 1ns to 1ms`},
 		{"perPacket", body(cls(`<oneWay hops="A B" perPacket="on"/>`)...), `t.xml:6: <oneWay hops="A B">: perPacket="on": bad boolean "on"`},
+		{"ftpData", body(`<flowClass name="k" ftpData="some"/>`), `t.xml:5: <flowClass name="k">: ftpData="some": want all or flags`},
 		{"oneWay child", body(cls(`<oneWay hops="A B">`, `<pair from="A" to="B"/>`, `</oneWay>`)...), `t.xml:7: <pair>: unknown element in <oneWay> (known: hopPair)`},
 		{"pair hop unknown", body(cls(`<oneWay hops="A B">`, `<hopPair from="X" to="B"/>`, `</oneWay>`)...), `t.xml:7: <hopPair from="X" to="B">: from="X": not a hop of the path (hops: A B)`},
 		{"pair to missing", body(cls(`<oneWay hops="A B">`, `<hopPair from="A"/>`, `</oneWay>`)...), `t.xml:7: <hopPair from="A">: missing attribute "to"`},

@@ -141,6 +141,23 @@ func runLive(t *testing.T, o liveOpts) *liveResult {
 		sa.Stop()
 		t.Fatal(err)
 	}
+	if own {
+		// The sniffers' request turns the kernel's stamping on through a
+		// deferred work item: a test frame sent before it runs would go
+		// unstamped (ErrNoStamp). Wait for it.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			on, err := netlab.KernelStampsOn(p.R)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if on {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the sniffers asked for receive stamps, yet the kernel does not stamp frames after 5 s")
+			}
+		}
+	}
 	var probes []*proc
 	if o.live != "" {
 		probes = append(probes,

@@ -100,8 +100,10 @@ func TestConfigSwitch(t *testing.T) {
 		}
 		d := w.Sub(at)
 		spread = append(spread, d)
-		if d < 0 || d > 20*time.Millisecond {
-			t.Errorf("%s acted %v after validFrom, want within 20ms", p.name, d)
+		// A timer: a few ms late on a loaded machine (measured 0.2–4.4 ms
+		// with load average 16–40); the bound leaves room for CI.
+		if d < 0 || d > 50*time.Millisecond {
+			t.Errorf("%s acted %v after validFrom, want within 50ms", p.name, d)
 		}
 	}
 	t.Logf("collector, pa, pb acted at validFrom + %v", spread)
@@ -358,8 +360,16 @@ func TestConfigCatchUp(t *testing.T) {
 // TestConfigSwitchTwoCollectors: v2 is pushed to collector c1 only;
 // collector c2 fetches it from c1 (and serves it too). Both collectors and
 // both probes switch at validFrom, and each collector's spool is exact
-// against the truth across the switch.
+// against the truth across the switch. With c2 down all along, the probes
+// do not wait for it at the switch beyond a short grace (their old
+// sessions close as redundant), and c1's spool is exact.
 func TestConfigSwitchTwoCollectors(t *testing.T) {
+	for _, down := range []bool{false, true} {
+		t.Run(map[bool]string{false: "both", true: "c2down"}[down], func(t *testing.T) { switchTwo(t, down) })
+	}
+}
+
+func switchTwo(t *testing.T, c2down bool) {
 	first := time.Now().Add(3 * time.Second).Truncate(time.Second)
 	at := first.Add(4 * time.Second)
 	gc := gen.DefaultConfig()
@@ -375,9 +385,13 @@ func TestConfigSwitchTwoCollectors(t *testing.T) {
 	site := rolloutSite(t, dir, freePort(t), `maxPduSize="1200" maxBuildTime="100ms" minGap="200us" heartbeat="300ms" initialTimeout="100ms" timeoutIncrement="100ms" maxRetries="3" finalTimeout="6s" breakBorder="1s"`, freePort(t))
 	cfgPath := filepath.Join(dir, "tmon.xml")
 	writeFile(t, cfgPath, site("v1", "", "site"))
+	names := []string{"c1", "c2"}
+	if c2down {
+		names = names[:1]
+	}
 	spools := map[string]string{}
 	var colls []*proc
-	for _, c := range []string{"c1", "c2"} {
+	for _, c := range names {
 		spools[c] = filepath.Join(dir, "spool-"+c)
 		p := start(t, "tmon-collector", "-config", cfgPath, "-name", c, "-spool", spools[c])
 		waitListening(t, p)
@@ -385,24 +399,38 @@ func TestConfigSwitchTwoCollectors(t *testing.T) {
 	}
 	var probes []*proc
 	for _, p := range []string{"pa", "pb"} {
-		probes = append(probes, start(t, "tmon-probe", "-config", cfgPath, "-name", p, "-read", filepath.Join(dir, "hop-"+p[1:]+".pcap"), "-speed", "1", "-realtime"))
+		// -drain: at the end, c2 down is not waited for long either.
+		probes = append(probes, start(t, "tmon-probe", "-config", cfgPath, "-name", p, "-read", filepath.Join(dir, "hop-"+p[1:]+".pcap"), "-speed", "1", "-realtime", "-drain", "3s"))
 	}
 	v2 := filepath.Join(dir, "v2.xml")
 	writeFile(t, v2, site("v2", `validFrom="`+at.UTC().Format(time.RFC3339)+`"`, "site2"))
 	if code, out := runTool(t, "tmon", "config", "push", "-to", "c1", v2); code != 0 || !strings.Contains(out, "published at collector c1") {
 		t.Fatalf("push v2 to c1: exit %d\n%s", code, out)
 	}
-	waitLog(t, colls[1], `version \"v2\" from collector 127.0.0.1:`, 10*time.Second)
-	if _, content, err := rollout.OpenStore(filepath.Join(spools["c2"], ".collector")); err != nil || !strings.Contains(string(content), `version="v2"`) {
-		t.Errorf("c2's store after fetching: %v, %q", err, content)
+	if !c2down {
+		waitLog(t, colls[1], `version \"v2\" from collector 127.0.0.1:`, 10*time.Second)
+		if _, content, err := rollout.OpenStore(filepath.Join(spools["c2"], ".collector")); err != nil || !strings.Contains(string(content), `version="v2"`) {
+			t.Errorf("c2's store after fetching: %v, %q", err, content)
+		}
 	}
 	for _, p := range append(colls, probes...) {
 		waitLog(t, p, "rollout: switched:", 20*time.Second)
 	}
+	if c2down {
+		// The probes went on within the grace (2 heartbeats), not after
+		// the drain time (30 s).
+		late := regexp.MustCompile(`rollout: switched: .* late=(\S+)`)
+		for _, p := range probes {
+			m := late.FindStringSubmatch(p.log.String())
+			if d, err := time.ParseDuration(m[1]); err != nil || d > 3*time.Second {
+				t.Errorf("%s switched %s after validFrom (%v)", p.name, m[1], err)
+			}
+		}
+	}
 	for _, p := range probes {
 		p.wait(t, time.Minute)
 	}
-	for i, c := range []string{"c1", "c2"} {
+	for i, c := range names {
 		colls[i].stop(t)
 		checkSwitch(t, spools[c], truth, at, "collector:"+c, "probe:pa", "probe:pb")
 	}

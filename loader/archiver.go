@@ -21,8 +21,9 @@ func startArchiver(log *slog.Logger) *archiver {
 	a := &archiver{in: make(chan []*spoolFile, 1), done: make(chan struct{}), log: log}
 	go func() {
 		defer close(a.done)
+		made := map[string]bool{}
 		for files := range a.in {
-			n, err := archiveFiles(files)
+			n, err := archiveFiles(files, made)
 			a.n += n
 			if err != nil {
 				// Recorded as loaded: the next run archives what is left.

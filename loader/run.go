@@ -104,7 +104,7 @@ func (r *run) loadAll(ctx context.Context) error {
 		}
 		unarchived = append(unarchived, f)
 	}
-	n, err := archiveFiles(unarchived)
+	n, err := archiveFiles(unarchived, nil)
 	r.stats.Archived += n
 	if err != nil {
 		r.log.Error("archive", "err", err)

@@ -229,7 +229,9 @@ func (f *spoolFile) archivePath() string {
 // spool, not an fsync per file: that would cost more than the load) before
 // the originals go, so a crash leaves at least one of the two. It returns how
 // many files it archived and the first error.
-func archiveFiles(files []*spoolFile) (int, error) {
+// made remembers the archive directories that exist (nil: none known), so
+// that a directory is made once, not looked up for every file.
+func archiveFiles(files []*spoolFile, made map[string]bool) (int, error) {
 	var first error
 	var written []*spoolFile
 	dirs := map[string]bool{}
@@ -237,7 +239,7 @@ func archiveFiles(files []*spoolFile) (int, error) {
 		if f.spoolDir == "" {
 			continue // a reload: the file is already an archive
 		}
-		if err := f.writeArchive(); err != nil {
+		if err := f.writeArchive(made); err != nil {
 			first = cmp.Or(first, err)
 			continue
 		}
@@ -264,7 +266,7 @@ func archiveFiles(files []*spoolFile) (int, error) {
 
 // writeArchive writes the gzip copy of f under a temporary name and renames
 // it into place.
-func (f *spoolFile) writeArchive() error {
+func (f *spoolFile) writeArchive(made map[string]bool) error {
 	if f.data == nil {
 		if err := f.read(); err != nil {
 			return fmt.Errorf("archive: %w", err)
@@ -272,8 +274,13 @@ func (f *spoolFile) writeArchive() error {
 	}
 	dst := f.archivePath()
 	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("archive: %w", err)
+	if !made[dir] {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("archive: %w", err)
+		}
+		if made != nil {
+			made[dir] = true
+		}
 	}
 	tmp := filepath.Join(dir, "."+filepath.Base(dst)+".tmp")
 	out, err := os.Create(tmp)

@@ -44,7 +44,8 @@ const benchConf = `<tmon version="bench" interval="10s">
 // PDU builders (sieve with reassembly, analyser, PDU encoding) on a mixed
 // trace — generated traffic at hop A: UDP and TCP flows, 5 % of the UDP
 // datagrams fragmented, IPv6, background — with the one-way sightings
-// only, and with every protocol analysis on (counters, round trips).
+// only, with counters and round trips, and with every protocol analysis on
+// (counters, round trips, TCP connections, FTP).
 func BenchmarkAnalyses(b *testing.B) {
 	dir := b.TempDir()
 	gc := gen.DefaultConfig()
@@ -57,12 +58,8 @@ func BenchmarkAnalyses(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, all := range []bool{false, true} {
-		name := "one-way-only"
-		if all {
-			name = "all-analyses"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, set := range []string{"one-way-only", "counters-rtt", "all-analyses"} {
+		b.Run(set, func(b *testing.B) {
 			sv, err := sieve.Compile(cfg)
 			if err != nil {
 				b.Fatal(err)
@@ -70,7 +67,10 @@ func BenchmarkAnalyses(b *testing.B) {
 			out := newOutput(1400)
 			out.sender = nopSender{}
 			var plug []analyse.Analysis
-			if all {
+			switch set {
+			case "counters-rtt": // the analyses before TCP connections and FTP
+				plug = analyses(cfg, out)[:2]
+			case "all-analyses":
 				plug = analyses(cfg, out)
 			}
 			an, err := analyse.New(cfg, 0, out, analyse.Config{Analyses: plug})

@@ -16,7 +16,6 @@ import (
 	"github.com/tmon-project/tmon/analyse"
 	"github.com/tmon-project/tmon/capture"
 	"github.com/tmon-project/tmon/conf"
-	"github.com/tmon-project/tmon/reassembly"
 	"github.com/tmon-project/tmon/ring"
 	"github.com/tmon-project/tmon/rollout"
 	"github.com/tmon-project/tmon/sieve"
@@ -49,21 +48,6 @@ type Options struct {
 	// WatchConfig follows new versions of the configuration file
 	// (package rollout): validated, reported, held.
 	WatchConfig bool
-}
-
-// Result summarises a finished run.
-type Result struct {
-	Sieve sieve.Stats
-	// Reassembly: what became of the IP fragments (package reassembly).
-	Reassembly reassembly.Stats
-	Analyser   analyse.Stats
-	Transport  transport.Stats
-	Files      []capture.FileStats
-	Capture    []capture.LiveStats // live: kernel ring counters per socket
-	PDUs       uint64              // PDUs built (all types)
-	Sightings  uint64              // sightings put into PDUs
-	PDUBytes   uint64              // bytes of sightings PDUs
-	Shed       uint64              // sightings left out by load shedding (see shedder); not in Sightings
 }
 
 // Run replays the capture files through the probe until they end (or ctx
@@ -242,7 +226,8 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		return res, nil, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
 	out.sender = sender
-	an, err := analyse.New(cfg, pi, out, analyse.Config{Analyses: analyses(cfg, out)})
+	plug := analyses(cfg, out)
+	an, err := analyse.New(cfg, pi, out, analyse.Config{Analyses: plug})
 	if err != nil {
 		return res, nil, fmt.Errorf("probe %s: %w", p.Name, err)
 	}
@@ -351,6 +336,24 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		out.event(time.Now().UnixNano(), "reassembly", fmt.Sprintf("fragments=%d datagrams=%d incomplete=%d evicted=%d overlap=%d duplicate=%d toomany=%d discarded=%d invalid=%d",
 			r.Fragments, r.Datagrams, r.Incomplete, r.Evicted, r.Overlap, r.Duplicate, r.TooMany, r.Discarded, r.Invalid))
 	}
+	// What the analyses and the FTP expectations left out to bound their
+	// memory is counted, not silent.
+	for _, p := range plug {
+		if s, ok := p.(interface{ Summary() string }); ok {
+			if d := s.Summary(); d != "" {
+				out.event(time.Now().UnixNano(), "analysis.bound", d)
+			}
+		}
+	}
+	var fs sieve.FTPStats
+	for _, sv := range svs {
+		f := sv.FTP()
+		fs.Learned, fs.Replaced, fs.Dropped = fs.Learned+f.Learned, fs.Replaced+f.Replaced, fs.Dropped+f.Dropped
+	}
+	if fs.Replaced > 0 || fs.Dropped > 0 {
+		out.event(time.Now().UnixNano(), "analysis.bound", fmt.Sprintf("ftp data connections announced=%d expectations replaced (table full)=%d control payloads not handed on (ring full)=%d",
+			fs.Learned, fs.Replaced, fs.Dropped))
+	}
 	shed.end(out, safe(wms))
 	res.Shed = out.shed.Load()
 	out.event(time.Now().UnixNano(), "stop", fmt.Sprintf("packets=%d wanted=%d sightings=%d flows=%d%s%s",
@@ -363,6 +366,10 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		ev.set(nil) // events from now on are the next epoch's
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
+	if nextCfg != nil {
+		cancel()
+		dctx, cancel = switchDrain(sender, o.DrainTimeout, min(2*cfg.Transport.Heartbeat, 2*time.Second))
+	}
 	defer cancel()
 	ts, err := sender.Close(dctx)
 	res.Transport = ts
@@ -488,106 +495,6 @@ func safe(wms []*watermark) int64 {
 		w = min(w, m.safe())
 	}
 	return w
-}
-
-func addReassembly(d *reassembly.Stats, s reassembly.Stats) {
-	d.Fragments += s.Fragments
-	d.Datagrams += s.Datagrams
-	d.Incomplete += s.Incomplete
-	d.Evicted += s.Evicted
-	d.Overlap += s.Overlap
-	d.Duplicate += s.Duplicate
-	d.TooMany += s.TooMany
-	d.Discarded += s.Discarded
-	d.Invalid += s.Invalid
-}
-
-func addSieveStats(d *sieve.Stats, s sieve.Stats) {
-	d.Packets += s.Packets
-	d.Wanted += s.Wanted
-	d.Unwanted += s.Unwanted
-	d.NotIP += s.NotIP
-	d.UnsupportedLink += s.UnsupportedLink
-	d.Truncated += s.Truncated
-	d.Malformed += s.Malformed
-	d.Fragments += s.Fragments
-	d.ICMPErrors += s.ICMPErrors
-	d.Short += s.Short
-	d.Signed += s.Signed
-	d.RingFull += s.RingFull
-	d.RingDrops += s.RingDrops
-	d.Held += s.Held
-}
-
-func captureSummary(st []capture.LiveStats) string {
-	if len(st) == 0 {
-		return ""
-	}
-	var t capture.LiveStats
-	for _, s := range st {
-		t.Packets += s.Packets
-		t.Drops += s.Drops
-		t.Freezes += s.Freezes
-	}
-	return fmt.Sprintf(" kernel_packets=%d kernel_drops=%d ring_freezes=%d", t.Packets, t.Drops, t.Freezes)
-}
-
-// watermark wraps the capture source to know which packets the sieve has
-// finished with: when it asks for packet n+1, packet n has been pushed.
-type watermark struct {
-	src  capture.Source
-	last atomic.Int64 // time of the last packet fully handled by the sieve
-	prev int64        // time of the packet being handled (sieve goroutine only)
-}
-
-func (w *watermark) ReadPacket() ([]byte, int64, uint8, uint16, error) {
-	if w.prev != 0 {
-		w.last.Store(w.prev)
-	}
-	data, ts, iface, lt, err := w.src.ReadPacket()
-	if err != nil {
-		// End of input, or an idle gap of a paced replay: no packet
-		// stamped before the source's clock can come any more.
-		if c := w.src.Clock(); c > w.last.Load() {
-			w.last.Store(c)
-		}
-		return data, ts, iface, lt, err
-	}
-	w.prev = ts
-	return data, ts, iface, lt, nil
-}
-
-// safe returns a time before which every packet has left the sieve.
-func (w *watermark) safe() int64 { return w.last.Load() }
-
-// processStart is when this process started (near enough).
-var processStart = time.Now()
-
-// lastSession is the latest session of this process.
-var lastSession atomic.Uint32
-
-// newSession returns the session id: the start time in milliseconds
-// (transport.SessionID), so that sessions grow from one run to the next
-// and a collector refuses a replayed older session. A previous process of
-// this probe ended before this one started, so its sessions are at most
-// the millisecond this process started in: a session is taken from a later
-// one (by the time the configuration is read, it has passed; otherwise the
-// wait is below a millisecond). Within a process, sessions grow by at
-// least one.
-func newSession() uint32 {
-	if wait := time.Until(processStart.Truncate(time.Millisecond).Add(time.Millisecond)); wait > 0 {
-		time.Sleep(wait)
-	}
-	for {
-		last := lastSession.Load()
-		s := transport.SessionID(time.Now())
-		if last != 0 && int32(s-last) <= 0 {
-			s = last + 1
-		}
-		if lastSession.CompareAndSwap(last, s) {
-			return s
-		}
-	}
 }
 
 func mustProbe(cfg *conf.Config, name string) int {

@@ -14,6 +14,7 @@ import (
 	"github.com/tmon-project/tmon/capture"
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/rollout"
+	"github.com/tmon-project/tmon/transport"
 )
 
 // The switch to a new version of the configuration (docs/operations.md,
@@ -199,44 +200,39 @@ func catchUp(ctx context.Context, cfg *conf.Config, name string, cw *rollout.Wat
 	return cw.Switch(h)
 }
 
-// add sums the figures of an epoch into r; the cumulative ones (live
-// socket counters) are the last epoch's.
-func (r *Result) add(e Result) {
-	addSieveStats(&r.Sieve, e.Sieve)
-	addReassembly(&r.Reassembly, e.Reassembly)
-	r.Analyser.Records += e.Analyser.Records
-	r.Analyser.Sightings += e.Analyser.Sightings
-	r.Analyser.Flows += e.Analyser.Flows
-	r.Analyser.ICMPErrors += e.Analyser.ICMPErrors
-	r.Analyser.Fragments += e.Analyser.Fragments
-	r.Analyser.Unselected += e.Analyser.Unselected
-	if len(r.Transport.Collectors) == len(e.Transport.Collectors) {
-		r.Transport.Submitted += e.Transport.Submitted
-		for i, c := range e.Transport.Collectors {
-			d := &r.Transport.Collectors[i]
-			d.Sent += c.Sent
-			d.Retried += c.Retried
-			d.Acked += c.Acked
-			d.GivenUp += c.GivenUp
-			d.LongRetry += c.LongRetry
-			d.Bytes += c.Bytes
-			d.Heartbeats += c.Heartbeats
-			d.SendErrors += c.SendErrors
-			d.BadAcks += c.BadAcks
-			d.Saturated += c.Saturated
-			d.Pending, d.Queued = c.Pending, c.Queued
-		}
-	} else {
-		r.Transport = e.Transport
-	}
-	r.Capture = e.Capture
-	r.PDUs += e.PDUs
-	r.Sightings += e.Sightings
-	r.PDUBytes += e.PDUBytes
-}
-
 // switchNote is the config.switch event's detail.
 func switchNote(from, to *conf.Config, at int64, how string) string {
 	return fmt.Sprintf("version %q in force from %s, was %q: %s", to.Version,
 		time.Unix(0, at).UTC().Format(time.RFC3339Nano), from.Version, how)
+}
+
+// switchDrain returns the context the old version's session drains under
+// at a switch: DrainTimeout as at the end of a run, but once a collector
+// holds everything, the others get only grace more — a collector that is
+// down must not hold the new version's capture back for the whole drain
+// time (the transport's redundant close reports what they missed).
+func switchDrain(sender *transport.Sender, timeout, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	go func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			for _, c := range sender.Stats().Collectors {
+				if c.Pending == 0 && c.Queued == 0 {
+					select {
+					case <-ctx.Done():
+					case <-time.After(grace):
+						cancel()
+					}
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
 }

@@ -105,30 +105,30 @@ func (r *Reconciler) AddGap(g Gap) {
 // too, not called lost or missed. A flood forces records one after the
 // other in time order, so the span grows the class's latest such gap
 // instead of adding one per record (maxGaps would evict the probes' own).
-func (r *Reconciler) forcedGap(c *class, rec *record) {
-	hi := rec.min
+func (r *Reconciler) forcedGap(c *class, rec recRef) {
+	hi := rec.earliest()
 	for m := rec.mask; m != 0; m &= m - 1 {
 		hi = max(hi, rec.ts[bits.TrailingZeros8(m)])
 	}
 	if n := len(r.gaps.list); n > 0 {
-		if g := &r.gaps.list[n-1]; g.Shed == 0 && !g.Prior && !g.Ending && g.Class == c.index && g.Hops == rec.mask && rec.min <= g.To+c.maxT && hi >= g.From-c.maxT {
-			g.From, g.To = min(g.From, rec.min), max(g.To, hi)
+		if g := &r.gaps.list[n-1]; g.Shed == 0 && !g.Prior && !g.Ending && g.Class == c.index && g.Hops == rec.mask && rec.earliest() <= g.To+c.maxT && hi >= g.From-c.maxT {
+			g.From, g.To = min(g.From, rec.earliest()), max(g.To, hi)
 			return
 		}
 	}
-	r.AddGap(Gap{Class: c.index, Hops: rec.mask, From: rec.min, To: hi})
+	r.AddGap(Gap{Class: c.index, Hops: rec.mask, From: rec.earliest(), To: hi})
 }
 
 // dropped reports whether the incomplete record rec of class c lacks only
 // hops that gaps cover.
-func (r *Reconciler) dropped(c *class, rec *record) bool {
+func (r *Reconciler) dropped(c *class, rec recRef) bool {
 	missing := c.full &^ rec.mask
 	if missing == 0 || len(r.gaps.list) == 0 {
 		return false
 	}
 	for i := range r.gaps.list {
 		g := &r.gaps.list[i]
-		if g.Class != c.index || !g.covers(rec.sig, rec.min, c.maxT) {
+		if g.Class != c.index || !g.covers(rec.sig, rec.earliest(), c.maxT) {
 			continue
 		}
 		hops := g.Hops
@@ -158,9 +158,9 @@ func (r *Reconciler) inGap(c *class, hops uint8, sig uint32, t int64) bool {
 }
 
 // priorGap reports whether a Prior gap of class c covers the record.
-func (r *Reconciler) priorGap(c *class, rec *record) bool {
+func (r *Reconciler) priorGap(c *class, rec recRef) bool {
 	for i := range r.gaps.list {
-		if g := &r.gaps.list[i]; g.Prior && g.Class == c.index && rec.min >= g.From-c.maxT && rec.min <= g.To+c.maxT {
+		if g := &r.gaps.list[i]; g.Prior && g.Class == c.index && rec.earliest() >= g.From-c.maxT && rec.earliest() <= g.To+c.maxT {
 			return true
 		}
 	}
@@ -183,7 +183,7 @@ func (r *Reconciler) pruneGaps() {
 // drop counts the incomplete record rec as dropped: in every pair with
 // hop_from or hop_to missing, in the interval of its hop_from time (or of
 // its earliest time).
-func (r *Reconciler) drop(c *class, rec *record) {
+func (r *Reconciler) drop(c *class, rec recRef) {
 	prior := r.priorGap(c, rec)
 	for p := range c.pairs {
 		pp := &c.pairs[p]
@@ -196,7 +196,7 @@ func (r *Reconciler) drop(c *class, rec *record) {
 		if !hasFrom && prior {
 			continue // counted before the switch (Gap.Prior)
 		}
-		t := rec.min
+		t := rec.earliest()
 		if hasFrom {
 			t = rec.ts[pp.from]
 		}
@@ -204,9 +204,9 @@ func (r *Reconciler) drop(c *class, rec *record) {
 		sl.stats[sl.stat(rec.flow, c, p)].Dropped++
 	}
 	if c.perPacket && !(prior && rec.mask&1 == 0) {
-		sl := r.slot(r.slotOf(rec.min))
+		sl := r.slot(r.slotOf(rec.earliest()))
 		sl.iv.Incomplete = append(sl.iv.Incomplete, Incomplete{
-			Flow: rec.flow, Class: c.index, Sig: rec.sig, Dropped: true, Mask: rec.mask, TS: rec.ts,
+			Flow: rec.flow, Class: c.index, Sig: rec.sig, Dropped: true, Mask: rec.mask, TS: rec.tsArray(),
 		})
 	}
 	r.c.Dropped++

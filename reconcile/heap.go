@@ -11,56 +11,57 @@ package reconcile
 // structure to allocate or chase. Deadlines mostly grow with arrival time,
 // so a push rarely sifts up more than a level or two.
 type expiryHeap struct {
-	a []heapEntry
+	// The deadline of each entry beside its record index, so that sifting
+	// compares within the heap's own arrays instead of chasing records;
+	// two arrays, not one of structs, which padding would make 16 bytes
+	// an entry instead of 12.
+	dl  []int64
+	rec []int32
 }
 
-// heapEntry copies the deadline beside the record index so that sifting
-// compares within the heap's own array instead of chasing records.
-type heapEntry struct {
-	deadline int64
-	rec      int32
-}
-
-func (h *expiryHeap) len() int   { return len(h.a) }
-func (h *expiryHeap) top() int32 { return h.a[0].rec }
+func (h *expiryHeap) len() int   { return len(h.rec) }
+func (h *expiryHeap) top() int32 { return h.rec[0] }
 
 // topDeadline returns the earliest deadline; the heap must not be empty.
-func (h *expiryHeap) topDeadline() int64 { return h.a[0].deadline }
+func (h *expiryHeap) topDeadline() int64 { return h.dl[0] }
 
 func (h *expiryHeap) less(i, j int) bool {
-	return h.a[i].deadline < h.a[j].deadline
+	return h.dl[i] < h.dl[j]
 }
 
 func (h *expiryHeap) swap(recs []record, i, j int) {
-	h.a[i], h.a[j] = h.a[j], h.a[i]
-	recs[h.a[i].rec].hpos = int32(i)
-	recs[h.a[j].rec].hpos = int32(j)
+	h.dl[i], h.dl[j] = h.dl[j], h.dl[i]
+	h.rec[i], h.rec[j] = h.rec[j], h.rec[i]
+	recs[h.rec[i]].hpos = int32(i)
+	recs[h.rec[j]].hpos = int32(j)
 }
 
-func (h *expiryHeap) push(recs []record, r int32) {
-	h.a = append(h.a, heapEntry{recs[r].deadline, r})
-	recs[r].hpos = int32(len(h.a) - 1)
-	h.up(recs, len(h.a)-1)
+func (h *expiryHeap) push(recs []record, r int32, deadline int64) {
+	h.dl = grow(h.dl, 1)
+	h.rec = grow(h.rec, 1)
+	n := len(h.rec) - 1
+	h.dl[n], h.rec[n] = deadline, r
+	recs[r].hpos = int32(n)
+	h.up(recs, n)
 }
 
 // remove takes out the record at heap position i.
 func (h *expiryHeap) remove(recs []record, i int32) {
-	n := len(h.a) - 1
+	n := len(h.rec) - 1
 	if int(i) != n {
 		h.swap(recs, int(i), n)
-		h.a = h.a[:n]
+		h.dl, h.rec = h.dl[:n], h.rec[:n]
 		if !h.down(recs, int(i)) {
 			h.up(recs, int(i))
 		}
 		return
 	}
-	h.a = h.a[:n]
+	h.dl, h.rec = h.dl[:n], h.rec[:n]
 }
 
-// fix restores the order after the deadline of the record at position i
-// changed.
-func (h *expiryHeap) fix(recs []record, i int32) {
-	h.a[i].deadline = recs[h.a[i].rec].deadline
+// fix gives the record at position i a new deadline.
+func (h *expiryHeap) fix(recs []record, i int32, deadline int64) {
+	h.dl[i] = deadline
 	if !h.down(recs, int(i)) {
 		h.up(recs, int(i))
 	}
@@ -78,7 +79,7 @@ func (h *expiryHeap) up(recs []record, j int) {
 }
 
 func (h *expiryHeap) down(recs []record, i0 int) bool {
-	i, n := i0, len(h.a)
+	i, n := i0, len(h.rec)
 	for {
 		j := 2*i + 1
 		if j >= n || j < 0 {
@@ -94,4 +95,18 @@ func (h *expiryHeap) down(recs []record, i0 int) bool {
 		i = j
 	}
 	return i > i0
+}
+
+// grow extends s by n elements. It grows the capacity by a sixteenth, not
+// append's quarter: the records and the heap are most of a collector's
+// memory, and capacity never used is memory per waiting sighting too. The
+// price, more copying while the working set grows, is not paid in steady
+// state.
+func grow[T any](s []T, n int) []T {
+	if len(s)+n <= cap(s) {
+		return s[:len(s)+n]
+	}
+	t := make([]T, len(s)+n, cap(s)+max(cap(s)/16, n, 1024))
+	copy(t, s)
+	return t
 }

@@ -41,10 +41,11 @@ func (ix *matchIndex) bucket(fs uint64) int {
 }
 
 // insert adds record i (flow and signature fs). The table doubles when it
-// holds more records than heads (chains of one on average): an allocation
-// only when the working set grows, as for the records themselves.
+// holds twice as many records as heads (chains of one or two, 2 to 4 bytes
+// of heads per record): an allocation only when the working set grows, as
+// for the records themselves.
 func (ix *matchIndex) insert(recs []record, i int32, fs uint64) {
-	if ix.n >= len(ix.heads) {
+	if ix.n >= 2*len(ix.heads) {
 		ix.grow(recs)
 	}
 	b := ix.bucket(fs)

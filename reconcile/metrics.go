@@ -197,7 +197,7 @@ type metricsState struct {
 // compose checks spatial composition for a record that just completed:
 // for each pair with intermediate hops, the packet's time at each of them
 // must lie within [t_from − e, t_to + e], e the clock tolerance (clock.go).
-func (r *Reconciler) compose(c *class, rec *record) {
+func (r *Reconciler) compose(c *class, rec recRef) {
 	if c.nhops < 3 {
 		return
 	}

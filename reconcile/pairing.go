@@ -27,7 +27,7 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 	// Of two copies, the earlier is the packet and the later the
 	// duplicate, whichever arrives first: the record keeps the earlier.
 	for _, i := range r.cands {
-		rec := &r.recs[i]
+		rec := r.at(int32(i))
 		if rec.mask&bit != 0 && absDiff(rec.ts[h], t) <= c.dup {
 			if t < rec.ts[h] {
 				rec.ts[h], t = t, rec.ts[h]
@@ -56,17 +56,16 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 		best = -1
 	}
 	if best >= 0 {
-		rec := &r.recs[best]
+		rec := r.at(int32(best))
+		earliest := rec.earliest()
 		rec.ts[h] = t
 		rec.mask |= bit
 		if rec.mask == c.full {
 			r.complete(c, best, plausible)
 			return
 		}
-		if t < rec.min {
-			rec.min = t
-			rec.deadline = t + c.timeout
-			c.heap.fix(r.recs, rec.hpos)
+		if t < earliest {
+			c.heap.fix(r.recs, rec.hpos, t+c.timeout)
 		}
 		return
 	}
@@ -77,11 +76,12 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 		r.force()
 	}
 	i := r.alloc()
-	rec := &r.recs[i]
-	*rec = record{ref: t, min: t, deadline: t + c.timeout, flow: flow, sig: sig, cls: uint16(c.index), mask: bit}
+	rec := r.at(int32(i))
+	*rec.record = record{ref: t, flow: flow, sig: sig, cls: uint16(c.index), mask: bit}
+	clear(rec.ts) // a recycled record's times
 	rec.ts[h] = t
 	r.index.insert(r.recs, i, fs)
-	c.heap.push(r.recs, i)
+	c.heap.push(r.recs, i, t+c.timeout)
 	r.live++
 }
 
@@ -96,7 +96,7 @@ func (r *Reconciler) force() {
 		}
 	}
 	top := c.heap.top()
-	if rec := &r.recs[top]; rec.mask != c.full {
+	if rec := r.at(int32(top)); rec.mask != c.full {
 		// Its other hops may still come: calling it lost or missed
 		// would be a figure made up at the limit. It is dropped (fate
 		// unknown), as when a probe gives a sighting up.
@@ -112,7 +112,7 @@ func (r *Reconciler) force() {
 // fit says how well time x at hop h fits record rec's other hops: in path
 // order (ok), and how far x is from where the class's usual transit puts
 // it (d), and the tolerance on d. rec must have a hop other than h.
-func (c *class) fit(rec *record, h uint8, x int64) (ok bool, d, tol int64) {
+func (c *class) fit(rec recRef, h uint8, x int64) (ok bool, d, tol int64) {
 	m := rec.mask &^ (1 << h)
 	ok = true
 	for mm := m; mm != 0; mm &= mm - 1 {
@@ -140,7 +140,7 @@ func (r *Reconciler) swap(c *class, h uint8, t int64) (int32, int64) {
 	best, bestD := int32(-1), int64(math.MaxInt64)
 	learned := c.nest >= learnMin
 	for _, i := range r.cands {
-		rec := &r.recs[i]
+		rec := r.at(int32(i))
 		if rec.mask&bit == 0 || rec.mask == bit {
 			continue
 		}
@@ -159,7 +159,7 @@ func (r *Reconciler) swap(c *class, h uint8, t int64) (int32, int64) {
 	if best < 0 {
 		return -1, 0
 	}
-	rec := &r.recs[best]
+	rec := r.at(int32(best))
 	old := rec.ts[h]
 	rec.ts[h] = t
 	r.retime(c, best)
@@ -170,17 +170,12 @@ func (r *Reconciler) swap(c *class, h uint8, t int64) (int32, int64) {
 // retime recomputes the earliest time and the deadline of record i after
 // one of its hop times changed.
 func (r *Reconciler) retime(c *class, i int32) {
-	rec := &r.recs[i]
-	rec.min = math.MaxInt64
-	for m := rec.mask; m != 0; m &= m - 1 {
-		rec.min = min(rec.min, rec.ts[bits.TrailingZeros8(m)])
-	}
+	rec := r.at(int32(i))
+	deadline := rec.earliest() + c.timeout
 	if rec.mask == c.full {
-		rec.deadline = c.tombstone(rec)
-	} else {
-		rec.deadline = rec.min + c.timeout
+		deadline = c.tombstone(rec)
 	}
-	c.heap.fix(r.recs, rec.hpos)
+	c.heap.fix(r.recs, rec.hpos, deadline)
 }
 
 // match picks, among the candidates lacking hop h, the record the sighting
@@ -205,7 +200,7 @@ func (r *Reconciler) match(c *class, h uint8, t int64) (best int32, plausible bo
 	best, bestD, bestOK, bestTol := int32(-1), int64(math.MaxInt64), false, int64(0)
 	refused := false
 	for _, i := range r.cands {
-		rec := &r.recs[i]
+		rec := r.at(int32(i))
 		if rec.mask&(1<<h) != 0 {
 			continue
 		}
@@ -244,7 +239,7 @@ const (
 // learn folds the hop times of a completed packet into the class's usual
 // transit (an exponential mean with weight 1/16, in integers so that the
 // result does not depend on floating point).
-func (c *class) learn(ts *[MaxHops]int64) {
+func (c *class) learn(ts []int64) {
 	for h := 1; h < c.nhops; h++ {
 		x := ts[h] - ts[0]
 		if c.nest == 0 {

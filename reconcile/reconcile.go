@@ -139,23 +139,54 @@ type pair struct {
 }
 
 // record is one packet being reconciled. Fixed size: records live in a
-// pooled slice and are recycled through a free list.
+// pooled slice and are recycled through a free list. Its hop times are
+// apart, in Reconciler.times (as many per record as the longest path of
+// the configuration, not MaxHops); its earliest time is computed from them
+// and its deadline kept only in its class's expiry heap: 32 bytes here, so
+// that a 2-hop packet waiting for its second sighting takes about 64 bytes
+// in all (BenchmarkReconcileWaiting).
 type record struct {
-	ts       [MaxHops]int64 // hop times; valid where mask has the bit
-	ref      int64          // time of the sighting that created it: its order among candidates, immutable
-	min      int64          // earliest hop time
-	deadline int64          // min + class timeout: expiry index key
-	flow     uint32
-	sig      uint32
-	hpos     int32  // position in the expiry heap; next free record while free
-	next     int32  // next record of the same matchIndex chain
-	cls      uint16 // index into Reconciler.classes
-	mask     uint8  // hops present
-	learned  bool   // complete, and folded into the class's usual transit
+	ref     int64 // time of the sighting that created it: its order among candidates, immutable
+	flow    uint32
+	sig     uint32
+	hpos    int32  // position in the expiry heap; next free record while free
+	next    int32  // next record of the same matchIndex chain
+	cls     uint16 // index into Reconciler.classes
+	mask    uint8  // hops present
+	learned bool   // complete, and folded into the class's usual transit
+}
+
+// recRef is a record with its hop times, valid where mask has the bit. It
+// is invalidated, like a pointer into Reconciler.recs, by alloc.
+type recRef struct {
+	*record
+	ts []int64
+}
+
+// at returns record i with its times.
+func (r *Reconciler) at(i int32) recRef {
+	o := int(i) * r.stride
+	return recRef{&r.recs[i], r.times[o : o+r.stride : o+r.stride]}
 }
 
 // fs is the record's flow and signature, its matchIndex key.
 func (rec *record) fs() uint64 { return uint64(rec.flow)<<32 | uint64(rec.sig) }
+
+// earliest is the record's earliest hop time.
+func (rec recRef) earliest() int64 {
+	t := int64(math.MaxInt64)
+	for m := rec.mask; m != 0; m &= m - 1 {
+		t = min(t, rec.ts[bits.TrailingZeros8(m)])
+	}
+	return t
+}
+
+// tsArray is the record's hop times as the Interval reports them.
+func (rec recRef) tsArray() [MaxHops]int64 {
+	var a [MaxHops]int64
+	copy(a[:], rec.ts)
+	return a
+}
 
 // Reconciler matches sightings into records and aggregates them per slot.
 //
@@ -173,10 +204,12 @@ type Reconciler struct {
 	sink     Sink
 	max      int
 
-	recs  []record
-	free  int32 // head of the free list; -1 when empty
-	index matchIndex
-	live  int // records in the classes' expiry heaps
+	recs   []record
+	times  []int64 // hop times of record i: times[i·stride : (i+1)·stride]
+	stride int     // hops of the longest path
+	free   int32   // head of the free list; -1 when empty
+	index  matchIndex
+	live   int // records in the classes' expiry heaps
 
 	cands []uint32 // candidates of the sighting being placed
 
@@ -199,7 +232,7 @@ type Reconciler struct {
 	// record itself leaves the index after the short duplicate window:
 	// keeping it there for MaxTransit made the tree several times larger
 	// and matching twice as slow.
-	recent     map[uint64]recentDone
+	recent     recentTable
 	swept      int64 // watermark of the last sweep of recent
 	maxTransit int64 // largest class MaxTransit
 }
@@ -235,7 +268,7 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		index:    newMatchIndex(),
 		wm:       math.MinInt64,
 		closed:   math.MinInt64,
-		recent:   make(map[uint64]recentDone),
+		recent:   newRecentTable(),
 	}
 	r.clk.assumed = cfg.Clock.AssumeSynced
 	for i := range cfg.Classes {
@@ -251,6 +284,7 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		c.newTol(cl.OneWay)
 		r.classes[i] = c
 		r.maxTimeout = max(r.maxTimeout, c.timeout)
+		r.stride = max(r.stride, c.nhops)
 		r.maxTransit = max(r.maxTransit, c.maxT)
 	}
 	return r, nil
@@ -368,13 +402,14 @@ func (r *Reconciler) alloc() int32 {
 		r.free = r.recs[i].hpos
 		return i
 	}
-	r.recs = append(r.recs, record{})
+	r.recs = grow(r.recs, 1)
+	r.times = grow(r.times, r.stride)
 	return int32(len(r.recs) - 1)
 }
 
 // remove takes record i out of both indexes and puts it on the free list.
 func (r *Reconciler) remove(i int32) {
-	rec := &r.recs[i]
+	rec := r.at(int32(i))
 	r.index.remove(r.recs, i)
 	r.classes[rec.cls].heap.remove(r.recs, rec.hpos)
 	r.live--
@@ -389,9 +424,9 @@ func (r *Reconciler) remove(i int32) {
 // them (plausible), else when it is decided: a wrong pairing must not
 // bend what tells the next ones apart.
 func (r *Reconciler) complete(c *class, i int32, plausible bool) {
-	rec := &r.recs[i]
+	rec := r.at(int32(i))
 	if plausible {
-		c.learn(&rec.ts)
+		c.learn(rec.ts)
 		rec.learned = true
 	}
 	// Kept as a tombstone until the duplicate window after its last
@@ -401,8 +436,7 @@ func (r *Reconciler) complete(c *class, i int32, plausible bool) {
 	// And remembered in recent for the maximum transit time after its
 	// reference time, so that a later packet with the same signature counts
 	// as a clash whatever order the probes' PDUs arrive in.
-	rec.deadline = c.tombstone(rec)
-	c.heap.fix(r.recs, rec.hpos)
+	c.heap.fix(r.recs, rec.hpos, c.tombstone(rec))
 	last := rec.ts[0]
 	for h := 1; h < c.nhops; h++ {
 		last = max(last, rec.ts[h])
@@ -411,26 +445,24 @@ func (r *Reconciler) complete(c *class, i int32, plausible bool) {
 	// Bounded like the records: while the watermark stalls (a silent
 	// probe) completions can pile up; past the cap they are not
 	// remembered, and a clash with them goes uncounted (never a wrong delay).
-	if _, ok := r.recent[fs]; ok || len(r.recent) < r.max {
-		r.recent[fs] = recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)}
-	}
+	r.recent.put(fs, recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)}, r.max)
 }
 
 // tombstone is the deadline of a complete record: the duplicate window
 // after its last sighting, but not past its timeout, so that it is decided
 // before the interval of its earliest sighting closes.
-func (c *class) tombstone(rec *record) int64 {
+func (c *class) tombstone(rec recRef) int64 {
 	last := rec.ts[0]
 	for h := 1; h < c.nhops; h++ {
 		last = max(last, rec.ts[h])
 	}
-	return min(last+c.dup, rec.min+c.timeout)
+	return min(last+c.dup, rec.earliest()+c.timeout)
 }
 
 // decide counts a complete record: one delay per hop pair.
-func (r *Reconciler) decide(c *class, rec *record) {
+func (r *Reconciler) decide(c *class, rec recRef) {
 	if !rec.learned {
-		c.learn(&rec.ts)
+		c.learn(rec.ts)
 	}
 	for p := range c.pairs {
 		r.measure(c, rec, p)
@@ -452,7 +484,7 @@ const (
 
 // account counts each sighting of decided record rec in the Accounting of
 // the interval of its time.
-func (r *Reconciler) account(c *class, rec *record, o outcome) {
+func (r *Reconciler) account(c *class, rec recRef, o outcome) {
 	for m := rec.mask; m != 0; m &= m - 1 {
 		a := &r.slotAt(rec.ts[bits.TrailingZeros8(m)]).iv.Accounting
 		switch o {
@@ -470,7 +502,7 @@ func (r *Reconciler) account(c *class, rec *record, o outcome) {
 
 // measure counts the delay of record rec over hop pair p, seen at both of
 // its hops, in the interval of its time at hop_from.
-func (r *Reconciler) measure(c *class, rec *record, p int) {
+func (r *Reconciler) measure(c *class, rec recRef, p int) {
 	pp := &c.pairs[p]
 	from, to := rec.ts[pp.from], rec.ts[pp.to]
 	sl := r.slot(r.slotOf(from))
@@ -485,7 +517,7 @@ func (r *Reconciler) measure(c *class, rec *record, p int) {
 // expire classifies an incomplete record as lost (only hops at the end of
 // the path missing) or missed (an earlier hop missing) and removes it.
 func (r *Reconciler) expire(i int32) {
-	rec := &r.recs[i]
+	rec := r.at(int32(i))
 	c := &r.classes[rec.cls]
 	if rec.mask == c.full {
 		r.decide(c, rec)
@@ -504,7 +536,7 @@ func (r *Reconciler) expire(i int32) {
 		hasTo := rec.mask&(1<<pp.to) != 0
 		// The interval is decided by the time at hop_from; without it,
 		// by the earliest time the packet was seen.
-		t := rec.min
+		t := rec.earliest()
 		if hasFrom {
 			t = rec.ts[pp.from]
 		}
@@ -525,9 +557,9 @@ func (r *Reconciler) expire(i int32) {
 		}
 	}
 	if c.perPacket {
-		sl := r.slot(r.slotOf(rec.min))
+		sl := r.slot(r.slotOf(rec.earliest()))
 		sl.iv.Incomplete = append(sl.iv.Incomplete, Incomplete{
-			Flow: rec.flow, Class: c.index, Sig: rec.sig, Lost: lost, Mask: rec.mask, TS: rec.ts,
+			Flow: rec.flow, Class: c.index, Sig: rec.sig, Lost: lost, Mask: rec.mask, TS: rec.tsArray(),
 		})
 	}
 	if lost {
@@ -560,7 +592,7 @@ func (r *Reconciler) duplicate(c *class, flow uint32, h int, t int64) {
 // signature, still within its clash window, has a reference time within
 // maxT of t.
 func (r *Reconciler) clashesRecent(fs uint64, t, maxT int64) bool {
-	d, ok := r.recent[fs]
+	d, ok := r.recent.get(fs)
 	return ok && d.until >= r.wm && absDiff(d.ref, t) <= maxT
 }
 
@@ -571,11 +603,7 @@ func (r *Reconciler) sweepRecent() {
 		return
 	}
 	r.swept = r.wm
-	for fs, d := range r.recent {
-		if d.until < r.wm {
-			delete(r.recent, fs)
-		}
-	}
+	r.recent.sweep(r.wm)
 }
 
 func (r *Reconciler) clash(c *class, flow uint32, t int64) {

@@ -176,6 +176,9 @@ func Compile(cfg *conf.Config) (*Sieve, error) {
 		if cl.OneWay != nil {
 			s.oneWay |= 1 << ci
 		}
+		if cl.FTPDataFlags {
+			s.ftpFlags |= 1 << ci
+		}
 		if err := c.class(ci, cl); err != nil {
 			return nil, fmt.Errorf("sieve: compile: class %q (line %d): %w", cl.Name, cl.Line, err)
 		}

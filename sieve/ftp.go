@@ -13,7 +13,8 @@ package sieve
 //     (FlagFTPData) even when no class's filter wants them, since a filter
 //     cannot name ports chosen at run time. The expectation is learned on
 //     the sieve's goroutine before the next packet is read, so the data
-//     connection's first SYN is never missed.
+//     connection's first SYN is never missed. A class with
+//     ftpData="flags" keeps only their SYN, FIN and RST packets.
 //
 // An expected data connection runs between the two hosts of its control
 // connection as this probe sees them (a NAT on either side changes the
@@ -49,6 +50,10 @@ func (p *Payload) Bytes() []byte { return p.B[:p.N] }
 const PortFTP = 21
 
 const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+
 	maxFTPExpect  = 256
 	ftpExpectIdle = int64(300e9) // ns: as the TCP analysis's idle timeout
 )
@@ -120,7 +125,11 @@ func (t *ftpTable) match(rec *Record) uint64 {
 // ftpData adds to rec the classes of the control connection that
 // announced its connection, if one did.
 func (s *Sieve) ftpData(rec *Record) {
-	if c := s.ftpx.match(rec); c != 0 {
+	c := s.ftpx.match(rec)
+	if rec.TCPFlags&(tcpSYN|tcpFIN|tcpRST) == 0 {
+		c &^= s.ftpFlags
+	}
+	if c != 0 {
 		rec.Classes |= c
 		rec.Flags |= FlagFTPData
 	}

@@ -83,6 +83,7 @@ type Sieve struct {
 	scratch  [signBuf]byte // masked header bytes being signed
 	reasm    *reassembly.Reassembler
 	ftpx     ftpTable         // expected FTP data connections (ftp.go)
+	ftpFlags uint64           // classes keeping only SYN, FIN and RST of FTP data connections (conf ftpData="flags")
 	pay      [PayloadMax]byte // the payload of the last record with FlagPayload
 	payN     int
 	payDrops uint64

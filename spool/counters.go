@@ -72,9 +72,44 @@ func (w *Writer) bufferData(ir *intervalRows, start int64, row []byte) error {
 func (w *Writer) CutData(wm int64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.cutData(wm)
+}
+
+// cutData is CutData with w.mu held.
+func (w *Writer) cutData(wm int64) error {
+	irs := w.dataRows()
+	var starts []int64
+	for _, ir := range irs {
+		for s := range ir.rows {
+			if s+w.interval <= wm && !slices.Contains(starts, s) {
+				starts = append(starts, s)
+			}
+		}
+	}
+	slices.Sort(starts)
 	var errs []error
-	for _, ir := range w.dataRows() {
-		errs = append(errs, w.cutData(ir, wm))
+	for _, s := range starts {
+		// One set (a manifest, no interval: the reconciler's interval of
+		// the same start is another set) for every analysis's rows of
+		// the interval: a set's fsyncs are paid once, and they run
+		// under the collector's lock. On failure the rows stay buffered
+		// and the next cut tries again.
+		var files []setFile
+		var from []*intervalRows
+		for _, ir := range irs {
+			if rows, ok := ir.rows[s]; ok {
+				files = append(files, setFile{ir.typ, ir.cols, rows})
+				from = append(from, ir)
+			}
+		}
+		if err := w.writeSet(s, files, true, false); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, ir := range from {
+			ir.n -= countLines(ir.rows[s])
+			delete(ir.rows, s)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -84,29 +119,6 @@ func (w *Writer) dataRows() []*intervalRows {
 	return []*intervalRows{&w.counters, &w.rtt, &w.tcp, &w.ftp}
 }
 
-func (w *Writer) cutData(ir *intervalRows, wm int64) error {
-	var starts []int64
-	for s := range ir.rows {
-		if s+w.interval <= wm {
-			starts = append(starts, s)
-		}
-	}
-	slices.Sort(starts)
-	var errs []error
-	for _, s := range starts {
-		rows := ir.rows[s]
-		// Its own set (a manifest, no interval: the reconciler's interval
-		// of the same start is another set). On failure the rows stay
-		// buffered and the next cut tries again.
-		if err := w.writeSet(s, []setFile{{ir.typ, ir.cols, rows}}, true, false); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ir.n -= countLines(rows)
-		delete(ir.rows, s)
-	}
-	return errors.Join(errs...)
-}
 
 func countLines(b []byte) int {
 	n := 0

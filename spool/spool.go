@@ -256,9 +256,7 @@ func (w *Writer) Close() error {
 			errs = append(errs, w.cut(buf))
 		}
 	}
-	for _, ir := range w.dataRows() {
-		errs = append(errs, w.cutData(ir, math.MaxInt64))
-	}
+	errs = append(errs, w.cutData(math.MaxInt64))
 	return errors.Join(errs...)
 }
 

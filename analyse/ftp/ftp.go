@@ -20,7 +20,10 @@
 //
 // The bytes of a transfer are the data connection's payload by sequence
 // numbers (highest end − initial sequence number, both directions: one of
-// them carries nothing), so a retransmission is counted once. The record
+// them carries nothing), so a retransmission is counted once; a FIN's
+// sequence number counts too, so a class keeping only the SYN, FIN and RST
+// of data connections (ftpData="flags") still has the bytes (not the data
+// times: those of the command then). The record
 // leaves with the final reply (2xx, 4xx, 5xx) to the transfer command, or
 // when the session ends first (reply 0).
 //
@@ -31,6 +34,7 @@ package ftp
 
 import (
 	"bytes"
+	"fmt"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -129,6 +133,18 @@ func (s *seqCount) add(seq uint32, syn bool, pay uint64) {
 	}
 	lo := int64(s.hi) + int64(int32(seq-(s.base+uint32(s.hi))))
 	if end := lo + int64(pay); end > int64(s.hi) {
+		s.hi = uint64(end)
+	}
+}
+
+// fin counts up to a FIN's sequence number (seq + payload: where the
+// FIN sits): the bytes before it were sent, also those the probe did not
+// see (a class keeping only SYN, FIN and RST, ftpData="flags").
+func (s *seqCount) fin(pos uint32) {
+	if !s.seen {
+		return
+	}
+	if end := int64(s.hi) + int64(int32(pos-(s.base+uint32(s.hi)))); end > int64(s.hi) {
 		s.hi = uint64(end)
 	}
 }
@@ -441,6 +457,9 @@ func (a *Analysis) dataPacket(rec *sieve.Record, ci int) {
 	}
 	pay := uint64(rec.TCPPayload)
 	dc.c[side].add(uint32(rec.Txn>>32), syn, pay)
+	if rec.TCPFlags&fFIN != 0 {
+		dc.c[side].fin(uint32(rec.Txn>>32) + uint32(pay))
+	}
 	if pay > 0 {
 		if dc.first == 0 {
 			dc.first = rec.TS
@@ -586,6 +605,15 @@ func endpoint(b *[16]byte, port uint16, k *connKey) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[:4])), port)
 	}
 	return netip.AddrPortFrom(netip.AddrFrom16(*b), port)
+}
+
+// Summary says what the memory bound cost (the probe's analysis.bound
+// event), "" when nothing.
+func (a *Analysis) Summary() string {
+	if a.Evicted == 0 {
+		return ""
+	}
+	return fmt.Sprintf("ftp sessions=%d evicted (table full, %d)=%d transfers=%d", a.Sessions, a.cfg.MaxSessions, a.Evicted, a.Transfers)
 }
 
 // Len returns the sessions followed (for memory tests).

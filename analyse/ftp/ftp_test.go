@@ -63,8 +63,12 @@ const controlOnly = `<tmon interval="60s">
 // replay runs a capture through a sieve and an analyser with this
 // analysis, the payloads handed on as the probe does.
 func replay(t testing.TB, file string) (*sink, *Analysis, sieve.Stats) {
+	return replayConf(t, file, controlOnly)
+}
+
+func replayConf(t testing.TB, file, xml string) (*sink, *Analysis, sieve.Stats) {
 	t.Helper()
-	cfg, err := conf.Parse(strings.NewReader(controlOnly), "ftp.xml")
+	cfg, err := conf.Parse(strings.NewReader(xml), "ftp.xml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,4 +381,25 @@ func FuzzControl(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFlagsOnly: a class with ftpData="flags" keeps only the SYN, FIN and
+// RST packets of the data connections — 63 control packets and 16 data
+// packets of the IPv4 capture (tcpdump: 'port 21', and 'not port 21 and
+// tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0') — and the transfers
+// still have their sizes (77 and 342 bytes, Zeek's), from the FIN's
+// sequence numbers.
+func TestFlagsOnly(t *testing.T) {
+	xml := strings.Replace(controlOnly, `<flowClass name="ftp">`, `<flowClass name="ftp" ftpData="flags">`, 1)
+	out, _, st := replayConf(t, filepath.Join(corpus(t, "zeek"), "ftp", "ipv4.pcap"), xml)
+	if st.Wanted != 63+16 {
+		t.Errorf("sieve kept %d packets, want 79", st.Wanted)
+	}
+	var got []string
+	for _, x := range out.got {
+		got = append(got, fmt.Sprint(string(x.Command), " ", x.Bytes))
+	}
+	if w := "[LIST 342 RETR 77 LIST 342 RETR 77]"; fmt.Sprint(got) != w {
+		t.Errorf("transfers %v, want %s", got, w)
+	}
 }

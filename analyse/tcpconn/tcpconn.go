@@ -23,10 +23,11 @@
 //     connection (the second side's FIN, or the first RST), or to the last
 //     packet while it is not closed; packets after the close (the last
 //     ACKs) are counted but do not extend it, as in Zeek's conn.log;
-//   - bytes: the highest sequence number + payload length seen, minus the
-//     initial sequence number + 1 (of the SYN; without a SYN, the first
-//     segment's sequence number): what the side sent, once, whatever was
-//     retransmitted; SYN and FIN are not counted;
+//   - bytes: the highest sequence number + payload length seen (or the
+//     sequence number of a FIN), minus the initial sequence number + 1 (of
+//     the SYN; without a SYN, the first segment's sequence number): what
+//     the side sent, once, whatever was retransmitted; SYN and FIN are not
+//     counted;
 //   - retransmission: a segment whose payload was all seen before;
 //   - out of order: a segment whose payload was not seen before, below
 //     the highest sequence number seen (it fills a gap: reordered, or sent
@@ -42,6 +43,7 @@
 package tcpconn
 
 import (
+	"fmt"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -366,6 +368,9 @@ func (a *Analysis) segment(c *conn, rec *sieve.Record, dirA bool) {
 		s.zw++
 		c.letter(s, orig, hW)
 	}
+	if f&fFIN != 0 && s.seen {
+		a.finSeq(s, seq+uint32(pay))
+	}
 	if f&fFIN != 0 {
 		c.letter(s, orig, hF)
 		s.fin = true
@@ -445,6 +450,18 @@ func (a *Analysis) data(c *conn, s *side, orig bool, seq uint32, pay uint64) {
 			s.retrans++
 			c.letter(s, orig, hT)
 		}
+	}
+}
+
+// finSeq accounts a FIN at sequence number pos: the bytes before it were
+// sent, seen here or not (lost upstream, or a class keeping only SYN, FIN
+// and RST of FTP data connections); those not seen make a gap.
+func (a *Analysis) finSeq(s *side, pos uint32) {
+	end := int64(s.hi) + int64(int32(pos-(s.base+uint32(s.hi))))
+	if end > int64(s.hi) {
+		s.holes[1] = s.holes[0]
+		s.holes[0] = hole{s.hi, uint64(end)}
+		s.hi = uint64(end)
 	}
 }
 
@@ -612,6 +629,15 @@ func rstOS0(h []byte) bool {
 		}
 	}
 	return false
+}
+
+// Summary says what the memory bound cost (the probe's analysis.bound
+// event), "" when nothing.
+func (a *Analysis) Summary() string {
+	if a.Evicted == 0 {
+		return ""
+	}
+	return fmt.Sprintf("tcp connections=%d evicted (table full, %d)=%d", a.Conns, a.cfg.MaxConns, a.Evicted)
 }
 
 // Len returns the connections followed (for memory tests).

@@ -475,3 +475,87 @@ func replayPayload(t *testing.T, path string) *corpusOut {
 	a.Close()
 	return out
 }
+
+// TestFINBytes: segments lost before the probe (bytes 100–300) are
+// counted in the bytes by the FIN's sequence number (the FIN sits at 300),
+// and a retransmission of part of them fills the gap (out of order, not a
+// retransmission).
+func TestFINBytes(t *testing.T) {
+	out := &sink{}
+	a := New(Config{}, out)
+	var ids analyse.FlowIDs
+	recs := []sieve.Record{
+		seg(1, true, fSYN, 999, 0, 0, 9),
+		seg(2, false, fSYN|fACK, 5, 1000, 0, 9),
+		seg(3, true, fACK, 1000, 6, 100, 9),    // 0–100
+		seg(4, true, fACK|fFIN, 1300, 6, 0, 9), // FIN at 300; 100–300 never seen
+		seg(5, true, fACK, 1100, 6, 100, 9),    // 100–200 sent again: fills the gap
+		seg(6, false, fACK|fFIN, 6, 1301, 0, 9),
+	}
+	for i := range recs {
+		a.Packet(&recs[i], &ids)
+	}
+	a.Close()
+	c := out.final()[0]
+	if c.O.Bytes != 300 || c.O.OutOfOrder != 1 || c.O.Retrans != 0 {
+		t.Errorf("bytes %d, out of order %d, retransmitted %d; want 300 1 0", c.O.Bytes, c.O.OutOfOrder, c.O.Retrans)
+	}
+}
+
+// TestZeekTCPCaptures: the two TCP edge cases of the Zeek corpus, each
+// figure worked out from `tcpdump -tt -S -nr F` (no Zeek baseline comes
+// with them).
+//
+// handshake-reorder.pcap: the SYN/ACK is captured before the SYN, so the
+// originator is the SYN's sender, the receiver of the first packet
+// (history starts with ^); 7 packets each way; the client sends
+// 4263588547 − 4263588411 = 136 bytes, the server 2779767246 − 2779762239
+// = 5007; both FIN: SF, closed by the server's FIN at .080828, 0.141744 s
+// after the first packet at .939084 (the client's last ACK after it is
+// counted, not in the duration).
+//
+// fin_retransmission.pcap: a SYN, a FIN without ACK at the SYN's sequence
+// number, the SYN/ACK, the FIN again with ACK, a RST from the server at
+// .971258: 3 + 2 packets, no payload, RSTR (the originator had closed),
+// 0.971258 − 0.360849 = 0.610409 s.
+func TestZeekTCPCaptures(t *testing.T) {
+	for _, tc := range []struct {
+		file, orig, resp    string
+		dur                 int64 // µs
+		op, rp, ob, rb      uint64
+		state, hist, status string
+	}{
+		{"handshake-reorder.pcap", "141.142.228.5:59856", "192.150.187.43:80", 141744, 7, 7, 136, 5007, "SF", "^hSADadFf", "fin"},
+		{"fin_retransmission.pcap", "10.1.30.117:55344", "17.167.193.62:443", 610409, 3, 2, 0, 0, "RSTR", "SFhr", "rst"},
+	} {
+		f := replay(t, filepath.Join(corpus(t, "zeek"), "tcp", tc.file), Config{}).final()
+		if len(f) != 1 {
+			t.Fatalf("%s: %d connections", tc.file, len(f))
+		}
+		c := f[0]
+		got := fmt.Sprint(c.Orig, " ", c.Resp, " ", (c.Last-c.First)/1000, " ", c.O.Packets, " ", c.R.Packets, " ", c.O.Bytes, " ", c.R.Bytes, " ",
+			pdu.TCPStateName(c.State), " ", string(c.History), " ", pdu.TCPStatusName(c.Status))
+		want := fmt.Sprint(tc.orig, " ", tc.resp, " ", tc.dur, " ", tc.op, " ", tc.rp, " ", tc.ob, " ", tc.rb, " ", tc.state, " ", tc.hist, " ", tc.status)
+		if got != want {
+			t.Errorf("%s\n got %s\nwant %s", tc.file, got, want)
+		}
+	}
+}
+
+// TestSummary: the memory bound's cost is said (the probe's
+// analysis.bound event), nothing when there was none.
+func TestSummary(t *testing.T) {
+	a := New(Config{MaxConns: 1}, &sink{})
+	var ids analyse.FlowIDs
+	for i := range 3 {
+		r := seg(int64(i), true, fSYN, 1, 0, 0, 9)
+		r.SrcPort = uint16(1000 + i)
+		a.Packet(&r, &ids)
+		if s := a.Summary(); (i == 0) != (s == "") {
+			t.Errorf("after %d connections: %q", i+1, s)
+		}
+	}
+	if s := a.Summary(); s != "tcp connections=3 evicted (table full, 1)=2" {
+		t.Errorf("summary %q", s)
+	}
+}

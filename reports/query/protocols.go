@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tmon-project/tmon/hist"
 )
 
 // The protocol analyses' record tables (docs/loader.md): TCP connections
@@ -159,4 +161,72 @@ func (d *DB) FTPTransfers(ctx context.Context, s Selection) (out []FTPTransfer, 
 		return nil
 	})
 	return out, truncated, err
+}
+
+// RTTStep is the round trips of one kind over one resolution step, every
+// selected flow merged: counts add, the histograms merge bucket by bucket.
+type RTTStep struct {
+	T                 time.Time
+	Count, Unanswered int64
+	Min, Max          int64
+	Hist              hist.Hist
+}
+
+// RTTKind is the round trips of one kind over the period: its steps and
+// their merge.
+type RTTKind struct {
+	Kind  string
+	Steps []*RTTStep
+	Total RTTStep
+}
+
+// RTT returns the round trips of the selected flows per kind, at the
+// period's resolution (rtt_stats_1m, _1h or _1d).
+func (d *DB) RTT(ctx context.Context, s Selection) ([]*RTTKind, error) {
+	lv := s.Resolution()
+	args := []any{s.From.UnixNano(), s.To.UnixNano()}
+	q := `SELECT t.kind, t.start_ns, t.count, t.unanswered, t.min_ns, t.max_ns, COALESCE(t.rtt_hist, '')
+		FROM rtt_stats_` + lv.Suffix + ` t JOIN flows f ON f.id = t.flow_id WHERE t.start_ns >= ? AND t.start_ns < ?` + flowFilter(s, &args) +
+		" ORDER BY t.kind, t.start_ns"
+	var out []*RTTKind
+	err := d.rows(ctx, q, args, func(r *sql.Rows) error {
+		var kind, h string
+		var start, count, unans int64
+		var mn, mx sql.NullInt64
+		if err := r.Scan(&kind, &start, &count, &unans, &mn, &mx, &h); err != nil {
+			return err
+		}
+		if len(out) == 0 || out[len(out)-1].Kind != kind {
+			out = append(out, &RTTKind{Kind: kind})
+		}
+		k := out[len(out)-1]
+		t := time.Unix(0, start).UTC()
+		if n := len(k.Steps); n == 0 || !k.Steps[n-1].T.Equal(t) {
+			k.Steps = append(k.Steps, &RTTStep{T: t})
+		}
+		for _, st := range []*RTTStep{k.Steps[len(k.Steps)-1], &k.Total} {
+			if mn.Valid && count > 0 {
+				if st.Count == 0 || mn.Int64 < st.Min {
+					st.Min = mn.Int64
+				}
+				st.Max = max(st.Max, mx.Int64)
+			}
+			st.Count += count
+			st.Unanswered += unans
+			if h != "" {
+				if err := st.Hist.AddSparse(h); err != nil {
+					return fmt.Errorf("rtt_hist: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	for _, k := range out {
+		for _, st := range append(k.Steps, &k.Total) {
+			if st.Count > 0 {
+				st.Hist.SetRange(st.Min, st.Max)
+			}
+		}
+	}
+	return out, err
 }

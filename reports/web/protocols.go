@@ -13,7 +13,9 @@ import (
 // there when it is none of its own).
 
 func init() {
-	Pages = append(Pages, struct{ Path, Name string }{"/tcp", "TCP connections"}, struct{ Path, Name string }{"/ftp", "FTP transfers"})
+	Pages = append(Pages, struct{ Path, Name string }{"/rtt", "Round trips"},
+		struct{ Path, Name string }{"/tcp", "TCP connections"}, struct{ Path, Name string }{"/ftp", "FTP transfers"})
+	protoPages["/rtt"] = protoPage{"rtt", "Round trips", (*Server).rttPage}
 	protoPages["/tcp"] = protoPage{"tcp", "TCP connections", (*Server).tcpPage}
 	protoPages["/ftp"] = protoPage{"ftp", "FTP transfers", (*Server).ftpPage}
 	funcs["bytesf"] = humanBytes
@@ -119,4 +121,66 @@ func humanRate(v int64) string {
 		return fmt.Sprintf("%.1f kb/s", float64(v)/1e3)
 	}
 	return fmt.Sprintf("%d b/s", v)
+}
+
+// rttKind is a kind of transaction on the round-trips page.
+type rttKind struct {
+	Kind                    string
+	Count, Unanswered       int64
+	P50, P90, P99, Min, Max string // ms
+	Chart                   string
+}
+
+// rttPage: per kind of transaction, the round-trip percentiles over time
+// (every selected flow merged per step) and over the period.
+func (s *Server) rttPage(ctx context.Context, p *page) error {
+	kinds, err := s.db.RTT(ctx, p.Sel)
+	if err != nil {
+		return err
+	}
+	var out []rttKind
+	for _, k := range kinds {
+		r := rttKind{Kind: k.Kind, Count: k.Total.Count, Unanswered: k.Total.Unanswered, P50: "–", P90: "–", P99: "–", Min: "–", Max: "–"}
+		if k.Total.Count > 0 {
+			qs := []*string{&r.P50, &r.P90, &r.P99}
+			for i, q := range []float64{0.5, 0.9, 0.99} {
+				v, _ := k.Total.Hist.Quantile(q)
+				*qs[i] = fmt.Sprintf("%.3f", float64(v)/1e6)
+			}
+			r.Min, r.Max = fmt.Sprintf("%.3f", float64(k.Total.Min)/1e6), fmt.Sprintf("%.3f", float64(k.Total.Max)/1e6)
+		}
+		r.Chart = p.chart(rttChart(k))
+		out = append(out, r)
+	}
+	p.Data = out
+	return nil
+}
+
+// rttChart: p50/p90/p99/max of one kind's round trips per step, in ms.
+func rttChart(k *query.RTTKind) Chart {
+	c := Chart{ID: "rtt-" + k.Kind, Title: "Round trips: " + k.Kind, Kind: "time", YLabel: "ms"}
+	names := []string{"p50", "p90", "p99", "max"}
+	colors := []string{"#1f77b4", "#2ca02c", "#ff7f0e", "#d62728"}
+	data := make([][]*float64, 4)
+	for _, st := range k.Steps {
+		c.X = append(c.X, unix(st.T))
+		for i, q := range []float64{0.5, 0.9, 0.99} {
+			if st.Count == 0 {
+				data[i] = append(data[i], nil)
+				continue
+			}
+			v, _ := st.Hist.Quantile(q)
+			data[i] = append(data[i], ms(v))
+		}
+		if st.Count > 0 {
+			data[3] = append(data[3], ms(st.Max))
+		} else {
+			data[3] = append(data[3], nil)
+		}
+	}
+	for i := range names {
+		c.Series = append(c.Series, Series{Label: names[i], Color: colors[i], Data: data[i]})
+	}
+	c.Bands = [][2]int{{3, 2}, {2, 1}, {1, 0}}
+	return c
 }

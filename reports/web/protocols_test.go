@@ -207,6 +207,18 @@ func TestProtocolPages(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("FTP page rows (newest first)\n%q\nwant\n%q", got, want)
 	}
+	// The TCP handshakes of the five connections, both halves, as the
+	// round-trip analysis's own corpus test has them from tcpdump
+	// (analyse/rtt TestCorpusRoundTrips): SYN → SYN/ACK 55533, 55284,
+	// 54829, 45, 36 µs; SYN/ACK → ACK 33, 44, 30, 55759, 55660 µs.
+	rtts := tableRows(t, render("/rtt"), "rtt")
+	got = nil
+	for _, r := range rtts {
+		got = append(got, strings.Join([]string{r[0], r[1], r[2], r[3], r[7]}, " "))
+	}
+	if w := "[tcp_syn 5 0 0.036 55.533 tcp_synack 5 0 0.030 55.759]"; fmt.Sprint(got) != w {
+		t.Errorf("round trips %v, want %s", got, w)
+	}
 	if !testing.Short() {
 		browserCheck(t, srv, sel)
 	}
@@ -235,14 +247,14 @@ func browserCheck(t *testing.T, srv *web.Server, sel query.Selection) {
 	defer ts.Close()
 	ctx, console := browse(t, &env{browser: browser})
 	shots := screenshotDir(t)
-	for _, pg := range []struct{ path, id string }{{"/tcp", "tcp"}, {"/ftp", "ftp"}} {
+	for _, pg := range []struct{ path, id string }{{"/rtt", "rtt"}, {"/tcp", "tcp"}, {"/ftp", "ftp"}} {
 		url := ts.URL + pg.path + "?" + sel.Values().Encode()
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`))); err != nil {
 			t.Fatalf("%s: %v", url, err)
 		}
 		// Sort by bytes (the 6th column of both tables… the orig bytes of
 		// TCP, the bytes of FTP): twice, ascending then descending.
-		col := map[string]int{"tcp": 8, "ftp": 6}[pg.id]
+		col := map[string]int{"rtt": 2, "tcp": 8, "ftp": 6}[pg.id]
 		read := fmt.Sprintf(`Array.from(document.querySelectorAll("#%s tbody tr")).map(r => +r.cells[%d].dataset.v).join(",")`, pg.id, col-1)
 		click := fmt.Sprintf(`document.querySelectorAll("#%s th")[%d].click()`, pg.id, col-1)
 		sortRead := func() string {
@@ -256,6 +268,12 @@ func browserCheck(t *testing.T, srv *web.Server, sel query.Selection) {
 		desc := sortRead()
 		if !sortedNums(asc, 1) || !sortedNums(desc, -1) || asc == "" {
 			t.Errorf("%s: sorted %q then %q", pg.path, asc, desc)
+		}
+		if pg.id == "rtt" {
+			drawn, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`["rtt-tcp_syn", "rtt-tcp_synack"].every(id => { const c = window.tmonCharts[id]; return c && c.plot && c.plot.root.querySelector("canvas") !== null && c.def.x.length > 0 })`))
+			if err != nil || !drawn {
+				t.Errorf("round-trip charts not drawn (%v)", err)
+			}
 		}
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err == nil {
