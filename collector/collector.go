@@ -102,6 +102,7 @@ type Collector struct {
 	limits           conf.Limits // resolved
 	trust            trustState
 	flowSlots        int64 // probe flow id slots held by every session (Limits.MaxFlows)
+	sessionLimitSaid bool  // maxSessions reached: logged once
 	flowLimitSaid    bool
 	journalLimitSaid bool
 

@@ -199,5 +199,9 @@ func (c *Collector) evictSession() {
 	}
 	c.flowSlots -= int64(len(old.flows))
 	delete(c.sessions, oldK)
+	if !c.sessionLimitSaid {
+		c.sessionLimitSaid = true // every eviction is an event; the log says it once
+		c.log.Warn("collector: maxSessions reached: forgetting the sessions heard least recently", "maxSessions", c.limits.MaxSessions, "first", fmt.Sprintf("%s/%08x", old.name, oldK.session))
+	}
 	c.event(time.Now(), "collector.limit", fmt.Sprintf("maxSessions=%d reached: probe %s session %08x forgotten", c.limits.MaxSessions, old.name, oldK.session))
 }

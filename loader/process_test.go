@@ -29,8 +29,10 @@ func TestMain(m *testing.M) {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
-	if daySpoolDir != "" {
-		os.RemoveAll(filepath.Dir(daySpoolDir))
+	for _, d := range []string{daySpoolDir, ppSpoolDir} {
+		if d != "" {
+			os.RemoveAll(filepath.Dir(d))
+		}
 	}
 	os.Exit(code)
 }

@@ -21,6 +21,8 @@ type run struct {
 	arch     *archiver
 	total    int // files to load in this run, for progress
 	lastLog  time.Time
+	// Days whose partitions of a per-class table this run made sure of.
+	classDays map[*Table]map[int64]bool
 }
 
 // batch is the work of one transaction: the rows of some files, their
@@ -346,6 +348,11 @@ func (r *run) addAgg(b *batch, rt *recordType, vals []val) {
 
 // commit writes a batch in one transaction, then archives its files.
 func (r *run) commit(ctx context.Context, b *batch) error {
+	// Before the per-flow merge, which changes the batch's rows in place.
+	cls, err := r.classPrepare(ctx, b)
+	if err != nil {
+		return err
+	}
 	// Partitions first: on MySQL that is DDL, which commits implicitly.
 	for rt, rows := range b.records {
 		t := rt.tables[0]
@@ -393,6 +400,9 @@ func (r *run) commit(ctx context.Context, b *batch) error {
 				}
 			}
 		}
+	}
+	if err := r.classWrite(ctx, tx, cls); err != nil {
+		return err
 	}
 	if err := insertRows(ctx, r.d, tx, &badLinesTable, colNames(&badLinesTable), b.bad, ""); err != nil {
 		return err

@@ -30,6 +30,9 @@ const (
 	// merged columns (a quantile of a merged histogram, a ratio of summed
 	// counts), recomputed by the field's derive function before every write.
 	OpDerived
+	// OpUnion is a set of names (KindText, sorted, comma-separated): the
+	// union of both (the collectors whose rows a per-class row merges).
+	OpUnion
 )
 
 // Column is one database column.

@@ -553,5 +553,5 @@ func allTables() []*Table {
 	for _, rt := range recordTypes {
 		ts = append(ts, rt.tables...)
 	}
-	return ts
+	return append(ts, classTables()...)
 }

@@ -87,6 +87,8 @@ func (v *val) merge(w val, op AggOp) {
 		v.i = max(v.i, w.i)
 	case OpHist:
 		v.h = v.h.add(w.h)
+	case OpUnion:
+		v.s = unionList(v.s, w.s)
 	}
 }
 

@@ -119,7 +119,6 @@ func (w *Writer) dataRows() []*intervalRows {
 	return []*intervalRows{&w.counters, &w.rtt, &w.tcp, &w.ftp}
 }
 
-
 func countLines(b []byte) int {
 	n := 0
 	for _, c := range b {

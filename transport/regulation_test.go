@@ -84,6 +84,10 @@ func (g *gate) HandlePDU(from netip.AddrPort, f *pdu.Frame) error {
 // definitions never; the first ack restores normal mode, and the collector
 // is told all of it.
 func TestLongRetry(t *testing.T) {
+	// The time unit of the scenario: the comments give it in ms at u = 1
+	// ms; it runs three times slower so that a loaded machine's timer
+	// delays (up to ~100 ms seen) do not move a PDU across the border.
+	const u = 3 * time.Millisecond
 	g := &gate{collect: newCollect()}
 	g.down.Store(true)
 	_, addr := startReceiver(t, g)
@@ -93,12 +97,12 @@ func TestLongRetry(t *testing.T) {
 		Window:            256,
 		MaxBuildTime:      time.Second,
 		MinGap:            time.Millisecond,
-		InitialTimeout:    40 * time.Millisecond,
-		TimeoutIncrement:  20 * time.Millisecond,
+		InitialTimeout:    40 * u,
+		TimeoutIncrement:  20 * u,
 		TimeoutMultiplier: 1,
 		MaxRetries:        2, // timeouts 40, 60, 80 (maximum): exhausted 180 ms after the first send
-		FinalTimeout:      500 * time.Millisecond,
-		BreakBorder:       100 * time.Millisecond,
+		FinalTimeout:      500 * u,
+		BreakBorder:       100 * u,
 		Heartbeat:         time.Hour,
 	}
 	s := newSender(t, cfg, []netip.AddrPort{addr}, &log)
@@ -114,11 +118,11 @@ func TestLongRetry(t *testing.T) {
 	}
 	pilot := send(sights[0]) // exhausts at ~180 ms: long-retry mode, the pilot
 	def := send(defs)
-	time.Sleep(120 * time.Millisecond)
+	time.Sleep(120 * u)
 	border := send(sights[1]) // 60 ms before long-retry mode: kept
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(150 * u)
 	slow := send(sights[2]) // during long-retry mode: slow pace, given up
-	time.Sleep(900 * time.Millisecond)
+	time.Sleep(900 * u)
 
 	st := s.Stats().Collectors[0]
 	if st.LongRetry != 1 || st.GivenUp != 2 {
@@ -137,14 +141,14 @@ func TestLongRetry(t *testing.T) {
 		}
 		return d
 	}
-	// Late by up to 35 ms: a loaded CI machine's timers.
-	near := func(d, want time.Duration) bool { return d >= want && d < want+35*time.Millisecond }
+	// Late by up to 35 units: a loaded CI machine's timers.
+	near := func(d, want time.Duration) bool { return d >= want && d < want+35*u }
 	pg := gaps(pilot)
-	if len(pg) < 5 || !near(pg[0], 40*time.Millisecond) || !near(pg[1], 60*time.Millisecond) || !near(pg[2], 80*time.Millisecond) {
-		t.Fatalf("pilot retries %v: want 40, 60, 80 ms, then 40 ms", pg)
+	if len(pg) < 5 || !near(pg[0], 40*u) || !near(pg[1], 60*u) || !near(pg[2], 80*u) {
+		t.Fatalf("pilot retries %v: want 40, 60, 80 units of %v, then 40", pg, u)
 	}
 	for i, d := range pg[3:] {
-		if want := min(40*time.Millisecond<<i, 80*time.Millisecond); !near(d, want) {
+		if want := min(40*u<<i, 80*u); !near(d, want) {
 			t.Errorf("pilot in long-retry mode: retry %d after %v, want %v (from the initial timeout, doubling up to the maximum)", i, d, want)
 		}
 	}
@@ -167,10 +171,10 @@ func TestLongRetry(t *testing.T) {
 	}
 	for i := 1; i < len(slowSends); i++ {
 		d := slowSends[i].Sub(slowSends[i-1])
-		want := min(80*time.Millisecond<<(i-1), 500*time.Millisecond)
+		want := min(80*u<<(i-1), 500*u)
 		switch {
 		case near(d, want):
-		case slowSends[i-1].After(pilotLast) && (near(d, 40*time.Millisecond) || near(d, 80*time.Millisecond)):
+		case slowSends[i-1].After(pilotLast) && (near(d, 40*u) || near(d, 80*u)):
 		default:
 			t.Errorf("PDU sent in long-retry mode: retry %d after %v (pilot last sent %v before), want %v (backing off from the maximum timeout), or the pilot's timeouts once elected",
 				i, d, slowSends[i-1].Sub(pilotLast), want)

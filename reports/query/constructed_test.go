@@ -15,18 +15,23 @@ import (
 )
 
 // constructed builds a database with the loader's schema (an empty load)
-// and the given rows, for figures known by construction.
+// and the given per-flow rows, for figures known by construction; then the
+// loader runs again and builds the per-class rows from them, as for a
+// database of an older loader.
 func constructed(t *testing.T, stmts ...string) *DB {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tmon.db")
-	l, err := loader.New(loader.Config{DB: "sqlite:" + path, Spools: []loader.Spool{{Collector: "c1", Dir: t.TempDir()}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
+	emptyLoad := func() {
+		l, err := loader.New(loader.Config{DB: "sqlite:" + path, Spools: []loader.Spool{{Collector: "c1", Dir: t.TempDir()}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if _, err := l.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := l.RunOnce(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	emptyLoad()
 	raw, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +42,7 @@ func constructed(t *testing.T, stmts ...string) *DB {
 			t.Fatalf("%v\n%s", err, s)
 		}
 	}
+	emptyLoad()
 	db, err := Open("sqlite:" + path)
 	if err != nil {
 		t.Fatal(err)

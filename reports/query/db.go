@@ -20,12 +20,16 @@ const DefaultDB = loader.DefaultDB
 
 // DB is a read-only handle on the loader's database.
 type DB struct {
-	mu      sync.Mutex
-	only    string // the single collector of the database, "" when several
-	onlyAt  time.Time
-	db      *sql.DB
-	Dialect string // "sqlite" or "mysql"
-	Spec    string // what Open was given, password hidden
+	mu       sync.Mutex
+	only     string // the single collector of the database, "" when several
+	perClass bool   // the database has the per-class tables
+	// flowRows makes every query read the per-flow rows (tests compare
+	// both ways).
+	flowRows bool
+	onlyAt   time.Time
+	db       *sql.DB
+	Dialect  string // "sqlite" or "mysql"
+	Spec     string // what Open was given, password hidden
 }
 
 // Open opens spec ("sqlite:PATH" or "mysql:DSN") for reading. SQLite is

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -165,21 +166,82 @@ func (d *DB) source(ctx context.Context, s Selection, table string, l Level, fro
 // onlyCollector returns the collector when the flows of the database are
 // all one collector's, else "" (cached a few seconds: a loader may add one).
 func (d *DB) onlyCollector(ctx context.Context) string {
+	only, _ := d.shape(ctx)
+	return only
+}
+
+// shape returns the single collector of the database ("" when several) and
+// whether it has the loader's per-class tables (a database of an older
+// loader has not, until a loader of this version runs on it). Cached a few
+// seconds: a loader may add a collector or the tables.
+func (d *DB) shape(ctx context.Context) (only string, perClass bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if time.Since(d.onlyAt) < 10*time.Second {
-		return d.only
+		return d.only, d.perClass
 	}
 	var lo, hi sql.NullString
 	if err := d.db.QueryRowContext(ctx, "SELECT MIN(collector), MAX(collector) FROM flows").Scan(&lo, &hi); err != nil {
-		return "" // the pick view then: slower, never wrong
+		return "", false // the pick view then: slower, never wrong
 	}
+	// Usable once built: a loader upgrading a database builds them in a
+	// transaction per level, the day level last.
+	has := func(table string) (bool, error) {
+		var one int64
+		err := d.db.QueryRowContext(ctx, "SELECT 1 FROM "+table+" LIMIT 1").Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	classRows, err := has("owd_stats_class_1d")
+	flowRows, err2 := has("owd_stats_1d")
+	d.perClass = err == nil && err2 == nil && (classRows || !flowRows)
 	d.only, d.onlyAt = "", time.Now()
 	if lo.Valid && lo.String == hi.String {
 		d.only = lo.String
 	}
-	return d.only
+	return d.only, d.perClass
 }
+
+// usePerClass reports whether a query of the selection grouped by g can
+// read the per-class tables (docs/loader.md "Per-class aggregates"): the
+// rows of every flow of a class merged, each figure once, one row a step
+// instead of one a flow. Not for one flow, a grouping by flow, or one
+// collector's own rows among several (the class rows merge the picks of
+// every collector).
+func (d *DB) usePerClass(ctx context.Context, s Selection, g groupBy) bool {
+	if d.flowRows || s.Flow != "" || strings.Contains(g.cols, "p.flow_key") {
+		return false
+	}
+	only, ok := d.shape(ctx)
+	return ok && (s.Collector == "" || s.Collector == only)
+}
+
+// classSource is the FROM and WHERE of a query on a per-class table (alias
+// t; its class column is t.class, its collectors t.collectors) over [from,
+// to) at level l. Rows the loader emptied when a pick changed (no samples)
+// are left out.
+func (s Selection) classSource(table string, l Level, from, to int64) (string, []any) {
+	var b strings.Builder
+	fmt.Fprintf(&b, " FROM %s_class_%s t WHERE t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix)
+	args := []any{from, to}
+	if table != "owd_hist" {
+		b.WriteString(" AND t.samples > 0")
+	}
+	if s.Class != "" {
+		b.WriteString(" AND t.class = ?")
+		args = append(args, s.Class)
+	}
+	if s.Pair() {
+		b.WriteString(" AND t.hop_from = ? AND t.hop_to = ?")
+		args = append(args, s.HopFrom, s.HopTo)
+	}
+	return b.String(), args
+}
+
+// perClassCols rewrites a grouping's columns for a per-class table.
+func perClassCols(cols string) string { return strings.ReplaceAll(cols, "p.class", "t.class") }
 
 // source is the FROM and WHERE of a query on an aggregated table (alias t)
 // over [from, to) at level l: the pick view's rows (each figure once) or, with
@@ -246,15 +308,26 @@ func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy, 
 		}
 		return strings.Join(parts, "\x00")
 	}
+	perClass := d.usePerClass(ctx, s, g)
+	cols, coll := g.cols, "p.collector"
+	src := func(table string, sp span) (string, []any) {
+		if perClass {
+			return s.classSource(table, sp.level, sp.from, sp.to)
+		}
+		return d.source(ctx, s, table, sp.level, sp.from, sp.to)
+	}
+	if perClass {
+		cols, coll = perClassCols(cols), "t.collectors"
+	}
 	for _, sp := range spans {
-		from, args := d.source(ctx, s, "owd_stats", sp.level, sp.from, sp.to)
+		from, args := src("owd_stats", sp)
 		// Summed in SQL per group and collector: a chart of 100 flows
 		// reads one row a step, not one a flow.
-		q := "SELECT " + g.cols + `, p.collector, COUNT(*), SUM(t.samples), SUM(t.count), SUM(COALESCE(t.sum_ns, 0)),
+		q := "SELECT " + cols + ", " + coll + `, COUNT(*), SUM(t.samples), SUM(t.count), SUM(COALESCE(t.sum_ns, 0)),
 			MIN(CASE WHEN t.count > 0 THEN t.min_ns END), MAX(CASE WHEN t.count > 0 THEN t.max_ns END),
 			SUM(COALESCE(t.lost_sum, 0)), SUM(COALESCE(t.missed_sum, 0)), SUM(COALESCE(t.dropped_sum, 0)),
 			SUM(COALESCE(t.duplicate_sum, 0)), SUM(COALESCE(t.reordered_sum, 0)), SUM(COALESCE(t.clock_not_ok, 0)), SUM(COALESCE(t.clock_err_unknown, 0)), MAX(t.clock_err_ns)` +
-			from + " GROUP BY " + g.cols + ", p.collector"
+			from + " GROUP BY " + cols + ", " + coll
 		err := d.rows(ctx, q, args, func(r *sql.Rows) error {
 			key := make([]sql.NullString, g.n)
 			var coll string
@@ -291,9 +364,12 @@ func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy, 
 			if cerr.Valid && cerr.Int64 > f.ClockErrNs {
 				f.ClockErrNs = cerr.Int64
 			}
-			if !contains(f.Collectors, coll) {
-				f.Collectors = append(f.Collectors, coll)
-				sort.Strings(f.Collectors)
+			// A per-class row names the collectors it merges.
+			for _, c := range strings.Split(coll, ",") {
+				if c != "" && !contains(f.Collectors, c) {
+					f.Collectors = append(f.Collectors, c)
+					sort.Strings(f.Collectors)
+				}
 			}
 			return nil
 		})
@@ -303,16 +379,16 @@ func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy, 
 		if hists < 0 {
 			continue // owd_stats only
 		}
-		from, args = d.source(ctx, s, "owd_metrics", sp.level, sp.from, sp.to)
-		cols := ""
+		from, args = src("owd_metrics", sp)
+		hcols := ""
 		for kind, name := range []string{"delay_hist", "pdv_hist", "ipdv_hist", "loss_period_hist"} {
 			if hists&(1<<kind) != 0 {
-				cols += ", t." + name
+				hcols += ", t." + name
 			} else {
-				cols += ", ''"
+				hcols += ", ''"
 			}
 		}
-		q = "SELECT " + g.cols + `, COALESCE(t.sample_n_max, 1), COALESCE(t.neg_delay, 0), COALESCE(t.compose_viol, 0), COALESCE(t.loss_periods, 0)` + cols + from
+		q = "SELECT " + cols + `, COALESCE(t.sample_n_max, 1), COALESCE(t.neg_delay, 0), COALESCE(t.compose_viol, 0), COALESCE(t.loss_periods, 0)` + hcols + from
 		err = d.rows(ctx, q, args, func(r *sql.Rows) error {
 			key := make([]sql.NullString, g.n)
 			var n, neg, viol, lp int64

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tmon-project/tmon/hist"
 	"github.com/tmon-project/tmon/internal/gen"
 	"github.com/tmon-project/tmon/internal/testenv"
 	"github.com/tmon-project/tmon/loader"
@@ -291,6 +293,11 @@ func TestCollectorGap(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkFigures(t, "c1 with a gap + c2", f, tr)
+		for _, period := range []string{"day", "year"} {
+			c := daySel(fx, period)
+			c.Class, c.HopFrom, c.HopTo = fixture.Class, fixture.HopFrom, fixture.HopTo
+			samePerClass(t, db, c)
+		}
 		// The whole day comes from the day rows: c2's is the complete one.
 		if fmt.Sprint(f.Collectors) != "[c2]" {
 			t.Errorf("day: collectors %v, want [c2] (c1's day lacks a minute)", f.Collectors)
@@ -312,3 +319,82 @@ func TestCollectorGap(t *testing.T) {
 }
 
 var _ = gen.TruthRow{}
+
+// samePerClass checks that the whole-class queries of s give from the
+// loader's per-class rows exactly the figures merged from the per-flow rows
+// (the pick views): counts, extremes, clock columns, collectors and every
+// histogram bucket, for the overview, total, series and path.
+func samePerClass(t *testing.T, db *DB, s Selection) {
+	t.Helper()
+	ctx := context.Background()
+	if !db.usePerClass(ctx, s, byPair) {
+		t.Fatal("the per-class rows are not used: nothing compared")
+	}
+	text := func(f *Figures) string {
+		g := *f
+		g.Rows = 0 // rows merged: one a class, one a flow
+		g.hists = [nHist][]hist.Bucket{}
+		out := fmt.Sprintf("%+v", g)
+		for k := range nHist {
+			out += fmt.Sprint(f.Buckets(k))
+		}
+		return out
+	}
+	both := func(what string, run func() (string, error)) {
+		t.Helper()
+		db.flowRows = false
+		a, err := run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.flowRows = true
+		b, err := run()
+		db.flowRows = false
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a != b {
+			t.Errorf("%s: per-class rows\n%s\nper-flow rows\n%s", what, a, b)
+		}
+	}
+	both("total", func() (string, error) {
+		f, err := db.Total(ctx, s)
+		if err != nil {
+			return "", err
+		}
+		return text(f), nil
+	})
+	both("series", func() (string, error) {
+		steps, err := db.Series(ctx, s)
+		var b strings.Builder
+		for _, st := range steps {
+			fmt.Fprintf(&b, "%s %s\n", st.T.Format(time.RFC3339), text(st.Figures))
+		}
+		return b.String(), err
+	})
+	both("overview", func() (string, error) {
+		o := s
+		o.Class, o.HopFrom, o.HopTo = "", "", ""
+		rows, err := db.Overview(ctx, o)
+		var b strings.Builder
+		for _, r := range rows {
+			fmt.Fprintf(&b, "%s %s>%s %s\n", r.Class, r.HopFrom, r.HopTo, text(r.Figures))
+		}
+		return b.String(), err
+	})
+	both("slices", func() (string, error) {
+		sl, err := db.Slices(ctx, s)
+		return fmt.Sprint(sl), err
+	})
+	both("path", func() (string, error) {
+		p, err := db.Path(ctx, s)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, sg := range append(p.Segments, p.Other...) {
+			fmt.Fprintf(&b, "%s>%s %s\n", sg.HopFrom, sg.HopTo, text(sg.Figures))
+		}
+		return b.String(), nil
+	})
+}
