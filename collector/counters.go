@@ -12,17 +12,26 @@ import (
 	"github.com/tmon-project/tmon/spool"
 )
 
-// counters writes the records of a counters PDU (analyse/counters) to the
-// spool's flow_counters rows. Like sightings, a PDU naming a flow not yet
-// defined is refused whole (the probe sends it again). On a journal
-// replay, rows already in the spool before the restart are not written
-// again (replayCounters: up to the last point where no row was buffered).
-func (c *Collector) counters(s *session, body []byte) error {
-	var r pdu.CountersReader
-	var x pdu.Counters
+// recordReader is what the readers of the analyses' PDUs have in common.
+type recordReader[T any] interface {
+	Reset(body []byte)
+	Next(x *T) bool
+	Err() error
+}
+
+// writeRecords writes the records of one analysis PDU (counters, round
+// trips, TCP connections, FTP transfers) to the spool, one row each through
+// write. Like sightings, a PDU naming a flow not yet defined is refused
+// whole (the probe sends it again). On a journal replay, rows already in
+// the spool before the restart are not written again (replayCounters: up to
+// the last point where no row was buffered), nor those of an interval whose
+// set of that type was committed after the PDU (inSpool). flow and start
+// give a record's probe flow id and interval time.
+func writeRecords[T any](c *Collector, s *session, body []byte, r recordReader[T], x *T, typ string,
+	flow func(*T) uint32, start func(*T) int64, write func(x *T, fl flowRef, class, iface string) error) error {
 	r.Reset(body)
-	for r.Next(&x) {
-		if int(x.Flow) >= len(s.flows) || !s.flows[x.Flow].defined {
+	for r.Next(x) {
+		if f := flow(x); int(f) >= len(s.flows) || !s.flows[f].defined {
 			return errUnknownFlow
 		}
 	}
@@ -33,24 +42,34 @@ func (c *Collector) counters(s *session, body []byte) error {
 		return nil
 	}
 	r.Reset(body)
-	for r.Next(&x) {
-		if c.inSpool(spool.TypeCounters, x.Start) {
-			continue // its interval's file was committed after this PDU
+	for r.Next(x) {
+		if c.inSpool(typ, start(x)) {
+			continue
 		}
-		fl := s.flows[x.Flow]
-		class, iface, err := c.flowNames(s, x.Flow)
+		class, iface, err := c.flowNames(s, flow(x))
 		if err != nil {
 			return err
 		}
-		if err := c.sp.WriteCounters(spool.CounterRow{
-			Start: x.Start, Class: class, Flow: fl.id, Probe: s.name, Iface: iface,
-			Packets: x.Packets, Bytes: x.Bytes, Fragments: x.Fragments, ICMPErrors: x.ICMPErrors,
-			Sq: x.SizeSumSq, SizeMin: x.SizeMin, SizeMax: x.SizeMax,
-		}); err != nil {
+		if err := write(x, s.flows[flow(x)], class, iface); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// counters writes the records of a counters PDU (analyse/counters) to the
+// spool's flow_counters rows.
+func (c *Collector) counters(s *session, body []byte) error {
+	var x pdu.Counters
+	return writeRecords(c, s, body, &pdu.CountersReader{}, &x, spool.TypeCounters,
+		func(x *pdu.Counters) uint32 { return x.Flow }, func(x *pdu.Counters) int64 { return x.Start },
+		func(x *pdu.Counters, fl flowRef, class, iface string) error {
+			return c.sp.WriteCounters(spool.CounterRow{
+				Start: x.Start, Class: class, Flow: fl.id, Probe: s.name, Iface: iface,
+				Packets: x.Packets, Bytes: x.Bytes, Fragments: x.Fragments, ICMPErrors: x.ICMPErrors,
+				Sq: x.SizeSumSq, SizeMin: x.SizeMin, SizeMax: x.SizeMax,
+			})
+		})
 }
 
 // flowNames returns the class and interface names of a session's flow,
@@ -100,53 +119,30 @@ func (c *Collector) cutData(now time.Time) error {
 }
 
 // rtts writes the records of a round-trip PDU (analyse/rtt) to the
-// spool's rtt_stats rows, as counters does.
+// spool's rtt_stats rows.
 func (c *Collector) rtts(s *session, body []byte) error {
-	var r pdu.RTTReader
 	var x pdu.RTT
 	var buf [pdu.MaxRTTBuckets]pdu.Bucket
 	x.Hist = buf[:0]
-	r.Reset(body)
-	for r.Next(&x) {
-		if int(x.Flow) >= len(s.flows) || !s.flows[x.Flow].defined {
-			return errUnknownFlow
-		}
-	}
-	if err := r.Err(); err != nil {
-		return fmt.Errorf("collector: probe %s: %w", s.name, err)
-	}
-	if c.replaying && !c.replayCounters {
-		return nil
-	}
-	r.Reset(body)
-	for r.Next(&x) {
-		if c.inSpool(spool.TypeRTT, x.Start) {
-			continue // its interval's file was committed after this PDU
-		}
-		fl := s.flows[x.Flow]
-		class, iface, err := c.flowNames(s, x.Flow)
-		if err != nil {
-			return err
-		}
-		slices.SortFunc(x.Hist, func(a, b pdu.Bucket) int { return cmp.Compare(a.Key, b.Key) })
-		var h []byte
-		for i, b := range x.Hist {
-			if i > 0 {
-				h = append(h, ',')
+	return writeRecords(c, s, body, &pdu.RTTReader{}, &x, spool.TypeRTT,
+		func(x *pdu.RTT) uint32 { return x.Flow }, func(x *pdu.RTT) int64 { return x.Start },
+		func(x *pdu.RTT, fl flowRef, class, iface string) error {
+			slices.SortFunc(x.Hist, func(a, b pdu.Bucket) int { return cmp.Compare(a.Key, b.Key) })
+			var h []byte
+			for i, b := range x.Hist {
+				if i > 0 {
+					h = append(h, ',')
+				}
+				h = strconv.AppendInt(h, int64(b.Key), 10)
+				h = append(h, ':')
+				h = strconv.AppendUint(h, b.Count, 10)
 			}
-			h = strconv.AppendInt(h, int64(b.Key), 10)
-			h = append(h, ':')
-			h = strconv.AppendUint(h, b.Count, 10)
-		}
-		if err := c.sp.WriteRTT(spool.RTTRow{
-			Start: x.Start, Class: class, Flow: fl.id, Probe: s.name, Iface: iface, Kind: pdu.RTTKindName(x.Kind),
-			Count: x.Count, Unanswered: x.Unanswered, Sum: x.Sum, SumSqHi: x.SumSqHi, SumSqLo: x.SumSqLo,
-			Min: x.Min, Max: x.Max, Hist: h,
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
+			return c.sp.WriteRTT(spool.RTTRow{
+				Start: x.Start, Class: class, Flow: fl.id, Probe: s.name, Iface: iface, Kind: pdu.RTTKindName(x.Kind),
+				Count: x.Count, Unanswered: x.Unanswered, Sum: x.Sum, SumSqHi: x.SumSqHi, SumSqLo: x.SumSqLo,
+				Min: x.Min, Max: x.Max, Hist: h,
+			})
+		})
 }
 
 // inSpool reports, during the replay, whether the row of a data type
