@@ -12,7 +12,8 @@ const (
 	RTTSNMP      uint8 = 4 // SNMP request → response
 	RTTTCPSyn    uint8 = 5 // TCP SYN → SYN/ACK
 	RTTTCPSynAck uint8 = 6 // TCP SYN/ACK → ACK
-	rttKindMax         = RTTTCPSynAck
+	RTTTCPTS     uint8 = 7 // TCP timestamp TSval → the first TSecr echoing it (RFC 7323)
+	rttKindMax         = RTTTCPTS
 )
 
 // RTTKindName names a kind for the spool.
@@ -30,6 +31,8 @@ func RTTKindName(k uint8) string {
 		return "tcp_syn"
 	case RTTTCPSynAck:
 		return "tcp_synack"
+	case RTTTCPTS:
+		return "tcp_ts"
 	}
 	return "unknown"
 }

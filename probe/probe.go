@@ -271,10 +271,18 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	// Not waited for: a query in flight must not delay the end.
 	go watchClock(wctx, cfg.Clock, log, nt, g)
 	var armed atomic.Int64
+	// Waited for: it reads the cuts when ctx ends, before the next epoch
+	// resets them.
+	armDone := make(chan struct{})
 	if cw != nil {
 		go cw.Run(wctx, time.Second)
 		go fetchConfig(wctx, fetcher(cfg, p.Name, cw, log), cfg)
-		go armSwitch(wctx, cw, cuts, log, &armed)
+		go func() {
+			defer close(armDone)
+			armSwitch(wctx, cw, cuts, log, &armed)
+		}()
+	} else {
+		close(armDone)
 	}
 	watchDone := make(chan struct{}, 2)
 	go func() {
@@ -308,6 +316,7 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	stopWatch()
 	<-watchDone
 	<-watchDone
+	<-armDone
 	an.Close()
 	for _, sv := range svs {
 		sv.CloseReassembly()

@@ -147,7 +147,12 @@ func armSwitch(ctx context.Context, cw *rollout.Watcher, cuts []*cutSource, log 
 	var cur *conf.Config
 	var timer *time.Timer
 	defer func() {
-		if timer != nil {
+		// The data can reach validFrom before the wall clock does (a
+		// replay reads the first packet past it ahead of its time): the
+		// epoch then ends first, and the line saying when the instant
+		// came must still be written. ctx ends after the cut was made
+		// (stopWatch follows the analyser loop), so c.cut is settled.
+		if timer != nil && !anyCut(cuts) {
 			timer.Stop()
 		}
 	}()
@@ -182,6 +187,15 @@ func armSwitch(ctx context.Context, cw *rollout.Watcher, cuts []*cutSource, log 
 		case <-t.C:
 		}
 	}
+}
+
+func anyCut(cuts []*cutSource) bool {
+	for _, c := range cuts {
+		if c.cut {
+			return true
+		}
+	}
+	return false
 }
 
 // catchUp fetches from the collectors once at start: a version published

@@ -97,66 +97,86 @@ func (s *Sieve) wide(rec *Record, skip flow.Set, alive uint64, P *bits) {
 
 // classify1 is classify for configurations of at most 64 predicates and
 // packets with no undecided field (absent: the fields the packet lacks).
+// Each field's entry (entry1) says which classes it kills and which it
+// hits; a wide or address field is looked up only when a class it
+// concerns is still alive.
 func (s *Sieve) classify1(rec *Record, absent flow.Set) uint64 {
 	p := &s.prog
-	var P0 uint64
+	var P0, dead, hit uint64
 	for i := range p.byte1 {
 		bf := &p.byte1[i]
+		e := &bf.absent
 		if absent&(1<<bf.f) == 0 {
-			P0 |= bf.tab[byteValue(rec, bf.f)]
+			e = &bf.ents[bf.idx[byteValue(rec, bf.f)]]
 		}
+		P0 |= e.p
+		dead |= e.dead
+		hit |= e.hit
 	}
-	alive := uint64(0)
-	for i := range p.fast {
-		c := &p.fast[i]
-		if (P0^c.reqNeg)&c.reqMask == c.reqMask {
-			alive |= c.bit
-		}
-	}
-	if alive == 0 {
-		return 0
+	if dead == p.all1 {
+		return p.not1
 	}
 	for i := range p.wideF {
 		wf := &p.wideF[i]
-		if wf.classes&alive == 0 || absent&(1<<wf.f) != 0 {
+		if wf.classes&^dead == 0 {
 			continue
 		}
-		v := wideValue(rec, wf.f)
-		var k int
-		if int(v) < len(wf.dense) {
-			k = int(wf.dense[v])
-		} else {
-			sp := wf.bucket[min(v>>wf.shift, 255)]
-			k = int(sp.lo)
-			if sp.n != 0 {
-				k += count32(wf.starts[sp.lo+1:sp.lo+1+sp.n], v)
+		e := &wf.absent1
+		if absent&(1<<wf.f) == 0 {
+			v := wideValue(rec, wf.f)
+			var k int
+			if int(v) < len(wf.dense) {
+				k = int(wf.dense[v])
+			} else {
+				sp := wf.bucket[min(v>>wf.shift, 255)]
+				k = int(sp.lo)
+				if sp.n != 0 {
+					k += count32(wf.starts[sp.lo+1:sp.lo+1+sp.n], v)
+				}
 			}
+			e = &wf.ents1[k]
 		}
-		P0 |= wf.sets[k][0]
+		P0 |= e.p
+		dead |= e.dead
+		hit |= e.hit
 	}
 	for i := range p.addrF {
 		af := &p.addrF[i]
-		if af.classes&alive == 0 {
+		if af.classes&^dead == 0 {
 			continue
 		}
-		a := &rec.Src
-		if af.f == flow.Dst {
-			a = &rec.Dst
+		e := &af.absent1
+		if absent&(1<<af.f) == 0 {
+			a := &rec.Src
+			if af.f == flow.Dst {
+				a = &rec.Dst
+			}
+			e = af.entry1(rec.IPVersion, a)
 		}
-		P0 |= af.set(rec.IPVersion, a)[0]
+		P0 |= e.p
+		dead |= e.dead
+		hit |= e.hit
 	}
-	var out uint64
-	for a := alive; a != 0; a &= a - 1 {
+	ok := p.all1 &^ dead & (hit ^ p.anyNot1)
+	for a := ok & p.complex1; a != 0; a &= a - 1 {
 		c := &p.fast[mbits.TrailingZeros64(a)]
-		ok := (P0^c.allNeg)&c.allMask == c.allMask && ((P0^c.anyNeg)&c.anyMask != 0) != c.anyNot
-		if ok && !c.simple {
-			ok = p.rest1(P0, c)
-		}
-		if ok != c.not {
-			out |= c.bit
+		if !p.rest1(P0, c) {
+			ok &^= c.bit
 		}
 	}
-	return out
+	return ok ^ p.not1
+}
+
+// entry1 is set for the one-word form.
+func (af *addrField) entry1(version uint8, a *[16]byte) *entry1 {
+	if version == 4 {
+		v := be32(a[:4])
+		sp := af.b4[v>>24]
+		return &af.ents4[int(sp.lo)+count32(af.v4[sp.lo+1:sp.lo+1+sp.n], v)]
+	}
+	v := addrU128(*a)
+	sp := af.b6[v[0]>>56]
+	return &af.ents6[int(sp.lo)+search128(af.v6[sp.lo:sp.lo+1+sp.n], v)]
 }
 
 // index returns the interval of value v.

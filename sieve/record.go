@@ -4,9 +4,9 @@ package sieve
 // least one flow class wants: the dissected header fields, the classes it
 // belongs to and its signature. It is a fixed-size value copied through the
 // ring; it holds no pointer into the capture buffer, so the buffer can be
-// released as soon as Sieve returns. Size: 96 bytes, the most TestRecordSize
+// released as soon as Sieve returns. Size: 104 bytes, the most TestRecordSize
 // allows (the IP identification of fragments stays in the sieve: only
-// reassembly needs it).
+// reassembly needs it; the TCP timestamps took it from 96).
 //
 // For an ICMP error (FlagICMPError) Src, Dst, Proto, SrcPort, DstPort and
 // TCPFlags are those of the quoted packet, ICMPType/ICMPCode those of the
@@ -37,6 +37,9 @@ type Record struct {
 	TCPWindow  uint16
 	TCPPayload uint16
 	FlowLabel  uint32
+	// TCP timestamps option (RFC 7323), both 0 when absent: TSval and
+	// TSecr as sent, for the round trips of analyse/rtt.
+	TSVal, TSEcr uint32
 
 	Iface     uint8 // index of the capture interface within the probe
 	IPVersion uint8 // 4 or 6

@@ -80,7 +80,7 @@ type Sieve struct {
 	st       Stats
 	pub      published
 	nClasses int
-	scratch  [signBuf]byte // masked header bytes being signed
+	scratch  *signScratch // masked copies being signed
 	reasm    *reassembly.Reassembler
 	ftpx     ftpTable         // expected FTP data connections (ftp.go)
 	ftpFlags uint64           // classes keeping only SYN, FIN and RST of FTP data connections (conf ftpData="flags")
@@ -162,7 +162,7 @@ func (s *Sieve) Packet(data []byte, ts int64, iface uint8, linkType uint16, rec 
 		s.ftp(data, &l, rec)
 	}
 	if rec.Classes&s.oneWay != 0 {
-		rec.Sig = sign(data, &l, s.sigMask, &s.scratch)
+		rec.Sig = sign(data, &l, s.sigMask, s.scratch)
 		s.st.Signed++
 	}
 	s.st.Wanted++

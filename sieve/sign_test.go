@@ -3,6 +3,8 @@ package sieve
 import (
 	"bytes"
 	"hash/crc32"
+	"io/fs"
+	"path/filepath"
 	"testing"
 
 	"github.com/tmon-project/tmon/conf"
@@ -183,4 +185,55 @@ func signWith(ip []byte, mask flow.Set) (uint32, Reason) {
 		panic(err)
 	}
 	return s.Sign(ip)
+}
+
+// TestSignWholeAgreesWithPieces: the one-copy signature of a short packet
+// equals the piecewise one (the form longer packets take) on every frame of
+// the tcpdump and Zeek corpora, many of them malformed or truncated, under
+// masks that touch each masked field, ICMP errors' quoted headers included.
+func TestSignWholeAgreesWithPieces(t *testing.T) {
+	var names []string
+	for _, sub := range []string{"tcpdump", "zeek"} {
+		dir := corpusDir(t, sub)
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				names = append(names, path)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	masks := []flow.Set{0, natAddr | natPorts, 1<<flow.Src | 1<<flow.DstPort, 1<<flow.DSCP | 1<<flow.ECN | 1<<flow.FlowLabel}
+	sc := new(signScratch)
+	var compared, inner, options int
+	for _, name := range names {
+		frames, _ := readCapture(name, 1<<20)
+		for i, f := range frames {
+			var rec Record
+			var l layout
+			if dissect(f.data, f.link, &rec, &l) != Wanted || l.end-l.ip > wholeMax {
+				continue
+			}
+			for _, m := range masks {
+				whole := sign(f.data, &l, m, sc)
+				pieces := signPieces(f.data, &l, m, &sc.piece)
+				if whole != pieces {
+					t.Fatalf("%s #%d mask %v: whole %08x, pieces %08x", filepath.Base(name), i+1, m, whole, pieces)
+				}
+			}
+			compared++
+			if l.inIP >= 0 {
+				inner++
+			}
+			if l.ipHdr > 20 && rec.IPVersion == 4 || l.l4 > l.ip+l.ipHdr {
+				options++
+			}
+		}
+	}
+	t.Logf("%d packets compared, %d ICMP errors with a quoted header, %d with IPv4 options or IPv6 extension headers", compared, inner, options)
+	if compared < 5000 || inner < 20 || options < 50 {
+		t.Errorf("too few packets of each kind compared: %d, %d, %d", compared, inner, options)
+	}
 }

@@ -21,7 +21,39 @@ func tcp(data []byte, off, limit int, rec *Record, l *layout) Reason {
 	rec.DstPort = be16(h[2:])
 	rec.TCPFlags = h[13]
 	rec.setTxn(TxnTCP, uint64(be32(h[4:]))<<32|uint64(be32(h[8:])))
+	if doff > 20 {
+		tcpTimestamps(h[20:min(doff, len(h))], rec)
+	}
 	l.l4, l.l4Len, l.l4Proto = off, 20, protoTCP
 	l.absent |= icmpFields
 	return Wanted
+}
+
+// tcpTimestamps reads the timestamps option (RFC 7323 §3: kind 8, length
+// 10, TSval, TSecr) from the captured options opt into rec.TSVal and
+// rec.TSEcr, for the round trips of analyse/rtt. An option list that does
+// not parse, or is cut by the snap length before the option, leaves them
+// 0.
+func tcpTimestamps(opt []byte, rec *Record) {
+	for i := 0; i < len(opt); {
+		switch opt[i] {
+		case 0: // end of option list
+			return
+		case 1: // no-operation
+			i++
+			continue
+		}
+		if i+1 >= len(opt) {
+			return
+		}
+		n := int(opt[i+1])
+		if n < 2 || i+n > len(opt) {
+			return
+		}
+		if opt[i] == 8 && n == 10 {
+			rec.TSVal, rec.TSEcr = be32(opt[i+2:]), be32(opt[i+6:])
+			return
+		}
+		i += n
+	}
 }

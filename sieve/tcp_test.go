@@ -35,3 +35,45 @@ func TestTCPFields(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPTimestamps: the timestamps option (kind 8, length 10) is found
+// after other options (NOP, MSS, SACK permitted, window scale, as Linux
+// sends them in a SYN), not read past the end of the options or of the
+// captured bytes, and an option list that does not parse leaves 0.
+func TestTCPTimestamps(t *testing.T) {
+	withOpts := func(opts []byte, payload []byte) []byte {
+		h := tcpHdr(40000, 80, 0x10, nil)
+		h[12] = byte((20+len(opts))/4) << 4
+		return cat(h[:20], opts, payload)
+	}
+	ts := []byte{8, 10, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0}
+	linuxSYN := cat([]byte{2, 4, 0x05, 0xb4, 4, 2}, ts, []byte{1, 3, 3, 7}) // MSS, SACK ok, TS, NOP, WS: 20 bytes
+	for _, tc := range []struct {
+		name       string
+		pkt        []byte
+		snap       int // captured bytes, 0: all
+		val, ecr   uint32
+		wantReason Reason
+	}{
+		{"linux syn", withOpts(linuxSYN, nil), 0, 0x12345678, 0x9abcdef0, Wanted},
+		{"nop nop ts", withOpts(cat([]byte{1, 1}, ts), []byte("data")), 0, 0x12345678, 0x9abcdef0, Wanted},
+		{"none", withOpts(nil, []byte("data")), 0, 0, 0, Wanted},
+		{"end before ts", withOpts(cat([]byte{0, 1}, ts), nil), 0, 0, 0, Wanted},
+		{"bad length", withOpts(cat([]byte{3, 1, 1, 1}, ts), nil), 0, 0, 0, Wanted},
+		{"length past options", withOpts([]byte{1, 1, 8, 10}, nil), 0, 0, 0, Wanted},
+		{"ts payload not option", withOpts([]byte{1, 1, 1, 1}, ts), 0, 0, 0, Wanted},
+		{"snapped inside ts", withOpts(cat([]byte{1, 1}, ts), nil), 20 + 20 + 2 + 6, 0, 0, Wanted},
+	} {
+		pkt := ip4(6, "10.0.0.1", "10.0.0.2", 0, nil, tc.pkt)
+		if tc.snap > 0 {
+			pkt = pkt[:tc.snap]
+		}
+		var rec Record
+		if r := Dissect(pkt, LinkRaw, &rec); r != tc.wantReason {
+			t.Fatalf("%s: %v", tc.name, r)
+		}
+		if rec.TSVal != tc.val || rec.TSEcr != tc.ecr {
+			t.Errorf("%s: TSval %#x TSecr %#x, want %#x %#x", tc.name, rec.TSVal, rec.TSEcr, tc.val, tc.ecr)
+		}
+	}
+}

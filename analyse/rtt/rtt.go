@@ -16,7 +16,10 @@
 //   - SNMP v1/v2c: request and response of one request-id;
 //   - TCP handshake, both halves: SYN → SYN/ACK (acknowledging the SYN's
 //     sequence number + 1: the server side of the probe) and SYN/ACK →
-//     ACK (acknowledging the SYN/ACK: the client side).
+//     ACK (acknowledging the SYN/ACK: the client side);
+//   - TCP timestamps (RFC 7323), both directions of every connection that
+//     uses them: a TSval → the first segment echoing it as TSecr
+//     (tcpts.go).
 //
 // A request and its response are matched within one class (its filter
 // must select both directions, e.g. l4.sport or l4.dport 53) on the same
@@ -51,6 +54,7 @@ const (
 	KindSNMP   = pdu.RTTSNMP
 	KindSYN    = pdu.RTTTCPSyn    // SYN → SYN/ACK
 	KindSYNACK = pdu.RTTTCPSynAck // SYN/ACK → ACK
+	KindTS     = pdu.RTTTCPTS     // TCP TSval → TSecr (tcpts.go)
 )
 
 // Defaults.
@@ -101,7 +105,9 @@ type Analysis struct {
 	tmo     int64
 	out     Output
 	pend    map[txnKey]pending
-	order   []txnKey // requests in arrival order (for timeouts); stale keys skipped
+	tsDirs  map[tsDirKey]tsDir // TCP timestamps: per direction (tcpts.go)
+	tsSwept int64              // data time of the last ageing of tsDirs
+	order   []txnKey           // requests in arrival order (for timeouts); stale keys skipped
 	oh      int
 	stats   map[statKey]*stat
 	free    []*hist.Hist
@@ -109,6 +115,9 @@ type Analysis struct {
 	scratch pdu.RTT
 	// Stats
 	Matched, Unanswered, Evicted uint64
+	// PassedOver: TSvals never echoed while a later one was (tcpts.go);
+	// Untracked: TCP directions not followed, their table full.
+	PassedOver, Untracked uint64
 }
 
 var _ analyse.Analysis = (*Analysis)(nil)
@@ -125,7 +134,7 @@ func New(cfg Config, out Output) *Analysis {
 		cfg.Interval = time.Minute
 	}
 	return &Analysis{cfg: cfg, iv: int64(cfg.Interval), tmo: int64(cfg.Timeout), out: out,
-		pend: make(map[txnKey]pending), stats: make(map[statKey]*stat)}
+		pend: make(map[txnKey]pending), tsDirs: make(map[tsDirKey]tsDir), stats: make(map[statKey]*stat)}
 }
 
 // request/response roles of a record.
@@ -169,6 +178,11 @@ func (a *Analysis) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
 	if rec.TxnKind == sieve.TxnNone || rec.Flags&(sieve.FlagICMPError|sieve.FlagNoL4) != 0 {
 		return
 	}
+	if rec.TxnKind == sieve.TxnTCP && rec.TSVal|rec.TSEcr != 0 {
+		for m := rec.Classes; m != 0; m &= m - 1 {
+			a.tsPacket(rec, bits.TrailingZeros64(m), ids)
+		}
+	}
 	reqKind, respKind, reqTxn, respTxn := roles(rec)
 	if reqKind == 0 && respKind == 0 {
 		return
@@ -191,7 +205,7 @@ func (a *Analysis) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
 			k := txnKey{src: rec.Src, dst: rec.Dst, sport: rec.SrcPort, dpt: rec.DstPort, txn: reqTxn,
 				iface: rec.Iface, class: uint8(ci), kind: reqKind}
 			if old, ok := a.pend[k]; ok {
-				a.statKind(old, reqKind) // a retransmission: the earlier try went unanswered
+				a.unanswered(old, reqKind) // a retransmission: the earlier try went unanswered
 			} else {
 				for len(a.pend) >= a.cfg.MaxPending {
 					a.evictOldest()
@@ -211,13 +225,23 @@ func (a *Analysis) evictOldest() {
 		if p, ok := a.pend[k]; ok {
 			delete(a.pend, k)
 			a.Evicted++
-			a.statKind(p, k.kind)
+			a.expire(k, p)
 			return
 		}
 	}
 }
 
-func (a *Analysis) statKind(p pending, kind uint8) {
+// expire ends the wait of request k: unanswered, unless a TSval passed
+// over (tcpts.go).
+func (a *Analysis) expire(k txnKey, p pending) {
+	if k.kind == KindTS && a.tsPassedOver(k) {
+		a.PassedOver++
+		return
+	}
+	a.unanswered(p, k.kind)
+}
+
+func (a *Analysis) unanswered(p pending, kind uint8) {
 	a.Unanswered++
 	a.add(statKey{a.startOf(p.ts), p.flow, kind}, 0, true)
 }
@@ -279,8 +303,12 @@ func (a *Analysis) Advance(now int64) {
 		a.oh++
 		if ok {
 			delete(a.pend, k)
-			a.statKind(p, k.kind)
+			a.expire(k, p)
 		}
+	}
+	if now-a.tsSwept >= a.tmo {
+		a.tsAge(now - a.tmo)
+		a.tsSwept = now
 	}
 	if a.oh > 1024 && a.oh > len(a.order)/2 {
 		n := copy(a.order, a.order[a.oh:])
@@ -312,10 +340,11 @@ func (a *Analysis) Close() {
 	for _, k := range a.order[a.oh:] {
 		if p, ok := a.pend[k]; ok {
 			delete(a.pend, k)
-			a.statKind(p, k.kind)
+			a.expire(k, p)
 		}
 	}
 	a.order, a.oh = a.order[:0], 0
+	clear(a.tsDirs)
 	for k, s := range a.stats {
 		a.send(k, s)
 		delete(a.stats, k)

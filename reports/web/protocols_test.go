@@ -210,13 +210,15 @@ func TestProtocolPages(t *testing.T) {
 	// The TCP handshakes of the five connections, both halves, as the
 	// round-trip analysis's own corpus test has them from tcpdump
 	// (analyse/rtt TestCorpusRoundTrips): SYN → SYN/ACK 55533, 55284,
-	// 54829, 45, 36 µs; SYN/ACK → ACK 33, 44, 30, 55759, 55660 µs.
+	// 54829, 45, 36 µs; SYN/ACK → ACK 33, 44, 30, 55759, 55660 µs; the
+	// TCP timestamp echoes there from tshark's fields: 48 answered, 1
+	// unanswered, 25 µs to 111742 µs.
 	rtts := tableRows(t, render("/rtt"), "rtt")
 	got = nil
 	for _, r := range rtts {
 		got = append(got, strings.Join([]string{r[0], r[1], r[2], r[3], r[7]}, " "))
 	}
-	if w := "[tcp_syn 5 0 0.036 55.533 tcp_synack 5 0 0.030 55.759]"; fmt.Sprint(got) != w {
+	if w := "[tcp_syn 5 0 0.036 55.533 tcp_synack 5 0 0.030 55.759 tcp_ts 48 1 0.025 111.742]"; fmt.Sprint(got) != w {
 		t.Errorf("round trips %v, want %s", got, w)
 	}
 	if !testing.Short() {
