@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tmon-project/tmon/hist"
+	"github.com/tmon-project/tmon/loader"
 	"github.com/tmon-project/tmon/reconcile"
 )
 
@@ -270,11 +271,28 @@ func perClassCols(cols string) string { return strings.ReplaceAll(cols, "p.class
 func (s Selection) source(table string, l Level, from, to int64) (string, []any) {
 	var b strings.Builder
 	var args []any
-	if s.Collector == "" {
+	switch {
+	case s.Collector == "" && s.Flow != "":
+		// One flow: the pick of the view (loader.PickOrder) among that
+		// flow's rows only; the view would rank every flow of the
+		// period before the flow is chosen.
+		pair := ""
+		args = append(args, s.Class, s.Flow, from, to)
+		if s.Pair() {
+			pair = " AND s.hop_from = ? AND s.hop_to = ?"
+			args = append(args, s.HopFrom, s.HopTo)
+		}
+		fmt.Fprintf(&b, " FROM %s_%s t JOIN (SELECT s.start_ns, s.flow_id, s.hop_from, s.hop_to, f.collector, f.class, f.flow_key,"+
+			" ROW_NUMBER() OVER (PARTITION BY s.start_ns, s.hop_from, s.hop_to ORDER BY %s) AS pick_rank"+
+			" FROM owd_stats_%s s JOIN flows f ON f.id = s.flow_id WHERE f.class = ? AND f.flow_key = ? AND s.start_ns >= ? AND s.start_ns < ?%s) p"+
+			" ON p.start_ns = t.start_ns AND p.flow_id = t.flow_id AND p.hop_from = t.hop_from AND p.hop_to = t.hop_to"+
+			" WHERE p.pick_rank = 1 AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix, loader.PickOrder, l.Suffix, pair)
+		args = append(args, from, to)
+	case s.Collector == "":
 		fmt.Fprintf(&b, " FROM %s_%s t JOIN owd_pick_%s p ON p.start_ns = t.start_ns AND p.flow_id = t.flow_id AND p.hop_from = t.hop_from AND p.hop_to = t.hop_to"+
 			" WHERE p.start_ns >= ? AND p.start_ns < ? AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix, l.Suffix)
 		args = append(args, from, to, from, to)
-	} else {
+	default:
 		fmt.Fprintf(&b, " FROM %s_%s t JOIN flows p ON p.id = t.flow_id WHERE p.collector = ? AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix)
 		args = append(args, s.Collector, from, to)
 	}

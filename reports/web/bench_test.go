@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,6 +28,32 @@ func BenchmarkPages(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
+	benchPages(b, db)
+}
+
+// BenchmarkPagesMariaDB is BenchmarkPages on MariaDB/MySQL: the same rows
+// in the database of $TMON_BENCH_MYSQL_DSN (the loading account; its tables
+// are replaced), read through $TMON_BENCH_MYSQL_RO_DSN (default: the
+// same). Skipped without the variable.
+func BenchmarkPagesMariaDB(b *testing.B) {
+	dsn := os.Getenv("TMON_BENCH_MYSQL_DSN")
+	if dsn == "" {
+		b.Skip("TMON_BENCH_MYSQL_DSN not set (a MariaDB database of its own, the loading account)")
+	}
+	benchMySQL(b, dsn)
+	ro := os.Getenv("TMON_BENCH_MYSQL_RO_DSN")
+	if ro == "" {
+		ro = dsn
+	}
+	db, err := query.Open("mysql:" + ro)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	benchPages(b, db)
+}
+
+func benchPages(b *testing.B, db *query.DB) {
 	end := benchEndTime()
 	srv := web.New(db, func() time.Time { return end.Add(-time.Minute) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, period := range []string{"year", "day"} {
