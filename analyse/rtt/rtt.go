@@ -32,6 +32,7 @@
 package rtt
 
 import (
+	"github.com/tmon-project/tmon/conf"
 	"math/bits"
 	"time"
 
@@ -57,13 +58,8 @@ const (
 	KindTS     = pdu.RTTTCPTS     // TCP TSval → TSecr (tcpts.go)
 )
 
-// Defaults.
-const (
-	DefaultTimeout    = 10 * time.Second
-	DefaultMaxPending = 1 << 18
-)
-
-// Config tunes an Analysis; zero fields take the defaults.
+// Config tunes an Analysis; zero fields take the defaults, those of
+// <analyses rttTimeout rttMaxPending> (conf.DefaultAnalyses).
 type Config struct {
 	Interval   time.Duration // the configuration's interval
 	Timeout    time.Duration
@@ -124,11 +120,12 @@ var _ analyse.Analysis = (*Analysis)(nil)
 
 // New returns the analysis sending to out.
 func New(cfg Config, out Output) *Analysis {
+	d := conf.DefaultAnalyses()
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
+		cfg.Timeout = d.RTTTimeout
 	}
 	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = DefaultMaxPending
+		cfg.MaxPending = d.RTTMaxPending
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Minute
@@ -373,3 +370,6 @@ func (a *Analysis) send(k statKey, s *stat) {
 
 // Pending returns the requests waiting for their response.
 func (a *Analysis) Pending() int { return len(a.pend) }
+
+// Config returns the analysis's settings, defaults filled in.
+func (a *Analysis) Config() Config { return a.cfg }
