@@ -131,8 +131,9 @@ func benchPDUs(n, h int, base int64, size int) [][]byte {
 	const flows = 64
 	bu := pdu.NewBuilder(size)
 	var out [][]byte
+	clock := base // the probe's data clock: the last sighting's time
 	emit := func() {
-		out = append(out, append([]byte(nil), bu.Finish(pdu.Header{ProbeTime: base})...))
+		out = append(out, append([]byte(nil), bu.Finish(pdu.Header{ProbeTime: clock})...))
 		bu.Reset()
 	}
 	for f := range flows {
@@ -153,6 +154,7 @@ func benchPDUs(n, h int, base int64, size int) [][]byte {
 			emit()
 			bu.AddSighting(fl, 0, false, s)
 		}
+		clock = s.TS
 	}
 	if bu.Len() > 0 {
 		emit()

@@ -76,7 +76,7 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		r.Reset(f.Body)
 		for r.Next(&p) {
 			if fl := s.flows[p.Flow]; fl.oneWay {
-				c.rec.Add(reconcile.Sighting{Flow: fl.id, Hop: fl.hop, Sig: p.Sig, TS: p.TS, Size: p.Size})
+				c.rec.Add(reconcile.Sighting{Flow: fl.id, Hop: fl.hop, Sig: p.Sig, TS: p.TS, Size: p.Size, Span: p.Span})
 			}
 		}
 	case pdu.TypeEvents:

@@ -65,6 +65,61 @@ func DefaultLimits() Limits {
 	}
 }
 
+// DefaultAnalyses returns the probe's analysis bounds used for every
+// attribute an <analyses> element leaves out (and when it is absent). The
+// analyses' packages take them for a zero value too: this is the one
+// place they are set.
+func DefaultAnalyses() Analyses {
+	return Analyses{
+		RTTTimeout:         10 * time.Second,
+		RTTMaxPending:      1 << 18, // ~150 B a request: ~40 MB
+		TCPIdle:            5 * time.Minute,
+		TCPCloseDelay:      5 * time.Second,
+		TCPMaxConns:        1 << 18, // ~400 B a connection: ~100 MB
+		FTPIdle:            5 * time.Minute,
+		FTPMaxSessions:     1 << 14,
+		CountersMaxEntries: 1 << 20, // ~80 B an entry: ~80 MB
+		FragTimeout:        time.Second,
+		FragMaxSets:        4096,
+		FragMaxBytes:       16 << 20,
+		FragMaxFrags:       64,
+	}
+}
+
+// AnalysesRanges are the allowed ranges of the <analyses> values.
+var AnalysesRanges = map[string]Span{
+	"rttTimeout":         {int64(time.Millisecond), int64(time.Hour)},
+	"rttMaxPending":      {1 << 6, 1 << 26},
+	"tcpIdle":            {int64(time.Second), int64(24 * time.Hour)},
+	"tcpCloseDelay":      {int64(time.Millisecond), int64(time.Hour)},
+	"tcpMaxConns":        {1 << 6, 1 << 26},
+	"ftpIdle":            {int64(time.Second), int64(24 * time.Hour)},
+	"ftpMaxSessions":     {1 << 4, 1 << 22},
+	"countersMaxEntries": {1 << 6, 1 << 26},
+	"fragTimeout":        {int64(time.Millisecond), int64(2 * time.Minute)},
+	"fragMaxSets":        {1 << 4, 1 << 20},
+	"fragMaxBytes":       {1 << 16, 1 << 32},
+	"fragMaxFrags":       {2, 8192}, // 8192: a 64 KiB datagram in 8-byte pieces
+}
+
+// Resolved returns a with every zero value replaced by its default.
+func (a Analyses) Resolved() Analyses {
+	d := DefaultAnalyses()
+	a.RTTTimeout = cmp.Or(a.RTTTimeout, d.RTTTimeout)
+	a.RTTMaxPending = cmp.Or(a.RTTMaxPending, d.RTTMaxPending)
+	a.TCPIdle = cmp.Or(a.TCPIdle, d.TCPIdle)
+	a.TCPCloseDelay = cmp.Or(a.TCPCloseDelay, d.TCPCloseDelay)
+	a.TCPMaxConns = cmp.Or(a.TCPMaxConns, d.TCPMaxConns)
+	a.FTPIdle = cmp.Or(a.FTPIdle, d.FTPIdle)
+	a.FTPMaxSessions = cmp.Or(a.FTPMaxSessions, d.FTPMaxSessions)
+	a.CountersMaxEntries = cmp.Or(a.CountersMaxEntries, d.CountersMaxEntries)
+	a.FragTimeout = cmp.Or(a.FragTimeout, d.FragTimeout)
+	a.FragMaxSets = cmp.Or(a.FragMaxSets, d.FragMaxSets)
+	a.FragMaxBytes = cmp.Or(a.FragMaxBytes, d.FragMaxBytes)
+	a.FragMaxFrags = cmp.Or(a.FragMaxFrags, d.FragMaxFrags)
+	return a
+}
+
 // Span is the allowed range of a duration or size of the configuration,
 // inclusive. Every transport and limits value has one (Validate checks them;
 // the README's configuration table quotes them).

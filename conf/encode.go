@@ -44,6 +44,20 @@ func (c *Config) WriteXML(w io.Writer) error {
 		"maxSessions", strconv.Itoa(l.MaxSessions),
 		"maxRecords", strconv.Itoa(l.MaxRecords),
 		"maxJournal", strconv.FormatInt(l.MaxJournal, 10))
+	an := c.Analyses
+	e.open(1, "analyses", true,
+		"rttTimeout", an.RTTTimeout.String(),
+		"rttMaxPending", strconv.Itoa(an.RTTMaxPending),
+		"tcpIdle", an.TCPIdle.String(),
+		"tcpCloseDelay", an.TCPCloseDelay.String(),
+		"tcpMaxConns", strconv.Itoa(an.TCPMaxConns),
+		"ftpIdle", an.FTPIdle.String(),
+		"ftpMaxSessions", strconv.Itoa(an.FTPMaxSessions),
+		"countersMaxEntries", strconv.Itoa(an.CountersMaxEntries),
+		"fragTimeout", an.FragTimeout.String(),
+		"fragMaxSets", strconv.Itoa(an.FragMaxSets),
+		"fragMaxBytes", strconv.Itoa(an.FragMaxBytes),
+		"fragMaxFrags", strconv.Itoa(an.FragMaxFrags))
 	cp := c.Capture
 	e.open(1, "capture", true,
 		"blockSize", strconv.Itoa(cp.BlockSize),

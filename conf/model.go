@@ -23,10 +23,11 @@ type Config struct {
 
 	Interval   time.Duration // aggregation interval of histograms and counters; default 60s; whole seconds dividing one hour
 	Transport  Transport
-	Limits     Limits  // collector resource bounds against hostile or runaway input
-	Capture    Capture // live capture parameters of every probe
-	Clock      Clock   // clock measurement of every probe
-	Alarms     Alarms  // where collectors send threshold notifications
+	Limits     Limits   // collector resource bounds against hostile or runaway input
+	Analyses   Analyses // probe state bounds: protocol analyses and fragment reassembly
+	Capture    Capture  // live capture parameters of every probe
+	Clock      Clock    // clock measurement of every probe
+	Alarms     Alarms   // where collectors send threshold notifications
 	Probes     []Probe
 	Collectors []Collector
 	Classes    []Class
@@ -82,6 +83,49 @@ type Limits struct {
 	// keep them and retry; default 1 GiB.
 	MaxJournal int64
 	Line       int // line of the <limits> element; 0 when absent or built in code
+}
+
+// Analyses bound the state a probe keeps for its protocol analyses
+// (analyse/rtt, analyse/tcpconn, analyse/ftp, analyse/counters) and its
+// fragment reassembly (package reassembly): how long an entry waits, in
+// data time (capture timestamps), and how many are held at once. Past a
+// bound the oldest entry is ended early and counted, never grown without
+// end. Parse fills what <analyses> leaves out from DefaultAnalyses; a
+// zero value (a Config built in code) takes the default (Resolved).
+// Ranges: AnalysesRanges.
+type Analyses struct {
+	// RTTTimeout: a request waits this long for its response before it
+	// counts unanswered; default 10s. RTTMaxPending bounds the requests
+	// waiting, and the TCP directions followed for timestamp echoes;
+	// default 256 Ki.
+	RTTTimeout    time.Duration
+	RTTMaxPending int
+	// TCPIdle ends a connection without a packet for that long (Zeek's
+	// tcp_inactivity_timeout); default 5m. TCPCloseDelay: a closed
+	// connection is kept this long for its last packets (Zeek's
+	// tcp_close_delay); default 5s. TCPMaxConns bounds the connections
+	// followed; default 256 Ki.
+	TCPIdle       time.Duration
+	TCPCloseDelay time.Duration
+	TCPMaxConns   int
+	// FTPIdle ends an FTP session without a packet for that long;
+	// default 5m. FTPMaxSessions bounds the sessions followed; default
+	// 16 Ki.
+	FTPIdle        time.Duration
+	FTPMaxSessions int
+	// CountersMaxEntries bounds the (flow, interval) counter entries
+	// open; when full they are sent early (records add up downstream);
+	// default 1 Mi.
+	CountersMaxEntries int
+	// FragTimeout: an incomplete set of IP fragments is given up after
+	// this long; default 1s. FragMaxSets, FragMaxBytes: sets and payload
+	// bytes held at once (default 4096, 16 MiB); FragMaxFrags: fragments
+	// of one set (default 64).
+	FragTimeout  time.Duration
+	FragMaxSets  int
+	FragMaxBytes int
+	FragMaxFrags int
+	Line         int // line of the <analyses> element; 0 when absent or built in code
 }
 
 // Probe is one probe process and its capture interfaces.

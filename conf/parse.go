@@ -48,6 +48,9 @@ func Load(path string) (*Config, error) {
 //	             timeoutMultiplier maxRetries finalTimeout breakBorder heartbeat
 //	             bandwidth window insecure/>                                           at most once
 //	  <limits maxFlows maxSessions maxRecords maxJournal/>                    at most once
+//	  <analyses rttTimeout rttMaxPending tcpIdle tcpCloseDelay tcpMaxConns
+//	            ftpIdle ftpMaxSessions countersMaxEntries fragTimeout
+//	            fragMaxSets fragMaxBytes fragMaxFrags/>                       at most once
 //	  <collector name address spool/>        address: IP:port, [IPv6]:port or localhost:port
 //	  <probe name id core>                   id: 1-65535
 //	    <interface name hop/>
@@ -312,7 +315,7 @@ func (p *parser) once(seen *bool, n *node) bool {
 }
 
 func (p *parser) config(root *node) *Config {
-	c := &Config{Interval: DefaultInterval, Transport: DefaultTransport(), Limits: DefaultLimits(), Capture: DefaultCapture(), Clock: DefaultClock(), Line: root.line}
+	c := &Config{Interval: DefaultInterval, Transport: DefaultTransport(), Limits: DefaultLimits(), Analyses: DefaultAnalyses(), Capture: DefaultCapture(), Clock: DefaultClock(), Line: root.line}
 	if root.name != "tmon" {
 		p.errf(root, "root element must be <tmon>")
 		return c
@@ -327,7 +330,7 @@ func (p *parser) config(root *node) *Config {
 		c.ValidFrom = t.UTC()
 	}
 	a.duration("interval", &c.Interval)
-	var seenTransport, seenLimits, seenCapture, seenClock, seenAlarms bool
+	var seenTransport, seenLimits, seenAnalyses, seenCapture, seenClock, seenAlarms bool
 	for _, k := range root.kids {
 		switch k.name {
 		case "transport":
@@ -337,6 +340,10 @@ func (p *parser) config(root *node) *Config {
 		case "limits":
 			if p.once(&seenLimits, k) {
 				p.limits(k, &c.Limits)
+			}
+		case "analyses":
+			if p.once(&seenAnalyses, k) {
+				p.analyses(k, &c.Analyses)
 			}
 		case "capture":
 			if p.once(&seenCapture, k) {
@@ -359,7 +366,7 @@ func (p *parser) config(root *node) *Config {
 			cl.Index = len(c.Classes)
 			c.Classes = append(c.Classes, cl)
 		default:
-			p.unknownKid(root, k, "transport", "limits", "capture", "clock", "alarms", "collector", "probe", "flowClass")
+			p.unknownKid(root, k, "transport", "limits", "analyses", "capture", "clock", "alarms", "collector", "probe", "flowClass")
 		}
 	}
 	return c
@@ -404,6 +411,25 @@ func (p *parser) limits(n *node, l *Limits) {
 		}
 		l.MaxJournal = j
 	}
+	p.noKids(n)
+}
+
+func (p *parser) analyses(n *node, an *Analyses) {
+	a := p.attrs(n, "rttTimeout", "rttMaxPending", "tcpIdle", "tcpCloseDelay", "tcpMaxConns", "ftpIdle", "ftpMaxSessions",
+		"countersMaxEntries", "fragTimeout", "fragMaxSets", "fragMaxBytes", "fragMaxFrags")
+	an.Line = n.line
+	a.duration("rttTimeout", &an.RTTTimeout)
+	a.integer("rttMaxPending", &an.RTTMaxPending)
+	a.duration("tcpIdle", &an.TCPIdle)
+	a.duration("tcpCloseDelay", &an.TCPCloseDelay)
+	a.integer("tcpMaxConns", &an.TCPMaxConns)
+	a.duration("ftpIdle", &an.FTPIdle)
+	a.integer("ftpMaxSessions", &an.FTPMaxSessions)
+	a.integer("countersMaxEntries", &an.CountersMaxEntries)
+	a.duration("fragTimeout", &an.FragTimeout)
+	a.integer("fragMaxSets", &an.FragMaxSets)
+	a.integer("fragMaxBytes", &an.FragMaxBytes)
+	a.integer("fragMaxFrags", &an.FragMaxFrags)
 	p.noKids(n)
 }
 

@@ -48,7 +48,7 @@ func TestRules(t *testing.T) {
 		{"doctype", doc(`<!DOCTYPE tmon>`, `<tmon/>`), `t.xml:1: <!DOCTYPE> and other directives are not supported`},
 		{"text outside", doc(`<tmon/>`, ``, `junk`), `t.xml:3: text outside the root element`},
 		{"text inside", body(``, `  hello`), `t.xml:6: <tmon>: unexpected text inside the element`},
-		{"unknown element", body(`<probes/>`), `t.xml:5: <probes>: unknown element in <tmon> (known: transport, limits, capture, clock, alarms, collector, probe, flowClass)`},
+		{"unknown element", body(`<probes/>`), `t.xml:5: <probes>: unknown element in <tmon> (known: transport, limits, analyses, capture, clock, alarms, collector, probe, flowClass)`},
 		{"unknown root attribute", doc(`<tmon colour="red">`, `</tmon>`), `t.xml:1: <tmon>: unknown attribute "colour" (known: version, validFrom, interval)`},
 		{"duplicate attribute", body(`<collector name="c2" name="c3" address="127.0.0.1:1"/>`), `t.xml:5: <collector name="c2">: attribute "name" given twice`},
 		{"missing attribute", body(`<collector name="c2"/>`), `t.xml:5: <collector name="c2">: missing attribute "address"`},
@@ -96,6 +96,14 @@ func TestRules(t *testing.T) {
 		{"limits maxSessions", body(`<limits maxSessions="-1"/>`), `t.xml:5: <limits>: maxSessions="-1": must be between 1 and 65536`},
 		{"limits maxJournal", body(`<limits maxJournal="1000"/>`), `t.xml:5: <limits>: maxJournal="1000": must be between 1048576 and 1099511627776`},
 		{"limits twice", body(`<limits/>`, `<limits/>`), `t.xml:6: <limits>: given twice (allowed once)`},
+		{"analyses rttTimeout", body(`<analyses rttTimeout="2h"/>`), `t.xml:5: <analyses>: rttTimeout="2h0m0s": must be between 1ms and 1h0m0s`},
+		{"analyses tcpIdle", body(`<analyses tcpIdle="10ms"/>`), `t.xml:5: <analyses>: tcpIdle="10ms": must be between 1s and 24h0m0s`},
+		{"analyses tcpMaxConns", body(`<analyses tcpMaxConns="-5"/>`), `t.xml:5: <analyses>: tcpMaxConns="-5": must be between 64 and 67108864`},
+		{"analyses fragMaxFrags", body(`<analyses fragMaxFrags="9000"/>`), `t.xml:5: <analyses>: fragMaxFrags="9000": must be between 2 and 8192`},
+		{"analyses fragTimeout", body(`<analyses fragTimeout="5m"/>`), `t.xml:5: <analyses>: fragTimeout="5m0s": must be between 1ms and 2m0s`},
+		{"analyses unknown", body(`<analyses idle="5m"/>`), `t.xml:5: <analyses>: unknown attribute "idle"`},
+		{"analyses bad duration", body(`<analyses ftpIdle="300"/>`), `t.xml:5: <analyses>: ftpIdle="300"`},
+		{"analyses twice", body(`<analyses/>`, `<analyses/>`), `t.xml:6: <analyses>: given twice (allowed once)`},
 		{"heartbeat under minGap", body(`<transport minGap="10ms" heartbeat="5ms"/>`), `t.xml:5: <transport>: heartbeat="5ms": must be at least minGap (10ms)`},
 
 		// Collectors.

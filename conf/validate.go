@@ -57,6 +57,7 @@ func (v *validator) config() {
 	}
 	v.transport()
 	v.limits()
+	v.analyses()
 	v.capture()
 	v.clock()
 	if len(c.Collectors) == 0 {
@@ -155,6 +156,32 @@ func (v *validator) limits() {
 	}{{"maxFlows", int64(l.MaxFlows)}, {"maxSessions", int64(l.MaxSessions)}, {"maxRecords", int64(l.MaxRecords)}, {"maxJournal", l.MaxJournal}} {
 		if r := LimitRanges[x.attr]; x.val != 0 && !r.has(x.val) { // 0: the default (Limits.Resolved)
 			v.addf(l.Line, e, "%s=\"%d\": must be %s", x.attr, x.val, r.intString())
+		}
+	}
+}
+
+func (v *validator) analyses() {
+	an := &v.c.Analyses
+	e := elem("analyses")
+	for _, x := range []struct {
+		attr string
+		val  int64
+		dur  bool
+	}{
+		{"rttTimeout", int64(an.RTTTimeout), true}, {"rttMaxPending", int64(an.RTTMaxPending), false},
+		{"tcpIdle", int64(an.TCPIdle), true}, {"tcpCloseDelay", int64(an.TCPCloseDelay), true}, {"tcpMaxConns", int64(an.TCPMaxConns), false},
+		{"ftpIdle", int64(an.FTPIdle), true}, {"ftpMaxSessions", int64(an.FTPMaxSessions), false},
+		{"countersMaxEntries", int64(an.CountersMaxEntries), false},
+		{"fragTimeout", int64(an.FragTimeout), true}, {"fragMaxSets", int64(an.FragMaxSets), false},
+		{"fragMaxBytes", int64(an.FragMaxBytes), false}, {"fragMaxFrags", int64(an.FragMaxFrags), false},
+	} {
+		r := AnalysesRanges[x.attr]
+		switch {
+		case x.val == 0 || r.has(x.val): // 0: the default (Analyses.Resolved)
+		case x.dur:
+			v.addf(an.Line, e, "%s=%q: must be %s", x.attr, time.Duration(x.val).String(), r.durString())
+		default:
+			v.addf(an.Line, e, "%s=\"%d\": must be %s", x.attr, x.val, r.intString())
 		}
 	}
 }

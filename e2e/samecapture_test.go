@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,15 +206,6 @@ func runSameCapture(bin, dir, file string, speed float64) (spoolDir, collLog str
 	}
 	wg.Wait()
 	return spoolDir, "", errors.Join(errs...)
-}
-
-func freePortErr() (int, error) {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
 // TestSameCaptureBothHops: every capture of the Zeek and tcpdump corpora

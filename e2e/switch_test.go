@@ -30,21 +30,8 @@ import (
 // dropped. The config.switch events, stamped with the instant, are in the
 // spool and, through the loader, in the database.
 func TestConfigSwitch(t *testing.T) {
-	first := time.Now().Add(4 * time.Second).Truncate(time.Second)
-	at := first.Add(7 * time.Second) // validFrom: on a 1 s interval boundary
-	gc := gen.DefaultConfig()
-	gc.Seed, gc.Rate, gc.Duration, gc.Start = 11, 300, 13*time.Second, first
-	dir := t.TempDir()
-	if _, _, err := gen.Generate(gc, dir); err != nil {
-		t.Fatal(err)
-	}
-	truth, err := gen.ReadTruthFile(filepath.Join(dir, "truth.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := rolloutSite(t, dir, freePort(t), `maxPduSize="1200" maxBuildTime="100ms" minGap="200us" heartbeat="300ms" initialTimeout="100ms" timeoutIncrement="100ms" maxRetries="3" finalTimeout="6s" breakBorder="1s"`)
-	cfgPath := filepath.Join(dir, "tmon.xml")
-	writeFile(t, cfgPath, site("v1", "", "site"))
+	l := newSwitchLab(t, 11, 300, 4*time.Second, 7*time.Second, 13*time.Second, 1)
+	dir, at, truth, site, cfgPath := l.dir, l.at, l.truth, l.site, l.cfgPath
 	spoolDir := filepath.Join(dir, "spool")
 	coll := start(t, "tmon-collector", "-config", cfgPath, "-name", "c1", "-spool", spoolDir)
 	waitListening(t, coll)
@@ -256,21 +243,8 @@ func checkSwitch(t *testing.T, spoolDir string, truth []gen.TruthRow, at time.Ti
 // collector, restarted with its old file after the switch, goes on with
 // the version it switched to.
 func TestConfigCatchUp(t *testing.T) {
-	first := time.Now().Add(3 * time.Second).Truncate(time.Second)
-	at := first.Add(3 * time.Second)
-	gc := gen.DefaultConfig()
-	gc.Seed, gc.Rate, gc.Duration, gc.Start = 12, 200, 11*time.Second, first
-	dir := t.TempDir()
-	if _, _, err := gen.Generate(gc, dir); err != nil {
-		t.Fatal(err)
-	}
-	truth, err := gen.ReadTruthFile(filepath.Join(dir, "truth.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := rolloutSite(t, dir, freePort(t), `maxPduSize="1200" maxBuildTime="100ms" minGap="200us" heartbeat="300ms" initialTimeout="100ms" timeoutIncrement="100ms" maxRetries="3" finalTimeout="6s" breakBorder="1s"`)
-	cfgPath := filepath.Join(dir, "tmon.xml")
-	writeFile(t, cfgPath, site("v1", "", "site"))
+	l := newSwitchLab(t, 12, 200, 3*time.Second, 3*time.Second, 11*time.Second, 1)
+	dir, at, truth, site, cfgPath := l.dir, l.at, l.truth, l.site, l.cfgPath
 	spoolDir := filepath.Join(dir, "spool")
 	coll := start(t, "tmon-collector", "-config", cfgPath, "-name", "c1", "-spool", spoolDir)
 	waitListening(t, coll)
@@ -374,21 +348,8 @@ func TestConfigSwitchTwoCollectors(t *testing.T) {
 }
 
 func switchTwo(t *testing.T, c2down bool) {
-	first := time.Now().Add(3 * time.Second).Truncate(time.Second)
-	at := first.Add(4 * time.Second)
-	gc := gen.DefaultConfig()
-	gc.Seed, gc.Rate, gc.Duration, gc.Start = 13, 200, 8*time.Second, first
-	dir := t.TempDir()
-	if _, _, err := gen.Generate(gc, dir); err != nil {
-		t.Fatal(err)
-	}
-	truth, err := gen.ReadTruthFile(filepath.Join(dir, "truth.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := rolloutSite(t, dir, freePort(t), `maxPduSize="1200" maxBuildTime="100ms" minGap="200us" heartbeat="300ms" initialTimeout="100ms" timeoutIncrement="100ms" maxRetries="3" finalTimeout="6s" breakBorder="1s"`, freePort(t))
-	cfgPath := filepath.Join(dir, "tmon.xml")
-	writeFile(t, cfgPath, site("v1", "", "site"))
+	l := newSwitchLab(t, 13, 200, 3*time.Second, 4*time.Second, 8*time.Second, 2)
+	dir, at, truth, site, cfgPath := l.dir, l.at, l.truth, l.site, l.cfgPath
 	names := []string{"c1", "c2"}
 	if c2down {
 		names = names[:1]
@@ -438,4 +399,38 @@ func switchTwo(t *testing.T, c2down bool) {
 		colls[i].stop(t)
 		checkSwitch(t, spools[c], truth, at, "collector:"+c, "probe:pa", "probe:pb")
 	}
+}
+
+// switchLab is the setting of the switch tests: generated traffic for two
+// probes starting at the first whole second after lead, validFrom after
+// more on an interval boundary, and a site (rolloutSite) of collectors
+// whose version v1 is written to cfgPath.
+type switchLab struct {
+	dir, cfgPath string
+	at           time.Time
+	truth        []gen.TruthRow
+	site         func(version, extra, class string) string
+}
+
+func newSwitchLab(t *testing.T, seed uint64, rate float64, lead, after, duration time.Duration, collectors int) switchLab {
+	t.Helper()
+	first := time.Now().Add(lead).Truncate(time.Second)
+	gc := gen.DefaultConfig()
+	gc.Seed, gc.Rate, gc.Duration, gc.Start = seed, rate, duration, first
+	l := switchLab{dir: t.TempDir(), at: first.Add(after)}
+	if _, _, err := gen.Generate(gc, l.dir); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if l.truth, err = gen.ReadTruthFile(filepath.Join(l.dir, "truth.tsv")); err != nil {
+		t.Fatal(err)
+	}
+	var more []int
+	for range collectors - 1 {
+		more = append(more, freePort(t))
+	}
+	l.site = rolloutSite(t, l.dir, freePort(t), `maxPduSize="1200" maxBuildTime="100ms" minGap="200us" heartbeat="300ms" initialTimeout="100ms" timeoutIncrement="100ms" maxRetries="3" finalTimeout="6s" breakBorder="1s"`, more...)
+	l.cfgPath = filepath.Join(l.dir, "tmon.xml")
+	writeFile(t, l.cfgPath, l.site("v1", "", "site"))
+	return l
 }

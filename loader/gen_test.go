@@ -124,12 +124,15 @@ func writeTSVName(t testing.TB, dir, typ, name, header string, f *tsvFile) []byt
 }
 
 const (
-	hdrFlows      = "time\tflow\tclass\tkey"
-	hdrStats      = "interval_start\tinterval_s\tclass\tflow\thop_from\thop_to\tcount\tsum_ns\tsumsq_ns2\tmin_ns\tmax_ns\tlost\tmissed\tduplicate\treordered\tclashes"
-	hdrHist       = "interval_start\tinterval_s\tclass\tflow\thop_from\thop_to\tslice\tlo_ns\thi_ns\tcount"
-	hdrPacket     = "interval_start\tclass\tflow\tsig\thop_from\thop_to\tt_from\tt_to\tdelay_ns"
-	hdrIncomplete = "interval_start\tclass\tflow\tsig\tkind\thops"
-	hdrEvents     = "time\tsource\tkind\tdetail"
+	hdrFlows  = "time\tflow\tclass\tkey"
+	hdrStats  = "interval_start\tinterval_s\tclass\tflow\thop_from\thop_to\tcount\tsum_ns\tsumsq_ns2\tmin_ns\tmax_ns\tlost\tmissed\tduplicate\treordered\tclashes"
+	hdrHist   = "interval_start\tinterval_s\tclass\tflow\thop_from\thop_to\tslice\tlo_ns\thi_ns\tcount"
+	hdrPacket = "interval_start\tclass\tflow\tsig\thop_from\thop_to\tt_from\tt_to\tdelay_ns"
+	// Current spool: the spans of reassembled datagrams and the first
+	// fragments' delay.
+	hdrPacketCurrent = hdrPacket + "\tspan_from_ns\tspan_to_ns\tfirst_delay_ns"
+	hdrIncomplete    = "interval_start\tclass\tflow\tsig\tkind\thops"
+	hdrEvents        = "time\tsource\tkind\tdetail"
 )
 
 // genSpool writes a spool under dir (dir is the spool directory itself).
@@ -248,7 +251,17 @@ func genSpool(t testing.TB, dir string, cfg genConfig) *fixture {
 				if pi == 0 {
 					for _, d := range g.delays {
 						tf := s0 + rng.Int64N(ivNs)
-						pk.add(s0, f.class, f.cflow, fmt.Sprintf("%08x", rng.Uint32()), p[0], p[1], tf, tf+d, d)
+						sig := fmt.Sprintf("%08x", rng.Uint32())
+						if !cfg.Current {
+							pk.add(s0, f.class, f.cflow, sig, p[0], p[1], tf, tf+d, d)
+							continue
+						}
+						// Every other packet a reassembled datagram.
+						var sf, st int64
+						if rng.IntN(2) == 0 {
+							sf, st = rng.Int64N(50_000), rng.Int64N(50_000)
+						}
+						pk.add(s0, f.class, f.cflow, sig, p[0], p[1], tf, tf+d, d, sf, st, d-st+sf)
 					}
 					for range g.lost {
 						tf := s0 + rng.Int64N(ivNs)
@@ -262,14 +275,14 @@ func genSpool(t testing.TB, dir string, cfg genConfig) *fixture {
 			fx.events = append(fx.events, e)
 			ev.add(e.time, e.source, e.kind, e.detail)
 		}
-		stHdr := hdrStats
+		stHdr, pkHdr := hdrStats, hdrPacket
 		if cfg.Current {
-			stHdr = hdrStatsCurrent
+			stHdr, pkHdr = hdrStatsCurrent, hdrPacketCurrent
 		}
 		for _, w := range []struct {
 			typ, hdr string
 			f        *tsvFile
-		}{{"owd_stats", stHdr, &st}, {"owd_hist", hdrHist, &hi}, {"owd_packet", hdrPacket, &pk},
+		}{{"owd_stats", stHdr, &st}, {"owd_hist", hdrHist, &hi}, {"owd_packet", pkHdr, &pk},
 			{"owd_incomplete", hdrIncomplete, &inc}, {"events", hdrEvents, &ev}, {"owd_metrics", hdrMetrics, &me}} {
 			if len(w.f.lines) == 0 && w.typ != "owd_stats" {
 				continue

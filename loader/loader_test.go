@@ -62,6 +62,10 @@ func checkAggregates(t *testing.T, db testDB, fxs []*fixture) {
 	if got := query(t, h, "SELECT COUNT(*) FROM owd_packet WHERE delay_ns = t_to - t_from"); got[0] != fmt.Sprint(packets) {
 		t.Errorf("owd_packet: %s consistent rows, want %d", got[0], packets)
 	}
+	// The spans (current spool files) or NULL (older ones).
+	if got := query(t, h, "SELECT COUNT(*) FROM owd_packet WHERE first_delay_ns = delay_ns - span_to_ns + span_from_ns OR (span_from_ns IS NULL AND span_to_ns IS NULL AND first_delay_ns IS NULL)"); got[0] != fmt.Sprint(packets) {
+		t.Errorf("owd_packet: %s rows with consistent spans, want %d", got[0], packets)
+	}
 	if got := query(t, h, "SELECT COUNT(*) FROM owd_incomplete WHERE kind = 'lost'"); got[0] != fmt.Sprint(incompl) {
 		t.Errorf("owd_incomplete: %s rows, want %d", got[0], incompl)
 	}

@@ -162,6 +162,11 @@ var recordTypes = []*recordType{
 			fInt("t_from", "t_from", OpKey, true),
 			fInt("t_to", "t_to", OpKey, true),
 			fInt("delay_ns", "delay_ns", OpKey, true),
+			// Added to the spool after its first files (reassembled
+			// datagrams, docs/spool.md): NULL for those.
+			fOptInt("span_from_ns", "span_from_ns", OpKey),
+			fOptInt("span_to_ns", "span_to_ns", OpKey),
+			fOptInt("first_delay_ns", "first_delay_ns", OpKey),
 		},
 	},
 	{

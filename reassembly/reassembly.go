@@ -33,6 +33,7 @@ package reassembly
 
 import (
 	"encoding/binary"
+	"github.com/tmon-project/tmon/conf"
 	"math"
 	"time"
 )
@@ -46,24 +47,19 @@ type Key struct {
 	Proto    uint8 // IPv4 protocol; IPv6: next header after the fragment header
 }
 
-// Config bounds a Reassembler; zero fields take the defaults.
+// Config bounds a Reassembler; zero fields take the defaults, those of
+// <analyses fragTimeout fragMaxSets fragMaxBytes fragMaxFrags>
+// (conf.DefaultAnalyses). A fragment crosses a path within a transit time,
+// so the fragments of one datagram reach a probe within a few milliseconds
+// of one another; the default second covers any reordering a path does,
+// and keeps the window in which an IP identification may be reused by a
+// fast sender short.
 type Config struct {
-	Timeout  time.Duration // data time a set may wait for its missing fragments; default DefaultTimeout
-	MaxSets  int           // sets held at once; default DefaultMaxSets
-	MaxBytes int           // payload bytes held at once; default DefaultMaxBytes
-	MaxFrags int           // fragments of one set; default DefaultMaxFrags
+	Timeout  time.Duration // data time a set may wait for its missing fragments
+	MaxSets  int           // sets held at once
+	MaxBytes int           // payload bytes held at once
+	MaxFrags int           // fragments of one set
 }
-
-// Defaults. A fragment crosses a path within a transit time, so the
-// fragments of one datagram reach a probe within a few milliseconds of one
-// another; a second covers any reordering a path does, and keeps the window
-// in which an IP identification may be reused by a fast sender short.
-const (
-	DefaultTimeout  = time.Second
-	DefaultMaxSets  = 4096
-	DefaultMaxBytes = 16 << 20
-	DefaultMaxFrags = 64
-)
 
 // maxDatagram is the largest fragmentable part: offsets are 13 bits of
 // 8-byte units, plus the last fragment's payload.
@@ -125,17 +121,18 @@ type Reassembler struct {
 
 // New returns a Reassembler with cfg's bounds.
 func New(cfg Config) *Reassembler {
+	d := conf.DefaultAnalyses()
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
+		cfg.Timeout = d.FragTimeout
 	}
 	if cfg.MaxSets <= 0 {
-		cfg.MaxSets = DefaultMaxSets
+		cfg.MaxSets = d.FragMaxSets
 	}
 	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = DefaultMaxBytes
+		cfg.MaxBytes = d.FragMaxBytes
 	}
 	if cfg.MaxFrags <= 0 {
-		cfg.MaxFrags = DefaultMaxFrags
+		cfg.MaxFrags = d.FragMaxFrags
 	}
 	return &Reassembler{cfg: cfg, tmo: int64(cfg.Timeout), sets: make(map[Key]*set)}
 }
@@ -372,3 +369,6 @@ func (r *Reassembler) drop(s *set) {
 	s.got = 0
 	s.state = stDropped
 }
+
+// Config returns the reassembler's bounds, defaults filled in.
+func (r *Reassembler) Config() Config { return r.cfg }

@@ -3,6 +3,7 @@ package reassembly
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/tmon-project/tmon/conf"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestReassembleAnyOrder(t *testing.T) {
 	r := New(Config{})
 	for i := range 500 {
 		n := 100 + rng.IntN(4000)
-		per := max(8*(1+rng.IntN(200)), (n/DefaultMaxFrags+8)&^7)
+		per := max(8*(1+rng.IntN(200)), (n/conf.DefaultAnalyses().FragMaxFrags+8)&^7)
 		fs, whole := frags4(uint32(i), n, per, int64(i)*1e6)
 		rng.Shuffle(len(fs), func(a, b int) { fs[a], fs[b] = fs[b], fs[a] })
 		var seq []Fragment

@@ -81,6 +81,10 @@ type Packet struct {
 	Pair     int
 	Sig      uint32
 	From, To int64 // times at hop_from and hop_to, ns
+	// SpanFrom, SpanTo: at hop_from and hop_to, ns from the first
+	// fragment of the datagram to From or To (its last fragment); 0
+	// where it was captured whole (Sighting.Span).
+	SpanFrom, SpanTo uint32
 }
 
 // Incomplete is one packet classified lost or missed (OneWay.PerPacket).

@@ -13,10 +13,11 @@ import (
 // maxSwaps bounds the chain of sightings one sighting can displace (swap).
 const maxSwaps = 4
 
-// place puts the sighting (flow, sig) at hop h and time t into the record
-// of its packet: a duplicate of a sighting there, another record's, or a
-// new record. depth counts the displacements that led here.
-func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth int) {
+// place puts the sighting (flow, sig) at hop h and time t (with its span,
+// Sighting.Span) into the record of its packet: a duplicate of a sighting
+// there, another record's, or a new record. depth counts the
+// displacements that led here.
+func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, span uint32, depth int) {
 	bit := uint8(1) << h
 	fs := uint64(flow)<<32 | uint64(sig)
 
@@ -31,6 +32,9 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 		if rec.mask&bit != 0 && absDiff(rec.ts[h], t) <= c.dup {
 			if t < rec.ts[h] {
 				rec.ts[h], t = t, rec.ts[h]
+				if rec.sp != nil {
+					rec.sp[h] = span
+				}
 				r.retime(c, int32(i))
 			}
 			r.duplicate(c, flow, int(h), t)
@@ -43,8 +47,8 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 		// one that belongs to a record that took another packet's
 		// sighting at h (a clash delivered out of order). Take that
 		// place; the sighting it held looks for its own record.
-		if i, old := r.swap(c, h, t); i >= 0 {
-			r.place(c, flow, sig, h, old, depth+1)
+		if i, old, oldSpan := r.swap(c, h, t, span); i >= 0 {
+			r.place(c, flow, sig, h, old, oldSpan, depth+1)
 			return
 		}
 	}
@@ -59,6 +63,9 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 		rec := r.at(int32(best))
 		earliest := rec.earliest()
 		rec.ts[h] = t
+		if rec.sp != nil {
+			rec.sp[h] = span
+		}
 		rec.mask |= bit
 		if rec.mask == c.full {
 			r.complete(c, best, plausible)
@@ -80,6 +87,10 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, depth i
 	*rec.record = record{ref: t, flow: flow, sig: sig, cls: uint16(c.index), mask: bit}
 	clear(rec.ts) // a recycled record's times
 	rec.ts[h] = t
+	if rec.sp != nil {
+		clear(rec.sp)
+		rec.sp[h] = span
+	}
 	r.index.insert(r.recs, i, fs)
 	c.heap.push(r.recs, i, t+c.timeout)
 	r.live++
@@ -130,12 +141,12 @@ func (c *class) fit(rec recRef, h uint8, x int64) (ok bool, d, tol int64) {
 
 // swap finds, among the candidates holding a sighting at hop h, the record
 // that time t fits (in path order, and within the learned transit once
-// learned) where its own sighting at h does not, gives it t and returns it
-// with the time it held; -1 when there is none. The delays of a record
+// learned) where its own sighting at h does not, gives it t (and span) and
+// returns it with the time and span it held; -1 when there is none. The delays of a record
 // are counted only when it is decided (expire), so a record completed with
 // the wrong sighting is corrected before anything is counted: the pairing
 // does not depend on the order in which the probes' PDUs arrive.
-func (r *Reconciler) swap(c *class, h uint8, t int64) (int32, int64) {
+func (r *Reconciler) swap(c *class, h uint8, t int64, span uint32) (int32, int64, uint32) {
 	bit := uint8(1) << h
 	best, bestD := int32(-1), int64(math.MaxInt64)
 	learned := c.nest >= learnMin
@@ -157,14 +168,18 @@ func (r *Reconciler) swap(c *class, h uint8, t int64) (int32, int64) {
 		}
 	}
 	if best < 0 {
-		return -1, 0
+		return -1, 0, 0
 	}
 	rec := r.at(int32(best))
 	old := rec.ts[h]
 	rec.ts[h] = t
+	var oldSpan uint32
+	if rec.sp != nil {
+		oldSpan, rec.sp[h] = rec.sp[h], span
+	}
 	r.retime(c, best)
 	r.c.Swaps++
-	return best, old
+	return best, old, oldSpan
 }
 
 // retime recomputes the earliest time and the deadline of record i after

@@ -72,6 +72,10 @@ type Sighting struct {
 	Sig  uint32 // packet signature
 	TS   int64  // capture time, ns since the Unix epoch
 	Size uint32 // IP length when the class carries it, else 0; not used for matching
+	// Span: a datagram the probe reassembled from IP fragments, ns from
+	// its first fragment to TS (its last); 0 for a packet captured whole.
+	// Not used for matching; kept for the per-packet rows (Packet).
+	Span uint32
 }
 
 // Sink receives each aggregation slot once it can no longer change.
@@ -161,12 +165,17 @@ type record struct {
 type recRef struct {
 	*record
 	ts []int64
+	sp []uint32 // spans at each hop (Sighting.Span); nil without a per-packet class
 }
 
 // at returns record i with its times.
 func (r *Reconciler) at(i int32) recRef {
 	o := int(i) * r.stride
-	return recRef{&r.recs[i], r.times[o : o+r.stride : o+r.stride]}
+	ref := recRef{record: &r.recs[i], ts: r.times[o : o+r.stride : o+r.stride]}
+	if r.spans != nil {
+		ref.sp = r.spans[o : o+r.stride : o+r.stride]
+	}
+	return ref
 }
 
 // fs is the record's flow and signature, its matchIndex key.
@@ -204,10 +213,14 @@ type Reconciler struct {
 	sink     Sink
 	max      int
 
-	recs   []record
-	times  []int64 // hop times of record i: times[i·stride : (i+1)·stride]
-	stride int     // hops of the longest path
-	free   int32   // head of the free list; -1 when empty
+	recs  []record
+	times []int64 // hop times of record i: times[i·stride : (i+1)·stride]
+	// spans of record i like times (Sighting.Span), only when a class
+	// writes per-packet rows: the others pay nothing for them.
+	spans  []uint32
+	spanOn bool
+	stride int   // hops of the longest path
+	free   int32 // head of the free list; -1 when empty
 	index  matchIndex
 	live   int // records in the classes' expiry heaps
 
@@ -286,6 +299,7 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		r.classes[i] = c
 		r.maxTimeout = max(r.maxTimeout, c.timeout)
 		r.stride = max(r.stride, c.nhops)
+		r.spanOn = r.spanOn || c.perPacket
 		r.maxTransit = max(r.maxTransit, c.maxT)
 	}
 	return r, nil
@@ -394,7 +408,7 @@ func (r *Reconciler) Add(s Sighting) {
 		return
 	}
 	r.slotAt(t).iv.Accounting.Sightings++
-	r.place(c, s.Flow, s.Sig, s.Hop, t, 0)
+	r.place(c, s.Flow, s.Sig, s.Hop, t, s.Span, 0)
 }
 
 func (r *Reconciler) alloc() int32 {
@@ -405,6 +419,9 @@ func (r *Reconciler) alloc() int32 {
 	}
 	r.recs = grow(r.recs, 1)
 	r.times = grow(r.times, r.stride)
+	if r.spanOn {
+		r.spans = grow(r.spans, r.stride)
+	}
 	return int32(len(r.recs) - 1)
 }
 
@@ -511,7 +528,11 @@ func (r *Reconciler) measure(c *class, rec recRef, p int) {
 	sl.add(si, to-from, pp.edges)
 	sl.order = append(sl.order, orderEntry{stat: si, from: from, to: to})
 	if c.perPacket {
-		sl.iv.Packets = append(sl.iv.Packets, Packet{Flow: rec.flow, Class: c.index, Pair: p, Sig: rec.sig, From: from, To: to})
+		pk := Packet{Flow: rec.flow, Class: c.index, Pair: p, Sig: rec.sig, From: from, To: to}
+		if rec.sp != nil {
+			pk.SpanFrom, pk.SpanTo = rec.sp[pp.from], rec.sp[pp.to]
+		}
+		sl.iv.Packets = append(sl.iv.Packets, pk)
 	}
 }
 

@@ -198,7 +198,7 @@ func Compile(cfg *conf.Config) (*Sieve, error) {
 		return nil, fmt.Errorf("sieve: compile: %d classes, at most %d", len(cfg.Classes), MaxClasses)
 	}
 	c := compiler{ids: map[string]int{}}
-	s := &Sieve{nClasses: len(cfg.Classes), sigMask: signatureMask(cfg), reasm: reassembly.New(reassembly.Config{}), scratch: new(signScratch)}
+	s := &Sieve{nClasses: len(cfg.Classes), sigMask: signatureMask(cfg), reasm: reassembly.New(fragConfig(cfg)), scratch: new(signScratch)}
 	for ci := range cfg.Classes {
 		cl := &cfg.Classes[ci]
 		if cl.OneWay != nil {
@@ -711,4 +711,10 @@ func (c *compiler) addrTable(f flow.Field, ids []int, classes uint64) addrField 
 		}
 	}
 	return af
+}
+
+// fragConfig is the reassembly's bounds from <analyses> (conf.Analyses).
+func fragConfig(cfg *conf.Config) reassembly.Config {
+	an := cfg.Analyses.Resolved()
+	return reassembly.Config{Timeout: an.FragTimeout, MaxSets: an.FragMaxSets, MaxBytes: an.FragMaxBytes, MaxFrags: an.FragMaxFrags}
 }

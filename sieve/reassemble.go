@@ -61,3 +61,7 @@ func (s *Sieve) Reassembly() reassembly.Stats { return s.reasm.Stats() }
 // CloseReassembly drops the fragment sets still open at the end of the
 // capture (counted incomplete).
 func (s *Sieve) CloseReassembly() { s.reasm.Close() }
+
+// ReassemblyConfig returns the bounds of the sieve's fragment reassembly
+// (conf.Analyses).
+func (s *Sieve) ReassemblyConfig() reassembly.Config { return s.reasm.Config() }

@@ -39,7 +39,7 @@ var (
 	ColsEvents     = []string{"time", "source", "kind", "detail"}
 	ColsStats      = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "count", "sum_ns", "sumsq_ns2", "min_ns", "max_ns", "lost", "missed", "duplicate", "reordered", "clashes", "dropped", "clock_err_ns", "clock_ok"}
 	ColsHist       = []string{"interval_start", "interval_s", "class", "flow", "hop_from", "hop_to", "slice", "lo_ns", "hi_ns", "count"}
-	ColsPacket     = []string{"interval_start", "class", "flow", "sig", "hop_from", "hop_to", "t_from", "t_to", "delay_ns"}
+	ColsPacket     = []string{"interval_start", "class", "flow", "sig", "hop_from", "hop_to", "t_from", "t_to", "delay_ns", "span_from_ns", "span_to_ns", "first_delay_ns"}
 	ColsIncomplete = []string{"interval_start", "class", "flow", "sig", "kind", "hops"}
 	ColsAccounting = []string{"interval_start", "interval_s", "sightings", "complete", "lost", "missed", "dropped", "duplicate", "late", "invalid"}
 )
@@ -353,6 +353,9 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 		pkts = strconv.AppendInt(append(pkts, '\t'), pk.From, 10)
 		pkts = strconv.AppendInt(append(pkts, '\t'), pk.To, 10)
 		pkts = strconv.AppendInt(append(pkts, '\t'), pk.To-pk.From, 10)
+		pkts = strconv.AppendUint(append(pkts, '\t'), uint64(pk.SpanFrom), 10)
+		pkts = strconv.AppendUint(append(pkts, '\t'), uint64(pk.SpanTo), 10)
+		pkts = strconv.AppendInt(append(pkts, '\t'), (pk.To-int64(pk.SpanTo))-(pk.From-int64(pk.SpanFrom)), 10)
 		pkts = append(pkts, '\n')
 	}
 	for i := range iv.Incomplete {

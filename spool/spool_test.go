@@ -85,6 +85,9 @@ func testInterval() *reconcile.Interval {
 		},
 		Packets: []reconcile.Packet{
 			{Flow: 7, Class: 1, Pair: 0, Sig: 0xbeef, From: ns + 10, To: ns + 5_000_010},
+			// A reassembled datagram: first fragments 20 µs and 35 µs
+			// before the last ones: 5 ms − 35 µs + 20 µs first to first.
+			{Flow: 7, Class: 1, Pair: 0, Sig: 0xf00d, From: ns + 20_000, To: ns + 5_020_000, SpanFrom: 20_000, SpanTo: 35_000},
 		},
 		Incomplete: []reconcile.Incomplete{
 			{Flow: 7, Class: 1, Sig: 0xdeadbeef, Lost: true, Mask: 0b001, TS: [reconcile.MaxHops]int64{ns + 100}},
@@ -131,8 +134,9 @@ func TestWriteIntervalGolden(t *testing.T) {
 			s + "gw\tmcc\t1\t10000000\t20000000\t1\n" +
 			s + "gw\tmcc\t2\t20000000\t\t1\n" +
 			"1795405500000000000\t60\ttm\t9\tin\tout\t0\t\t\t1\n",
-		want[2]: "#interval_start\tclass\tflow\tsig\thop_from\thop_to\tt_from\tt_to\tdelay_ns\n" +
-			"1795405500000000000\tground link\t7\t0000beef\tgw\tmcc\t1795405500000000010\t1795405500005000010\t5000000\n",
+		want[2]: "#interval_start\tclass\tflow\tsig\thop_from\thop_to\tt_from\tt_to\tdelay_ns\tspan_from_ns\tspan_to_ns\tfirst_delay_ns\n" +
+			"1795405500000000000\tground link\t7\t0000beef\tgw\tmcc\t1795405500000000010\t1795405500005000010\t5000000\t0\t0\t5000000\n" +
+			"1795405500000000000\tground link\t7\t0000f00d\tgw\tmcc\t1795405500000020000\t1795405500005020000\t5000000\t20000\t35000\t4985000\n",
 		want[1]: "#interval_start\tclass\tflow\tsig\tkind\thops\n" +
 			"1795405500000000000\tground link\t7\tdeadbeef\tlost\tgw=1795405500000000100 sat= mcc=\n" +
 			"1795405500000000000\tground link\t7\t00000001\tmissed\tgw= sat=1795405500000000200 mcc=1795405500000000300\n",

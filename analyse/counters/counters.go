@@ -15,6 +15,7 @@
 package counters
 
 import (
+	"github.com/tmon-project/tmon/conf"
 	"math/bits"
 	"time"
 
@@ -27,10 +28,6 @@ import (
 type Output interface {
 	Counters(c pdu.Counters)
 }
-
-// DefaultMaxEntries bounds the (flow, interval) entries held: about 80 bytes
-// each in the map, so 1 M entries is under 100 MB.
-const DefaultMaxEntries = 1 << 20
 
 type key struct {
 	start int64
@@ -56,10 +53,12 @@ type Counter struct {
 var _ analyse.Analysis = (*Counter)(nil)
 
 // New returns a counters analysis for intervals of length interval
-// (conf.Config.Interval); maxEntries ≤ 0 takes DefaultMaxEntries.
+// (conf.Config.Interval) holding at most maxEntries (flow, interval)
+// entries, about 80 bytes each; maxEntries ≤ 0 takes the default of
+// <analyses countersMaxEntries> (conf.DefaultAnalyses).
 func New(interval time.Duration, maxEntries int, out Output) *Counter {
 	if maxEntries <= 0 {
-		maxEntries = DefaultMaxEntries
+		maxEntries = conf.DefaultAnalyses().CountersMaxEntries
 	}
 	return &Counter{out: out, interval: int64(interval), max: maxEntries, open: make(map[key]acc)}
 }
@@ -152,3 +151,6 @@ func (c *Counter) send(k key, a acc) {
 
 // Len returns the entries held (for memory tests).
 func (c *Counter) Len() int { return len(c.open) }
+
+// MaxEntries returns the bound on the entries held.
+func (c *Counter) MaxEntries() int { return c.max }

@@ -35,6 +35,7 @@ package ftp
 import (
 	"bytes"
 	"fmt"
+	"github.com/tmon-project/tmon/conf"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -49,14 +50,10 @@ type Output interface {
 	FTPTransfer(x *pdu.FTPTransfer)
 }
 
-// Defaults.
-const (
-	DefaultIdle        = 5 * time.Minute
-	DefaultMaxSessions = 1 << 14
-	lineMax            = 512 // longest control line kept (longer ones are cut)
-)
+const lineMax = 512 // longest control line kept (longer ones are cut)
 
-// Config tunes an Analysis; zero fields take the defaults.
+// Config tunes an Analysis; zero fields take the defaults, those of
+// <analyses ftpIdle ftpMaxSessions> (conf.DefaultAnalyses).
 type Config struct {
 	Interval    time.Duration
 	Idle        time.Duration
@@ -207,11 +204,12 @@ func New(cfg Config, out Output) *Analysis {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Minute
 	}
+	d := conf.DefaultAnalyses()
 	if cfg.Idle <= 0 {
-		cfg.Idle = DefaultIdle
+		cfg.Idle = d.FTPIdle
 	}
 	if cfg.MaxSessions <= 0 {
-		cfg.MaxSessions = DefaultMaxSessions
+		cfg.MaxSessions = d.FTPMaxSessions
 	}
 	return &Analysis{cfg: cfg, iv: int64(cfg.Interval), out: out, sess: make(map[connKey]int32),
 		data: make(map[connKey]int32), exp: make(map[expKey]expect)}
@@ -618,3 +616,6 @@ func (a *Analysis) Summary() string {
 
 // Len returns the sessions followed (for memory tests).
 func (a *Analysis) Len() int { return len(a.sess) }
+
+// Config returns the analysis's settings, defaults filled in.
+func (a *Analysis) Config() Config { return a.cfg }

@@ -32,6 +32,7 @@
 package rtt
 
 import (
+	"github.com/tmon-project/tmon/conf"
 	"math/bits"
 	"time"
 
@@ -57,13 +58,8 @@ const (
 	KindTS     = pdu.RTTTCPTS     // TCP TSval → TSecr (tcpts.go)
 )
 
-// Defaults.
-const (
-	DefaultTimeout    = 10 * time.Second
-	DefaultMaxPending = 1 << 18
-)
-
-// Config tunes an Analysis; zero fields take the defaults.
+// Config tunes an Analysis; zero fields take the defaults, those of
+// <analyses rttTimeout rttMaxPending> (conf.DefaultAnalyses).
 type Config struct {
 	Interval   time.Duration // the configuration's interval
 	Timeout    time.Duration
@@ -107,6 +103,7 @@ type Analysis struct {
 	pend    map[txnKey]pending
 	tsDirs  map[tsDirKey]tsDir // TCP timestamps: per direction (tcpts.go)
 	tsSwept int64              // data time of the last ageing of tsDirs
+	synAcks int                // SYN/ACKs in pend: pure ACKs look up only while there are
 	order   []txnKey           // requests in arrival order (for timeouts); stale keys skipped
 	oh      int
 	stats   map[statKey]*stat
@@ -124,11 +121,12 @@ var _ analyse.Analysis = (*Analysis)(nil)
 
 // New returns the analysis sending to out.
 func New(cfg Config, out Output) *Analysis {
+	d := conf.DefaultAnalyses()
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
+		cfg.Timeout = d.RTTTimeout
 	}
 	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = DefaultMaxPending
+		cfg.MaxPending = d.RTTMaxPending
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Minute
@@ -187,8 +185,8 @@ func (a *Analysis) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
 	if reqKind == 0 && respKind == 0 {
 		return
 	}
-	if respKind == KindSYNACK && len(a.pend) == 0 {
-		return // every pure ACK would look up: only while something waits
+	if respKind == KindSYNACK && a.synAcks == 0 {
+		return // every pure ACK would look up: only while a SYN/ACK waits
 	}
 	for m := rec.Classes; m != 0; m &= m - 1 {
 		ci := bits.TrailingZeros64(m)
@@ -196,7 +194,7 @@ func (a *Analysis) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
 			k := txnKey{src: rec.Dst, dst: rec.Src, sport: rec.DstPort, dpt: rec.SrcPort, txn: respTxn,
 				iface: rec.Iface, class: uint8(ci), kind: respKind}
 			if p, ok := a.pend[k]; ok {
-				delete(a.pend, k)
+				a.forget(k)
 				a.Matched++
 				a.add(statKey{a.startOf(p.ts), p.flow, respKind}, rec.TS-p.ts, false)
 			}
@@ -211,9 +209,20 @@ func (a *Analysis) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
 					a.evictOldest()
 				}
 				a.order = append(a.order, k)
+				if reqKind == KindSYNACK {
+					a.synAcks++
+				}
 			}
 			a.pend[k] = pending{ts: rec.TS, flow: ids.Of(ci)}
 		}
+	}
+}
+
+// forget removes request k from the pending table.
+func (a *Analysis) forget(k txnKey) {
+	delete(a.pend, k)
+	if k.kind == KindSYNACK {
+		a.synAcks--
 	}
 }
 
@@ -223,7 +232,7 @@ func (a *Analysis) evictOldest() {
 		k := a.order[a.oh]
 		a.oh++
 		if p, ok := a.pend[k]; ok {
-			delete(a.pend, k)
+			a.forget(k)
 			a.Evicted++
 			a.expire(k, p)
 			return
@@ -302,7 +311,7 @@ func (a *Analysis) Advance(now int64) {
 		a.order[a.oh] = txnKey{}
 		a.oh++
 		if ok {
-			delete(a.pend, k)
+			a.forget(k)
 			a.expire(k, p)
 		}
 	}
@@ -339,7 +348,7 @@ func (a *Analysis) flush(w int64) {
 func (a *Analysis) Close() {
 	for _, k := range a.order[a.oh:] {
 		if p, ok := a.pend[k]; ok {
-			delete(a.pend, k)
+			a.forget(k)
 			a.expire(k, p)
 		}
 	}
@@ -373,3 +382,6 @@ func (a *Analysis) send(k statKey, s *stat) {
 
 // Pending returns the requests waiting for their response.
 func (a *Analysis) Pending() int { return len(a.pend) }
+
+// Config returns the analysis's settings, defaults filled in.
+func (a *Analysis) Config() Config { return a.cfg }

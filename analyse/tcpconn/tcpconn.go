@@ -44,6 +44,7 @@ package tcpconn
 
 import (
 	"fmt"
+	"github.com/tmon-project/tmon/conf"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -58,14 +59,9 @@ type Output interface {
 	TCPConn(c *pdu.TCPConn)
 }
 
-// Defaults.
-const (
-	DefaultIdle       = 5 * time.Minute // Zeek's tcp_inactivity_timeout
-	DefaultCloseDelay = 5 * time.Second // Zeek's tcp_close_delay
-	DefaultMaxConns   = 1 << 18
-)
-
-// Config tunes an Analysis; zero fields take the defaults.
+// Config tunes an Analysis; zero fields take the defaults, those of
+// <analyses tcpIdle tcpCloseDelay tcpMaxConns> (conf.DefaultAnalyses:
+// Zeek's tcp_inactivity_timeout and tcp_close_delay).
 type Config struct {
 	Interval   time.Duration // the configuration's interval
 	Idle       time.Duration
@@ -156,14 +152,15 @@ func New(cfg Config, out Output) *Analysis {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Minute
 	}
+	d := conf.DefaultAnalyses()
 	if cfg.Idle <= 0 {
-		cfg.Idle = DefaultIdle
+		cfg.Idle = d.TCPIdle
 	}
 	if cfg.CloseDelay <= 0 {
-		cfg.CloseDelay = DefaultCloseDelay
+		cfg.CloseDelay = d.TCPCloseDelay
 	}
 	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = DefaultMaxConns
+		cfg.MaxConns = d.TCPMaxConns
 	}
 	return &Analysis{cfg: cfg, iv: int64(cfg.Interval), out: out, idx: make(map[connKey]int32)}
 }
@@ -642,3 +639,6 @@ func (a *Analysis) Summary() string {
 
 // Len returns the connections followed (for memory tests).
 func (a *Analysis) Len() int { return len(a.idx) }
+
+// Config returns the analysis's settings, defaults filled in.
+func (a *Analysis) Config() Config { return a.cfg }

@@ -295,7 +295,7 @@ func TestOpenReports(t *testing.T) {
 	for i := range recs {
 		a.Packet(&recs[i], &ids)
 	}
-	a.Advance(t0 + 3*iv + 7 + int64(DefaultCloseDelay))
+	a.Advance(t0 + 3*iv + 7 + int64(conf.DefaultAnalyses().TCPCloseDelay))
 	var got []string
 	for _, c := range out.got {
 		got = append(got, fmt.Sprintf("%s@%d:%d/%d", pdu.TCPStatusName(c.Status), (c.Report-t0)/iv, c.O.Packets, c.O.Bytes))
