@@ -111,7 +111,7 @@ func (r *Reconciler) slotOf(t int64) int64 { return floorDiv(t, r.interval) }
 func (r *Reconciler) closeThrough(last int64) error {
 	for len(r.slots.open) > 0 && r.slots.open[0].n <= last {
 		sl := r.slots.open[0]
-		sl.finish()
+		sl.finish(&r.group)
 		r.metrics(sl)
 		if err := r.sink.WriteInterval(&sl.iv); err != nil {
 			return fmt.Errorf("reconcile: close interval %s: %w", time.Unix(0, sl.iv.Start).UTC().Format(time.RFC3339), err)

@@ -158,6 +158,8 @@ type slot struct {
 	hist  []uint64 // histogram bins of every stat, back to back
 	order []orderEntry
 	mx    slotMetrics
+
+	starts []int32 // after finish: stat i's delays are order[starts[i]:starts[i+1]]
 }
 
 type statKey struct {
@@ -211,29 +213,23 @@ func (sl *slot) add(si int32, d int64, edges []int64) {
 }
 
 // finish computes reordering and fills the exported Interval. It may run
-// again on the same slot when the Sink failed.
-func (sl *slot) finish() {
+// again on the same slot when the Sink failed. It leaves sl.order grouped
+// by stat, each group in arrival order at hop_to, and sl.starts where each
+// group starts (metrics reads both).
+func (sl *slot) finish(g *groupScratch) {
 	// RFC 4737 style, per flow and pair: in arrival order at hop_to, a
 	// packet is reordered when a packet that left hop_from later arrived
 	// before it.
-	slices.SortFunc(sl.order, func(a, b orderEntry) int {
-		if c := cmp.Compare(a.stat, b.stat); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.to, b.to); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.from, b.from)
-	})
-	for i := range sl.stats {
-		sl.stats[i].Reordered = 0
-	}
-	for i := 0; i < len(sl.order); {
-		si := sl.order[i].stat
+	var starts []int32
+	sl.order, starts = g.groupOrder(sl.order, len(sl.stats))
+	sl.starts = append(sl.starts[:0], starts...)
+	for si := range sl.stats {
+		arr := sl.order[sl.starts[si]:sl.starts[si+1]]
+		sortArrival(arr)
 		maxFrom := int64(math.MinInt64)
 		var n uint64
-		for ; i < len(sl.order) && sl.order[i].stat == si; i++ {
-			if f := sl.order[i].from; f < maxFrom {
+		for i := range arr {
+			if f := arr[i].from; f < maxFrom {
 				n++
 			} else {
 				maxFrom = f

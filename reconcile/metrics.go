@@ -188,6 +188,7 @@ type seqEntry struct {
 type metricsState struct {
 	delay, pdv, ipdv, lossLen, lossDist hist.Hist
 	seq                                 []seqEntry
+	seqStarts                           []int32 // stat i's sequence is seq[seqStarts[i]:seqStarts[i+1]]
 	pmax                                []int64
 	arena                               []byte
 	spans                               [][2]int32 // arena offsets of the hist fields, 5 per metrics
@@ -223,32 +224,32 @@ func quantiles(h *hist.Hist, q *Quantiles) {
 }
 
 // metrics computes Interval.Metrics of slot sl; finish must have run (it
-// sorts sl.order by stat and arrival).
+// groups sl.order by stat, in arrival order).
 func (r *Reconciler) metrics(sl *slot) {
 	if r.mx == nil {
 		r.mx = new(metricsState)
 	}
 	mx := r.mx
+	// The sequence of each stat in departure order: its delays (grouped
+	// by finish) and its losses, sorted by hop_from time.
+	slices.SortStableFunc(sl.mx.lost, func(a, b lossEntry) int { return cmp.Compare(a.stat, b.stat) })
 	mx.seq = mx.seq[:0]
-	for _, o := range sl.order {
-		mx.seq = append(mx.seq, seqEntry{stat: o.stat, from: o.from, d: o.to - o.from})
-	}
-	for _, l := range sl.mx.lost {
-		mx.seq = append(mx.seq, seqEntry{stat: l.stat, from: l.from, lost: true})
-	}
-	slices.SortFunc(mx.seq, func(a, b seqEntry) int {
-		if c := cmp.Compare(a.stat, b.stat); c != 0 {
-			return c
+	mx.seqStarts = append(mx.seqStarts[:0], 0)
+	li := 0
+	for id := range sl.stats {
+		start := len(mx.seq)
+		for _, o := range sl.order[sl.starts[id]:sl.starts[id+1]] {
+			mx.seq = append(mx.seq, seqEntry{stat: o.stat, from: o.from, d: o.to - o.from})
 		}
-		if c := cmp.Compare(a.from, b.from); c != 0 {
-			return c
+		for ; li < len(sl.mx.lost) && sl.mx.lost[li].stat == int32(id); li++ {
+			mx.seq = append(mx.seq, seqEntry{stat: int32(id), from: sl.mx.lost[li].from, lost: true})
 		}
-		return cmp.Compare(a.d, b.d)
-	})
+		sortDeparture(mx.seq[start:])
+		mx.seqStarts = append(mx.seqStarts, int32(len(mx.seq)))
+	}
 	mx.out = mx.out[:0]
 	mx.arena = mx.arena[:0]
 	mx.spans = mx.spans[:0]
-	si, oi := 0, 0
 	for id := range sl.stats {
 		st := &sl.stats[id]
 		c := &r.classes[st.Class]
@@ -267,11 +268,7 @@ func (r *Reconciler) metrics(sl *slot) {
 		mx.lossDist.Reset()
 
 		// Sequence in hop_from order: delay, PDV, IPDV, loss patterns.
-		start := si
-		for si < len(mx.seq) && mx.seq[si].stat == int32(id) {
-			si++
-		}
-		seq := mx.seq[start:si]
+		seq := mx.seq[mx.seqStarts[id]:mx.seqStarts[id+1]]
 		run, lastLost := uint64(0), -1
 		for i := range seq {
 			e := &seq[i]
@@ -308,11 +305,7 @@ func (r *Reconciler) metrics(sl *slot) {
 		m.LossDistanceCount, m.LossDistanceMin = mx.lossDist.Count(), uint64(mx.lossDist.Min())
 
 		// Arrival order: reordering extent (RFC 4737 §4.2.2).
-		start = oi
-		for oi < len(sl.order) && sl.order[oi].stat == int32(id) {
-			oi++
-		}
-		arr := sl.order[start:oi]
+		arr := sl.order[sl.starts[id]:sl.starts[id+1]]
 		mx.pmax = mx.pmax[:0]
 		pm := int64(math.MinInt64)
 		for j := range arr {

@@ -43,7 +43,7 @@ func BenchmarkIntervalMetrics(b *testing.B) {
 		r.expireClass(&r.classes[i], math.MaxInt64)
 	}
 	sl := r.slots.open[0]
-	sl.finish()
+	sl.finish(&r.group)
 	r.metrics(sl)
 	for _, withMetrics := range []bool{false, true} {
 		name := "finish-only"
@@ -54,7 +54,7 @@ func BenchmarkIntervalMetrics(b *testing.B) {
 			b.ReportAllocs()
 			// One op is one packet of the interval: b.N/n closes.
 			for range max(b.N/n, 1) {
-				sl.finish()
+				sl.finish(&r.group)
 				if withMetrics {
 					r.metrics(sl)
 				}

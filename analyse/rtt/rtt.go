@@ -103,6 +103,7 @@ type Analysis struct {
 	pend    map[txnKey]pending
 	tsDirs  map[tsDirKey]tsDir // TCP timestamps: per direction (tcpts.go)
 	tsSwept int64              // data time of the last ageing of tsDirs
+	synAcks int                // SYN/ACKs in pend: pure ACKs look up only while there are
 	order   []txnKey           // requests in arrival order (for timeouts); stale keys skipped
 	oh      int
 	stats   map[statKey]*stat
@@ -184,8 +185,8 @@ func (a *Analysis) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
 	if reqKind == 0 && respKind == 0 {
 		return
 	}
-	if respKind == KindSYNACK && len(a.pend) == 0 {
-		return // every pure ACK would look up: only while something waits
+	if respKind == KindSYNACK && a.synAcks == 0 {
+		return // every pure ACK would look up: only while a SYN/ACK waits
 	}
 	for m := rec.Classes; m != 0; m &= m - 1 {
 		ci := bits.TrailingZeros64(m)
@@ -193,7 +194,7 @@ func (a *Analysis) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
 			k := txnKey{src: rec.Dst, dst: rec.Src, sport: rec.DstPort, dpt: rec.SrcPort, txn: respTxn,
 				iface: rec.Iface, class: uint8(ci), kind: respKind}
 			if p, ok := a.pend[k]; ok {
-				delete(a.pend, k)
+				a.forget(k)
 				a.Matched++
 				a.add(statKey{a.startOf(p.ts), p.flow, respKind}, rec.TS-p.ts, false)
 			}
@@ -208,9 +209,20 @@ func (a *Analysis) Packet(rec *sieve.Record, ids *analyse.FlowIDs) {
 					a.evictOldest()
 				}
 				a.order = append(a.order, k)
+				if reqKind == KindSYNACK {
+					a.synAcks++
+				}
 			}
 			a.pend[k] = pending{ts: rec.TS, flow: ids.Of(ci)}
 		}
+	}
+}
+
+// forget removes request k from the pending table.
+func (a *Analysis) forget(k txnKey) {
+	delete(a.pend, k)
+	if k.kind == KindSYNACK {
+		a.synAcks--
 	}
 }
 
@@ -220,7 +232,7 @@ func (a *Analysis) evictOldest() {
 		k := a.order[a.oh]
 		a.oh++
 		if p, ok := a.pend[k]; ok {
-			delete(a.pend, k)
+			a.forget(k)
 			a.Evicted++
 			a.expire(k, p)
 			return
@@ -299,7 +311,7 @@ func (a *Analysis) Advance(now int64) {
 		a.order[a.oh] = txnKey{}
 		a.oh++
 		if ok {
-			delete(a.pend, k)
+			a.forget(k)
 			a.expire(k, p)
 		}
 	}
@@ -336,7 +348,7 @@ func (a *Analysis) flush(w int64) {
 func (a *Analysis) Close() {
 	for _, k := range a.order[a.oh:] {
 		if p, ok := a.pend[k]; ok {
-			delete(a.pend, k)
+			a.forget(k)
 			a.expire(k, p)
 		}
 	}

@@ -268,3 +268,63 @@ func TestPacketAllocs(t *testing.T) {
 		t.Errorf("%.2f allocs per transaction", n)
 	}
 }
+
+// Round trips of tcpdump's test captures against tshark 4.0's reading of
+// them: DNS from its own query/response matching (`tshark -r F -Y
+// dns.flags.response==1 -T fields -e dns.time`, µs); NTP by pairing each
+// server packet (mode 4) with the client packet (mode 3) whose transmit
+// timestamp is its origin timestamp (fields frame.time_epoch,
+// ntp.flags.mode, ntp.org, ntp.xmt), the server's frame time minus the
+// client's. Every query and client packet of these files is answered.
+func TestTcpdumpCorpusRoundTrips(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		kind uint8
+		rtts []int64 // µs
+	}{
+		{"edns-opts.pcap", KindDNS, []int64{22121, 21877, 22025, 22014, 21974, 21866, 21987, 21811, 21819, 21898, 21765, 21871,
+			21813, 21946, 21789, 21833, 21835, 21718, 22284, 21935, 21777}},
+		{"dnssec.pcap", KindDNS, []int64{342, 338, 310}},
+		{"dns-badcookie.pcap", KindDNS, []int64{248, 227}},
+		{"dns-badvers.pcap", KindDNS, []int64{24335, 13985}},
+		{"dns-uri.pcap", KindDNS, []int64{157, 151}},
+		{"dns_udp.pcap", KindDNS, []int64{130282}},
+		{"ntp.pcap", KindNTP, []int64{133, 199, 261, 126}},
+		{"ntp-time.pcap", KindNTP, []int64{301}},
+		{"ntp-time-ef.pcap", KindNTP, []int64{4532}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			out, _ := run(t, filepath.Join(corpus(t, "tcpdump"), tc.file), 0)
+			var count, unans uint64
+			var sum, mn, mx int64
+			for _, r := range out.got {
+				if r.Kind != tc.kind {
+					t.Errorf("record of kind %d: %+v", r.Kind, r)
+					continue
+				}
+				if r.Count > 0 {
+					if count == 0 || r.Min < mn {
+						mn = r.Min
+					}
+					mx = max(mx, r.Max)
+				}
+				count += r.Count
+				unans += r.Unanswered
+				sum += r.Sum
+			}
+			var wsum, wmin, wmax int64
+			for i, v := range tc.rtts {
+				v *= 1000
+				wsum += v
+				if i == 0 || v < wmin {
+					wmin = v
+				}
+				wmax = max(wmax, v)
+			}
+			if count != uint64(len(tc.rtts)) || sum != wsum || mn != wmin || mx != wmax || unans != 0 {
+				t.Errorf("count %d sum %d min %d max %d unanswered %d; want %d %d %d %d 0",
+					count, sum, mn, mx, unans, len(tc.rtts), wsum, wmin, wmax)
+			}
+		})
+	}
+}

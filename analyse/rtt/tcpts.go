@@ -63,7 +63,7 @@ func (a *Analysis) tsPacket(rec *sieve.Record, ci int, ids *analyse.FlowIDs) {
 			k := txnKey{src: od.src, dst: od.dst, sport: od.sport, dpt: od.dport, txn: uint64(rec.TSEcr),
 				iface: rec.Iface, class: uint8(ci), kind: KindTS}
 			if p, ok := a.pend[k]; ok {
-				delete(a.pend, k)
+				a.forget(k)
 				a.Matched++
 				a.add(statKey{a.startOf(p.ts), p.flow, KindTS}, rec.TS-p.ts, false)
 			}

@@ -146,3 +146,42 @@ func TestTSPacketAllocs(t *testing.T) {
 		t.Errorf("%.2f allocs per exchange", n)
 	}
 }
+
+// BenchmarkTSSegments: the cost per TCP segment with timestamps of a bulk
+// transfer seen by the round-trip analysis — data segments one way, a
+// clock tick every 4 segments, an ACK back for every second one echoing
+// the earliest unacknowledged TSval (delayed ACKs), over 64 connections.
+func BenchmarkTSSegments(b *testing.B) {
+	out := &sink{}
+	a := New(Config{Interval: time.Minute}, out)
+	var ids analyse.FlowIDs
+	recs := make([]*sieve.Record, 0, 64*64)
+	for c := range 64 {
+		port := uint16(10000 + 2*c)
+		for i := range 32 {
+			ts := int64(i) * 250_000
+			val := uint32(1000 + i/4)
+			recs = append(recs, seg(ts, port, true, val, 7000))
+			if i%2 == 1 {
+				recs = append(recs, seg(ts+40_000, port, false, 7000+uint32(i/8), uint32(1000+(i-1)/4)))
+			}
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := recs[i%len(recs)]
+		if i%len(recs) == 0 && i > 0 {
+			// the next second of the same connections
+			for _, r := range recs {
+				r.TS += int64(time.Second)
+				r.TSVal += 100
+				if r.TSEcr != 0 {
+					r.TSEcr += 100
+				}
+			}
+			a.Advance(recs[0].TS)
+		}
+		a.Packet(r, &ids)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "segments/s")
+}
