@@ -4,7 +4,7 @@ BIN       := bin
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
-BENCH_PKGS := ./sieve ./ring ./analyse ./pdu ./transport ./collector ./reconcile ./loader ./reports/web ./probe ./offline
+BENCH_PKGS := ./sieve ./ring ./analyse ./pdu ./transport ./collector ./spool ./reconcile ./loader ./reports/web ./probe ./offline
 BENCHTIME ?= 1s
 
 .PHONY: all build test lint vet staticcheck bench bench-year demo clean fuzz install
