@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -191,7 +190,7 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 		tmp := s.TmpPath(w.dir, f.typ)
 		written = append(written, tmp)
 		hdr := "#" + strings.Join(f.cols, "\t") + "\n"
-		if err := writeSynced(tmp, hdr, f.rows); err != nil {
+		if err := writeFile(tmp, hdr, f.rows, !w.volatile); err != nil {
 			return err
 		}
 		if manifest {
@@ -208,7 +207,7 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 	if manifest {
 		tmp := s.TmpPath(w.dir, TypeSets)
 		written = append(written, tmp)
-		if err := writeSynced(tmp, "#"+strings.Join(ColsSets, "\t")+"\n", man); err != nil {
+		if err := writeFile(tmp, "#"+strings.Join(ColsSets, "\t")+"\n", man, !w.volatile); err != nil {
 			return err
 		}
 	}
@@ -222,6 +221,9 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 		// The temporary names must survive a machine crash once the
 		// commit refers to them.
 		for dir := range dirs {
+			if w.volatile {
+				break
+			}
 			if err := syncDir(dir); err != nil {
 				return err
 			}
@@ -232,7 +234,7 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 	}
 	committed = true
 	killpoint.At("spool.committed")
-	if err := finish(w.dir, s); err != nil {
+	if err := finish(w.dir, s, !w.volatile); err != nil {
 		w.unfinished = append(w.unfinished, *s)
 		w.finishErr = err
 	}
@@ -240,8 +242,8 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 }
 
 // finish renames what is left of a committed set into place, manifest
-// first, and syncs the directories.
-func finish(dir string, s *Set) error {
+// first, and syncs the directories (when sync).
+func finish(dir string, s *Set, sync bool) error {
 	var errs []error
 	for _, typ := range s.all() {
 		tmp := s.TmpPath(dir, typ)
@@ -250,6 +252,9 @@ func finish(dir string, s *Set) error {
 			continue
 		}
 		killpoint.At("spool.renamed")
+		if !sync {
+			continue
+		}
 		if err := syncDir(filepath.Join(dir, typ)); err != nil {
 			errs = append(errs, fmt.Errorf("spool: commit %s: %w", tmp, err))
 		}
@@ -263,7 +268,7 @@ func (w *Writer) retryUnfinished() error {
 	var left []Set
 	var errs []error
 	for i := range w.unfinished {
-		if err := finish(w.dir, &w.unfinished[i]); err != nil {
+		if err := finish(w.dir, &w.unfinished[i], !w.volatile); err != nil {
 			left = append(left, w.unfinished[i])
 			errs = append(errs, err)
 		}
@@ -310,7 +315,7 @@ func Recover(dir string, committed []Set) (rolled int, err error) {
 		if !left {
 			continue
 		}
-		if err := finish(dir, s); err != nil {
+		if err := finish(dir, s, true); err != nil {
 			return rolled, err
 		}
 		rolled++
@@ -341,16 +346,21 @@ func Recover(dir string, committed []Set) (rolled int, err error) {
 	return rolled, nil
 }
 
-// writeSynced writes header and rows into a new file at path and syncs it.
-func writeSynced(path, hdr string, rows []byte) error {
+// writeFile writes header and rows into a new file at path and syncs it
+// (when sync).
+func writeFile(path, hdr string, rows []byte, sync bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(f, 64<<10)
-	bw.WriteString(hdr)
-	bw.Write(rows)
-	err = errors.Join(bw.Flush(), f.Sync())
+	// Two writes: the rows are in memory already, a buffer would only
+	// copy them (and was a 64 KiB allocation per file).
+	if _, err = f.WriteString(hdr); err == nil {
+		_, err = f.Write(rows)
+	}
+	if sync {
+		err = errors.Join(err, f.Sync())
+	}
 	return errors.Join(err, f.Close())
 }
 
