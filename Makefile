@@ -4,10 +4,10 @@ BIN       := bin
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
-BENCH_PKGS := ./sieve ./ring ./analyse ./pdu ./transport ./collector ./reconcile ./loader ./reports/web ./probe ./offline
+BENCH_PKGS := ./sieve ./ring ./analyse ./pdu ./transport ./collector ./spool ./reconcile ./loader ./reports/web ./probe ./offline
 BENCHTIME ?= 1s
 
-.PHONY: all build test lint vet staticcheck bench demo clean fuzz install
+.PHONY: all build test lint vet staticcheck bench bench-year demo clean fuzz install
 
 # Installation directories (docs/operations.md, "Directory layout"). DESTDIR
 # is prepended to every path (staged installs, packages); the installed files
@@ -48,6 +48,13 @@ test: lint
 # Benchmarks of the hot path: ns/op, packets/s, bytes/sighting, allocs/op.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS)
+
+# The report pages on a database holding a year of 1-minute rows of 100
+# flows (52.6 M rows in each 1-minute table): built once into
+# $(TMON_BENCH_CACHE) (default ~/.cache/tmon-bench), an hour or more and
+# ~85 GB (README "Reports"); `make bench` uses 7 days of 1-minute rows.
+bench-year:
+	TMON_BENCH_MINUTE_DAYS=365 $(GO) test -run '^$$' -bench BenchmarkPages -benchtime $(BENCHTIME) -timeout 0 ./reports/web
 
 # Short fuzzing of every decoder (seed corpora live in */testdata/fuzz).
 FUZZTIME ?= 20s

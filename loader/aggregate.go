@@ -39,7 +39,10 @@ type classTable struct {
 	base    string
 	level   int // index in levels
 	flowCol int // flow_id in flow, class in t
-	collCol int // collectors in t
+	collCol int // collectors in t (collector: byCollector)
+	// byCollector: one collector's rows merged (aggregate_coll.go), not
+	// the picks.
+	byCollector bool
 	// start_ns, hop_from, hop_to (both tables)
 	startCol, fromCol, toCol int
 }
@@ -78,7 +81,7 @@ var classSchema = sync.OnceValue(func() []*classTable {
 // classTables lists the per-class tables for allTables.
 func classTables() []*Table {
 	var out []*Table
-	for _, ct := range classSchema() {
+	for _, ct := range append(classSchema(), collClassSchema()...) {
 		out = append(out, ct.t)
 	}
 	return out
@@ -205,12 +208,17 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 			w.delta[ct] = out
 		}
 	}
+	for _, ct := range collClassSchema() {
+		if set := b.aggs[ct.flow]; set != nil {
+			w.delta[ct] = r.collClassDelta(ct, set)
+		}
+	}
 	// Partitions, once per day and table in a run: the loader holds the
 	// lock, and retention runs after the load.
 	if r.classDays == nil {
 		r.classDays = map[*Table]map[int64]bool{}
 	}
-	for _, ct := range cts {
+	for _, ct := range append(cts, collClassSchema()...) {
 		done := r.classDays[ct.t]
 		if done == nil {
 			done = map[int64]bool{}
@@ -227,8 +235,10 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 				add(row[ct.startCol].i)
 			}
 		}
-		for k := range w.redo[ct.level] {
-			add(k.start)
+		if !ct.byCollector {
+			for k := range w.redo[ct.level] {
+				add(k.start)
+			}
 		}
 		if len(days) > 0 {
 			if err := r.d.EnsurePartitions(ctx, r.conn, ct.t, sortedKeys(days)); err != nil {
@@ -275,7 +285,7 @@ func (r *run) markFlowKeys(ctx context.Context, f *flowRow, w *classWork) error 
 // classWrite applies a batch's changes to the per-class tables, after its
 // per-flow rows are written, in the same transaction.
 func (r *run) classWrite(ctx context.Context, tx querier, w *classWork) error {
-	for _, ct := range classSchema() {
+	for _, ct := range append(classSchema(), collClassSchema()...) {
 		if set := w.delta[ct]; set != nil {
 			if err := r.mergeAgg(ctx, tx, ct.t, set); err != nil {
 				return err

@@ -276,26 +276,10 @@ func (l *Loader) backfillClass(ctx context.Context, conn *sql.Conn) error {
 		}
 		start := time.Now()
 		// Partitions of every day with rows (DDL: before the transaction).
-		var days []int64
-		rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT DISTINCT %s FROM %s", l.d.Quote("start_ns"), l.d.Quote(typeByName("owd_stats").tables[2].Name)))
+		days, err := l.rowDays(ctx, conn, lo.Int64, hi.Int64)
 		if err != nil {
-			return fmt.Errorf("loader: read days: %w", err)
+			return err
 		}
-		for rows.Next() {
-			var d int64
-			if err := rows.Scan(&d); err != nil {
-				rows.Close()
-				return fmt.Errorf("loader: read days: %w", err)
-			}
-			days = append(days, floorTo(d, dayNs))
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("loader: read days: %w", err)
-		}
-		days = append(days, floorTo(lo.Int64, dayNs), floorTo(hi.Int64, dayNs))
-		slices.Sort(days)
-		days = slices.Compact(days)
 		for _, ct := range cts {
 			if err := l.d.EnsurePartitions(ctx, conn, ct.t, days); err != nil {
 				return err

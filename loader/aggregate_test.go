@@ -43,6 +43,18 @@ func TestClassAggregatesExact(t *testing.T) {
 		if got := classRows(t, ho); !equalClass(t, "one collector", got, want) {
 			return
 		}
+		// The per-collector class rows: each collector's flows merged,
+		// against the oracle from that collector's per-flow rows.
+		eachColl := func(what string, h *sql.DB, colls ...string) bool {
+			ok := true
+			for _, c := range colls {
+				ok = equalClass(t, what+": collector "+c, classRows(t, h, c), classOracle(t, h, c)) && ok
+			}
+			return ok
+		}
+		if !eachColl("one collector", ho, "c1") {
+			return
+		}
 
 		c1, c2 := filepath.Join(root, "c1"), filepath.Join(root, "c2")
 		copyDir(t, full.dir, c1)
@@ -68,15 +80,23 @@ func TestClassAggregatesExact(t *testing.T) {
 		h := db.open(t)
 		load(t, db, Config{Spools: []Spool{{"c1", c1}}, BatchFiles: 7})
 		// c1 alone: its own per-flow rows are the oracle.
-		if !equalClass(t, "c1 with a gap, in batches", classRows(t, h), classOracle(t, h)) {
+		if !equalClass(t, "c1 with a gap, in batches", classRows(t, h), classOracle(t, h)) || !eachColl("c1 with a gap, in batches", h, "c1") {
 			return
 		}
 		load(t, db, Config{Spools: []Spool{{"c1", c1}, {"c2", c2}}, BatchFiles: 7})
 		if doubled := query(t, h, "SELECT SUM(count) FROM owd_stats_1d"); doubled[0] == query(t, ho, "SELECT SUM(count) FROM owd_stats_1d")[0] {
 			t.Fatalf("the fixture does not double the per-flow sums (%s)", doubled[0])
 		}
-		if !equalClass(t, "c1 and c2", classRows(t, h), want) {
+		if !equalClass(t, "c1 and c2", classRows(t, h), want) || !eachColl("c1 and c2", h, "c1", "c2") {
 			return
+		}
+		// c2 is the complete spool: its own class rows are those of the
+		// spool loaded alone; c1's (with the gap) are not.
+		if !equalClass(t, "c1 and c2: collector c2 against the spool alone", classRows(t, h, "c2"), want) {
+			return
+		}
+		if g := classRows(t, h, "c1"); slices.Equal(g["owd_stats_1m"], want["owd_stats_1m"]) {
+			t.Errorf("c1's class rows (with a gap) equal the complete spool's: the gap did not show")
 		}
 		// Which collectors: c2 alone in the gap minute, c1 (equal counts,
 		// first by name) elsewhere.
@@ -99,7 +119,7 @@ func TestClassAggregatesExact(t *testing.T) {
 			}
 		}
 		load(t, db, Config{Spools: []Spool{{"c1", c1b}, {"c2", c2b}}, BatchFiles: 5000})
-		if !equalClass(t, "c1 and c2 together", classRows(t, h), want) {
+		if !equalClass(t, "c1 and c2 together", classRows(t, h), want) || !eachColl("c1 and c2 together", h, "c1", "c2") {
 			return
 		}
 		got = query(t, h, "SELECT DISTINCT collectors, start_ns = ? FROM owd_stats_class_1m", gap.UnixNano())
@@ -107,16 +127,20 @@ func TestClassAggregatesExact(t *testing.T) {
 			t.Errorf("together: owd_stats_class_1m collectors (collectors|is gap minute): %v, want c1 outside the gap, c2 in it", got)
 		}
 
-		for _, ct := range classSchema() {
+		for _, ct := range append(classSchema(), collClassSchema()...) {
 			if _, err := h.Exec("DROP TABLE " + ct.t.Name); err != nil {
 				t.Fatal(err)
 			}
 		}
 		_, tl := load(t, db, Config{Spools: []Spool{{"c1", c1b}, {"c2", c2b}}})
-		if !strings.Contains(tl.String(), "per-class rows built") {
-			t.Errorf("no log of the per-class rows built:\n%s", tl)
+		for _, msg := range []string{"per-class rows built", "per-collector class rows built"} {
+			if !strings.Contains(tl.String(), msg) {
+				t.Errorf("no log of the %s:\n%s", msg, tl)
+			}
 		}
 		equalClass(t, "rebuilt from the per-flow rows", classRows(t, h), want)
+		eachColl("rebuilt from the per-flow rows", h, "c1", "c2")
+		equalClass(t, "rebuilt: collector c2 against the spool alone", classRows(t, h, "c2"), want)
 	})
 }
 
@@ -135,11 +159,19 @@ const (
 
 // classOracle computes the class rows from the per-flow rows of a database
 // loaded from one collector.
-func classOracle(t *testing.T, h *sql.DB) classCmp {
+//
+// With coll, the rows of that collector's flows only: the oracle of the
+// per-collector class rows (owd_*_class_collector_*), from a database with
+// several collectors.
+func classOracle(t *testing.T, h *sql.DB, coll ...string) classCmp {
 	t.Helper()
 	out := classCmp{}
+	join := " t JOIN flows f ON f.id = t.flow_id"
+	if len(coll) > 0 {
+		join += " AND f.collector = '" + coll[0] + "'"
+	}
 	for _, l := range levels {
-		from := " FROM %s t JOIN flows f ON f.id = t.flow_id GROUP BY t.start_ns, f.class, t.hop_from, t.hop_to%s"
+		from := " FROM %s" + join + " GROUP BY t.start_ns, f.class, t.hop_from, t.hop_to%s"
 		sums := strings.NewReplacer("samples", "SUM(samples)", "count", "SUM(count)", "sum_ns", "SUM(sum_ns)", "min_ns", "MIN(min_ns)",
 			"max_ns", "MAX(max_ns)", "lost_sum", "SUM(lost_sum)", "lost_min", "MIN(lost_min)", "lost_max", "MAX(lost_max)",
 			"missed_sum", "SUM(missed_sum)", "duplicate_sum", "SUM(duplicate_sum)", "reordered_sum", "SUM(reordered_sum)",
@@ -163,7 +195,7 @@ func classOracle(t *testing.T, h *sql.DB) classCmp {
 		// Exact sums of squares and merged histograms, in Go.
 		sq := map[string]*big.Int{}
 		var keys []string
-		eachRow(t, h, "SELECT t.start_ns, f.class, t.hop_from, t.hop_to, t.sumsq_ns2 FROM owd_stats_"+l.Suffix+" t JOIN flows f ON f.id = t.flow_id", func(v []sql.NullString) {
+		eachRow(t, h, "SELECT t.start_ns, f.class, t.hop_from, t.hop_to, t.sumsq_ns2 FROM owd_stats_"+l.Suffix+join, func(v []sql.NullString) {
 			k := v[0].String + "|" + v[1].String + "|" + v[2].String + "|" + v[3].String
 			if sq[k] == nil {
 				sq[k] = new(big.Int)
@@ -180,7 +212,7 @@ func classOracle(t *testing.T, h *sql.DB) classCmp {
 		slices.Sort(out["sumsq_"+l.Suffix])
 		hs := map[string][][]hist.Bucket{}
 		keys = nil
-		eachRow(t, h, "SELECT t.start_ns, f.class, t.hop_from, t.hop_to, "+classHists+" FROM owd_metrics_"+l.Suffix+" t JOIN flows f ON f.id = t.flow_id", func(v []sql.NullString) {
+		eachRow(t, h, "SELECT t.start_ns, f.class, t.hop_from, t.hop_to, "+classHists+" FROM owd_metrics_"+l.Suffix+join, func(v []sql.NullString) {
 			k := v[0].String + "|" + v[1].String + "|" + v[2].String + "|" + v[3].String
 			if hs[k] == nil {
 				hs[k] = make([][]hist.Bucket, 5)
@@ -202,17 +234,23 @@ func classOracle(t *testing.T, h *sql.DB) classCmp {
 	return out
 }
 
-// classRows reads the same figures from the per-class tables.
-func classRows(t *testing.T, h *sql.DB) classCmp {
+// classRows reads the same figures from the per-class tables; with coll,
+// from that collector's rows of the per-collector class tables.
+func classRows(t *testing.T, h *sql.DB, coll ...string) classCmp {
 	t.Helper()
 	out := classCmp{}
+	tab, cond := "_class_", " WHERE samples > 0"
+	if len(coll) > 0 {
+		tab, cond = "_class_collector_", " WHERE samples > 0 AND collector = '"+coll[0]+"'"
+	}
 	for _, l := range levels {
 		// Rows written empty (no samples, a slice of no count) count nothing.
-		out["owd_stats_"+l.Suffix] = query(t, h, "SELECT "+fmt.Sprintf(classStatsCols, "class")+" FROM owd_stats_class_"+l.Suffix+" WHERE samples > 0 ORDER BY 1, 2, 3, 4")
-		out["owd_hist_"+l.Suffix] = query(t, h, "SELECT start_ns, class, hop_from, hop_to, slice, lo_ns, hi_ns, count FROM owd_hist_class_"+l.Suffix)
-		out["owd_metrics_"+l.Suffix] = query(t, h, "SELECT "+fmt.Sprintf(classMetricsCols, "class")+" FROM owd_metrics_class_"+l.Suffix+" WHERE samples > 0 ORDER BY 1, 2, 3, 4")
-		out["sumsq_"+l.Suffix] = query(t, h, "SELECT start_ns, class, hop_from, hop_to, sumsq_ns2 FROM owd_stats_class_"+l.Suffix+" WHERE samples > 0")
-		eachRow(t, h, "SELECT start_ns, class, hop_from, hop_to, "+classHists+" FROM owd_metrics_class_"+l.Suffix+" WHERE samples > 0", func(v []sql.NullString) {
+		out["owd_stats_"+l.Suffix] = query(t, h, "SELECT "+fmt.Sprintf(classStatsCols, "class")+" FROM owd_stats"+tab+l.Suffix+cond+" ORDER BY 1, 2, 3, 4")
+		out["owd_hist_"+l.Suffix] = query(t, h, "SELECT start_ns, class, hop_from, hop_to, slice, lo_ns, hi_ns, count FROM owd_hist"+tab+l.Suffix+
+			strings.Replace(cond, "samples > 0", "1 = 1", 1))
+		out["owd_metrics_"+l.Suffix] = query(t, h, "SELECT "+fmt.Sprintf(classMetricsCols, "class")+" FROM owd_metrics"+tab+l.Suffix+cond+" ORDER BY 1, 2, 3, 4")
+		out["sumsq_"+l.Suffix] = query(t, h, "SELECT start_ns, class, hop_from, hop_to, sumsq_ns2 FROM owd_stats"+tab+l.Suffix+cond)
+		eachRow(t, h, "SELECT start_ns, class, hop_from, hop_to, "+classHists+" FROM owd_metrics"+tab+l.Suffix+cond, func(v []sql.NullString) {
 			bs := make([][]hist.Bucket, 5)
 			for i := range 5 {
 				m, err := hist.MergeSparse(nil, []byte(v[4+i].String))

@@ -19,6 +19,15 @@ import (
 // collector's files, whatever it writes today.
 func demoSpool(t *testing.T) string {
 	t.Helper()
+	out, _ := runDemo(t, false)
+	return filepath.Join(out, "spool", "c1")
+}
+
+// runDemo runs scripts/demo.sh (with the report step: also tmon-loader and
+// tmon-report) in a temporary working directory and returns its output
+// directory and what it printed.
+func runDemo(t *testing.T, report bool) (string, []byte) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the commands and runs the demo pipeline")
 	}
@@ -29,7 +38,11 @@ func demoSpool(t *testing.T) string {
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "bin")
 	// Only what scripts/demo.sh runs.
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/tmon-gen", "./cmd/tmon-collector", "./cmd/tmon-probe", "./cmd/tmon")
+	cmds := []string{"./cmd/tmon-gen", "./cmd/tmon-collector", "./cmd/tmon-probe", "./cmd/tmon"}
+	if report {
+		cmds = append(cmds, "./cmd/tmon-loader", "./cmd/tmon-report")
+	}
+	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, cmds...)...)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build commands: %v\n%s", err, out)
@@ -64,11 +77,17 @@ func demoSpool(t *testing.T) string {
 	}
 	out := filepath.Join(tmp, "demo")
 	cmd := exec.Command("bash", filepath.Join(root, "scripts/demo.sh"))
-	cmd.Env = append(os.Environ(), "BIN="+bin, "OUT="+out, "CONF="+conf, "COUNT=6000", "REPORT=0")
-	if log, err := cmd.CombinedOutput(); err != nil {
+	rep := "REPORT=0"
+	if report {
+		rep = "REPORT=1"
+	}
+	cmd.Env = append(os.Environ(), "BIN="+bin, "OUT="+out, "CONF="+conf, "COUNT=6000", rep)
+	cmd.Dir = tmp
+	log, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, log)
 	}
-	return filepath.Join(out, "spool", "c1")
+	return out, log
 }
 
 // spoolTotals reads a spool directly: rows per type, and the sums of

@@ -56,7 +56,15 @@ func TestLoadRestartFiles(t *testing.T) {
 		if err := os.WriteFile(strings.TrimSuffix(man, ".tsv")+".1.tsv", []byte(strings.Join(lines, "\n")), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		evs, _ := filepath.Glob(filepath.Join(dir, "events", "events-*.tsv"))
+		// An interval's first events file (the demo's spool may hold a
+		// restart's .1 file already: its copy would be misnamed).
+		evs, _ := filepath.Glob(filepath.Join(dir, "events", "events-*Z.tsv"))
+		if len(evs) == 0 {
+			t.Fatal("demo spool has no events file")
+		}
+		if _, err := os.Stat(strings.TrimSuffix(evs[0], ".tsv") + ".1.tsv"); err == nil {
+			t.Fatalf("%s already has a .1 file", evs[0])
+		}
 		copyFile(t, evs[0], strings.TrimSuffix(evs[0], ".tsv")+".1.tsv")
 		want, count, _ := spoolTotals(t, dir)
 

@@ -170,6 +170,9 @@ func (l *Loader) RunOnce(ctx context.Context) (Stats, error) {
 	if err := l.backfillClass(ctx, conn); err != nil {
 		return Stats{}, err
 	}
+	if err := l.backfillCollClass(ctx, conn); err != nil {
+		return Stats{}, err
+	}
 	r := &run{Loader: l, conn: conn, flows: newFlowMap(l.log), start: start}
 	if err := r.flows.load(ctx, conn); err != nil {
 		return Stats{}, fmt.Errorf("loader: %w", err)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -26,6 +27,8 @@ type mysqlDialect struct {
 	// whose days are covered needs no information_schema query (a costly
 	// one, for each of some twenty tables at every commit).
 	covered map[string][]partition
+	// noBulk: the server refused LOAD DATA LOCAL (BulkInsert).
+	noBulk atomic.Bool
 }
 
 func openMySQL(dsn string) (*sql.DB, dialect, error) {

@@ -508,6 +508,11 @@ func insertRows(ctx context.Context, d dialect, q querier, t *Table, cols []stri
 	if len(rows) == 0 {
 		return nil
 	}
+	if bl, ok := d.(bulkInserter); ok && suffix == "" && len(rows) >= bulkMin {
+		if done, err := bl.BulkInsert(ctx, q, t, cols, rows); done || err != nil {
+			return err
+		}
+	}
 	// Below both SQLite's 32766 and MySQL's 65535 placeholders per statement.
 	per := max(1, min(500, 30000/len(cols)))
 	var full *sql.Stmt

@@ -27,6 +27,12 @@ type View struct {
 	Name, Select string
 }
 
+// PickOrder is the pick's order among the owd_stats rows (alias s) of one
+// flow's collectors (their flows rows, alias f) for an interval and hop
+// pair: the first is chosen. Reports that pick among a single flow's rows
+// use it rather than the view (which ranks every flow of the period).
+const PickOrder = "s.count DESC, s.lost_sum + s.missed_sum, f.collector"
+
 // pickView is owd_pick_<level>: the chosen rows' keys with the collector,
 // class and flow key they belong to.
 func pickView(level string) View {
@@ -35,7 +41,7 @@ func pickView(level string) View {
 		Select: `SELECT start_ns, flow_id, hop_from, hop_to, collector, class, flow_key FROM (
 SELECT s.start_ns, s.flow_id, s.hop_from, s.hop_to, f.collector, f.class, f.flow_key,
 ROW_NUMBER() OVER (PARTITION BY f.class, f.flow_key, CASE WHEN f.flow_key IS NULL THEN f.id END, s.start_ns, s.hop_from, s.hop_to
-ORDER BY s.count DESC, s.lost_sum + s.missed_sum, f.collector) AS pick_rank
+ORDER BY ` + PickOrder + `) AS pick_rank
 FROM owd_stats_` + level + ` s JOIN flows f ON f.id = s.flow_id) ranked WHERE pick_rank = 1`,
 	}
 }

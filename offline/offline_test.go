@@ -1,12 +1,21 @@
 package offline
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/pcapgo"
 
 	"github.com/tmon-project/tmon/internal/gen"
 	"github.com/tmon-project/tmon/reports"
@@ -88,7 +97,24 @@ func TestFilesMustMatchInterfaces(t *testing.T) {
 // generator's per-fragment times give them: span = latest − earliest
 // fragment time at the hop, first_delay = earliest at B − earliest at A.
 // A packet that was not fragmented has spans 0 and first_delay = delay.
-func TestFragmentSpans(t *testing.T) {
+func TestFragmentSpans(t *testing.T) { fragmentSpans(t, false) }
+
+// TestFragmentsDisturbedAtA: the same with hop A's capture rewritten — the
+// fragments of every third fragmented datagram captured in reverse order
+// (the first fragment, with the UDP header, last), a fragment of every
+// fifth captured twice 1 µs apart, and a fragment of every seventh that
+// reached B missing at A. The rows are the same (a datagram's fragments
+// occupy the same capture times at A); the seventh ones are missed (seen
+// at B only), not measured, not lost.
+func TestFragmentsDisturbedAtA(t *testing.T) { fragmentSpans(t, true) }
+
+// dkey is an IPv4 datagram: its addresses and identification.
+type dkey struct {
+	src, dst string
+	id       int
+}
+
+func fragmentSpans(t *testing.T, disturb bool) {
 	gc := gen.DefaultConfig()
 	gc.Seed, gc.Count, gc.Rate, gc.Frag = 11, 3000, 3000, 0.2
 	gc.Background = 0
@@ -101,10 +127,6 @@ func TestFragmentSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	type want struct{ to, spanFrom, spanTo, firstDelay int64 }
-	type dkey struct {
-		src, dst string
-		id       int
-	}
 	type frags struct{ minA, maxA, minB, maxB int64 }
 	sets := map[dkey]*frags{}
 	var lostSet = map[dkey]bool{}
@@ -124,6 +146,10 @@ func TestFragmentSpans(t *testing.T) {
 		f.minA, f.maxA = min(f.minA, r.TA), max(f.maxA, r.TA)
 		f.minB, f.maxB = min(f.minB, r.TB), max(f.maxB, r.TB)
 	}
+	var missedA map[dkey]bool
+	if disturb {
+		missedA = disturbFragments(t, filepath.Join(dir, gen.FileHopA), lostSet)
+	}
 	wants := map[int64]want{} // by t_from
 	for _, r := range rows {
 		if r.Frag < 0 && !r.Lost {
@@ -131,8 +157,9 @@ func TestFragmentSpans(t *testing.T) {
 		}
 	}
 	fragmented := 0
+	lostDatagrams := len(lostSet)
 	for k, f := range sets {
-		if lostSet[k] {
+		if lostSet[k] || missedA[k] {
 			continue
 		}
 		fragmented++
@@ -145,6 +172,19 @@ func TestFragmentSpans(t *testing.T) {
 	spoolDir := filepath.Join(dir, "spool")
 	if _, err := Run(context.Background(), Options{Config: cfg, Files: []string{filepath.Join(dir, gen.FileHopA), filepath.Join(dir, gen.FileHopB)}, Spool: spoolDir}); err != nil {
 		t.Fatal(err)
+	}
+	sum, err := reports.ReadSpool(spoolDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lostPackets := 0
+	for _, r := range rows {
+		if r.Frag < 0 && r.Lost {
+			lostPackets++
+		}
+	}
+	if len(sum.Lost) != lostPackets+lostDatagrams || sum.Missed != len(missedA) {
+		t.Errorf("lost %d, missed %d; want %d + %d datagrams lost, %d missed", len(sum.Lost), sum.Missed, lostPackets, lostDatagrams, len(missedA))
 	}
 	files, err := filepath.Glob(filepath.Join(spoolDir, "owd_packet", "*.tsv"))
 	if err != nil || len(files) == 0 {
@@ -191,4 +231,95 @@ func TestFragmentSpans(t *testing.T) {
 		t.Errorf("%d rows of %d measured packets; %d of %d fragmented datagrams, %d with first and last delays apart",
 			got, len(wants), spanned, fragmented, reordered)
 	}
+}
+
+// disturbFragments rewrites the capture at path: of the IPv4 fragmented
+// datagrams in it, every third has its fragments' bytes put in reverse
+// order over the same capture times, every fifth a fragment (not its
+// last) captured again 1 µs later, and every seventh not in lost a
+// fragment left out. It returns the datagrams with a fragment left out.
+func disturbFragments(t *testing.T, path string, lost map[dkey]bool) map[dkey]bool {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapgo.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pkt struct {
+		ci   gopacket.CaptureInfo
+		data []byte
+		drop bool
+		dup  bool
+	}
+	var pkts []pkt
+	groups := map[dkey][]int{}
+	var order []dkey
+	for {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkts = append(pkts, pkt{ci: ci, data: data})
+		// Ethernet, IPv4: flags and fragment offset at 14+6.
+		if len(data) < 34 || data[12] != 0x08 || data[13] != 0x00 || data[14]>>4 != 4 {
+			continue
+		}
+		if binary.BigEndian.Uint16(data[20:])&0x3fff == 0 {
+			continue
+		}
+		k := dkey{netip.AddrFrom4([4]byte(data[26:30])).String(), netip.AddrFrom4([4]byte(data[30:34])).String(), int(binary.BigEndian.Uint16(data[18:]))}
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], len(pkts)-1)
+	}
+	missed := map[dkey]bool{}
+	for n, k := range order {
+		g := groups[k]
+		if len(g) < 2 {
+			t.Fatalf("datagram %v: %d fragments at A", k, len(g))
+		}
+		switch {
+		case n%3 == 0:
+			for i, j := 0, len(g)-1; i < j; i, j = i+1, j-1 {
+				pkts[g[i]].data, pkts[g[j]].data = pkts[g[j]].data, pkts[g[i]].data
+			}
+		case n%5 == 0:
+			pkts[g[0]].dup = true
+		case n%7 == 0 && !lost[k]:
+			pkts[g[1]].drop = true
+			missed[k] = true
+		}
+	}
+	var out bytes.Buffer
+	w := pcapgo.NewWriterNanos(&out)
+	if err := w.WriteFileHeader(r.Snaplen(), r.LinkType()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkts {
+		if p.drop {
+			continue
+		}
+		p.ci.CaptureLength, p.ci.Length = len(p.data), len(p.data) // the bytes may have moved
+		if err := w.WritePacket(p.ci, p.data); err != nil {
+			t.Fatal(err)
+		}
+		if p.dup {
+			ci := p.ci
+			ci.Timestamp = ci.Timestamp.Add(time.Microsecond)
+			if err := w.WritePacket(ci, p.data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return missed
 }

@@ -30,7 +30,7 @@ func corpus(t *testing.T, sub string) string {
 // everythingConf wants every IP packet in a one-way class, so that every
 // packet goes through dissection, signing, flow discovery, PDU encoding and
 // the collector's decoding.
-func everythingConf(t *testing.T, port int) *conf.Config {
+func everythingConf(t testing.TB, port int) *conf.Config {
 	t.Helper()
 	x := fmt.Sprintf(`<tmon interval="1s">
   <transport maxBuildTime="20ms" minGap="100us" initialTimeout="100ms" timeoutIncrement="100ms" heartbeat="1s"/>

@@ -17,6 +17,11 @@ func FuzzDissect(f *testing.F) {
 	f.Add(fixICMPUnreach, LinkRaw)
 	f.Add(ip6(0, "::1", "::2", cat(ext6(44, 0), frag6(17, 0, true, 9), udpHdr(1, 2, nil))), LinkIPv6)
 	f.Add(cat([]byte{2, 0, 0, 0}, fixICMPUnreach), LinkNull)
+	// TCP with the options Linux puts in a SYN (MSS, SACK permitted,
+	// timestamps, NOP, window scale): the timestamps parser (tcp.go).
+	syn := tcpHdr(40000, 80, 0x02, nil)
+	syn[12] = 10 << 4
+	f.Add(ip4(6, "10.0.0.1", "10.0.0.2", 0, nil, cat(syn[:20], []byte{2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7})), LinkRaw)
 	cfg := testConfig()
 	cfg.Classes[len(cfg.Classes)-1].OneWay = &conf.OneWay{}
 	cfg.Classes[len(cfg.Classes)-1].Mask = 1<<flow.Src | 1<<flow.DstPort | 1<<flow.DSCP

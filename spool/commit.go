@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tmon-project/tmon/internal/killpoint"
@@ -185,14 +186,20 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 			}
 		}
 	}()
+	// Every file is written and synced at once: the fsyncs overlap (one
+	// journal commit of the file system serves several), where one after
+	// the other they cost a disk flush each while the collector waits.
 	var man []byte
+	type pending struct {
+		path, hdr string
+		rows      []byte
+	}
+	var todo []pending
 	for _, f := range files {
 		tmp := s.TmpPath(w.dir, f.typ)
 		written = append(written, tmp)
 		hdr := "#" + strings.Join(f.cols, "\t") + "\n"
-		if err := writeFile(tmp, hdr, f.rows, !w.volatile); err != nil {
-			return err
-		}
+		todo = append(todo, pending{tmp, hdr, f.rows})
 		if manifest {
 			sum := sha256.New()
 			io.WriteString(sum, hdr)
@@ -207,9 +214,17 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 	if manifest {
 		tmp := s.TmpPath(w.dir, TypeSets)
 		written = append(written, tmp)
-		if err := writeFile(tmp, "#"+strings.Join(ColsSets, "\t")+"\n", man, !w.volatile); err != nil {
-			return err
+		todo = append(todo, pending{tmp, "#" + strings.Join(ColsSets, "\t") + "\n", man})
+	}
+	if w.volatile {
+		// Nothing to overlap: one after the other, no goroutines.
+		for _, p := range todo {
+			if err := writeFile(p.path, p.hdr, p.rows, false); err != nil {
+				return err
+			}
 		}
+	} else if err := inParallel(len(todo), func(i int) error { return writeFile(todo[i].path, todo[i].hdr, todo[i].rows, true) }); err != nil {
+		return err
 	}
 	if testHookBeforeRename != nil {
 		if err := testHookBeforeRename(written[0]); err != nil {
@@ -220,13 +235,15 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 	if w.committer != nil {
 		// The temporary names must survive a machine crash once the
 		// commit refers to them.
+		list := make([]string, 0, len(dirs))
 		for dir := range dirs {
-			if w.volatile {
-				break
-			}
-			if err := syncDir(dir); err != nil {
-				return err
-			}
+			list = append(list, dir)
+		}
+		if w.volatile {
+			list = nil
+		}
+		if err := inParallel(len(list), func(i int) error { return syncDir(list[i]) }); err != nil {
+			return err
 		}
 		if err := w.committer.CommitSet(s); err != nil {
 			return err
@@ -245,6 +262,7 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 // first, and syncs the directories (when sync).
 func finish(dir string, s *Set, sync bool) error {
 	var errs []error
+	var renamed []string
 	for _, typ := range s.all() {
 		tmp := s.TmpPath(dir, typ)
 		if err := os.Rename(tmp, s.Path(dir, typ)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -252,13 +270,36 @@ func finish(dir string, s *Set, sync bool) error {
 			continue
 		}
 		killpoint.At("spool.renamed")
-		if !sync {
-			continue
-		}
-		if err := syncDir(filepath.Join(dir, typ)); err != nil {
-			errs = append(errs, fmt.Errorf("spool: commit %s: %w", tmp, err))
+		if sync {
+			renamed = append(renamed, typ)
 		}
 	}
+	// The directories are synced together once every rename is made (the
+	// set is committed: a crash before rolls it forward all the same).
+	errs = append(errs, inParallel(len(renamed), func(i int) error {
+		if err := syncDir(filepath.Join(dir, renamed[i])); err != nil {
+			return fmt.Errorf("spool: commit %s: %w", s.TmpPath(dir, renamed[i]), err)
+		}
+		return nil
+	}))
+	return errors.Join(errs...)
+}
+
+// inParallel runs f(0) … f(n-1) at once and joins their errors.
+func inParallel(n int, f func(i int) error) error {
+	if n == 1 {
+		return f(0)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(i)
+		}()
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

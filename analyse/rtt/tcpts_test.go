@@ -1,6 +1,7 @@
 package rtt
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -184,4 +185,33 @@ func BenchmarkTSSegments(b *testing.B) {
 		a.Packet(r, &ids)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "segments/s")
+}
+
+// TestTSMemoryPer100k quotes the memory of the timestamp matching for
+// 100 000 open connections using TCP timestamps: both directions followed,
+// one TSval of each connection waiting for its echo.
+func TestTSMemoryPer100k(t *testing.T) {
+	a := New(Config{Interval: time.Minute, Timeout: time.Hour}, &sink{})
+	var ids analyse.FlowIDs
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	for i := range 100_000 {
+		c := seg(int64(i)*1000, uint16(i), true, 100, 0)
+		c.Src[1], c.Src[2] = byte(i>>16), byte(i>>8)
+		s := seg(int64(i)*1000+500, uint16(i), false, 7000, 100)
+		s.Dst = c.Src
+		a.Packet(c, &ids)
+		a.Packet(s, &ids)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	if a.Pending() != 100_000 || len(a.tsDirs) != 200_000 || a.Matched != 100_000 {
+		t.Fatalf("%d pending, %d directions, %d matched", a.Pending(), len(a.tsDirs), a.Matched)
+	}
+	per := float64(m1.HeapAlloc-m0.HeapAlloc) / 100_000
+	t.Logf("TCP timestamps: %.0f bytes per connection (two directions, one TSval waiting), %.1f MB per 100 k", per, per*100_000/1e6)
+	if per > 600 {
+		t.Errorf("%.0f bytes per connection", per)
+	}
 }

@@ -23,6 +23,8 @@ type DB struct {
 	mu       sync.Mutex
 	only     string // the single collector of the database, "" when several
 	perClass bool   // the database has the per-class tables
+	// perCollClass: it has the per-class tables of each collector.
+	perCollClass bool
 	// flowRows makes every query read the per-flow rows (tests compare
 	// both ways).
 	flowRows bool

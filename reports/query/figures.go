@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tmon-project/tmon/hist"
+	"github.com/tmon-project/tmon/loader"
 	"github.com/tmon-project/tmon/reconcile"
 )
 
@@ -166,23 +167,23 @@ func (d *DB) source(ctx context.Context, s Selection, table string, l Level, fro
 // onlyCollector returns the collector when the flows of the database are
 // all one collector's, else "" (cached a few seconds: a loader may add one).
 func (d *DB) onlyCollector(ctx context.Context) string {
-	only, _ := d.shape(ctx)
+	only, _, _ := d.shape(ctx)
 	return only
 }
 
 // shape returns the single collector of the database ("" when several) and
-// whether it has the loader's per-class tables (a database of an older
-// loader has not, until a loader of this version runs on it). Cached a few
-// seconds: a loader may add a collector or the tables.
-func (d *DB) shape(ctx context.Context) (only string, perClass bool) {
+// which per-class tables it has (a database of an older loader has not,
+// until a loader of this version runs on it). Cached a few seconds: a
+// loader may add a collector or the tables.
+func (d *DB) shape(ctx context.Context) (only string, perClass, perCollClass bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if time.Since(d.onlyAt) < 10*time.Second {
-		return d.only, d.perClass
+		return d.only, d.perClass, d.perCollClass
 	}
 	var lo, hi sql.NullString
 	if err := d.db.QueryRowContext(ctx, "SELECT MIN(collector), MAX(collector) FROM flows").Scan(&lo, &hi); err != nil {
-		return "", false // the pick view then: slower, never wrong
+		return "", false, false // the pick view then: slower, never wrong
 	}
 	// Usable once built: a loader upgrading a database builds them in a
 	// transaction per level, the day level last.
@@ -194,40 +195,60 @@ func (d *DB) shape(ctx context.Context) (only string, perClass bool) {
 		}
 		return err == nil, err
 	}
-	classRows, err := has("owd_stats_class_1d")
-	flowRows, err2 := has("owd_stats_1d")
+	flowRows, err := has("owd_stats_1d")
+	classRows, err2 := has("owd_stats_class_1d")
 	d.perClass = err == nil && err2 == nil && (classRows || !flowRows)
+	collRows, err2 := has("owd_stats_class_collector_1d")
+	d.perCollClass = err == nil && err2 == nil && (collRows || !flowRows)
 	d.only, d.onlyAt = "", time.Now()
 	if lo.Valid && lo.String == hi.String {
 		d.only = lo.String
 	}
-	return d.only, d.perClass
+	return d.only, d.perClass, d.perCollClass
 }
 
-// usePerClass reports whether a query of the selection grouped by g can
-// read the per-class tables (docs/loader.md "Per-class aggregates"): the
-// rows of every flow of a class merged, each figure once, one row a step
-// instead of one a flow. Not for one flow, a grouping by flow, or one
-// collector's own rows among several (the class rows merge the picks of
-// every collector).
-func (d *DB) usePerClass(ctx context.Context, s Selection, g groupBy) bool {
+// Per-class tables a query reads (classTables).
+const (
+	perFlow     = ""                // the per-flow rows
+	classPicked = "class"           // owd_*_class_*: every collector, each figure once
+	classOfColl = "class_collector" // owd_*_class_collector_*: one collector's rows
+)
+
+// classTables says which per-class tables a query of the selection grouped
+// by g can read (docs/loader.md "Per-class aggregates"): the rows of every
+// flow of a class merged, one row a step instead of one a flow; each
+// figure once (the picks of every collector), or with a collector
+// selected among several, that collector's rows merged. None for one
+// flow or a grouping by flow.
+func (d *DB) classTables(ctx context.Context, s Selection, g groupBy) string {
 	if d.flowRows || s.Flow != "" || strings.Contains(g.cols, "p.flow_key") {
-		return false
+		return perFlow
 	}
-	only, ok := d.shape(ctx)
-	return ok && (s.Collector == "" || s.Collector == only)
+	only, picked, ofColl := d.shape(ctx)
+	switch {
+	case picked && (s.Collector == "" || s.Collector == only):
+		return classPicked
+	case ofColl && s.Collector != "":
+		return classOfColl
+	}
+	return perFlow
 }
 
 // classSource is the FROM and WHERE of a query on a per-class table (alias
-// t; its class column is t.class, its collectors t.collectors) over [from,
-// to) at level l. Rows the loader emptied when a pick changed (no samples)
-// are left out.
-func (s Selection) classSource(table string, l Level, from, to int64) (string, []any) {
+// t; its class column is t.class, its collectors t.collectors or its
+// collector t.collector) of kind tables (classTables) over [from, to) at
+// level l. Rows the loader emptied when a pick changed (no samples) are left
+// out.
+func (s Selection) classSource(table, tables string, l Level, from, to int64) (string, []any) {
 	var b strings.Builder
-	fmt.Fprintf(&b, " FROM %s_class_%s t WHERE t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix)
+	fmt.Fprintf(&b, " FROM %s_%s_%s t WHERE t.start_ns >= ? AND t.start_ns < ?", table, tables, l.Suffix)
 	args := []any{from, to}
 	if table != "owd_hist" {
 		b.WriteString(" AND t.samples > 0")
+	}
+	if tables == classOfColl {
+		b.WriteString(" AND t.collector = ?")
+		args = append(args, s.Collector)
 	}
 	if s.Class != "" {
 		b.WriteString(" AND t.class = ?")
@@ -250,11 +271,28 @@ func perClassCols(cols string) string { return strings.ReplaceAll(cols, "p.class
 func (s Selection) source(table string, l Level, from, to int64) (string, []any) {
 	var b strings.Builder
 	var args []any
-	if s.Collector == "" {
+	switch {
+	case s.Collector == "" && s.Flow != "":
+		// One flow: the pick of the view (loader.PickOrder) among that
+		// flow's rows only; the view would rank every flow of the
+		// period before the flow is chosen.
+		pair := ""
+		args = append(args, s.Class, s.Flow, from, to)
+		if s.Pair() {
+			pair = " AND s.hop_from = ? AND s.hop_to = ?"
+			args = append(args, s.HopFrom, s.HopTo)
+		}
+		fmt.Fprintf(&b, " FROM %s_%s t JOIN (SELECT s.start_ns, s.flow_id, s.hop_from, s.hop_to, f.collector, f.class, f.flow_key,"+
+			" ROW_NUMBER() OVER (PARTITION BY s.start_ns, s.hop_from, s.hop_to ORDER BY %s) AS pick_rank"+
+			" FROM owd_stats_%s s JOIN flows f ON f.id = s.flow_id WHERE f.class = ? AND f.flow_key = ? AND s.start_ns >= ? AND s.start_ns < ?%s) p"+
+			" ON p.start_ns = t.start_ns AND p.flow_id = t.flow_id AND p.hop_from = t.hop_from AND p.hop_to = t.hop_to"+
+			" WHERE p.pick_rank = 1 AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix, loader.PickOrder, l.Suffix, pair)
+		args = append(args, from, to)
+	case s.Collector == "":
 		fmt.Fprintf(&b, " FROM %s_%s t JOIN owd_pick_%s p ON p.start_ns = t.start_ns AND p.flow_id = t.flow_id AND p.hop_from = t.hop_from AND p.hop_to = t.hop_to"+
 			" WHERE p.start_ns >= ? AND p.start_ns < ? AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix, l.Suffix)
 		args = append(args, from, to, from, to)
-	} else {
+	default:
 		fmt.Fprintf(&b, " FROM %s_%s t JOIN flows p ON p.id = t.flow_id WHERE p.collector = ? AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix)
 		args = append(args, s.Collector, from, to)
 	}
@@ -308,16 +346,19 @@ func (d *DB) collect(ctx context.Context, s Selection, spans []span, g groupBy, 
 		}
 		return strings.Join(parts, "\x00")
 	}
-	perClass := d.usePerClass(ctx, s, g)
+	tables := d.classTables(ctx, s, g)
 	cols, coll := g.cols, "p.collector"
 	src := func(table string, sp span) (string, []any) {
-		if perClass {
-			return s.classSource(table, sp.level, sp.from, sp.to)
+		if tables != perFlow {
+			return s.classSource(table, tables, sp.level, sp.from, sp.to)
 		}
 		return d.source(ctx, s, table, sp.level, sp.from, sp.to)
 	}
-	if perClass {
+	switch tables {
+	case classPicked:
 		cols, coll = perClassCols(cols), "t.collectors"
+	case classOfColl:
+		cols, coll = perClassCols(cols), "t.collector"
 	}
 	for _, sp := range spans {
 		from, args := src("owd_stats", sp)

@@ -129,11 +129,11 @@ type Slice struct {
 // Slices whose edges changed (a new configuration) stay apart.
 func (d *DB) Slices(ctx context.Context, s Selection) ([]Slice, error) {
 	sum := map[[3]int64]int64{}
-	perClass := d.usePerClass(ctx, s, byPair)
+	tables := d.classTables(ctx, s, byPair)
 	for _, sp := range cover(s.From, s.To) {
 		from, args := d.source(ctx, s, "owd_hist", sp.level, sp.from, sp.to)
-		if perClass {
-			from, args = s.classSource("owd_hist", sp.level, sp.from, sp.to)
+		if tables != perFlow {
+			from, args = s.classSource("owd_hist", tables, sp.level, sp.from, sp.to)
 		}
 		err := d.rows(ctx, "SELECT t.slice, t.lo_ns, t.hi_ns, t.count"+from, args, func(r *sql.Rows) error {
 			var k [3]int64

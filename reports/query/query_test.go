@@ -297,6 +297,51 @@ func TestCollectorGap(t *testing.T) {
 			c := daySel(fx, period)
 			c.Class, c.HopFrom, c.HopTo = fixture.Class, fixture.HopFrom, fixture.HopTo
 			samePerClass(t, db, c)
+			// One collector among the two: its per-collector class rows.
+			for _, coll := range []string{"c1", "c2"} {
+				c.Collector = coll
+				if got := db.classTables(context.Background(), c, byPair); got != classOfColl {
+					t.Fatalf("collector %s: reads %q, want the per-collector class rows", coll, got)
+				}
+				samePerClass(t, db, c)
+			}
+		}
+		// Flow by flow (the pick among one flow's rows): c2 fills c1's
+		// gap, each flow once, so the flows add up to the truth.
+		var flowSum, flowLost int64
+		keys := flowKeys(t, db)
+		for _, key := range keys {
+			c := daySel(fx, "day")
+			c.Class, c.Flow, c.HopFrom, c.HopTo = fixture.Class, key, fixture.HopFrom, fixture.HopTo
+			f, err := db.Total(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flowSum += f.Count
+			flowLost += f.Lost
+		}
+		if flowSum != tr.count || flowLost != tr.lost || len(keys) < 2 {
+			t.Errorf("%d flows: %d delays, %d lost; truth %d, %d", len(keys), flowSum, flowLost, tr.count, tr.lost)
+		}
+		// c2 alone is complete: its class figures are the truth; c1's lack
+		// a minute.
+		c := daySel(fx, "day")
+		c.Class, c.HopFrom, c.HopTo, c.Collector = fixture.Class, fixture.HopFrom, fixture.HopTo, "c2"
+		f2, err := db.Total(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFigures(t, "class of collector c2", f2, tr)
+		if fmt.Sprint(f2.Collectors) != "[c2]" {
+			t.Errorf("collector c2: collectors %v", f2.Collectors)
+		}
+		c.Collector = "c1"
+		f1, err := db.Total(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f1.Count >= tr.count || f1.Count == 0 || fmt.Sprint(f1.Collectors) != "[c1]" {
+			t.Errorf("class of collector c1 (a minute missing): count %d (truth %d), collectors %v", f1.Count, tr.count, f1.Collectors)
 		}
 		// The whole day comes from the day rows: c2's is the complete one.
 		if fmt.Sprint(f.Collectors) != "[c2]" {
@@ -322,12 +367,13 @@ var _ = gen.TruthRow{}
 
 // samePerClass checks that the whole-class queries of s give from the
 // loader's per-class rows exactly the figures merged from the per-flow rows
-// (the pick views): counts, extremes, clock columns, collectors and every
-// histogram bucket, for the overview, total, series and path.
+// (the pick views, or with a collector selected its own rows): counts,
+// extremes, clock columns, collectors and every histogram bucket, for the
+// overview, total, series, slices and path.
 func samePerClass(t *testing.T, db *DB, s Selection) {
 	t.Helper()
 	ctx := context.Background()
-	if !db.usePerClass(ctx, s, byPair) {
+	if db.classTables(ctx, s, byPair) == perFlow {
 		t.Fatal("the per-class rows are not used: nothing compared")
 	}
 	text := func(f *Figures) string {
