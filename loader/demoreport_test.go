@@ -25,6 +25,8 @@ func TestDemoEndsWithReport(t *testing.T) {
 		"== 5/5 loading the spool into SQLite", "Report: open " + filepath.Join(out, "report.html"),
 		"tmon-report -db sqlite:" + filepath.Join(out, "tmon.db"), "http://127.0.0.1:8090/?period=all",
 		"  clock   ", // the summary's clock line (clock_ok of the rows)
+		"counted (every class, per probe interface)", "class other", // the counted-only class
+		"  histogram:", // the delay slices as bars, not a bucket list
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the demo's output lacks %q:\n%s", want, text)
