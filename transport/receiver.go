@@ -1,13 +1,11 @@
 package transport
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -53,57 +51,6 @@ type Watermark struct {
 	// every sighting captured before it has been delivered, unless its PDU
 	// was given up. 0 while unknown.
 	ProbeTime int64
-}
-
-// Reason classifies a datagram the Receiver refused.
-type Reason int
-
-// Reasons for refusing a datagram.
-const (
-	ReasonSize      Reason = iota // larger than the max PDU size
-	ReasonShort                   // pdu.ErrShort
-	ReasonMagic                   // pdu.ErrMagic: not a tmon datagram
-	ReasonVersion                 // pdu.ErrVersion
-	ReasonLength                  // pdu.ErrLength
-	ReasonCRC                     // pdu.ErrCRC
-	ReasonType                    // pdu.ErrType
-	ReasonMalformed               // pdu.ErrMalformed, in the header or the body, or impossible ids
-	ReasonDirection               // an ack sent to a collector
-	ReasonWindow                  // seq too far ahead of the session's duplicate window; the probe retries
-	ReasonUnknown                 // a probe id not in the configuration
-	ReasonAuth                    // no auth trailer, or a MAC that does not verify with the probe's key
-	ReasonStale                   // authenticated, but of a session older than the probe's latest, or new data after its bye: a replay
-	ReasonFlood                   // dropped unread: the source address sent too many invalid datagrams this second, or every source together did
-	NumReasons
-)
-
-var reasonNames = [NumReasons]string{"size", "short", "magic", "version", "length", "crc", "type", "malformed", "direction", "window",
-	"unknown_probe", "auth", "stale", "flood"}
-
-// String names r for logs and metrics.
-func (r Reason) String() string {
-	if r < 0 || r >= NumReasons {
-		return "unknown"
-	}
-	return reasonNames[r]
-}
-
-func reasonOf(err error) Reason {
-	switch err {
-	case pdu.ErrShort:
-		return ReasonShort
-	case pdu.ErrMagic:
-		return ReasonMagic
-	case pdu.ErrVersion:
-		return ReasonVersion
-	case pdu.ErrLength:
-		return ReasonLength
-	case pdu.ErrCRC:
-		return ReasonCRC
-	case pdu.ErrType:
-		return ReasonType
-	}
-	return ReasonMalformed
 }
 
 // ReceiverStats are the counters of a Receiver.
@@ -488,116 +435,6 @@ func (r *Receiver) ackFor(hd *pdu.Header, signer *pdu.Signer) []byte {
 	return r.ack
 }
 
-// floodGuard bounds what invalid datagrams cost. Run's goroutine only.
-//
-// A source address (any port: rotating ports do not escape) that sent more
-// than limit invalid datagrams in the current second is muted for the rest
-// of it. Past budget invalid datagrams in the second from every source
-// together (rotating addresses), only the trusted sources — address and
-// port that sent a valid datagram within the last minute, the probes — are
-// read. A trusted source is never muted: a forger spoofing a probe's
-// address cannot silence it, only make the collector verify its forgeries
-// (~1 µs each). Memory is bounded: at most maxFloodSources addresses are
-// counted per second and maxFloodSources sources trusted.
-type floodGuard struct {
-	limit, budget int
-	second        int64
-	total         int
-	counts        map[netip.Addr]int
-	good          map[netip.AddrPort]int64 // trusted source → second of its latest valid datagram
-}
-
-const (
-	maxFloodSources = 4096
-	trustSeconds    = 60
-)
-
-func (g *floodGuard) muted(a netip.AddrPort, now time.Time) bool {
-	if sec := now.Unix(); sec != g.second {
-		g.second = sec
-		g.total = 0
-		clear(g.counts)
-		for k, t := range g.good {
-			if sec-t > trustSeconds {
-				delete(g.good, k)
-			}
-		}
-		return false
-	}
-	if _, ok := g.good[a]; ok {
-		return false
-	}
-	return g.total > g.budget || g.counts[a.Addr()] > g.limit
-}
-
-func (g *floodGuard) count(a netip.AddrPort) {
-	if !a.IsValid() {
-		return
-	}
-	g.total++
-	if n, ok := g.counts[a.Addr()]; ok || len(g.counts) < maxFloodSources {
-		g.counts[a.Addr()] = n + 1
-	}
-}
-
-func (g *floodGuard) trust(a netip.AddrPort) {
-	if _, ok := g.good[a]; ok || len(g.good) < maxFloodSources {
-		g.good[a] = g.second
-	}
-}
-
-// session returns the state of (probe, id), creating it; r.mu is held.
-func (r *Receiver) session(probe uint16, id uint32, floor uint32, now time.Time) *session {
-	k := sessionKey{probe, id}
-	if s, ok := r.sessions[k]; ok {
-		return s
-	}
-	if len(r.sessions) >= r.maxSess {
-		// The session heard least recently goes; a probe's latest one only
-		// when every session is some probe's latest: a flood of sessions
-		// must not make a real probe's duplicate window forgotten.
-		var oldest, oldestLatest *session
-		for _, s := range r.sessions {
-			p := &oldest
-			if l, ok := r.latest[s.probe]; ok && l.id == s.id {
-				p = &oldestLatest
-			}
-			if *p == nil || s.lastHeard.Before((*p).lastHeard) {
-				*p = s
-			}
-		}
-		if oldest == nil {
-			oldest = oldestLatest
-		}
-		delete(r.sessions, sessionKey{oldest.probe, oldest.id})
-		r.stats.Evicted++
-		if r.stats.Evicted&(r.stats.Evicted-1) == 0 { // 1st, 2nd, 4th…: a flood does not flood the log
-			r.log.Warn("transport: too many probe sessions, forgetting the one heard least recently", "probe", oldest.probe, "session", oldest.id, "max", r.maxSess, "forgotten", r.stats.Evicted)
-		}
-	}
-	start := sessionStart(id, now)
-	prev, ok := r.latest[probe]
-	switch {
-	case ok && prev.id != id:
-		r.stats.Restarts++
-		r.log.Info("transport: probe restarted", "probe", probe, "old_session", prev.id, "session", id)
-	case !ok:
-		r.log.Info("transport: new probe", "probe", probe, "session", id)
-	}
-	if !ok || start >= prev.start {
-		r.latest[probe] = latestSession{id: id, start: start}
-	}
-	s := newSession(probe, id, floor, r.window)
-	if st, ok := r.restored[probe]; ok && st.Session == id {
-		// The latest session of a previous run, whose journal was
-		// emptied: it continues where it stood.
-		delete(r.restored, probe)
-		s.restore(st)
-	}
-	r.sessions[k] = s
-	return s
-}
-
 // Watermark returns the watermark of a probe session.
 func (r *Receiver) Watermark(probe uint16, session uint32) (Watermark, bool) {
 	r.mu.Lock()
@@ -626,42 +463,4 @@ func (r *Receiver) Stats() ReceiverStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.stats
-}
-
-// RestoreState gives the receiver the probes' latest sessions saved by a
-// previous run (State, SaveState), after the journal was replayed: a probe
-// whose latest session the journal did not rebuild gets it back, so that
-// with keys its older sessions are refused as stale, and its PDUs already
-// delivered are duplicates (after its bye, nothing new is taken).
-func (r *Receiver) RestoreState(st []ProbeState) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, p := range st {
-		if l, ok := r.latest[p.Probe]; ok && l.start >= p.Start {
-			continue // the journal knows this session or a later one
-		}
-		r.latest[p.Probe] = latestSession{id: p.Session, start: p.Start}
-		r.restored[p.Probe] = p
-		delete(r.sessions, sessionKey{p.Probe, p.Session})
-	}
-}
-
-// State returns the probes' latest sessions, for SaveState, sorted by probe.
-func (r *Receiver) State() []ProbeState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]ProbeState, 0, len(r.latest))
-	for probe, l := range r.latest {
-		if st, ok := r.restored[probe]; ok {
-			out = append(out, st)
-			continue
-		}
-		st := ProbeState{Probe: probe, Session: l.id, Start: l.start}
-		if s, ok := r.sessions[sessionKey{probe, l.id}]; ok {
-			st.Floor, st.Above, st.Closed = s.base, s.above(), s.closed
-		}
-		out = append(out, st)
-	}
-	slices.SortFunc(out, func(a, b ProbeState) int { return cmp.Compare(a.Probe, b.Probe) })
-	return out
 }

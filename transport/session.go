@@ -138,3 +138,55 @@ func (s *session) restore(st ProbeState) {
 	s.advance()
 	s.closed = st.Closed
 }
+
+// session returns the state of (probe, id), creating it; r.mu is held.
+func (r *Receiver) session(probe uint16, id uint32, floor uint32, now time.Time) *session {
+	k := sessionKey{probe, id}
+	if s, ok := r.sessions[k]; ok {
+		return s
+	}
+	if len(r.sessions) >= r.maxSess {
+		// The session heard least recently goes; a probe's latest one only
+		// when every session is some probe's latest: a flood of sessions
+		// must not make a real probe's duplicate window forgotten.
+		var oldest, oldestLatest *session
+		for _, s := range r.sessions {
+			p := &oldest
+			if l, ok := r.latest[s.probe]; ok && l.id == s.id {
+				p = &oldestLatest
+			}
+			if *p == nil || s.lastHeard.Before((*p).lastHeard) {
+				*p = s
+			}
+		}
+		if oldest == nil {
+			oldest = oldestLatest
+		}
+		delete(r.sessions, sessionKey{oldest.probe, oldest.id})
+		r.stats.Evicted++
+		if r.stats.Evicted&(r.stats.Evicted-1) == 0 { // 1st, 2nd, 4th…: a flood does not flood the log
+			r.log.Warn("transport: too many probe sessions, forgetting the one heard least recently", "probe", oldest.probe, "session", oldest.id, "max", r.maxSess, "forgotten", r.stats.Evicted)
+		}
+	}
+	start := sessionStart(id, now)
+	prev, ok := r.latest[probe]
+	switch {
+	case ok && prev.id != id:
+		r.stats.Restarts++
+		r.log.Info("transport: probe restarted", "probe", probe, "old_session", prev.id, "session", id)
+	case !ok:
+		r.log.Info("transport: new probe", "probe", probe, "session", id)
+	}
+	if !ok || start >= prev.start {
+		r.latest[probe] = latestSession{id: id, start: start}
+	}
+	s := newSession(probe, id, floor, r.window)
+	if st, ok := r.restored[probe]; ok && st.Session == id {
+		// The latest session of a previous run, whose journal was
+		// emptied: it continues where it stood.
+		delete(r.restored, probe)
+		s.restore(st)
+	}
+	r.sessions[k] = s
+	return s
+}

@@ -1,12 +1,14 @@
 package transport
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -106,4 +108,42 @@ func SaveState(path string, st []ProbeState) error {
 		}
 	}
 	return nil
+}
+
+// RestoreState gives the receiver the probes' latest sessions saved by a
+// previous run (State, SaveState), after the journal was replayed: a probe
+// whose latest session the journal did not rebuild gets it back, so that
+// with keys its older sessions are refused as stale, and its PDUs already
+// delivered are duplicates (after its bye, nothing new is taken).
+func (r *Receiver) RestoreState(st []ProbeState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range st {
+		if l, ok := r.latest[p.Probe]; ok && l.start >= p.Start {
+			continue // the journal knows this session or a later one
+		}
+		r.latest[p.Probe] = latestSession{id: p.Session, start: p.Start}
+		r.restored[p.Probe] = p
+		delete(r.sessions, sessionKey{p.Probe, p.Session})
+	}
+}
+
+// State returns the probes' latest sessions, for SaveState, sorted by probe.
+func (r *Receiver) State() []ProbeState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]ProbeState, 0, len(r.latest))
+	for probe, l := range r.latest {
+		if st, ok := r.restored[probe]; ok {
+			out = append(out, st)
+			continue
+		}
+		st := ProbeState{Probe: probe, Session: l.id, Start: l.start}
+		if s, ok := r.sessions[sessionKey{probe, l.id}]; ok {
+			st.Floor, st.Above, st.Closed = s.base, s.above(), s.closed
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b ProbeState) int { return cmp.Compare(a.Probe, b.Probe) })
+	return out
 }
