@@ -3,6 +3,7 @@ package analyse
 import (
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -191,5 +192,33 @@ func TestInstKeyMatchesKey(t *testing.T) {
 	}
 	if equal < 1000 {
 		t.Fatalf("only %d equal pairs: the test does not exercise equality", equal)
+	}
+}
+
+// TestFlowMemoryPer100k quotes what the analyser's table of flow
+// instances takes: it is not aged (README, "Limits"), so a flood of new
+// instances grows it by this much each.
+func TestFlowMemoryPer100k(t *testing.T) {
+	a, err := New(testConfig(), 0, discard{}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	for i := range 100_000 {
+		r := rec(int64(i), 0, "10.0.0.1", uint16(i), 1)
+		r.Src[1], r.Src[2] = byte(i>>16), byte(i>>8)
+		a.Packet(&r)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	if a.Stats().Flows != 100_000 {
+		t.Fatalf("%d flows", a.Stats().Flows)
+	}
+	per := float64(m1.HeapAlloc-m0.HeapAlloc) / 100_000
+	t.Logf("analyser: %.0f bytes per flow instance, %.1f MB per 100 k", per, per*100_000/1e6)
+	if per > 300 {
+		t.Errorf("%.0f bytes per flow instance", per)
 	}
 }
