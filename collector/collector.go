@@ -386,6 +386,11 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 	return c, nil
 }
 
+// SetVolatileSpool makes the spool skip its fsyncs (spool.Writer.SetVolatile):
+// for offline analysis, whose spool a rerun rebuilds. Call it before the
+// first PDU.
+func (c *Collector) SetVolatileSpool() { c.sp.SetVolatile() }
+
 // setGlobal records the collector flow id of a flow instance.
 func (c *Collector) setGlobal(k flow.Key, id uint32) {
 	c.global[k] = id

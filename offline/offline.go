@@ -146,6 +146,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	// The spool is rebuilt by running again: no fsyncs, which were most
+	// of the wall time on a busy disk.
+	coll.SetVolatileSpool()
 	src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Logger: log})
 	if err != nil {
 		coll.Close()

@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -217,7 +216,14 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 		written = append(written, tmp)
 		todo = append(todo, pending{tmp, "#" + strings.Join(ColsSets, "\t") + "\n", man})
 	}
-	if err := inParallel(len(todo), func(i int) error { return writeSynced(todo[i].path, todo[i].hdr, todo[i].rows) }); err != nil {
+	if w.volatile {
+		// Nothing to overlap: one after the other, no goroutines.
+		for _, p := range todo {
+			if err := writeFile(p.path, p.hdr, p.rows, false); err != nil {
+				return err
+			}
+		}
+	} else if err := inParallel(len(todo), func(i int) error { return writeFile(todo[i].path, todo[i].hdr, todo[i].rows, true) }); err != nil {
 		return err
 	}
 	if testHookBeforeRename != nil {
@@ -233,6 +239,9 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 		for dir := range dirs {
 			list = append(list, dir)
 		}
+		if w.volatile {
+			list = nil
+		}
 		if err := inParallel(len(list), func(i int) error { return syncDir(list[i]) }); err != nil {
 			return err
 		}
@@ -242,7 +251,7 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 	}
 	committed = true
 	killpoint.At("spool.committed")
-	if err := finish(w.dir, s); err != nil {
+	if err := finish(w.dir, s, !w.volatile); err != nil {
 		w.unfinished = append(w.unfinished, *s)
 		w.finishErr = err
 	}
@@ -250,8 +259,8 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 }
 
 // finish renames what is left of a committed set into place, manifest
-// first, and syncs the directories.
-func finish(dir string, s *Set) error {
+// first, and syncs the directories (when sync).
+func finish(dir string, s *Set, sync bool) error {
 	var errs []error
 	var renamed []string
 	for _, typ := range s.all() {
@@ -261,7 +270,9 @@ func finish(dir string, s *Set) error {
 			continue
 		}
 		killpoint.At("spool.renamed")
-		renamed = append(renamed, typ)
+		if sync {
+			renamed = append(renamed, typ)
+		}
 	}
 	// The directories are synced together once every rename is made (the
 	// set is committed: a crash before rolls it forward all the same).
@@ -298,7 +309,7 @@ func (w *Writer) retryUnfinished() error {
 	var left []Set
 	var errs []error
 	for i := range w.unfinished {
-		if err := finish(w.dir, &w.unfinished[i]); err != nil {
+		if err := finish(w.dir, &w.unfinished[i], !w.volatile); err != nil {
 			left = append(left, w.unfinished[i])
 			errs = append(errs, err)
 		}
@@ -345,7 +356,7 @@ func Recover(dir string, committed []Set) (rolled int, err error) {
 		if !left {
 			continue
 		}
-		if err := finish(dir, s); err != nil {
+		if err := finish(dir, s, true); err != nil {
 			return rolled, err
 		}
 		rolled++
@@ -376,16 +387,21 @@ func Recover(dir string, committed []Set) (rolled int, err error) {
 	return rolled, nil
 }
 
-// writeSynced writes header and rows into a new file at path and syncs it.
-func writeSynced(path, hdr string, rows []byte) error {
+// writeFile writes header and rows into a new file at path and syncs it
+// (when sync).
+func writeFile(path, hdr string, rows []byte, sync bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(f, 64<<10)
-	bw.WriteString(hdr)
-	bw.Write(rows)
-	err = errors.Join(bw.Flush(), f.Sync())
+	// Two writes: the rows are in memory already, a buffer would only
+	// copy them (and was a 64 KiB allocation per file).
+	if _, err = f.WriteString(hdr); err == nil {
+		_, err = f.Write(rows)
+	}
+	if sync {
+		err = errors.Join(err, f.Sync())
+	}
 	return errors.Join(err, f.Close())
 }
 

@@ -56,6 +56,7 @@ type Writer struct {
 	dir      string
 	cfg      *conf.Config
 	interval int64 // ns
+	volatile bool  // SetVolatile: nothing is fsynced
 
 	clocks atomic.Pointer[func(probe int) ClockState]
 	count  counters
@@ -113,6 +114,13 @@ func New(dir string, cfg *conf.Config) (*Writer, error) {
 		ftp:      intervalRows{typ: TypeFTP, cols: ColsFTP},
 	}, nil
 }
+
+// SetVolatile turns off the fsyncs of files and directories that make a
+// committed set survive a machine crash: for a spool that a rerun rebuilds
+// from its inputs (tmon owd), where they were most of the wall time. The
+// files, their names and the commit order are unchanged. Call it before
+// the first write.
+func (w *Writer) SetVolatile() { w.volatile = true }
 
 // ClockState is what the collector knows of one probe's clock, for the
 // clock columns of owd_stats.
@@ -338,6 +346,11 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 			hist = append(hist, '\n')
 		}
 	}
+	if len(iv.Packets) > 0 {
+		// Sized once (a row is about 100 bytes): growing a buffer of
+		// tens of megabytes by appending copied it over and over.
+		pkts = make([]byte, 0, len(iv.Packets)*128)
+	}
 	for i := range iv.Packets {
 		pk := &iv.Packets[i]
 		ow, p, err := w.pair(pk.Class, pk.Pair)
@@ -347,7 +360,7 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 		pkts = append(pkts, start...)
 		pkts = appendText(append(pkts, '\t'), w.cfg.Classes[pk.Class].Name)
 		pkts = strconv.AppendUint(append(pkts, '\t'), uint64(pk.Flow), 10)
-		pkts = fmt.Appendf(append(pkts, '\t'), "%08x", pk.Sig)
+		pkts = appendSig(append(pkts, '\t'), pk.Sig)
 		pkts = appendText(append(pkts, '\t'), ow.Hops[p.From].Name)
 		pkts = appendText(append(pkts, '\t'), ow.Hops[p.To].Name)
 		pkts = strconv.AppendInt(append(pkts, '\t'), pk.From, 10)
@@ -367,7 +380,7 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 		inc = append(inc, start...)
 		inc = appendText(append(inc, '\t'), w.cfg.Classes[in.Class].Name)
 		inc = strconv.AppendUint(append(inc, '\t'), uint64(in.Flow), 10)
-		inc = fmt.Appendf(append(inc, '\t'), "%08x", in.Sig)
+		inc = appendSig(append(inc, '\t'), in.Sig)
 		if in.Dropped {
 			inc = append(inc, "\tdropped\t"...)
 		} else if in.Lost {
@@ -406,6 +419,16 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.writeSet(iv.Start, files, true, true)
+}
+
+// appendSig appends a signature as 8 lower-case hex digits (fmt's %08x,
+// without fmt's cost on a row per packet).
+func appendSig(b []byte, sig uint32) []byte {
+	const digits = "0123456789abcdef"
+	for sh := 28; sh >= 0; sh -= 4 {
+		b = append(b, digits[sig>>uint(sh)&0xf])
+	}
+	return b
 }
 
 func (w *Writer) oneWay(class int) (*conf.OneWay, error) {

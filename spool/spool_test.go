@@ -2,6 +2,7 @@ package spool
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -491,5 +492,13 @@ func TestReconcileToSpool(t *testing.T) {
 	_, rows, err = ReadFile(filepath.Join(dir, "owd_incomplete/owd_incomplete-20261123T034500Z.tsv"))
 	if err != nil || len(rows) != 1 || rows[0][5] != "gw="+itoa(ns+2e6)+" sat= mcc=" {
 		t.Errorf("incomplete %q %v", rows, err)
+	}
+}
+
+func TestAppendSig(t *testing.T) {
+	for _, v := range []uint32{0, 1, 0xabcdef, 0x0badf00d, 0xffffffff, 0x80000000} {
+		if got, want := string(appendSig([]byte("x"), v)), fmt.Sprintf("x%08x", v); got != want {
+			t.Errorf("appendSig(%#x) = %q, want %q", v, got, want)
+		}
 	}
 }
