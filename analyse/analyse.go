@@ -1,6 +1,7 @@
 // Package analyse is the probe's stateful stage, after the sieve and its ring
 // and before the PDU builders: it discovers granular flow instances and
-// announces each once with a numeric per-probe id, maps non-first IP
+// announces each with a numeric per-probe id (aged out when idle, see
+// Analyser), maps non-first IP
 // fragments to the flow of their first fragment, and turns packets of
 // one-way classes into sightings. Protocol analyses (counters, round trips,
 // TCP, FTP) plug in here: each is an Analysis, in a package of its own, that
@@ -49,6 +50,8 @@ type Stats struct {
 	ICMPErrors uint64 // ICMP errors skipped for one-way (they travel backwards)
 	Fragments  uint64 // non-first fragments not reassembled (sighted under the class's flow without ports)
 	Unselected uint64 // packets of sampled one-way classes left out by the selection (see Selected)
+	Aged       uint64 // flow instances forgotten after FlowIdle without a packet
+	Evicted    uint64 // flow instances forgotten early, the table full (MaxFlows)
 }
 
 // classInfo is the per-class state compiled from the configuration.
@@ -137,14 +140,33 @@ func newInstKey(rec *sieve.Record, class uint16, g flow.Set) instKey {
 }
 
 // Analyser turns sieve records into flow definitions and sightings.
+//
+// Flow instances age out: one without a packet for FlowIdle (data time)
+// is forgotten at the next Advance, and when the table holds MaxFlows
+// instances one is forgotten to make room (<analyses flowIdle
+// flowMaxInstances>). A forgotten instance that comes back is announced
+// again under a new id (ids are never reused: a record in flight keeps its
+// meaning); the collector maps both ids to the one collector flow of the
+// key, so no figure changes — only a FlowDef more.
 type Analyser struct {
 	classes []classInfo
 	out     Output
-	flows   map[instKey]uint32
+	flows   map[instKey]int32 // index into ents
+	ents    []flowEnt
+	free    []int32 // unused ents
 	nextID  uint32
+	idle    int64
+	max     int
+	swept   int64 // data time of the last ageing
 	stats   Stats
 	plug    []Analysis
 	ids     FlowIDs
+}
+
+// flowEnt is one flow instance of the table.
+type flowEnt struct {
+	seen int64 // capture time of its last packet
+	id   uint32
 }
 
 // Analysis is one protocol analysis plugged into the analyser stage
@@ -202,7 +224,8 @@ func New(cfg *conf.Config, probe int, out Output, c Config) (*Analyser, error) {
 	if len(cfg.Classes) > 64 {
 		return nil, fmt.Errorf("analyse: %d flow classes, at most 64", len(cfg.Classes))
 	}
-	a := &Analyser{out: out, flows: make(map[instKey]uint32), plug: c.Analyses}
+	an := cfg.Analyses.Resolved()
+	a := &Analyser{out: out, flows: make(map[instKey]int32), plug: c.Analyses, idle: int64(an.FlowIdle), max: an.FlowMaxInstances}
 	ifaces := len(cfg.Probes[probe].Interfaces)
 	for ci := range cfg.Classes {
 		cl := &cfg.Classes[ci]
@@ -263,6 +286,10 @@ func (a *Analyser) PacketPayload(rec *sieve.Record, payload []byte) {
 // Advance tells the analyses that every record captured before now (data
 // time) has been analysed.
 func (a *Analyser) Advance(now int64) {
+	if now-a.swept >= a.idle/4 {
+		a.age(now - a.idle)
+		a.swept = now
+	}
 	for _, p := range a.plug {
 		p.Advance(now)
 	}
@@ -294,6 +321,31 @@ func (a *Analyser) sight(rec *sieve.Record, id uint32, info *classInfo) {
 	a.out.Sighting(pdu.Sighting{Flow: id, Sig: rec.Sig, TS: ts, Size: size, Span: rec.Span}, info.resExp, info.size)
 }
 
+// age forgets the flow instances without a packet since before old.
+func (a *Analyser) age(old int64) {
+	for k, i := range a.flows {
+		if a.ents[i].seen < old {
+			delete(a.flows, k)
+			a.free = append(a.free, i)
+			a.stats.Aged++
+		}
+	}
+}
+
+// evict forgets one flow instance to make room: the map's iteration picks
+// it, so under a flood of new instances it is most likely one of them.
+func (a *Analyser) evict() {
+	for k, i := range a.flows {
+		delete(a.flows, k)
+		a.free = append(a.free, i)
+		a.stats.Evicted++
+		return
+	}
+}
+
+// Len returns the flow instances held.
+func (a *Analyser) Len() int { return len(a.flows) }
+
 func floorMod(x, m int64) int64 {
 	r := x % m
 	if r < 0 {
@@ -306,12 +358,25 @@ func floorMod(x, m int64) int64 {
 // when new.
 func (a *Analyser) instance(rec *sieve.Record, ci int, info *classInfo) uint32 {
 	k := newInstKey(rec, uint16(ci), info.granular)
-	if id, ok := a.flows[k]; ok {
-		return id
+	if i, ok := a.flows[k]; ok {
+		e := &a.ents[i]
+		e.seen = max(e.seen, rec.TS)
+		return e.id
+	}
+	if len(a.flows) >= a.max {
+		a.evict()
 	}
 	id := a.nextID
 	a.nextID++
-	a.flows[k] = id
+	var i int32
+	if n := len(a.free); n > 0 {
+		i, a.free = a.free[n-1], a.free[:n-1]
+	} else {
+		i = int32(len(a.ents))
+		a.ents = append(a.ents, flowEnt{})
+	}
+	a.ents[i] = flowEnt{seen: rec.TS, id: id}
+	a.flows[k] = i
 	a.stats.Flows++
 	a.out.FlowDef(pdu.FlowDef{ID: id, Iface: rec.Iface, Key: Key(rec, uint16(ci), info.granular)})
 	return id

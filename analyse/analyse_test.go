@@ -196,8 +196,7 @@ func TestInstKeyMatchesKey(t *testing.T) {
 }
 
 // TestFlowMemoryPer100k quotes what the analyser's table of flow
-// instances takes: it is not aged (README, "Limits"), so a flood of new
-// instances grows it by this much each.
+// instances takes per instance (bounded by <analyses flowMaxInstances>).
 func TestFlowMemoryPer100k(t *testing.T) {
 	a, err := New(testConfig(), 0, discard{}, Config{})
 	if err != nil {
@@ -220,5 +219,76 @@ func TestFlowMemoryPer100k(t *testing.T) {
 	t.Logf("analyser: %.0f bytes per flow instance, %.1f MB per 100 k", per, per*100_000/1e6)
 	if per > 300 {
 		t.Errorf("%.0f bytes per flow instance", per)
+	}
+}
+
+// A flood of new flow instances keeps the table at FlowMaxInstances;
+// every sighting's flow was announced before it, and an instance forgotten
+// to make room is announced again, under a new id, when it comes back.
+func TestFlowFloodBounded(t *testing.T) {
+	cfg := testConfig()
+	cfg.Analyses.FlowMaxInstances = 1000
+	r := &recorder{}
+	a, err := New(cfg, 0, r, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50_000
+	for i := range n {
+		p := rec(int64(i), 0, "10.0.0.1", uint16(i), 1)
+		p.Src[1], p.Src[2] = byte(i>>16), byte(i>>8)
+		a.Packet(&p)
+		if a.Len() > 1000 || len(a.ents) > 1000 {
+			t.Fatalf("%d instances, %d entries", a.Len(), len(a.ents))
+		}
+	}
+	if st := a.Stats(); st.Flows != n || st.Evicted != n-1000 {
+		t.Errorf("stats %+v", st)
+	}
+	defined := map[uint32]bool{}
+	di := 0
+	for _, s := range r.sigs {
+		for ; di < len(r.defs) && !defined[s.Flow]; di++ {
+			defined[r.defs[di].ID] = true
+		}
+		if !defined[s.Flow] {
+			t.Fatalf("sighting of flow %d before its definition", s.Flow)
+		}
+	}
+	// The first flow was evicted long ago: it comes back under a new id
+	// with the same key.
+	p := rec(n, 0, "10.0.0.1", 0, 1)
+	defs := len(r.defs)
+	a.Packet(&p)
+	if len(r.defs) != defs+1 || r.defs[defs].ID != n || r.defs[defs].Key != r.defs[0].Key {
+		t.Errorf("the first flow back: %+v (first %+v)", r.defs[defs:], r.defs[0])
+	}
+}
+
+// An instance without a packet for FlowIdle is forgotten at the next
+// Advance; one with packets is kept.
+func TestFlowAgeing(t *testing.T) {
+	cfg := testConfig()
+	cfg.Analyses.FlowIdle = 10 * time.Second
+	r := &recorder{}
+	a, err := New(cfg, 0, r, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := int64(time.Hour)
+	quiet, busy := rec(s, 0, "10.0.0.1", 1, 1), rec(s, 0, "10.0.0.2", 2, 1)
+	a.Packet(&quiet)
+	for i := range 30 {
+		busy.TS = s + int64(i)*int64(time.Second)
+		a.Packet(&busy)
+		a.Advance(busy.TS)
+	}
+	if a.Len() != 1 || a.Stats().Aged != 1 {
+		t.Fatalf("%d instances, %d aged; want the busy one only", a.Len(), a.Stats().Aged)
+	}
+	quiet.TS = busy.TS
+	a.Packet(&quiet)
+	if len(r.defs) != 3 || r.defs[2].ID != 2 || r.defs[2].Key != r.defs[0].Key {
+		t.Errorf("definitions %+v", r.defs)
 	}
 }

@@ -83,6 +83,8 @@ func DefaultAnalyses() Analyses {
 		FragMaxSets:        4096,
 		FragMaxBytes:       16 << 20,
 		FragMaxFrags:       64,
+		FlowIdle:           10 * time.Minute,
+		FlowMaxInstances:   1 << 20, // ~100 B an instance
 	}
 }
 
@@ -100,6 +102,8 @@ var AnalysesRanges = map[string]Span{
 	"fragMaxSets":        {1 << 4, 1 << 20},
 	"fragMaxBytes":       {1 << 16, 1 << 32},
 	"fragMaxFrags":       {2, 8192}, // 8192: a 64 KiB datagram in 8-byte pieces
+	"flowIdle":           {int64(time.Second), int64(24 * time.Hour)},
+	"flowMaxInstances":   {1 << 6, 1 << 26},
 }
 
 // Resolved returns a with every zero value replaced by its default.
@@ -117,6 +121,8 @@ func (a Analyses) Resolved() Analyses {
 	a.FragMaxSets = cmp.Or(a.FragMaxSets, d.FragMaxSets)
 	a.FragMaxBytes = cmp.Or(a.FragMaxBytes, d.FragMaxBytes)
 	a.FragMaxFrags = cmp.Or(a.FragMaxFrags, d.FragMaxFrags)
+	a.FlowIdle = cmp.Or(a.FlowIdle, d.FlowIdle)
+	a.FlowMaxInstances = cmp.Or(a.FlowMaxInstances, d.FlowMaxInstances)
 	return a
 }
 

@@ -57,7 +57,9 @@ func (c *Config) WriteXML(w io.Writer) error {
 		"fragTimeout", an.FragTimeout.String(),
 		"fragMaxSets", strconv.Itoa(an.FragMaxSets),
 		"fragMaxBytes", strconv.Itoa(an.FragMaxBytes),
-		"fragMaxFrags", strconv.Itoa(an.FragMaxFrags))
+		"fragMaxFrags", strconv.Itoa(an.FragMaxFrags),
+		"flowIdle", an.FlowIdle.String(),
+		"flowMaxInstances", strconv.Itoa(an.FlowMaxInstances))
 	cp := c.Capture
 	e.open(1, "capture", true,
 		"blockSize", strconv.Itoa(cp.BlockSize),

@@ -125,7 +125,13 @@ type Analyses struct {
 	FragMaxSets  int
 	FragMaxBytes int
 	FragMaxFrags int
-	Line         int // line of the <analyses> element; 0 when absent or built in code
+	// FlowIdle: a flow instance without a packet for that long is
+	// forgotten by the probe's analyser (announced again, under a new id,
+	// when it comes back); default 10m. FlowMaxInstances bounds the
+	// instances held (one is forgotten to make room); default 1 Mi.
+	FlowIdle         time.Duration
+	FlowMaxInstances int
+	Line             int // line of the <analyses> element; 0 when absent or built in code
 }
 
 // Probe is one probe process and its capture interfaces.

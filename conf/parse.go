@@ -45,7 +45,8 @@ func Load(path string) (*Config, error) {
 //	  <limits maxFlows maxSessions maxRecords maxJournal/>                    at most once
 //	  <analyses rttTimeout rttMaxPending tcpIdle tcpCloseDelay tcpMaxConns
 //	            ftpIdle ftpMaxSessions countersMaxEntries fragTimeout
-//	            fragMaxSets fragMaxBytes fragMaxFrags/>                       at most once
+//	            fragMaxSets fragMaxBytes fragMaxFrags flowIdle
+//	            flowMaxInstances/>                                           at most once
 //	  <collector name address spool/>        address: IP:port, [IPv6]:port or localhost:port
 //	  <probe name id core>                   id: 1-65535
 //	    <interface name hop/>
@@ -236,7 +237,7 @@ func (p *parser) limits(n *node, l *Limits) {
 
 func (p *parser) analyses(n *node, an *Analyses) {
 	a := p.attrs(n, "rttTimeout", "rttMaxPending", "tcpIdle", "tcpCloseDelay", "tcpMaxConns", "ftpIdle", "ftpMaxSessions",
-		"countersMaxEntries", "fragTimeout", "fragMaxSets", "fragMaxBytes", "fragMaxFrags")
+		"countersMaxEntries", "fragTimeout", "fragMaxSets", "fragMaxBytes", "fragMaxFrags", "flowIdle", "flowMaxInstances")
 	an.Line = n.line
 	a.duration("rttTimeout", &an.RTTTimeout)
 	a.integer("rttMaxPending", &an.RTTMaxPending)
@@ -250,6 +251,8 @@ func (p *parser) analyses(n *node, an *Analyses) {
 	a.integer("fragMaxSets", &an.FragMaxSets)
 	a.integer("fragMaxBytes", &an.FragMaxBytes)
 	a.integer("fragMaxFrags", &an.FragMaxFrags)
+	a.duration("flowIdle", &an.FlowIdle)
+	a.integer("flowMaxInstances", &an.FlowMaxInstances)
 	p.noKids(n)
 }
 

@@ -103,6 +103,8 @@ func TestRules(t *testing.T) {
 		{"analyses fragTimeout", body(`<analyses fragTimeout="5m"/>`), `t.xml:5: <analyses>: fragTimeout="5m0s": must be between 1ms and 2m0s`},
 		{"analyses unknown", body(`<analyses idle="5m"/>`), `t.xml:5: <analyses>: unknown attribute "idle"`},
 		{"analyses bad duration", body(`<analyses ftpIdle="300"/>`), `t.xml:5: <analyses>: ftpIdle="300"`},
+		{"analyses flowMaxInstances", body(`<analyses flowMaxInstances="10"/>`), `t.xml:5: <analyses>: flowMaxInstances="10": must be between 64 and 67108864`},
+		{"analyses flowIdle", body(`<analyses flowIdle="100ms"/>`), `t.xml:5: <analyses>: flowIdle="100ms": must be between 1s and 24h0m0s`},
 		{"analyses twice", body(`<analyses/>`, `<analyses/>`), `t.xml:6: <analyses>: given twice (allowed once)`},
 		{"heartbeat under minGap", body(`<transport minGap="10ms" heartbeat="5ms"/>`), `t.xml:5: <transport>: heartbeat="5ms": must be at least minGap (10ms)`},
 

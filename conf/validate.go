@@ -174,6 +174,7 @@ func (v *validator) analyses() {
 		{"countersMaxEntries", int64(an.CountersMaxEntries), false},
 		{"fragTimeout", int64(an.FragTimeout), true}, {"fragMaxSets", int64(an.FragMaxSets), false},
 		{"fragMaxBytes", int64(an.FragMaxBytes), false}, {"fragMaxFrags", int64(an.FragMaxFrags), false},
+		{"flowIdle", int64(an.FlowIdle), true}, {"flowMaxInstances", int64(an.FlowMaxInstances), false},
 	} {
 		r := AnalysesRanges[x.attr]
 		switch {

@@ -109,6 +109,7 @@ type Result struct {
 	Sieve     sieve.Stats
 	Sightings uint64 // sightings handed to the reconciler (all probes)
 	PDUs      uint64
+	Analyser  analyse.Stats // the probes' analysers' counters, added up
 }
 
 // session id of every probe: one session per run.
@@ -253,6 +254,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		coll.HandleWatermark(p.id, session, transport.Watermark{Seq: p.seq, ProbeTime: last})
 		res.Sightings += p.sightings
 		res.PDUs += p.pdus
+		st := p.an.Stats()
+		res.Analyser.Records += st.Records
+		res.Analyser.Sightings += st.Sightings
+		res.Analyser.Flows += st.Flows
+		res.Analyser.Aged += st.Aged
+		res.Analyser.Evicted += st.Evicted
 	}
 	res.Files = src.Stats()
 	res.Sieve = sv.Stats()

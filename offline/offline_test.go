@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -322,4 +323,65 @@ func disturbFragments(t *testing.T, path string, lost map[dkey]bool) map[dkey]bo
 		t.Fatal(err)
 	}
 	return missed
+}
+
+// TestFlowAgeing: with the probes forgetting flow instances after 1 s
+// without a packet (<analyses flowIdle>), generated flows whose packets
+// are seconds apart are announced again and again under new ids — and
+// every delay and loss is still the generator's, each flow once in the
+// spool's flows file.
+func TestFlowAgeing(t *testing.T) {
+	gc := gen.DefaultConfig()
+	// 0.6 packets a second per flow, and the offline probes age their
+	// flows every 8192 packets read (watermarkEvery).
+	gc.Seed, gc.Count, gc.Rate = 9, 20000, 5
+	gc.Background = 0
+	dir := t.TempDir()
+	if _, _, err := gen.Generate(gc, dir); err != nil {
+		t.Fatal(err)
+	}
+	truth, err := gen.ReadTruthFile(filepath.Join(dir, gen.FileTruth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth = gen.Datagrams(truth)
+	cfg, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Analyses.FlowIdle = time.Second
+	spoolDir := filepath.Join(dir, "spool")
+	res, err := Run(context.Background(), Options{Config: cfg, Files: []string{filepath.Join(dir, gen.FileHopA), filepath.Join(dir, gen.FileHopB)}, Spool: spoolDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := reports.ReadSpool(spoolDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, r := range truth {
+		keys[fmt.Sprint(r.Src, ">", r.Dst, "/", r.Proto)] = true
+	}
+	bad := 0
+	for _, r := range truth {
+		d, ok := s.Packets[r.TA]
+		if r.Lost != s.Lost[r.TA] || ok == r.Lost || (ok && d != r.Delay) {
+			bad++
+		}
+	}
+	flowRows := 0
+	for _, ks := range s.FlowKeys {
+		flowRows += len(ks)
+	}
+	t.Logf("%d packets, %d flow keys, %d flow definitions, %d aged; %d flows rows", len(truth), len(keys), res.Analyser.Flows, res.Analyser.Aged, flowRows)
+	if bad != 0 || len(s.Packets)+len(s.Lost) != len(truth) {
+		t.Errorf("%d packets whose delay or loss is not the truth's; %d measured + %d lost of %d", bad, len(s.Packets), len(s.Lost), len(truth))
+	}
+	if res.Analyser.Aged == 0 || res.Analyser.Flows <= uint64(2*len(keys)) {
+		t.Errorf("%d flow definitions for %d keys at two probes, %d aged: the test does not age flows", res.Analyser.Flows, len(keys), res.Analyser.Aged)
+	}
+	if flowRows != len(keys) {
+		t.Errorf("%d rows in the flows files, want one per key (%d)", flowRows, len(keys))
+	}
 }

@@ -347,6 +347,10 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	}
 	// What the analyses and the FTP expectations left out to bound their
 	// memory is counted, not silent.
+	if st := res.Analyser; st.Evicted > 0 {
+		out.event(time.Now().UnixNano(), "analysis.bound", fmt.Sprintf("flow instances=%d evicted (table full, %d)=%d aged=%d",
+			st.Flows, cfg.Analyses.Resolved().FlowMaxInstances, st.Evicted, st.Aged))
+	}
 	for _, p := range plug {
 		if s, ok := p.(interface{ Summary() string }); ok {
 			if d := s.Summary(); d != "" {

@@ -36,6 +36,8 @@ func (r *Result) add(e Result) {
 	r.Analyser.ICMPErrors += e.Analyser.ICMPErrors
 	r.Analyser.Fragments += e.Analyser.Fragments
 	r.Analyser.Unselected += e.Analyser.Unselected
+	r.Analyser.Aged += e.Analyser.Aged
+	r.Analyser.Evicted += e.Analyser.Evicted
 	if len(r.Transport.Collectors) == len(e.Transport.Collectors) {
 		r.Transport.Submitted += e.Transport.Submitted
 		for i, c := range e.Transport.Collectors {

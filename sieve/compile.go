@@ -198,7 +198,7 @@ func Compile(cfg *conf.Config) (*Sieve, error) {
 		return nil, fmt.Errorf("sieve: compile: %d classes, at most %d", len(cfg.Classes), MaxClasses)
 	}
 	c := compiler{ids: map[string]int{}}
-	s := &Sieve{nClasses: len(cfg.Classes), sigMask: signatureMask(cfg), reasm: reassembly.New(fragConfig(cfg)), scratch: new(signScratch)}
+	s := &Sieve{nClasses: len(cfg.Classes), sigMask: signatureMask(cfg), reasm: reassembly.New(fragConfig(cfg)), ftpx: ftpTable{idle: int64(cfg.Analyses.Resolved().TCPIdle)}, scratch: new(signScratch)}
 	for ci := range cfg.Classes {
 		cl := &cfg.Classes[ci]
 		if cl.OneWay != nil {

@@ -23,8 +23,9 @@ package sieve
 // 227/229. Transfers between two servers (FXP) are not followed.
 //
 // The table of expectations is a fixed array (maxFTPExpect): a flood of
-// PORT commands replaces the oldest; an expectation lasts ftpExpectIdle
-// after its last packet. A command or reply cut over two segments is not
+// PORT commands replaces the oldest; an expectation lasts as long as
+// the TCP analysis keeps an idle connection (<analyses tcpIdle>) after its
+// last packet. A command or reply cut over two segments is not
 // seen here (it is by the analysis, which joins the segments).
 
 import (
@@ -54,8 +55,7 @@ const (
 	tcpSYN = 0x02
 	tcpRST = 0x04
 
-	maxFTPExpect  = 256
-	ftpExpectIdle = int64(300e9) // ns: as the TCP analysis's idle timeout
+	maxFTPExpect = 256
 )
 
 type ftpExpect struct {
@@ -69,6 +69,7 @@ type ftpExpect struct {
 type ftpTable struct {
 	e    [maxFTPExpect]ftpExpect
 	n    int
+	idle int64 // ns an expectation lasts after its last packet (conf.Analyses.TCPIdle)
 	next int64 // when to look for expired entries
 	// Stats
 	learned, replaced uint64
@@ -82,7 +83,7 @@ func (t *ftpTable) expect(listen, peer *[16]byte, port uint16, iface uint8, clas
 		e := &t.e[i]
 		if e.port == port && e.iface == iface && e.listen == *listen && e.peer == *peer {
 			e.classes |= classes
-			e.until = ts + ftpExpectIdle
+			e.until = ts + t.idle
 			return
 		}
 	}
@@ -99,7 +100,7 @@ func (t *ftpTable) expect(listen, peer *[16]byte, port uint16, iface uint8, clas
 	} else {
 		t.n++
 	}
-	t.e[i] = ftpExpect{listen: *listen, peer: *peer, port: port, iface: iface, classes: classes, until: ts + ftpExpectIdle}
+	t.e[i] = ftpExpect{listen: *listen, peer: *peer, port: port, iface: iface, classes: classes, until: ts + t.idle}
 }
 
 // match returns the classes of the control connection that announced
@@ -115,7 +116,7 @@ func (t *ftpTable) match(rec *Record) uint64 {
 		}
 		if (e.port == rec.DstPort && e.listen == rec.Dst && e.peer == rec.Src) ||
 			(e.port == rec.SrcPort && e.listen == rec.Src && e.peer == rec.Dst) {
-			e.until = rec.TS + ftpExpectIdle
+			e.until = rec.TS + t.idle
 			return e.classes
 		}
 	}

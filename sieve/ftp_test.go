@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/flow"
@@ -106,6 +107,30 @@ func TestFTPExpect(t *testing.T) {
 	var p Payload
 	if !out.Pop(&r) || r.Flags&FlagPayload == 0 || !pl.Pop(&p) || string(p.Bytes()) != string(reply) {
 		t.Errorf("Run: record %+v, payload %q", r, p.Bytes())
+	}
+}
+
+// TestFTPExpectIdle: an expectation lasts <analyses tcpIdle> after its
+// last packet (data time), then the data connection is no longer kept.
+func TestFTPExpectIdle(t *testing.T) {
+	cfg := ftpConfig()
+	cfg.Analyses.TCPIdle = 30 * time.Second
+	s, err := Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := ip4(6, "10.0.0.2", "10.0.0.1", 0, nil, tcpHdr(21, 40000, 0x18, []byte("227 Entering Passive Mode (10,0,0,2,195,80)\r\n")))
+	syn := ip4(6, "10.0.0.1", "10.0.0.2", 0, nil, tcpHdr(40001, 50000, 0x02, nil))
+	var rec Record
+	s.Packet(reply, 1e9, 0, LinkRaw, &rec)
+	if ok, _ := s.Packet(syn, 30e9, 0, LinkRaw, &rec); !ok { // 29 s later: kept, and renewed
+		t.Fatal("data connection within tcpIdle not kept")
+	}
+	if ok, _ := s.Packet(syn, 59e9, 0, LinkRaw, &rec); !ok {
+		t.Fatal("data connection 29 s after its last packet not kept")
+	}
+	if ok, why := s.Packet(syn, 90e9, 0, LinkRaw, &rec); ok || why != Unwanted {
+		t.Errorf("data connection 31 s after its last packet: %v %v", ok, why)
 	}
 }
 

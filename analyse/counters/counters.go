@@ -15,6 +15,7 @@
 package counters
 
 import (
+	"fmt"
 	"github.com/tmon-project/tmon/conf"
 	"math/bits"
 	"time"
@@ -175,3 +176,12 @@ func (c *Counter) Len() int { return len(c.open) }
 
 // MaxEntries returns the bound on the entries held.
 func (c *Counter) MaxEntries() int { return c.max }
+
+// Summary says what the memory bound cost, for the probe's analysis.bound
+// event; "" when nothing.
+func (c *Counter) Summary() string {
+	if c.Early == 0 {
+		return ""
+	}
+	return fmt.Sprintf("counter entries sent before their interval ended (table full, %d)=%d", c.max, c.Early)
+}

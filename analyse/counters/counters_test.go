@@ -1,6 +1,7 @@
 package counters
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -135,6 +136,9 @@ func TestFloodBounded(t *testing.T) {
 	}
 	if tot.packets != uint64(n) || tot.bytes != uint64(n)*100 || c.Early == 0 {
 		t.Errorf("packets %d bytes %d early %d, want %d, %d, > 0", tot.packets, tot.bytes, c.Early, n, n*100)
+	}
+	if w := fmt.Sprintf("counter entries sent before their interval ended (table full, 1000)=%d", c.Early); c.Summary() != w {
+		t.Errorf("summary %q, want %q", c.Summary(), w)
 	}
 }
 

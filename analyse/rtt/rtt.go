@@ -32,6 +32,7 @@
 package rtt
 
 import (
+	"fmt"
 	"github.com/tmon-project/tmon/conf"
 	"math/bits"
 	"time"
@@ -385,3 +386,13 @@ func (a *Analysis) Pending() int { return len(a.pend) }
 
 // Config returns the analysis's settings, defaults filled in.
 func (a *Analysis) Config() Config { return a.cfg }
+
+// Summary says what the memory bounds cost, for the probe's
+// analysis.bound event; "" when nothing.
+func (a *Analysis) Summary() string {
+	if a.Evicted == 0 && a.Untracked == 0 {
+		return ""
+	}
+	return fmt.Sprintf("round trips matched=%d unanswered=%d evicted (table full, %d)=%d tcp timestamp directions not followed (table full)=%d",
+		a.Matched, a.Unanswered, a.cfg.MaxPending, a.Evicted, a.Untracked)
+}

@@ -215,3 +215,19 @@ func TestTSMemoryPer100k(t *testing.T) {
 		t.Errorf("%.0f bytes per connection", per)
 	}
 }
+
+// The probe's analysis.bound event says what the bound cost.
+func TestSummary(t *testing.T) {
+	a := New(Config{Interval: time.Minute, MaxPending: 64}, &sink{})
+	if s := a.Summary(); s != "" {
+		t.Errorf("summary with nothing left out: %q", s)
+	}
+	var ids analyse.FlowIDs
+	for i := range 100 {
+		r := seg(int64(i), uint16(i), true, 5, 0)
+		a.Packet(r, &ids)
+	}
+	if w := "round trips matched=0 unanswered=0 evicted (table full, 64)=0 tcp timestamp directions not followed (table full)=36"; a.Summary() != w {
+		t.Errorf("summary %q, want %q", a.Summary(), w)
+	}
+}

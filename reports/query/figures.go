@@ -274,8 +274,9 @@ func (s Selection) source(table string, l Level, from, to int64) (string, []any)
 	switch {
 	case s.Collector == "" && s.Flow != "":
 		// One flow: the pick of the view (loader.PickOrder) among that
-		// flow's rows only; the view would rank every flow of the
-		// period before the flow is chosen.
+		// flow's rows only (the flow's rows found first, by flow_id: see
+		// the case below); the view would rank every flow of the period
+		// before the flow is chosen.
 		pair := ""
 		args = append(args, s.Class, s.Flow, from, to)
 		if s.Pair() {
@@ -284,7 +285,7 @@ func (s Selection) source(table string, l Level, from, to int64) (string, []any)
 		}
 		fmt.Fprintf(&b, " FROM %s_%s t JOIN (SELECT s.start_ns, s.flow_id, s.hop_from, s.hop_to, f.collector, f.class, f.flow_key,"+
 			" ROW_NUMBER() OVER (PARTITION BY s.start_ns, s.hop_from, s.hop_to ORDER BY %s) AS pick_rank"+
-			" FROM owd_stats_%s s JOIN flows f ON f.id = s.flow_id WHERE f.class = ? AND f.flow_key = ? AND s.start_ns >= ? AND s.start_ns < ?%s) p"+
+			" FROM flows f CROSS JOIN owd_stats_%s s ON s.flow_id = f.id WHERE f.class = ? AND f.flow_key = ? AND s.start_ns >= ? AND s.start_ns < ?%s) p"+
 			" ON p.start_ns = t.start_ns AND p.flow_id = t.flow_id AND p.hop_from = t.hop_from AND p.hop_to = t.hop_to"+
 			" WHERE p.pick_rank = 1 AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix, loader.PickOrder, l.Suffix, pair)
 		args = append(args, from, to)
@@ -292,6 +293,12 @@ func (s Selection) source(table string, l Level, from, to int64) (string, []any)
 		fmt.Fprintf(&b, " FROM %s_%s t JOIN owd_pick_%s p ON p.start_ns = t.start_ns AND p.flow_id = t.flow_id AND p.hop_from = t.hop_from AND p.hop_to = t.hop_to"+
 			" WHERE p.start_ns >= ? AND p.start_ns < ? AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix, l.Suffix)
 		args = append(args, from, to, from, to)
+	case s.Flow != "":
+		// The flow first: SQLite (no statistics) would otherwise scan the
+		// period's rows of every flow by start_ns (CROSS JOIN keeps the
+		// order in SQLite; MySQL reads it as an inner join).
+		fmt.Fprintf(&b, " FROM flows p CROSS JOIN %s_%s t ON t.flow_id = p.id WHERE p.collector = ? AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix)
+		args = append(args, s.Collector, from, to)
 	default:
 		fmt.Fprintf(&b, " FROM %s_%s t JOIN flows p ON p.id = t.flow_id WHERE p.collector = ? AND t.start_ns >= ? AND t.start_ns < ?", table, l.Suffix)
 		args = append(args, s.Collector, from, to)

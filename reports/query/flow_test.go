@@ -98,3 +98,35 @@ func flowKeys(t *testing.T, db *DB) []string {
 	}
 	return keys
 }
+
+// The selectors' options: the collectors, classes, flows and hop pairs of
+// the database; the pairs read from the per-class day rows are those of
+// the per-flow rows.
+func TestOptions(t *testing.T) {
+	eachDB(t, nil, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		for _, class := range []string{"", fixture.Class} {
+			s := daySel(fx, "day")
+			s.Class = class
+			o, err := db.Options(ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.flowRows = true
+			o2, err := db.Options(ctx, s)
+			db.flowRows = false
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(o.Pairs) != fmt.Sprint(o2.Pairs) || fmt.Sprint(o.Pairs) != "[["+fixture.HopFrom+" "+fixture.HopTo+"]]" {
+				t.Errorf("class %q: pairs %v (per-flow rows: %v), want [[A B]]", class, o.Pairs, o2.Pairs)
+			}
+			if fmt.Sprint(o.Collectors) != "[c1 c2]" || fmt.Sprint(o.Classes) != "["+fixture.Class+"]" {
+				t.Errorf("collectors %v, classes %v", o.Collectors, o.Classes)
+			}
+			if class != "" && len(o.Flows) != len(flowKeys(t, db)) {
+				t.Errorf("%d flows offered, the database has %d", len(o.Flows), len(flowKeys(t, db)))
+			}
+		}
+	})
+}

@@ -245,10 +245,16 @@ func (d *DB) Options(ctx context.Context, s Selection) (Options, error) {
 			return o, err
 		}
 	}
+	// The hop pairs ever measured (of the class): from the per-class day
+	// rows, one a day and pair, rather than every flow's.
 	q := "SELECT DISTINCT t.hop_from, t.hop_to FROM owd_stats_1d t JOIN flows p ON p.id = t.flow_id"
+	class := "p.class"
+	if _, perClass, _ := d.shape(ctx); perClass && !d.flowRows {
+		q, class = "SELECT DISTINCT t.hop_from, t.hop_to FROM owd_stats_class_1d t", "t.class"
+	}
 	var args []any
 	if s.Class != "" {
-		q += " WHERE p.class = ?"
+		q += " WHERE " + class + " = ?"
 		args = append(args, s.Class)
 	}
 	err := d.rows(ctx, q+" ORDER BY 1, 2", args, func(r *sql.Rows) error {

@@ -2,6 +2,7 @@ package query
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -76,6 +77,10 @@ func TestSelectionURL(t *testing.T) {
 		}
 		if s.Resolution().Suffix != c.res {
 			t.Errorf("%s: resolution %s, want %s", c.q, s.Resolution().Suffix, c.res)
+		}
+		// The period as shown on every page: in UTC, said so.
+		if want := s.From.UTC().Format("2006-01-02 15:04") + " – " + s.To.UTC().Format("2006-01-02 15:04") + " UTC"; !strings.HasPrefix(s.Label(), want) {
+			t.Errorf("%s: label %q, want it to start %q", c.q, s.Label(), want)
 		}
 		back, err := Parse(s.Values(), now.Add(time.Hour))
 		if err != nil {
