@@ -189,6 +189,10 @@ type Packet struct {
 	TFrom   time.Time
 	DelayNs int64
 	Sig     int64
+	// FirstDelayNs: a datagram reassembled from IP fragments at either
+	// hop, the delay of its first fragments (docs/spool.md owd_packet);
+	// nil for a packet captured whole, or a row from before the column.
+	FirstDelayNs *int64
 }
 
 // Packets returns the per-packet delays of one flow and hop pair over the
@@ -218,13 +222,18 @@ func (d *DB) Packets(ctx context.Context, s Selection, limit int) (pkts []Packet
 	}
 	where += " AND p.collector = ?"
 	args = append(args, collector)
-	q := fmt.Sprintf("SELECT t.t_from, t.delay_ns, t.sig%s AND t.t_from IS NOT NULL AND t.delay_ns IS NOT NULL ORDER BY t.t_from LIMIT %d", where, limit+1)
+	q := fmt.Sprintf("SELECT t.t_from, t.delay_ns, t.sig, t.first_delay_ns, t.span_from_ns, t.span_to_ns%s AND t.t_from IS NOT NULL AND t.delay_ns IS NOT NULL ORDER BY t.t_from LIMIT %d", where, limit+1)
 	err = d.rows(ctx, q, args, func(r *sql.Rows) error {
 		var tf, dl, sig int64
-		if err := r.Scan(&tf, &dl, &sig); err != nil {
+		var first, sf, st sql.NullInt64
+		if err := r.Scan(&tf, &dl, &sig, &first, &sf, &st); err != nil {
 			return err
 		}
-		pkts = append(pkts, Packet{time.Unix(0, tf).UTC(), dl, sig})
+		p := Packet{TFrom: time.Unix(0, tf).UTC(), DelayNs: dl, Sig: sig}
+		if first.Valid && (sf.Int64 > 0 || st.Int64 > 0) {
+			p.FirstDelayNs = &first.Int64
+		}
+		pkts = append(pkts, p)
 		return nil
 	})
 	if len(pkts) > limit {

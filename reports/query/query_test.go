@@ -254,7 +254,8 @@ func TestSlicesAndPacketsAgainstTruth(t *testing.T) {
 		}
 		bad := 0
 		for _, p := range pk {
-			if d, ok := tr.byTA[p.TFrom.UnixNano()]; !ok || d != p.DelayNs {
+			// No fragments in the fixture: no first-fragment delay.
+			if d, ok := tr.byTA[p.TFrom.UnixNano()]; !ok || d != p.DelayNs || p.FirstDelayNs != nil {
 				bad++
 			}
 		}

@@ -152,12 +152,24 @@ func bucketChart(id, title, unit string, bs []query.Bucket, scale float64) Chart
 // scatterChart: per-packet delays over time.
 func scatterChart(pk []query.Packet) Chart {
 	c := Chart{ID: "packets", Title: "Per-packet delay", Kind: "scatter", YLabel: "ms"}
-	var d []*float64
+	var d, first []*float64
+	frag := false
 	for _, p := range pk {
 		c.X = append(c.X, unix(p.TFrom))
 		d = append(d, ms(p.DelayNs))
+		if p.FirstDelayNs != nil {
+			first = append(first, ms(*p.FirstDelayNs))
+			frag = true
+		} else {
+			first = append(first, nil)
+		}
 	}
 	c.Series = []Series{{Label: "delay", Color: "#1f77b4", Data: d}}
+	if frag {
+		// Reassembled datagrams: the delay of their first fragments
+		// beside that of their last (the delay series).
+		c.Series = append(c.Series, Series{Label: "first fragment", Color: "#ff7f0e", Data: first})
+	}
 	return c
 }
 
