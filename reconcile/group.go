@@ -39,7 +39,9 @@ func (g *groupScratch) groupOrder(order []orderEntry, nstats int) ([]orderEntry,
 	for i := 1; i <= nstats; i++ {
 		g.counts[i] += g.counts[i-1]
 	}
-	out := slices.Grow(g.order[:0], len(order))[:len(order)]
+	// At least order's capacity: the slot keeps the buffer it gets for
+	// its next interval, which must not have to grow (and copy) again.
+	out := slices.Grow(g.order[:0], cap(order))[:len(order)]
 	next := g.counts[:nstats] // advances to each group's end; rebuilt below
 	for i := range order {
 		s := order[i].stat
