@@ -131,7 +131,8 @@ func TestRTTRoundTrip(t *testing.T) {
 	for i := range MaxRTTBuckets {
 		big.Hist = append(big.Hist, Bucket{Key: int32(i*100 - 3000), Count: 1})
 	}
-	in := []RTT{goldenRTT, {Flow: 4, Start: 0, Kind: RTTEcho, Unanswered: 9}, big}
+	in := []RTT{goldenRTT, {Flow: 4, Start: 0, Kind: RTTEcho, Unanswered: 9}, big,
+		{Flow: 5, Start: 60e9, Kind: RTTTCPTS, Count: 1, Sum: 3000, SumSqLo: 9e6, Min: 3000, Max: 3000, Hist: []Bucket{{Key: 700, Count: 1}}}}
 	for i := range in {
 		if !b.AddRTT(&in[i]) {
 			t.Fatalf("record %d does not fit", i)
@@ -160,5 +161,29 @@ func TestRTTRoundTrip(t *testing.T) {
 	big.Hist = append(big.Hist, Bucket{Key: 1, Count: 1})
 	if b.AddRTT(&big) {
 		t.Error("a record of more than MaxRTTBuckets buckets was taken")
+	}
+}
+
+// A kind past the last one defined (RTTTCPTS) is refused by the decoder.
+func TestRTTUnknownKind(t *testing.T) {
+	b := NewBuilder(512)
+	x := RTT{Flow: 1, Start: 60e9, Kind: RTTTCPTS + 1, Unanswered: 1}
+	if !b.AddRTT(&x) {
+		t.Fatal("record does not fit")
+	}
+	f, err := Parse(b.Finish(goldenHeader))
+	if err == nil {
+		err = Validate(&f)
+	}
+	if err == nil {
+		var r RTTReader
+		var y RTT
+		r.Reset(f.Body)
+		for r.Next(&y) {
+		}
+		err = r.Err()
+	}
+	if err == nil {
+		t.Errorf("kind %d accepted", RTTTCPTS+1)
 	}
 }
