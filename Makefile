@@ -50,9 +50,10 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS)
 
 # The report pages on a database holding a year of 1-minute rows of 100
-# flows (52.6 M rows in each 1-minute table): built once into
-# $(TMON_BENCH_CACHE) (default ~/.cache/tmon-bench), an hour or more and
-# ~85 GB (README "Reports"); `make bench` uses 7 days of 1-minute rows.
+# flows (53.6 M rows in each 1-minute table): built once into
+# $(TMON_BENCH_CACHE) (default ~/.cache/tmon-bench), hours and 91 GB (7.6 GB
+# on a zstd-compressed btrfs; README "Reports"); `make bench` uses 7 days of
+# 1-minute rows.
 bench-year:
 	TMON_BENCH_MINUTE_DAYS=365 $(GO) test -run '^$$' -bench BenchmarkPages -benchtime $(BENCHTIME) -timeout 0 ./reports/web
 
