@@ -91,10 +91,11 @@ func fStr(db, spool string, size int, op AggOp, null bool) field {
 				}
 				return val{}, fmt.Errorf("%s: empty", spool)
 			}
-			if len(s) > size {
+			v := textVal(s)
+			if len(v.s) > size {
 				return val{}, fmt.Errorf("%s: longer than %d bytes", spool, size)
 			}
-			return strVal(s), nil
+			return v, nil
 		},
 	}
 }
@@ -104,7 +105,7 @@ func fText(db, spool string) field {
 	return field{
 		Column: Column{Name: db, Kind: KindText},
 		needs:  []string{spool},
-		get:    func(r *row) (val, error) { return strVal(r.col(spool)), nil },
+		get:    func(r *row) (val, error) { return textVal(r.col(spool)), nil },
 	}
 }
 

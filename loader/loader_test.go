@@ -326,3 +326,33 @@ func TestAddsNewColumns(t *testing.T) {
 		checkAggregates(t, db, fxs)
 	})
 }
+
+// TestInvalidUTF8: text from the network (an FTP file name in Latin-1, an
+// event's detail) is not always UTF-8. MariaDB's utf8mb4 columns refuse
+// such a row, which failed the whole batch at every run (the spool stuck);
+// the loader writes each invalid byte as \xHH (docs/loader.md), the same
+// in both databases, and a malformed line's text in bad_lines likewise.
+func TestInvalidUTF8(t *testing.T) {
+	eachDB(t, func(t *testing.T, db testDB) {
+		dir := filepath.Join(t.TempDir(), "c1")
+		start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+		writeTSV(t, dir, "events", start, hdrEvents, &tsvFile{lines: []string{
+			fmt.Sprintf("%d\tprobe:a\tnote\tRETR caf\xe9.txt \xff\\x41 ok", start.UnixNano()),
+			fmt.Sprintf("%d\tprobe:a\tnote\tvalid caf\u00e9 \\x41", start.UnixNano()+1),
+			"garbage\xe9",
+		}})
+		st, _ := load(t, db, Config{Spools: []Spool{{"c1", dir}}})
+		if st.Files != 1 || st.Rows != 2 || st.Bad != 1 {
+			t.Fatalf("stats %+v, want 1 file, 2 rows, 1 bad line", st)
+		}
+		h := db.open(t)
+		got := query(t, h, "SELECT detail FROM events")
+		want := []string{`RETR caf\xE9.txt \xFF\\x41 ok`, `valid café \x41`}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("events.detail = %q, want %q", got, want)
+		}
+		if got := query(t, h, "SELECT text FROM bad_lines"); len(got) != 1 || got[0] != `garbage\xE9` {
+			t.Errorf("bad_lines.text = %q, want garbage\\xE9", got)
+		}
+	})
+}

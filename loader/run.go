@@ -251,7 +251,7 @@ func (r *run) parse(b *batch, f *spoolFile, fileID int64) (nrows, nbad int, err 
 		}
 		if err != nil {
 			nbad++
-			text := strings.Clone(line) // not a slice of the whole file
+			text := strings.Clone(textVal(line).s) // not a slice of the whole file; UTF-8 as every text column
 			if len(text) > maxBadText {
 				text = text[:maxBadText]
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"unicode/utf8"
 )
 
 // val is one column value in Go: an int64, a string or an exact integer,
@@ -18,8 +19,36 @@ type val struct {
 	h   sparse   // KindHist; never shared between two vals that merge
 }
 
-func intVal(i int64) val     { return val{ok: true, i: i} }
-func strVal(s string) val    { return val{ok: true, s: s} }
+func intVal(i int64) val  { return val{ok: true, i: i} }
+func strVal(s string) val { return val{ok: true, s: s} }
+
+// textVal is a string read from the spool. Its bytes may come from the
+// network (an FTP file name in Latin-1): a byte that is not UTF-8 is
+// written \xHH (and a backslash before x, \\x), so that MariaDB's utf8mb4
+// columns take the row — an invalid string there fails the whole batch,
+// every run — and both databases hold the same text (docs/loader.md).
+func textVal(s string) val {
+	if utf8.ValidString(s) {
+		return strVal(s)
+	}
+	b := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = append(b, '\\', 'x', hexDigits[s[i]>>4], hexDigits[s[i]&15])
+		case s[i] == '\\' && i+1 < len(s) && s[i+1] == 'x':
+			b = append(b, '\\', '\\')
+		default:
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return strVal(string(b))
+}
+
+const hexDigits = "0123456789ABCDEF"
+
 func bigVal(b *big.Int) val  { return val{ok: true, big: b} }
 func floatVal(f float64) val { return val{ok: true, f: f} }
 func histVal(h sparse) val   { return val{ok: true, h: h} }

@@ -67,19 +67,31 @@ func (h *expiryHeap) fix(recs []record, i int32, deadline int64) {
 	}
 }
 
+// up and down move the entry through a hole rather than by swaps: the
+// same comparisons and the same final places, but each entry passed over
+// is written once (and its record's hpos once) instead of twice, the
+// moving one only where it stops.
 func (h *expiryHeap) up(recs []record, j int) {
+	j0 := j
+	dl, r := h.dl[j], h.rec[j]
 	for j > 0 {
 		i := (j - 1) / 2
-		if !h.less(j, i) {
+		if !(dl < h.dl[i]) {
 			break
 		}
-		h.swap(recs, i, j)
+		h.dl[j], h.rec[j] = h.dl[i], h.rec[i]
+		recs[h.rec[j]].hpos = int32(j)
 		j = i
+	}
+	if j != j0 {
+		h.dl[j], h.rec[j] = dl, r
+		recs[r].hpos = int32(j)
 	}
 }
 
 func (h *expiryHeap) down(recs []record, i0 int) bool {
 	i, n := i0, len(h.rec)
+	dl, r := h.dl[i], h.rec[i]
 	for {
 		j := 2*i + 1
 		if j >= n || j < 0 {
@@ -88,11 +100,16 @@ func (h *expiryHeap) down(recs []record, i0 int) bool {
 		if j2 := j + 1; j2 < n && h.less(j2, j) {
 			j = j2
 		}
-		if !h.less(j, i) {
+		if !(h.dl[j] < dl) {
 			break
 		}
-		h.swap(recs, i, j)
+		h.dl[i], h.rec[i] = h.dl[j], h.rec[j]
+		recs[h.rec[i]].hpos = int32(i)
 		i = j
+	}
+	if i > i0 {
+		h.dl[i], h.rec[i] = dl, r
+		recs[r].hpos = int32(i)
 	}
 	return i > i0
 }

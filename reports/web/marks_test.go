@@ -4,10 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"html"
+	"io"
 	"math"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -64,8 +69,8 @@ func TestEventMarks(t *testing.T) {
 	if len(evs) < 3 {
 		t.Fatalf("%d events in the period, want the 3 added", len(evs))
 	}
-	url := ts.URL + "/pair?" + sel.Values().Encode()
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`))); err != nil {
+	pairURL := ts.URL + "/pair?" + sel.Values().Encode()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(pairURL), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`))); err != nil {
 		t.Fatal(err)
 	}
 	js, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(Object.fromEntries(["delay", "loss", "count"].map(id =>
@@ -103,6 +108,34 @@ func TestEventMarks(t *testing.T) {
 			if m.T < c.X0-60 || m.T > c.X1+60 {
 				t.Errorf("chart %s mark %d at %.0f outside the chart's time range [%.0f, %.0f]", id, i, m.T, c.X0, c.X1)
 			}
+		}
+	}
+	// The events page links each event's time to the hop pair's charts
+	// around it: a period of about an hour that holds the event.
+	resp, err := http.Get(ts.URL + "/events?" + sel.Values().Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	links := regexp.MustCompile(`href="(/pair\?[^"#]+)#chart-delay"`).FindAllStringSubmatch(string(page), -1)
+	for _, ev := range evs {
+		found := false
+		for _, l := range links {
+			u, err := url.Parse(html.UnescapeString(l[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls, err := query.Parse(u.Query(), time.Now())
+			if err != nil {
+				t.Fatalf("%s: %v", l[1], err)
+			}
+			if !ev.T.Before(ls.From) && ev.T.Before(ls.To) && ls.To.Sub(ls.From) <= 62*time.Minute && ls.Pair() {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("event %s at %s: no link to the pair's charts around it (%d links)", ev.Kind, ev.T, len(links))
 		}
 	}
 	for _, m := range console() {

@@ -1,0 +1,67 @@
+package reconcile
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestExpiryHeap drives the heap with random pushes, removals (the top
+// and elsewhere) and deadline changes, and checks after each that every
+// record knows its position, every parent's deadline is at most its
+// children's, and the top is the earliest deadline held.
+func TestExpiryHeap(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	recs := make([]record, 5000)
+	var h expiryHeap
+	in := map[int32]int64{} // record → deadline, the reference
+	var free []int32
+	for i := range int32(len(recs)) {
+		free = append(free, i)
+	}
+	for op := range 200000 {
+		switch k := r.IntN(10); {
+		case k < 4 && len(free) > 0:
+			i := free[len(free)-1]
+			free = free[:len(free)-1]
+			d := r.Int64N(1000)
+			h.push(recs, i, d)
+			in[i] = d
+		case k < 7 && h.len() > 0:
+			pos := int32(0)
+			if k == 6 {
+				pos = int32(r.IntN(h.len()))
+			}
+			i := h.rec[pos]
+			h.remove(recs, pos)
+			delete(in, i)
+			free = append(free, i)
+		case h.len() > 0:
+			pos := int32(r.IntN(h.len()))
+			d := r.Int64N(1000)
+			in[h.rec[pos]] = d
+			h.fix(recs, pos, d)
+		}
+		if op%97 != 0 && op < 199990 {
+			continue
+		}
+		if h.len() != len(in) {
+			t.Fatalf("op %d: heap holds %d, reference %d", op, h.len(), len(in))
+		}
+		minD := int64(1 << 62)
+		for p, i := range h.rec {
+			if recs[i].hpos != int32(p) {
+				t.Fatalf("op %d: record %d at %d says %d", op, i, p, recs[i].hpos)
+			}
+			if h.dl[p] != in[i] {
+				t.Fatalf("op %d: record %d deadline %d, reference %d", op, i, h.dl[p], in[i])
+			}
+			if p > 0 && h.dl[(p-1)/2] > h.dl[p] {
+				t.Fatalf("op %d: parent of %d later than it", op, p)
+			}
+			minD = min(minD, h.dl[p])
+		}
+		if h.len() > 0 && h.topDeadline() != minD {
+			t.Fatalf("op %d: top %d, earliest %d", op, h.topDeadline(), minD)
+		}
+	}
+}
