@@ -52,8 +52,10 @@ func Open(spec string) (*DB, error) {
 			// A class-wide chart reads ~10⁵ rows scattered over the file:
 			// a 64 MiB page cache (per connection) rather than the 2 MiB
 			// default re-reading pages. No mmap: a file shrunk under it
-			// would kill the process (SIGBUS).
-			"&_pragma=cache_size(-65536)"
+			// would kill the process (SIGBUS). Sorts and materialised
+			// subqueries (the pick's window) in memory, not temporary
+			// files: a quarter less CPU for a page of one flow.
+			"&_pragma=cache_size(-65536)&_pragma=temp_store(memory)"
 		db, err := sql.Open("sqlite", dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", rest, err)
