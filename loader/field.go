@@ -91,9 +91,15 @@ func fStr(db, spool string, size int, op AggOp, null bool) field {
 				}
 				return val{}, fmt.Errorf("%s: empty", spool)
 			}
+			if len(s) > size {
+				return val{}, fmt.Errorf("%s: longer than %d bytes", spool, size)
+			}
+			// A string that fits but is not UTF-8 (a name the probe cut
+			// in a character) grows with its escapes: it is cut, whole
+			// characters and escapes only, rather than the row refused.
 			v := textVal(s)
 			if len(v.s) > size {
-				return val{}, fmt.Errorf("%s: longer than %d bytes", spool, size)
+				v.s = cutText(v.s, size)
 			}
 			return v, nil
 		},

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,3 +83,38 @@ func TestProtocolTables(t *testing.T) {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// An FTP transfer whose names are not UTF-8 is loaded, not refused: the
+// file name (Latin-1) with its byte escaped, and a user name the probe cut
+// inside a character at 64 bytes (pdu.MaxFTPUser) cut before that
+// character, as its escape would not fit the column (docs/loader.md).
+func TestFTPNamesNotUTF8(t *testing.T) {
+	eachDB(t, func(t *testing.T, db testDB) {
+		dir := filepath.Join(t.TempDir(), "c1")
+		w, err := spool.New(dir, &conf.Config{Interval: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+		if err := w.WriteFlow(t0, 3, "ftp", "ip.src=10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+		euros := strings.Repeat("€", 21) // 63 bytes
+		o, r := netip.MustParseAddrPort("10.0.0.1:50003"), netip.MustParseAddrPort("10.0.0.2:21")
+		x := spool.FTPRow{Start: t0.UnixNano(), Class: "ftp", Flow: 3, Probe: "pa", Iface: "a0", Cmd: t0.UnixNano() + 300, End: t0.UnixNano() + 300,
+			Command: "RETR", Arg: "caf\xe9.txt", User: euros + "\xe2", Client: o, Server: r}
+		if err := w.WriteFTP(x); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := load(t, db, Config{Spools: []Spool{{"c1", dir}}}); st.Bad != 0 || st.Rows != 2 {
+			t.Fatalf("stats %+v, want 2 rows (flow, transfer), no bad line", st)
+		}
+		got := query(t, db.open(t), `SELECT user, arg FROM ftp_transfers`)
+		if want := euros + `|caf\xE9.txt`; len(got) != 1 || got[0] != want {
+			t.Errorf("ftp_transfers user|arg = %q, want %q", got, want)
+		}
+	})
+}

@@ -49,6 +49,28 @@ func textVal(s string) val {
 
 const hexDigits = "0123456789ABCDEF"
 
+// cutText returns the longest prefix of s, a textVal string, of at most n
+// bytes that ends between two characters or escapes.
+func cutText(s string, n int) string {
+	i := 0
+	for i < len(s) {
+		u := 1
+		switch {
+		case s[i] == '\\' && i+3 < len(s) && s[i+1] == 'x':
+			u = 4 // \xHH
+		case s[i] == '\\' && i+2 < len(s) && s[i+1] == '\\' && s[i+2] == 'x':
+			u = 2 // \\ before x
+		default:
+			_, u = utf8.DecodeRuneInString(s[i:])
+		}
+		if i+u > n {
+			break
+		}
+		i += u
+	}
+	return s[:i]
+}
+
 func bigVal(b *big.Int) val  { return val{ok: true, big: b} }
 func floatVal(f float64) val { return val{ok: true, f: f} }
 func histVal(h sparse) val   { return val{ok: true, h: h} }
