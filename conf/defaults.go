@@ -31,6 +31,10 @@ const (
 	// stay clear of saturation before ring.saturated is followed by
 	// ring.recovered: a ring that fills every other second is one episode.
 	RingCalm = 5 * time.Second
+	// RetryReport is how often a probe reports the PDU retransmissions
+	// to each collector of the period just ended (event
+	// transport.retries), when there were any.
+	RetryReport = 10 * time.Second
 )
 
 // DefaultSpool is the spool directory of a collector that names none.

@@ -48,6 +48,34 @@ func (m *reachMonitor) update(st transport.CollectorStats) (kind, detail string,
 	return "", "", false
 }
 
+// retryMonitor reports a collector's PDU retransmissions of the last
+// period, when there were any: the database (and the report's Probes page)
+// learns them only through events, as it does capture drops. Period
+// conf.RetryReport; a quiet link raises none.
+type retryMonitor struct {
+	collector string
+	period    time.Duration
+	since     time.Time
+	sent      uint64 // Sent at since
+	retried   uint64 // Retried at since
+}
+
+func (m *retryMonitor) update(now time.Time, st transport.CollectorStats) (kind, detail string, ok bool) {
+	if m.since.IsZero() {
+		m.since = now
+	}
+	if now.Sub(m.since) < m.period {
+		return "", "", false
+	}
+	retried, sent := st.Retried-m.retried, st.Sent-m.sent
+	d := now.Sub(m.since).Round(time.Second)
+	m.since, m.sent, m.retried = now, st.Sent, st.Retried
+	if retried == 0 {
+		return "", "", false
+	}
+	return "transport.retries", fmt.Sprintf("collector %s: %d retries of %d PDUs sent in the last %s", m.collector, retried, sent, d), true
+}
+
 // idleMonitor notices an interface that captures nothing for idle.
 type idleMonitor struct {
 	iface   string
@@ -111,8 +139,10 @@ func (m *ringMonitor) update(now time.Time, full uint64) (kind, detail string, o
 func watchHealth(ctx context.Context, snd *transport.Sender, socks []*capture.LiveSource, svs []*sieve.Sieve, names []string, log *slog.Logger, ev func(kind, detail string)) {
 	// The sender is new: its counters start at zero, as the monitors do.
 	var reach []reachMonitor
+	var retries []retryMonitor
 	for _, c := range snd.Stats().Collectors {
 		reach = append(reach, reachMonitor{collector: c.Collector.String()})
+		retries = append(retries, retryMonitor{collector: c.Collector.String(), period: conf.RetryReport})
 	}
 	idle := make([]idleMonitor, len(socks))
 	for i, s := range socks {
@@ -139,6 +169,10 @@ func watchHealth(ctx context.Context, snd *transport.Sender, socks []*capture.Li
 		case now := <-t.C:
 			for i, c := range snd.Stats().Collectors {
 				report(reach[i].update(c))
+				if kind, detail, ok := retries[i].update(now, c); ok {
+					log.Info("probe: "+detail, "kind", kind) // a fact for the figures, not a fault
+					ev(kind, detail)
+				}
 			}
 			for i, s := range socks {
 				if st, err := s.Stats(); err == nil {

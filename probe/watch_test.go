@@ -83,3 +83,28 @@ func TestReachMonitor(t *testing.T) {
 		}
 	}
 }
+
+// The retry monitor reports, once a period, the retransmissions of that
+// period (counts worked out by hand from the samples; the sender is new, so
+// the first period counts from zero), and nothing for a period without any.
+func TestRetryMonitor(t *testing.T) {
+	m := retryMonitor{collector: "c1", period: 10 * time.Second}
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	steps := []struct {
+		at            time.Duration
+		sent, retried uint64
+		want          string
+	}{
+		{0, 5, 0, ""},                // the first sample: the period starts
+		{5 * time.Second, 40, 3, ""}, // mid-period
+		{10 * time.Second, 100, 7, "collector c1: 7 retries of 100 PDUs sent in the last 10s"},
+		{20 * time.Second, 180, 7, ""}, // no retry in this period
+		{31 * time.Second, 200, 9, "collector c1: 2 retries of 20 PDUs sent in the last 11s"},
+	}
+	for _, s := range steps {
+		kind, detail, ok := m.update(t0.Add(s.at), transport.CollectorStats{Sent: s.sent, Retried: s.retried})
+		if ok != (s.want != "") || detail != s.want || (ok && kind != "transport.retries") {
+			t.Errorf("at %v: %q %q %v, want %q", s.at, kind, detail, ok, s.want)
+		}
+	}
+}

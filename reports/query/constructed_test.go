@@ -107,8 +107,8 @@ func TestPathThreeHops(t *testing.T) {
 	}
 }
 
-// Events: period, collector, source and kind-prefix filters; probes' clock
-// and drop events parsed from their text as the probe writes it.
+// Events: period, collector, source and kind-prefix filters; probes' clock,
+// drop and retry events parsed from their text as the probe writes it.
 func TestEventsAndProbes(t *testing.T) {
 	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	ev := func(dt time.Duration, line int, coll, src, kind, detail string) string {
@@ -120,6 +120,8 @@ func TestEventsAndProbes(t *testing.T) {
 		ev(time.Minute, 2, "c1", "probe:pa", "clock.budget", "clock error bound 12ms (offset -11.5ms, root distance 500µs, ntp1 stratum 2) exceeds the budget 10ms"),
 		ev(2*time.Minute, 3, "c1", "probe:pb", "capture.drops", "b0: the kernel ring dropped 42 of 1000 packets since the last check (ring full 3 times); the sieve does not keep up"),
 		ev(3*time.Minute, 4, "c2", "collector:c2", "start", "collector c2 started"),
+		// As probe/watch.go's retryMonitor writes it (TestRetryMonitor).
+		ev(4*time.Minute, 6, "c1", "probe:pb", "transport.retries", "collector 127.0.0.1:9000: 7 retries of 100 PDUs sent in the last 10s"),
 		ev(48*time.Hour, 5, "c1", "probe:pa", "clock.sync", "outside the period"),
 	)
 	s, err := Parse(map[string][]string{"period": {"custom"}, "from": {"2026-06-01"}, "to": {"2026-06-02"}}, time.Now())
@@ -141,7 +143,7 @@ func TestEventsAndProbes(t *testing.T) {
 		got  int
 		want int
 	}{
-		{"period", count(s, EventFilter{}), 4},
+		{"period", count(s, EventFilter{}), 5},
 		{"collector c2", count(c2, EventFilter{}), 1},
 		{"source probe:pa", count(s, EventFilter{Source: "probe:pa"}), 2},
 		{"kind clock.", count(s, EventFilter{Kind: "clock."}), 2},
@@ -165,5 +167,9 @@ func TestEventsAndProbes(t *testing.T) {
 	}
 	if d := ps[1].Drops; len(d) != 1 || d[0].Dropped != 42 || d[0].OfPkt != 1000 {
 		t.Errorf("pb drops %+v", d)
+	}
+	if r := ps[1].Retries; len(r) != 1 || r[0].Collector != "127.0.0.1:9000" || r[0].Retries != 7 || r[0].Sent != 100 || r[0].Period != "10s" ||
+		!r[0].T.Equal(t0.Add(4*time.Minute)) {
+		t.Errorf("pb retries %+v", r)
 	}
 }

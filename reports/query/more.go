@@ -118,19 +118,31 @@ type DropPoint struct {
 	Dropped, OfPkt int64
 }
 
+// RetryPoint is a transport.retries event: a probe's PDU retransmissions
+// to one collector over the period that ended at T.
+type RetryPoint struct {
+	T         time.Time
+	Collector string
+	Retries   int64
+	Sent      int64
+	Period    string
+}
+
 // Probe is what the database knows of one probe: its events by kind, the
-// clock states it reported and its capture drops.
+// clock states it reported, its capture drops and its PDU retries.
 type Probe struct {
 	Name       string
 	Collectors []string // that recorded its events
 	Kinds      map[string]int
 	Clock      []ClockPoint
 	Drops      []DropPoint
+	Retries    []RetryPoint
 }
 
 var (
-	reOffset = regexp.MustCompile(`offset (-?[0-9.]+[a-zµ]+), root distance ([0-9.]+[a-zµ]+)`)
-	reDrops  = regexp.MustCompile(`dropped ([0-9]+) of ([0-9]+) packets`)
+	reOffset  = regexp.MustCompile(`offset (-?[0-9.]+[a-zµ]+), root distance ([0-9.]+[a-zµ]+)`)
+	reDrops   = regexp.MustCompile(`dropped ([0-9]+) of ([0-9]+) packets`)
+	reRetries = regexp.MustCompile(`^collector (\S+): ([0-9]+) retries of ([0-9]+) PDUs sent in the last (\S+)$`)
 )
 
 // Probes returns the probes named by events of the period (source
@@ -172,6 +184,12 @@ func (d *DB) Probes(ctx context.Context, s Selection) ([]*Probe, error) {
 				a, _ := strconv.ParseInt(m[1], 10, 64)
 				b, _ := strconv.ParseInt(m[2], 10, 64)
 				p.Drops = append(p.Drops, DropPoint{e.T, a, b})
+			}
+		case e.Kind == "transport.retries":
+			if m := reRetries.FindStringSubmatch(e.Detail); m != nil {
+				a, _ := strconv.ParseInt(m[2], 10, 64)
+				b, _ := strconv.ParseInt(m[3], 10, 64)
+				p.Retries = append(p.Retries, RetryPoint{e.T, m[1], a, b, m[4]})
 			}
 		}
 	}
