@@ -18,15 +18,7 @@ import (
 // connection (or a reply) NULL.
 func TestProtocolTables(t *testing.T) {
 	eachDB(t, func(t *testing.T, db testDB) {
-		dir := filepath.Join(t.TempDir(), "c1")
-		w, err := spool.New(dir, &conf.Config{Interval: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-		if err := w.WriteFlow(t0, 3, "ftp", "ip.src=10.0.0.1"); err != nil {
-			t.Fatal(err)
-		}
+		dir, w, t0 := ftpSpool(t)
 		o, r := netip.MustParseAddrPort("[2001:db8::1]:50003"), netip.MustParseAddrPort("[2001:db8::2]:21")
 		rows := []spool.TCPConnRow{
 			{Start: t0.UnixNano(), Class: "ftp", Flow: 3, Probe: "pa", Iface: "a0", Conn: 7, Status: "open", State: "S1",
@@ -90,15 +82,7 @@ func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 // character, as its escape would not fit the column (docs/loader.md).
 func TestFTPNamesNotUTF8(t *testing.T) {
 	eachDB(t, func(t *testing.T, db testDB) {
-		dir := filepath.Join(t.TempDir(), "c1")
-		w, err := spool.New(dir, &conf.Config{Interval: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-		if err := w.WriteFlow(t0, 3, "ftp", "ip.src=10.0.0.1"); err != nil {
-			t.Fatal(err)
-		}
+		dir, w, t0 := ftpSpool(t)
 		euros := strings.Repeat("€", 21) // 63 bytes
 		o, r := netip.MustParseAddrPort("10.0.0.1:50003"), netip.MustParseAddrPort("10.0.0.2:21")
 		x := spool.FTPRow{Start: t0.UnixNano(), Class: "ftp", Flow: 3, Probe: "pa", Iface: "a0", Cmd: t0.UnixNano() + 300, End: t0.UnixNano() + 300,
@@ -117,4 +101,20 @@ func TestFTPNamesNotUTF8(t *testing.T) {
 			t.Errorf("ftp_transfers user|arg = %q, want %q", got, want)
 		}
 	})
+}
+
+// ftpSpool returns a spool writer in a new directory c1 with flow 3 of
+// class ftp defined at t0.
+func ftpSpool(t *testing.T) (dir string, w *spool.Writer, t0 time.Time) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "c1")
+	w, err := spool.New(dir, &conf.Config{Interval: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	if err := w.WriteFlow(t0, 3, "ftp", "ip.src=10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	return dir, w, t0
 }
