@@ -3,11 +3,9 @@ package loader
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 )
 
 // Per-class aggregates per collector (docs/loader.md "Per-class
@@ -107,70 +105,23 @@ func (ct *classTable) collRowKey(row []val, class, collector string) string {
 // The day level is built last: reports read these tables once its table
 // has rows.
 func (l *Loader) backfillCollClass(ctx context.Context, conn *sql.Conn) error {
-	for li, lv := range levels {
-		var cts []*classTable
-		for _, ct := range collClassSchema() {
-			if ct.level == li {
-				cts = append(cts, ct)
-			}
-		}
-		var one int64
-		switch err := conn.QueryRowContext(ctx, fmt.Sprintf("SELECT 1 FROM %s LIMIT 1", l.d.Quote(cts[0].t.Name))).Scan(&one); {
-		case err == nil:
-			continue // built
-		case !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("loader: read %s: %w", cts[0].t.Name, err)
-		}
-		var lo, hi sql.NullInt64
-		if err := conn.QueryRowContext(ctx, fmt.Sprintf("SELECT MIN(%s), MAX(%s) FROM %s", l.d.Quote("start_ns"), l.d.Quote("start_ns"),
-			l.d.Quote(cts[0].flow.Name))).Scan(&lo, &hi); err != nil {
-			return fmt.Errorf("loader: read %s: %w", cts[0].flow.Name, err)
-		}
-		if !lo.Valid {
-			continue // nothing loaded at this level
-		}
-		start := time.Now()
-		days, err := l.rowDays(ctx, conn, lo.Int64, hi.Int64)
-		if err != nil {
-			return err
-		}
-		for _, ct := range cts {
-			if err := l.d.EnsurePartitions(ctx, conn, ct.t, days); err != nil {
-				return err
-			}
-		}
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("loader: begin: %w", err)
-		}
-		// Windows small enough to hold in memory: an hour of minutes, a
-		// day of hours, a month of days.
-		window := []int64{3600e9, dayNs, 32 * dayNs}[li]
+	return l.backfill(ctx, conn, collClassSchema(), "per-collector class", func(tx *sql.Tx, _ int, cts []*classTable, where string, args []any) (int, error) {
 		n := 0
-		for w := floorTo(lo.Int64, window); w <= hi.Int64; w += window {
-			where := fmt.Sprintf("t.%s >= ? AND t.%s < ?", l.d.Quote("start_ns"), l.d.Quote("start_ns"))
-			for _, ct := range cts {
-				out := &aggSet{rows: map[string][]val{}}
-				err := readFlowRows(ctx, l.d, tx, ct.flow, where, []any{w, w + window}, func(fr *flowRead) {
-					addCollRow(ct, out, fr.vals, fr.class, fr.collector)
-				})
-				if err == nil {
-					err = writeClassRows(ctx, l.d, tx, ct, out)
-				}
-				if err != nil {
-					tx.Rollback() //nolint:errcheck // the error is err
-					return fmt.Errorf("loader: build per-collector class rows: %w", err)
-				}
-				n += len(out.order)
+		for _, ct := range cts {
+			out := &aggSet{rows: map[string][]val{}}
+			err := readFlowRows(ctx, l.d, tx, ct.flow, where, args, func(fr *flowRead) {
+				addCollRow(ct, out, fr.vals, fr.class, fr.collector)
+			})
+			if err == nil {
+				err = writeClassRows(ctx, l.d, tx, ct, out)
 			}
+			if err != nil {
+				return n, err
+			}
+			n += len(out.order)
 		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("loader: commit per-collector class rows: %w", err)
-		}
-		l.log.Info("per-collector class rows built from the per-flow rows (database of an older loader)", "level", lv.Suffix,
-			"rows", n, "elapsed", time.Since(start).Round(time.Millisecond))
-	}
-	return nil
+		return n, nil
+	})
 }
 
 // rowDays lists the UTC days of the per-flow rows (those of owd_stats_1d,

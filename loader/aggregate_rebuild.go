@@ -252,9 +252,21 @@ func (ct *classTable) voidStale(ctx context.Context, d dialect, q querier, out *
 // per-flow rows, in one transaction per level (a crash leaves the level
 // empty, and the next run starts it again).
 func (l *Loader) backfillClass(ctx context.Context, conn *sql.Conn) error {
+	return l.backfill(ctx, conn, classSchema(), "per-class", func(tx *sql.Tx, li int, _ []*classTable, where string, args []any) (int, error) {
+		return recomputeClass(ctx, l.d, tx, li, where, args, func(classKey) bool { return true })
+	})
+}
+
+// backfill builds, level by level, the tables of schema that an older
+// loader left empty while the per-flow ones have rows: build computes the
+// rows of one window of the per-flow rows (where, args) in tx and returns
+// how many it wrote. One transaction per level: a crash leaves the level
+// empty, and the next run starts it again.
+func (l *Loader) backfill(ctx context.Context, conn *sql.Conn, schema []*classTable, what string,
+	build func(tx *sql.Tx, li int, cts []*classTable, where string, args []any) (int, error)) error {
 	for li, lv := range levels {
 		var cts []*classTable
-		for _, ct := range classSchema() {
+		for _, ct := range schema {
 			if ct.level == li {
 				cts = append(cts, ct)
 			}
@@ -295,17 +307,17 @@ func (l *Loader) backfillClass(ctx context.Context, conn *sql.Conn) error {
 		n := 0
 		for w := floorTo(lo.Int64, window); w <= hi.Int64; w += window {
 			where := fmt.Sprintf("t.%s >= ? AND t.%s < ?", l.d.Quote("start_ns"), l.d.Quote("start_ns"))
-			k, err := recomputeClass(ctx, l.d, tx, li, where, []any{w, w + window}, func(classKey) bool { return true })
+			k, err := build(tx, li, cts, where, []any{w, w + window})
 			if err != nil {
 				tx.Rollback() //nolint:errcheck // the error is err
-				return fmt.Errorf("loader: build per-class rows: %w", err)
+				return fmt.Errorf("loader: build %s rows: %w", what, err)
 			}
 			n += k
 		}
 		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("loader: commit per-class rows: %w", err)
+			return fmt.Errorf("loader: commit %s rows: %w", what, err)
 		}
-		l.log.Info("per-class rows built from the per-flow rows (database of an older loader)", "level", lv.Suffix,
+		l.log.Info(what+" rows built from the per-flow rows (database of an older loader)", "level", lv.Suffix,
 			"rows", n, "elapsed", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
