@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"slices"
 	"strings"
 	"time"
 )
@@ -147,23 +146,10 @@ func recomputeClass(ctx context.Context, d dialect, q querier, li int, where str
 		if err := ct.voidStale(ctx, d, q, out, where, args, keep); err != nil {
 			return 0, err
 		}
-		slices.Sort(out.order)
-		rows := make([][]any, 0, len(out.order))
-		for _, k := range out.order {
-			row := out.rows[k]
-			if ct.t.derive != nil {
-				ct.t.derive(row)
-			}
-			a := make([]any, len(row))
-			for i, c := range ct.t.Columns {
-				a[i] = row[i].arg(c.Kind)
-			}
-			rows = append(rows, a)
-		}
-		if err := insertRows(ctx, d, q, ct.t, colNames(ct.t), rows, d.UpsertSuffix(ct.t)); err != nil {
+		if err := writeClassRows(ctx, d, q, ct, out); err != nil {
 			return 0, err
 		}
-		written += len(rows)
+		written += len(out.order)
 	}
 	return written, nil
 }
