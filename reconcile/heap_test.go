@@ -1,8 +1,10 @@
 package reconcile
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestExpiryHeap drives the heap with random pushes, removals (the top
@@ -62,6 +64,22 @@ func TestExpiryHeap(t *testing.T) {
 		}
 		if h.len() > 0 && h.topDeadline() != minD {
 			t.Fatalf("op %d: top %d, earliest %d", op, h.topDeadline(), minD)
+		}
+	}
+}
+
+// TestRecordSize keeps the record at 28 bytes: its reference time is held
+// in two 32-bit halves so that no field needs 8-byte alignment (a waiting
+// 2-hop sighting then takes 60 bytes, BenchmarkReconcileWaiting).
+func TestRecordSize(t *testing.T) {
+	if got := unsafe.Sizeof(record{}); got != 28 {
+		t.Errorf("record is %d bytes, want 28", got)
+	}
+	var rec record
+	for _, ts := range []int64{0, 1, -1, math.MinInt64, math.MaxInt64, 1_733_600_000_123_456_789, -1_733_600_000_123_456_789} {
+		rec.setRef(ts)
+		if got := rec.ref(); got != ts {
+			t.Errorf("ref after setRef(%d) = %d", ts, got)
 		}
 	}
 }

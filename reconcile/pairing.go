@@ -84,7 +84,8 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, span ui
 	}
 	i := r.alloc()
 	rec := r.at(int32(i))
-	*rec.record = record{ref: t, flow: flow, sig: sig, cls: uint16(c.index), mask: bit}
+	*rec.record = record{flow: flow, sig: sig, cls: uint16(c.index), mask: bit}
+	rec.setRef(t)
 	clear(rec.ts) // a recycled record's times
 	rec.ts[h] = t
 	if rec.sp != nil {

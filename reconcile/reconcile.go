@@ -60,8 +60,9 @@ import (
 const MaxHops = 8
 
 // DefaultMaxRecords is the default cap on live records (Options.MaxRecords).
-// A record takes about 100 bytes plus its two index entries: 4 Mi records
-// stay well under 1 GiB.
+// A record of an n-hop class takes 28 + 8·n bytes plus 12 in its expiry
+// heap and up to 4 in the match index (60 for 2 hops): 4 Mi records stay
+// well under 1 GiB.
 const DefaultMaxRecords = 4 << 20
 
 // Sighting is one packet seen at one hop of a one-way path, as decoded from a
@@ -146,11 +147,14 @@ type pair struct {
 // pooled slice and are recycled through a free list. Its hop times are
 // apart, in Reconciler.times (as many per record as the longest path of
 // the configuration, not MaxHops); its earliest time is computed from them
-// and its deadline kept only in its class's expiry heap: 32 bytes here, so
-// that a 2-hop packet waiting for its second sighting takes about 64 bytes
-// in all (BenchmarkReconcileWaiting).
+// and its deadline kept only in its class's expiry heap. Every field is 4
+// bytes wide or less — the reference time in two halves — so that the
+// record takes 28 bytes, not the 32 an int64 field's alignment would pad
+// it to: a 2-hop packet waiting for its second sighting takes 60 bytes in
+// all (BenchmarkReconcileWaiting).
 type record struct {
-	ref     int64 // time of the sighting that created it: its order among candidates, immutable
+	refHi   uint32 // ref() = refHi<<32 | refLo: the time of the sighting that created it, its order among candidates; immutable
+	refLo   uint32
 	flow    uint32
 	sig     uint32
 	hpos    int32  // position in the expiry heap; next free record while free
@@ -159,6 +163,12 @@ type record struct {
 	mask    uint8  // hops present
 	learned bool   // complete, and folded into the class's usual transit
 }
+
+// ref is the record's reference time.
+func (rec *record) ref() int64 { return int64(uint64(rec.refHi)<<32 | uint64(rec.refLo)) }
+
+// setRef sets the record's reference time.
+func (rec *record) setRef(t int64) { rec.refHi, rec.refLo = uint32(uint64(t)>>32), uint32(t) }
 
 // recRef is a record with its hop times, valid where mask has the bit. It
 // is invalidated, like a pointer into Reconciler.recs, by alloc.
@@ -463,7 +473,7 @@ func (r *Reconciler) complete(c *class, i int32, plausible bool) {
 	// Bounded like the records: while the watermark stalls (a silent
 	// probe) completions can pile up; past the cap they are not
 	// remembered, and a clash with them goes uncounted (never a wrong delay).
-	r.recent.put(fs, recentDone{ref: rec.ref, until: max(last+c.dup, rec.ref+c.maxT)}, r.max)
+	r.recent.put(fs, recentDone{ref: rec.ref(), until: max(last+c.dup, rec.ref()+c.maxT)}, r.max)
 }
 
 // tombstone is the deadline of a complete record: the duplicate window
