@@ -244,7 +244,7 @@ type Reconciler struct {
 	last *slot // the slot slotAt found last; nil once it closed
 
 	mx    *metricsState // scratch of metrics(), allocated at the first interval
-	group groupScratch  // scratch of slot.finish
+	chunks chunkPool    // storage of the slots' delay logs (delays.go)
 	clk   clockTol      // clock error bounds for the compose tolerance (clock.go)
 	c     Counters
 
@@ -293,6 +293,7 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		wm:       math.MinInt64,
 		closed:   math.MinInt64,
 		recent:   newRecentTable(),
+		chunks:   newChunkPool(),
 	}
 	r.clk.assumed = cfg.Clock.AssumeSynced
 	for i := range cfg.Classes {
@@ -536,7 +537,7 @@ func (r *Reconciler) measure(c *class, rec recRef, p int) {
 	sl := r.slot(r.slotOf(from))
 	si := sl.stat(rec.flow, c, p)
 	sl.add(si, to-from, pp.edges)
-	sl.order = append(sl.order, orderEntry{stat: si, from: from, to: to})
+	sl.logs[si].add(&r.chunks, from, to)
 	if c.perPacket {
 		pk := Packet{Flow: rec.flow, Class: c.index, Pair: p, Sig: rec.sig, From: from, To: to}
 		if rec.sp != nil {
