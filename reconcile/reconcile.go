@@ -243,10 +243,10 @@ type Reconciler struct {
 
 	last *slot // the slot slotAt found last; nil once it closed
 
-	mx    *metricsState // scratch of metrics(), allocated at the first interval
-	chunks chunkPool    // storage of the slots' delay logs (delays.go)
-	clk   clockTol      // clock error bounds for the compose tolerance (clock.go)
-	c     Counters
+	mx     *metricsState // scratch of metrics(), allocated at the first interval
+	chunks chunkPool     // storage of the slots' delay logs (delays.go)
+	clk    clockTol      // clock error bounds for the compose tolerance (clock.go)
+	c      Counters
 
 	gaps gaps // sightings given up by probes, for the dropped classification
 
