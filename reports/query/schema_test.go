@@ -25,7 +25,7 @@ func TestOlderDatabaseSaid(t *testing.T) {
 		}
 		spec := db.Spec
 		if db.Dialect == "mysql" {
-			load, _, err := fixture.MySQLDSNs()
+			load, _, err := fixture.MySQLDSNs("_report")
 			if err != nil {
 				t.Fatal(err)
 			}
