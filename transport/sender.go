@@ -156,6 +156,8 @@ type Sender struct {
 	// long-retry while the Bye's ack is lost) is logged, not sent: sent,
 	// it would never be acked and Close would wait for it in vain.
 	bye       bool
+	// continues: the Bye says that a new session follows (Continue).
+	continues bool
 	submitted atomic.Uint64
 	lastTime  atomic.Int64 // largest ProbeTime submitted
 
