@@ -132,12 +132,12 @@ type sessKey struct {
 }
 
 type session struct {
-	probe     int // index into Config.Probes
-	name      string
-	flows     []flowRef // by probe flow id
-	wm        int64
-	closed    bool   // said goodbye, and everything before the bye arrived
-	bye       uint32 // seq of the bye PDU, once it arrived; 0 before
+	probe  int // index into Config.Probes
+	name   string
+	flows  []flowRef // by probe flow id
+	wm     int64
+	closed bool   // said goodbye, and everything before the bye arrived
+	bye    uint32 // seq of the bye PDU, once it arrived; 0 before
 	// continues: the bye said a new session of the probe follows (a roll
 	// to renew its flow ids, probe/roll.go): until it comes, the probe
 	// is waited for at this session's watermark.
