@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -121,8 +122,17 @@ const watermarkEvery = 8192
 
 // Run reads every file through the probes' stages into the collector's
 // and closes the spool when all is decided. ctx cancels it.
-func Run(ctx context.Context, o Options) (Result, error) {
-	var res Result
+func Run(ctx context.Context, o Options) (res Result, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if _, ok := p.(interface{ Addr() uintptr }); ok {
+				err = fmt.Errorf("offline: a capture file was cut shorter while read: %v", p)
+				return
+			}
+			panic(p)
+		}
+	}()
 	cfg := o.Config
 	log := o.Logger
 	if log == nil {
@@ -149,7 +159,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	// The spool is rebuilt by running again: no fsyncs, which were most
 	// of the wall time on a busy disk.
 	coll.SetVolatileSpool()
-	src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Logger: log})
+	// The files are mapped rather than read (no copy through read(2)):
+	// they are finished captures. One cut shorter while read would make
+	// the lost pages fault: with SetPanicOnFault that is a panic of this
+	// goroutine, turned into an error below, not the process killed.
+	src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Logger: log, Map: true})
 	if err != nil {
 		coll.Close()
 		return res, fmt.Errorf("offline: %w", err)
