@@ -80,15 +80,14 @@ func newFileReader(path string, f *os.File, mapped bool) (r *fileReader, err err
 	var c chunkReader
 	var m []byte
 	var format string
+	size := int64(rawPcapChunk)
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 		// A buffer the size of a small file: 830 small captures must
 		// not cost 4 MB each.
-		c = newChunkReader(f, int(min(st.Size(), rawPcapChunk)))
+		size = min(st.Size(), rawPcapChunk)
 		if mapped && st.Size() >= 4 {
 			m = mapFile(f, st.Size())
 		}
-	} else {
-		c = newChunkReader(f, rawPcapChunk)
 	}
 	if m != nil {
 		if format, err = sniffFormat(m[:4]); err != nil || format == FormatGzip {
@@ -99,6 +98,7 @@ func newFileReader(path string, f *os.File, mapped bool) (r *fileReader, err err
 		}
 	}
 	if m == nil {
+		c = newChunkReader(f, int(size))
 		if _, err := c.fill(4); err != nil {
 			return nil, err
 		}

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -177,15 +176,22 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	// PDUs as large as the format allows: no datagram to fit in a path
 	// MTU, and fewer PDUs to hand over. Their bounds change no figure.
 	const maxSize = pdu.MaxPDUSize
+	// The collector's side runs on its own goroutine from here on: every
+	// way out closes the queue before the collector.
+	q := newQueue(coll)
+	abort := func(err error) (Result, error) {
+		q.close()
+		coll.Close()
+		return res, err
+	}
 	probes := make([]*probe, len(cfg.Probes))
 	route := make([]*probe, len(ins)) // by file index
 	for i, in := range ins {
 		p := probes[in.Probe]
 		if p == nil {
-			p = &probe{coll: coll, id: cfg.Probes[in.Probe].ID, defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize)}
+			p = &probe{q: q, id: cfg.Probes[in.Probe].ID, defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize)}
 			if p.an, err = analyse.New(cfg, in.Probe, p, analyse.Config{}); err != nil {
-				coll.Close()
-				return res, fmt.Errorf("offline: %w", err)
+				return abort(fmt.Errorf("offline: %w", err))
 			}
 			probes[in.Probe] = p
 		}
@@ -204,8 +210,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			continue
 		}
 		if err := p.event(now, "start", "offline analysis (tmon owd)"); err != nil {
-			coll.Close()
-			return res, err
+			return abort(err)
 		}
 		// The clocks that stamped the captures are not this host's and
 		// cannot be measured now: they are good only when the
@@ -218,8 +223,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		b := pdu.NewBuilder(pdu.MaxPDUSize)
 		b.AddClock(c)
 		if err := p.send(b, pdu.TypeClock, 0); err != nil {
-			coll.Close()
-			return res, err
+			return abort(err)
 		}
 	}
 
@@ -232,8 +236,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			coll.Close()
-			return res, fmt.Errorf("offline: %w", err)
+			return abort(fmt.Errorf("offline: %w", err))
 		}
 		if ok, _ := sv.Packet(data, ts, iface, lt, &rec); ok {
 			rec.Iface = ifaceOf[iface]
@@ -242,30 +245,26 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		last = max(last, ts)
 		if n++; n%watermarkEvery == 0 {
 			if err := ctx.Err(); err != nil {
-				coll.Close()
-				return res, err
+				return abort(err)
 			}
 			if err := deliver(probes, last); err != nil {
-				coll.Close()
-				return res, err
+				return abort(err)
 			}
 		}
 	}
 	if err := deliver(probes, last); err != nil {
-		coll.Close()
-		return res, err
+		return abort(err)
 	}
 	for _, p := range probes {
 		if p == nil {
 			continue
 		}
 		if err := p.send(pdu.NewBuilder(maxSize), pdu.TypeBye, last); err != nil {
-			coll.Close()
-			return res, err
+			return abort(err)
 		}
 		// Every PDU up to the bye has been delivered: the session ends,
 		// as the receiver's watermark says for a daemon.
-		coll.HandleWatermark(p.id, session, transport.Watermark{Seq: p.seq, ProbeTime: last})
+		p.q.watermark(p.id, transport.Watermark{Seq: p.seq, ProbeTime: last})
 		res.Sightings += p.sightings
 		res.PDUs += p.pdus
 		st := p.an.Stats()
@@ -277,6 +276,10 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	res.Files = src.Stats()
 	res.Sieve = sv.Stats()
+	if err := q.close(); err != nil {
+		coll.Close()
+		return res, err
+	}
 	if err := coll.Close(); err != nil {
 		return res, fmt.Errorf("offline: %w", err)
 	}
@@ -294,18 +297,20 @@ func deliver(probes []*probe, w int64) error {
 			return err
 		}
 	}
+	var q *queue
 	for _, p := range probes {
 		if p != nil {
-			p.coll.HandleWatermark(p.id, session, transport.Watermark{Seq: p.seq, ProbeTime: w})
+			p.q.watermark(p.id, transport.Watermark{Seq: p.seq, ProbeTime: w})
+			q = p.q
 		}
 	}
-	return nil
+	return q.flush()
 }
 
 // probe is one configured probe's analyser and PDU builders; its PDUs go
 // to the collector as if received.
 type probe struct {
-	coll         *collector.Collector
+	q            *queue
 	id           uint16
 	an           *analyse.Analyser
 	defs, sights *pdu.Builder
@@ -365,19 +370,12 @@ func (p *probe) event(ts int64, kind, detail string) error {
 	return p.send(b, pdu.TypeEvents, 0)
 }
 
-// send finishes b's PDU and hands it to the collector as the receiver
-// would after verifying it.
+// send finishes b's PDU and queues it for the collector, which takes it as
+// it would from the receiver after verifying it.
 func (p *probe) send(b *pdu.Builder, t pdu.Type, clock int64) error {
 	p.seq++
-	buf := b.Finish(pdu.Header{Type: t, Probe: p.id, Session: session, Seq: p.seq, ProbeTime: clock})
-	f, err := pdu.Parse(buf)
-	if err == nil {
-		err = p.coll.HandlePDU(netip.AddrPort{}, &f)
-	}
+	p.q.pdu(p.id, t, p.seq, b.Finish(pdu.Header{Type: t, Probe: p.id, Session: session, Seq: p.seq, ProbeTime: clock}))
 	b.Reset()
 	p.pdus++
-	if err != nil {
-		return fmt.Errorf("offline: probe id %d: %v PDU %d: %w", p.id, t, p.seq, err)
-	}
-	return nil
+	return p.q.err0()
 }
