@@ -70,8 +70,8 @@ type ngIface struct {
 }
 
 // newNgReader reads the first block, which must be a section header.
-func newNgReader(rd io.Reader, bufSize int) (*ngReader, error) {
-	r := &ngReader{chunkReader: newChunkReader(rd, bufSize)}
+func newNgReader(c chunkReader) (*ngReader, error) {
+	r := &ngReader{chunkReader: c}
 	typ, length, err := r.blockHeader()
 	if err == io.EOF {
 		err = r.truncated()

@@ -32,8 +32,12 @@ type readOutcome struct {
 	err       error // it stopped on another error
 }
 
-// newRead reads a file with the reader tmon uses (fileReader).
-func newRead(path string) readOutcome {
+// newRead reads a file with the reader tmon uses (fileReader), reading it.
+func newRead(path string) readOutcome { return newReadAs(path, false) }
+
+// newReadAs reads a file with the reader tmon uses, mapped into memory
+// (FileConfig.Map) or read.
+func newReadAs(path string, mapped bool) readOutcome {
 	var o readOutcome
 	f, err := os.Open(path)
 	if err != nil {
@@ -41,11 +45,12 @@ func newRead(path string) readOutcome {
 		return o
 	}
 	defer f.Close()
-	r, err := newFileReader(path, f)
+	r, err := newFileReader(path, f, mapped)
 	if err != nil {
 		o.openErr = err
 		return o
 	}
+	defer r.close()
 	for {
 		data, ts, wire, link, err := r.next()
 		switch {
@@ -240,4 +245,42 @@ func writeGzip(t *testing.T, src, dst string) {
 	if err := os.WriteFile(dst, z.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestMappedReadsAsRead reads every capture of the corpus mapped into memory
+// (FileConfig.Map) and read: the same records, the same ending.
+func TestMappedReadsAsRead(t *testing.T) {
+	dir := corpusDir(t, "")
+	var files, records int
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		read, mapped := newReadAs(p, false), newReadAs(p, true)
+		if read.openErr != nil {
+			if mapped.openErr == nil {
+				t.Errorf("%s: refused read (%v), not mapped", p, read.openErr)
+			}
+			return nil
+		}
+		files++
+		if mapped.openErr != nil || len(mapped.recs) != len(read.recs) || mapped.truncated != read.truncated || (mapped.err == nil) != (read.err == nil) {
+			t.Errorf("%s: mapped %d records (%v, truncated %v, %v), read %d (truncated %v, %v)", p,
+				len(mapped.recs), mapped.openErr, mapped.truncated, mapped.err, len(read.recs), read.truncated, read.err)
+			return nil
+		}
+		for i, g := range mapped.recs {
+			w := read.recs[i]
+			if !bytes.Equal(g.data, w.data) || g.ts != w.ts || g.wire != w.wire || g.link != w.link {
+				t.Errorf("%s: record %d differs", p, i+1)
+				break
+			}
+		}
+		records += len(read.recs)
+		return nil
+	})
+	if files < 800 {
+		t.Fatalf("only %d captures under %s", files, dir)
+	}
+	t.Logf("%d captures, %d records read alike mapped and read", files, records)
 }

@@ -1,7 +1,7 @@
 package capture
 
 import (
-	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
@@ -51,6 +51,7 @@ type fileReader struct {
 	f      *os.File
 	raw    *rawPcap  // classic pcap, or nil
 	ng     *ngReader // pcapng, or nil
+	mapped []byte    // the file mapped into memory, or nil
 	link   uint16    // link type of a classic pcap file
 	off    int64     // classic pcap: offset of the next record (in the inflated stream when compressed)
 
@@ -60,12 +61,12 @@ type fileReader struct {
 	behind    atomic.Uint64 // records stamped before the source's clock: not delivered
 }
 
-func openFile(path string) (*fileReader, error) {
+func openFile(path string, mapped bool) (*fileReader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := newFileReader(path, f)
+	r, err := newFileReader(path, f, mapped)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -73,45 +74,82 @@ func openFile(path string) (*fileReader, error) {
 	return r, nil
 }
 
-func newFileReader(path string, f *os.File) (r *fileReader, err error) {
-	br := bufio.NewReaderSize(f, 64<<10)
-	magic, _ := br.Peek(4)
-	format, err := sniffFormat(magic)
-	if err != nil {
-		return nil, err
-	}
-	r = &fileReader{path: path, format: format, f: f}
-	// A buffer the size of a small file: 830 small captures must not
-	// cost 4 MB each.
-	size := rawPcapChunk
+// newFileReader reads f's header. With mapped, an uncompressed regular
+// file is mapped into memory (FileConfig.Map) rather than read.
+func newFileReader(path string, f *os.File, mapped bool) (r *fileReader, err error) {
+	var c chunkReader
+	var m []byte
+	var format string
+	size := int64(rawPcapChunk)
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-		size = int(min(st.Size(), rawPcapChunk))
+		// A buffer the size of a small file: 830 small captures must
+		// not cost 4 MB each.
+		size = min(st.Size(), rawPcapChunk)
+		if mapped && st.Size() >= 4 {
+			m = mapFile(f, st.Size())
+		}
 	}
+	if m != nil {
+		if format, err = sniffFormat(m[:4]); err != nil || format == FormatGzip {
+			unmapFile(m)
+			m = nil
+		} else {
+			c = chunkReader{buf: m, end: len(m), eof: true}
+		}
+	}
+	if m == nil {
+		c = newChunkReader(f, int(size))
+		if _, err := c.fill(4); err != nil {
+			return nil, err
+		}
+		if format, err = sniffFormat(c.buf[c.pos:c.end]); err != nil {
+			return nil, err
+		}
+	}
+	r = &fileReader{path: path, format: format, f: f, mapped: m}
+	defer func() {
+		if err != nil && m != nil {
+			unmapFile(m)
+		}
+	}()
 	switch format {
 	case FormatPcapNg:
-		if r.ng, err = newNgReader(br, size); err != nil {
+		if r.ng, err = newNgReader(c); err != nil {
 			return nil, fmt.Errorf("read section header: %w", err)
 		}
 		return r, nil
 	case FormatGzip:
-		zr, err := gzip.NewReader(br)
+		// The bytes already read go first.
+		zr, err := gzip.NewReader(io.MultiReader(bytes.NewReader(c.buf[c.pos:c.end]), f))
 		if err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				err = fmt.Errorf("gzip header cut short: %w", ErrTruncated)
 			}
 			return nil, fmt.Errorf("read file header: %w", err)
 		}
-		if r.raw, err = newRawPcap(zr, rawPcapChunk); err != nil {
+		if r.raw, err = newRawPcap(newChunkReader(zr, rawPcapChunk)); err != nil {
 			return nil, err
 		}
 	default:
-		if r.raw, err = newRawPcap(br, size); err != nil {
+		if r.raw, err = newRawPcap(c); err != nil {
 			return nil, err
 		}
 	}
 	r.link = r.raw.link
 	r.off = pcapFileHeaderLen
 	return r, nil
+}
+
+// close closes the file and unmaps it.
+func (r *fileReader) close() error {
+	err := r.f.Close()
+	if r.mapped != nil {
+		if e := unmapFile(r.mapped); e != nil && err == nil {
+			err = e
+		}
+		r.mapped = nil
+	}
+	return err
 }
 
 // next reads the next record. data lives in the reader's buffer until the

@@ -21,19 +21,19 @@ type rawPcap struct {
 	link   uint16
 }
 
-// newRawPcap reads the file header from rd. bufSize is the buffer to start
-// with (see newChunkReader).
-func newRawPcap(rd io.Reader, bufSize int) (*rawPcap, error) {
-	var h [pcapFileHeaderLen]byte
-	if _, err := io.ReadFull(rd, h[:]); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			err = fmt.Errorf("file header cut short: %w", ErrTruncated)
-		}
+// newRawPcap reads the file header from c.
+func newRawPcap(c chunkReader) (*rawPcap, error) {
+	r := &rawPcap{chunkReader: c}
+	ok, err := r.fill(pcapFileHeaderLen)
+	if err == nil && !ok {
+		err = fmt.Errorf("file header cut short: %w", ErrTruncated)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("read file header: %w", err)
 	}
-	r := &rawPcap{chunkReader: newChunkReader(rd, bufSize)}
-	r.base = pcapFileHeaderLen
-	switch binary.LittleEndian.Uint32(h[:]) {
+	h := r.buf[r.pos : r.pos+pcapFileHeaderLen]
+	r.pos += pcapFileHeaderLen
+	switch binary.LittleEndian.Uint32(h) {
 	case 0xA1B2C3D4:
 		r.order, r.factor = binary.LittleEndian, 1000
 	case 0xD4C3B2A1:
