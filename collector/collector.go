@@ -132,14 +132,22 @@ type sessKey struct {
 }
 
 type session struct {
-	probe     int // index into Config.Probes
-	name      string
-	flows     []flowRef // by probe flow id
-	wm        int64
-	closed    bool   // said goodbye, and everything before the bye arrived
-	bye       uint32 // seq of the bye PDU, once it arrived; 0 before
+	probe  int // index into Config.Probes
+	name   string
+	flows  []flowRef // by probe flow id
+	wm     int64
+	closed bool   // said goodbye, and everything before the bye arrived
+	bye    uint32 // seq of the bye PDU, once it arrived; 0 before
+	// continues: the bye said a new session of the probe follows (a roll
+	// to renew its flow ids, probe/roll.go): until it comes, the probe
+	// is waited for at this session's watermark.
+	continues bool
+	id        uint32
 	lastHeard time.Time
 }
+
+// ended: the probe's data is complete and nothing more of it will come.
+func (s *session) ended() bool { return s.closed && !s.continues }
 
 // flowRef is what a probe's flow id means at the collector.
 type flowRef struct {
