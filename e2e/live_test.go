@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tmon-project/tmon/internal/testenv"
-
 	"github.com/tmon-project/tmon/internal/delayline"
 	"github.com/tmon-project/tmon/internal/netlab"
 	"github.com/tmon-project/tmon/reports"

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/tmon-project/tmon/internal/testenv"
-
 	"github.com/tmon-project/tmon/reports"
 )
 
