@@ -3,13 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"github.com/tmon-project/tmon/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tmon-project/tmon/internal/testenv"
 	"github.com/tmon-project/tmon/internal/delayline"
 	"github.com/tmon-project/tmon/internal/netlab"
 	"github.com/tmon-project/tmon/reports"
