@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tmon-project/tmon/internal/testenv"
 	"github.com/tmon-project/tmon/internal/delayline"
 	"github.com/tmon-project/tmon/internal/netlab"
+	"github.com/tmon-project/tmon/internal/testenv"
 	"github.com/tmon-project/tmon/reports"
 	"golang.org/x/sys/unix"
 )
