@@ -275,3 +275,34 @@ func TestPcapVariants(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNgReader feeds the pcapng reader arbitrary bytes in memory (faster
+// than FuzzReadFile's files): never a panic, never a record beyond
+// MaxSnaplen, and an end within the input's length in records.
+func FuzzNgReader(f *testing.F) {
+	for _, o := range []*ngFile{{o: binary.LittleEndian}, {o: binary.BigEndian}} {
+		o.shb()
+		o.idb(1, 65535, 9, 0)
+		o.idb(276, 0, 0x80|20, 7)
+		o.epb(ngEPB, 0, 1_700_000_000_000000001, []byte("some packet bytes"), 17)
+		o.epb(ngPB, 1, 1<<40, []byte("more"), 4)
+		spb := o.o.AppendUint32(nil, 4)
+		o.block(ngSPB, append(spb, "four"...))
+		f.Add(o.buf)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := newNgReader(newChunkReader(bytes.NewReader(b), 64))
+		if err != nil {
+			return
+		}
+		for n := 0; ; n++ {
+			data, _, _, _, err := r.next()
+			if err != nil {
+				return
+			}
+			if len(data) > MaxSnaplen || n > len(b) {
+				t.Fatalf("record %d of %d bytes from %d bytes of input", n, len(data), len(b))
+			}
+		}
+	})
+}
