@@ -2,7 +2,7 @@
 # Install (if missing), start (if not running) and prepare a local MariaDB for
 # the loader tests. Idempotent: safe to run on every CI run.
 #
-# It creates database tmon_test and the two accounts documented in
+# It creates databases tmon_test, tmon_test_report, tmon_test_web and the two accounts documented in
 # docs/loader.md, with exactly the documented grants, so that the tests load
 # through the minimal loading account:
 #
@@ -46,26 +46,29 @@ if ! ready; then
 	done
 fi
 
-mariadb --socket="$SOCK" -uroot <<'EOF'
-CREATE DATABASE IF NOT EXISTS tmon_test;
--- The report tests' own database (<DSN's database>_report): go test runs
--- packages in parallel, and the loader tests drop tmon_test's tables.
-CREATE DATABASE IF NOT EXISTS tmon_test_report;
+# tmon_test for the loader tests; the report tests' own databases
+# (<DSN's database>_report for reports/query, _web for reports/web): go test
+# runs packages in parallel, and the loader tests drop tmon_test's tables.
+DBS="tmon_test tmon_test_report tmon_test_web"
+{
+	cat <<'EOF'
 CREATE USER IF NOT EXISTS 'tmon_load'@'localhost' IDENTIFIED BY 'tmon-load-pw';
 CREATE USER IF NOT EXISTS 'tmon_load'@'127.0.0.1' IDENTIFIED BY 'tmon-load-pw';
 CREATE USER IF NOT EXISTS 'tmon_report'@'localhost' IDENTIFIED BY 'tmon-report-pw';
 CREATE USER IF NOT EXISTS 'tmon_report'@'127.0.0.1' IDENTIFIED BY 'tmon-report-pw';
--- Loading account: docs/loader.md "Database accounts". No DELETE: retention
--- drops partitions (DROP), it never deletes rows.
-GRANT SELECT, INSERT, UPDATE, CREATE, CREATE VIEW, ALTER, DROP, INDEX ON tmon_test.* TO 'tmon_load'@'localhost';
-GRANT SELECT, INSERT, UPDATE, CREATE, CREATE VIEW, ALTER, DROP, INDEX ON tmon_test.* TO 'tmon_load'@'127.0.0.1';
--- Read-only account for reports.
-GRANT SELECT ON tmon_test.* TO 'tmon_report'@'localhost';
-GRANT SELECT ON tmon_test.* TO 'tmon_report'@'127.0.0.1';
-GRANT SELECT, INSERT, UPDATE, CREATE, CREATE VIEW, ALTER, DROP, INDEX ON tmon_test_report.* TO 'tmon_load'@'localhost';
-GRANT SELECT, INSERT, UPDATE, CREATE, CREATE VIEW, ALTER, DROP, INDEX ON tmon_test_report.* TO 'tmon_load'@'127.0.0.1';
-GRANT SELECT ON tmon_test_report.* TO 'tmon_report'@'localhost';
-GRANT SELECT ON tmon_test_report.* TO 'tmon_report'@'127.0.0.1';
-FLUSH PRIVILEGES;
 EOF
-echo "mariadb.sh: ready (databases tmon_test and tmon_test_report, accounts tmon_load, tmon_report)" >&2
+	for db in $DBS; do
+		# Loading account: docs/loader.md "Database accounts". No DELETE:
+		# retention drops partitions (DROP), it never deletes rows.
+		# Read-only account for reports: SELECT.
+		cat <<EOF
+CREATE DATABASE IF NOT EXISTS $db;
+GRANT SELECT, INSERT, UPDATE, CREATE, CREATE VIEW, ALTER, DROP, INDEX ON $db.* TO 'tmon_load'@'localhost';
+GRANT SELECT, INSERT, UPDATE, CREATE, CREATE VIEW, ALTER, DROP, INDEX ON $db.* TO 'tmon_load'@'127.0.0.1';
+GRANT SELECT ON $db.* TO 'tmon_report'@'localhost';
+GRANT SELECT ON $db.* TO 'tmon_report'@'127.0.0.1';
+EOF
+	done
+	echo "FLUSH PRIVILEGES;"
+} | mariadb --socket="$SOCK" -uroot
+echo "mariadb.sh: ready (databases $DBS; accounts tmon_load, tmon_report)" >&2

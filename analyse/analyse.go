@@ -259,6 +259,12 @@ func New(cfg *conf.Config, probe int, out Output, c Config) (*Analyser, error) {
 // Stats returns the counters so far.
 func (a *Analyser) Stats() Stats { return a.stats }
 
+// IDs returns how many flow ids the analyser has announced: the next id.
+// The collectors hold every id a session announced until it ends (ids are
+// never reused), so the probe starts a new session before they run out
+// (probe/roll.go).
+func (a *Analyser) IDs() uint32 { return a.nextID }
+
 // Packet analyses one record. rec is not retained.
 func (a *Analyser) Packet(rec *sieve.Record) { a.PacketPayload(rec, nil) }
 

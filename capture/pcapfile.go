@@ -1,17 +1,14 @@
 package capture
 
 import (
-	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 )
 
 // File formats recognised by their first four bytes.
@@ -19,7 +16,7 @@ const (
 	FormatPcap   = "pcap"    // classic pcap, microsecond stamps
 	FormatPcapNs = "pcap-ns" // classic pcap, nanosecond stamps
 	FormatPcapNg = "pcapng"
-	FormatGzip   = "pcap.gz" // gzip-compressed classic pcap (pcapgo inflates it)
+	FormatGzip   = "pcap.gz" // gzip-compressed classic pcap
 )
 
 const pcapFileHeaderLen, pcapRecordHeaderLen = 24, 16
@@ -45,18 +42,18 @@ func sniffFormat(magic []byte) (string, error) {
 	return "", fmt.Errorf("not a pcap or pcapng file (magic %#x)", magic[:4])
 }
 
-// fileReader reads one capture file with pcapgo. It is used by one goroutine;
-// its counters may be read from any.
+// fileReader reads one capture file: classic pcap (inflated by compress/gzip
+// when compressed) with rawPcap, pcapng with ngReader. It is used by one
+// goroutine; its counters may be read from any.
 type fileReader struct {
 	path   string
 	format string
 	f      *os.File
-	raw    *rawPcap         // uncompressed classic pcap, or nil
-	pcap   *pcapgo.Reader   // compressed classic pcap, or nil
-	ng     *pcapgo.NgReader // pcapng, or nil
-	guard  *ngGuard         // pcapng framing check, or nil
-	link   uint16           // link type of a classic pcap file
-	off    int64            // classic pcap: offset of the next record
+	raw    *rawPcap  // classic pcap, or nil
+	ng     *ngReader // pcapng, or nil
+	mapped []byte    // the file mapped into memory, or nil
+	link   uint16    // link type of a classic pcap file
+	off    int64     // classic pcap: offset of the next record (in the inflated stream when compressed)
 
 	packets   atomic.Uint64
 	bytes     atomic.Uint64
@@ -64,12 +61,12 @@ type fileReader struct {
 	behind    atomic.Uint64 // records stamped before the source's clock: not delivered
 }
 
-func openFile(path string) (*fileReader, error) {
+func openFile(path string, mapped bool) (*fileReader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := newFileReader(path, f)
+	r, err := newFileReader(path, f, mapped)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -77,60 +74,85 @@ func openFile(path string) (*fileReader, error) {
 	return r, nil
 }
 
-func newFileReader(path string, f *os.File) (r *fileReader, err error) {
-	defer func() {
-		// pcapgo is not hardened against hostile input; a panic in it is
-		// a bad file, not a bad probe.
-		if p := recover(); p != nil {
-			r, err = nil, fmt.Errorf("read header: pcapgo panic: %v", p)
+// newFileReader reads f's header. With mapped, an uncompressed regular
+// file is mapped into memory (FileConfig.Map) rather than read.
+func newFileReader(path string, f *os.File, mapped bool) (r *fileReader, err error) {
+	var c chunkReader
+	var m []byte
+	var format string
+	size := int64(rawPcapChunk)
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		// A buffer the size of a small file: 830 small captures must
+		// not cost 4 MB each.
+		size = min(st.Size(), rawPcapChunk)
+		if mapped && st.Size() >= 4 {
+			m = mapFile(f, st.Size())
 		}
-	}()
-	br := bufio.NewReaderSize(f, 64<<10)
-	magic, _ := br.Peek(4)
-	format, err := sniffFormat(magic)
-	if err != nil {
-		return nil, err
 	}
-	r = &fileReader{path: path, format: format, f: f}
-	switch format {
-	case FormatPcapNg:
-		r.guard = &ngGuard{r: br}
-		// WantMixedLinkType gives each packet the link type of its own
-		// pcapng interface instead of dropping those that differ from the
-		// first one.
-		r.ng, err = pcapgo.NewNgReader(r.guard, pcapgo.NgReaderOptions{WantMixedLinkType: true})
-		if err != nil {
-			return nil, fmt.Errorf("read section header: %w", err)
+	if m != nil {
+		if format, err = sniffFormat(m[:4]); err != nil || format == FormatGzip {
+			unmapFile(m)
+			m = nil
+		} else {
+			c = chunkReader{buf: m, end: len(m), eof: true}
 		}
-	case FormatPcap, FormatPcapNs:
-		size := rawPcapChunk
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-			size = int(min(st.Size(), rawPcapChunk))
-		}
-		if r.raw, err = newRawPcap(br, size); err != nil {
+	}
+	if m == nil {
+		c = newChunkReader(f, int(size))
+		if _, err := c.fill(4); err != nil {
 			return nil, err
 		}
-		r.link = r.raw.link
-		r.off = pcapFileHeaderLen
-	default:
-		r.pcap, err = pcapgo.NewReader(br)
+		if format, err = sniffFormat(c.buf[c.pos:c.end]); err != nil {
+			return nil, err
+		}
+	}
+	r = &fileReader{path: path, format: format, f: f, mapped: m}
+	defer func() {
+		if err != nil && m != nil {
+			unmapFile(m)
+		}
+	}()
+	switch format {
+	case FormatPcapNg:
+		if r.ng, err = newNgReader(c); err != nil {
+			return nil, fmt.Errorf("read section header: %w", err)
+		}
+		return r, nil
+	case FormatGzip:
+		// The bytes already read go first.
+		zr, err := gzip.NewReader(io.MultiReader(bytes.NewReader(c.buf[c.pos:c.end]), f))
 		if err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				err = fmt.Errorf("file header cut short: %w", ErrTruncated)
+				err = fmt.Errorf("gzip header cut short: %w", ErrTruncated)
 			}
 			return nil, fmt.Errorf("read file header: %w", err)
 		}
-		// Like tcpdump, ignore the header's snap length (writers do not
-		// always honour it) and use our own bound instead; pcapgo sizes its
-		// reusable buffer from it.
-		r.pcap.SetSnaplen(MaxSnaplen)
-		r.link = uint16(r.pcap.LinkType())
-		r.off = pcapFileHeaderLen
+		if r.raw, err = newRawPcap(newChunkReader(zr, rawPcapChunk)); err != nil {
+			return nil, err
+		}
+	default:
+		if r.raw, err = newRawPcap(c); err != nil {
+			return nil, err
+		}
 	}
+	r.link = r.raw.link
+	r.off = pcapFileHeaderLen
 	return r, nil
 }
 
-// next reads the next record. data lives in pcapgo's reusable buffer until the
+// close closes the file and unmaps it.
+func (r *fileReader) close() error {
+	err := r.f.Close()
+	if r.mapped != nil {
+		if e := unmapFile(r.mapped); e != nil && err == nil {
+			err = e
+		}
+		r.mapped = nil
+	}
+	return err
+}
+
+// next reads the next record. data lives in the reader's buffer until the
 // next call. At a clean end it returns io.EOF; a record cut short by the end
 // of the file is counted in r.truncated and returned as an error wrapping
 // ErrTruncated. Every error names the file, packet number and offset.
@@ -145,8 +167,20 @@ func (r *fileReader) next() (data []byte, ts int64, wire int, link uint16, err e
 		}
 		return nil, 0, 0, 0, r.fail(err)
 	}
-	data, ci, link, err := r.nextPcapgo()
-	return data, ci.Timestamp.UnixNano(), ci.Length, link, err
+	data, ts, wire, link, err = r.ng.next()
+	if err == nil {
+		r.packets.Add(1)
+		r.bytes.Add(uint64(len(data)))
+		return data, ts, wire, link, nil
+	}
+	switch {
+	case err == io.EOF:
+		return nil, 0, 0, 0, io.EOF
+	case errors.Is(err, ErrTruncated):
+		r.truncated.Store(true)
+	}
+	// The pcapng reader's errors name the block's offset.
+	return nil, 0, 0, 0, fmt.Errorf("%s: packet %d: %w", r.path, r.packets.Load()+1, err)
 }
 
 // fail names the file, packet and offset in a read error.
@@ -160,52 +194,6 @@ func (r *fileReader) fail(err error) error {
 		return fmt.Errorf("%s: packet %d: record at offset %d cut short: %w", r.path, pkt, r.off, ErrTruncated)
 	default:
 		return fmt.Errorf("%s: packet %d (record at offset %d): %w", r.path, pkt, r.off, err)
-	}
-}
-
-func (r *fileReader) nextPcapgo() (data []byte, ci gopacket.CaptureInfo, link uint16, err error) {
-	pkt := r.packets.Load() + 1
-	defer func() {
-		if p := recover(); p != nil {
-			data, err = nil, fmt.Errorf("%s: packet %d: pcapgo panic: %v", r.path, pkt, p)
-		}
-	}()
-	if r.ng != nil {
-		data, ci, err = r.ng.ZeroCopyReadPacketData()
-		if err == nil {
-			if lt, ok := ci.AncillaryData[0].(layers.LinkType); ok {
-				link = uint16(lt)
-			}
-		}
-	} else {
-		data, ci, err = r.pcap.ZeroCopyReadPacketData()
-		link = r.link
-		if err == io.EOF && !ci.Timestamp.IsZero() {
-			// The record header was read but none of its data: pcapgo's
-			// io.ReadFull says EOF, yet the record is cut.
-			err = io.ErrUnexpectedEOF
-		}
-		if err == io.ErrUnexpectedEOF {
-			err = fmt.Errorf("record at offset %d cut short: %w", r.off, ErrTruncated)
-		}
-	}
-	switch {
-	case err == nil:
-		r.off += pcapRecordHeaderLen + int64(len(data))
-		r.packets.Add(1)
-		r.bytes.Add(uint64(len(data)))
-		return data, ci, link, nil
-	case err == io.EOF:
-		return nil, ci, 0, io.EOF
-	case errors.Is(err, ErrTruncated):
-		r.truncated.Store(true)
-		return nil, ci, 0, fmt.Errorf("%s: packet %d: %w", r.path, pkt, err)
-	case r.ng != nil && errors.As(err, new(*frameError)):
-		return nil, ci, 0, fmt.Errorf("%s: packet %d: %w", r.path, pkt, err)
-	case r.ng != nil:
-		return nil, ci, 0, fmt.Errorf("%s: packet %d (pcapng block near offset %d): %w", r.path, pkt, r.guard.blockStart, err)
-	default:
-		return nil, ci, 0, fmt.Errorf("%s: packet %d (record at offset %d): %w", r.path, pkt, r.off, err)
 	}
 }
 

@@ -7,41 +7,33 @@ import (
 	"io"
 )
 
-// rawPcap reads the records of an uncompressed classic pcap file in place:
-// the file is read in large chunks straight into one buffer (a few read(2)
-// calls per megabytes), and each record's data is a slice of that buffer,
-// valid until the next call. pcapgo instead copies every record through two
-// buffered readers into its packet buffer: on a replay at full speed that
-// copying and the time.Time of each record were a third of the probe's
-// time. Compressed and pcapng files still go through pcapgo.
+// rawPcap reads the records of a classic pcap file in place: the file is
+// read in large chunks straight into one buffer (chunkReader), and each
+// record's data is a slice of that buffer, valid until the next call. pcapgo
+// instead copies every record through two buffered readers into its packet
+// buffer: on a replay at full speed that copying and the time.Time of each
+// record were a third of the probe's time. A gzip-compressed file is
+// inflated by compress/gzip into the same reader.
 type rawPcap struct {
-	rd       io.Reader
-	order    binary.ByteOrder
-	factor   int64 // ns per unit of the fraction: 1 or 1000
-	link     uint16
-	buf      []byte
-	pos, end int
-	eof      bool
+	chunkReader
+	order  binary.ByteOrder
+	factor int64 // ns per unit of the fraction: 1 or 1000
+	link   uint16
 }
 
-// rawPcapChunk is how much one read asks for; a record is at most
-// MaxSnaplen, so it always fits beside a partial one.
-const rawPcapChunk = 4 << 20
-
-// newRawPcap reads the file header from rd. bufSize is the buffer to start
-// with (the file's size, say, so that a small file costs little); it grows
-// to rawPcapChunk and for a record that does not fit.
-func newRawPcap(rd io.Reader, bufSize int) (*rawPcap, error) {
-	bufSize = min(max(bufSize, 4096), rawPcapChunk)
-	var h [pcapFileHeaderLen]byte
-	if _, err := io.ReadFull(rd, h[:]); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			err = fmt.Errorf("file header cut short: %w", ErrTruncated)
-		}
+// newRawPcap reads the file header from c.
+func newRawPcap(c chunkReader) (*rawPcap, error) {
+	r := &rawPcap{chunkReader: c}
+	ok, err := r.fill(pcapFileHeaderLen)
+	if err == nil && !ok {
+		err = fmt.Errorf("file header cut short: %w", ErrTruncated)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("read file header: %w", err)
 	}
-	r := &rawPcap{rd: rd, buf: make([]byte, bufSize)}
-	switch binary.LittleEndian.Uint32(h[:]) {
+	h := r.buf[r.pos : r.pos+pcapFileHeaderLen]
+	r.pos += pcapFileHeaderLen
+	switch binary.LittleEndian.Uint32(h) {
 	case 0xA1B2C3D4:
 		r.order, r.factor = binary.LittleEndian, 1000
 	case 0xD4C3B2A1:
@@ -65,37 +57,6 @@ func newRawPcap(rd io.Reader, bufSize int) (*rawPcap, error) {
 	return r, nil
 }
 
-// fill makes at least n bytes available from pos, moving the unread tail
-// to the front first when the buffer's end is near. It reports false when
-// the file ends first.
-func (r *rawPcap) fill(n int) (bool, error) {
-	for r.end-r.pos < n {
-		if r.eof {
-			return false, nil
-		}
-		if r.pos > 0 && len(r.buf)-r.pos < n+len(r.buf)/2 {
-			r.end = copy(r.buf, r.buf[r.pos:r.end])
-			r.pos = 0
-		}
-		if r.end == len(r.buf) || len(r.buf) < n {
-			// Full (a small first buffer, or a record larger than
-			// it): grow, up to a chunk and beyond for a record.
-			nb := make([]byte, max(min(2*len(r.buf), rawPcapChunk+MaxSnaplen+pcapRecordHeaderLen), n))
-			r.end = copy(nb, r.buf[r.pos:r.end])
-			r.pos, r.buf = 0, nb
-		}
-		k, err := r.rd.Read(r.buf[r.end:min(len(r.buf), r.end+rawPcapChunk)])
-		r.end += k
-		switch {
-		case err == io.EOF:
-			r.eof = true
-		case err != nil:
-			return false, err
-		}
-	}
-	return true, nil
-}
-
 // errCutRecord marks a record whose header was read but not all its data.
 var errCutRecord = errors.New("record cut short")
 
@@ -108,7 +69,7 @@ func (r *rawPcap) next() (data []byte, ts int64, wire int, err error) {
 		return nil, 0, 0, err
 	}
 	if !ok {
-		if r.end > r.pos {
+		if r.end > r.pos || r.cut {
 			return nil, 0, 0, fmt.Errorf("%w: %w", errCutRecord, ErrTruncated)
 		}
 		return nil, 0, 0, io.EOF

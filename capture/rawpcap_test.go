@@ -36,7 +36,7 @@ func TestRawPcapAgreesWithPcapgo(t *testing.T) {
 		}
 		compared++
 		ref, refErr := pcapgo.NewReader(bytes.NewReader(b))
-		raw, rawErr := newRawPcap(bufio.NewReader(bytes.NewReader(b)), 4096) // small: records grow it
+		raw, rawErr := newRawPcap(newChunkReader(bufio.NewReader(bytes.NewReader(b)), 4096)) // small: records grow it
 		if (refErr == nil) != (rawErr == nil) {
 			t.Errorf("%s: header: pcapgo %v, raw %v", p, refErr, rawErr)
 			continue

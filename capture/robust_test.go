@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -119,12 +120,13 @@ func TestTruncatedCopies(t *testing.T) {
 		for range 150 {
 			cuts = append(cuts, rng.IntN(len(full)+1))
 		}
-		for _, cut := range cuts {
+		for i, cut := range cuts {
 			p := filepath.Join(dir, "cut")
 			if err := os.WriteFile(p, full[:cut], 0o644); err != nil {
 				t.Fatal(err)
 			}
-			src, err := OpenFiles(FileConfig{Paths: []string{p}})
+			mapped := i%2 == 1 // read and mapped alike (FileConfig.Map)
+			src, err := OpenFiles(FileConfig{Paths: []string{p}, Map: mapped})
 			if err != nil {
 				if cut >= all[0]+40 {
 					t.Errorf("%s cut at %d: open: %v", tc.path, cut, err)
@@ -152,7 +154,7 @@ func TestTruncatedCopies(t *testing.T) {
 				atBoundary = atBoundary || e == cut
 			}
 			if len(got) != want || st.Truncated == atBoundary {
-				t.Errorf("%s cut at %d: %d packets, truncated %v; want %d, %v", tc.path, cut, len(got), st.Truncated, want, !atBoundary)
+				t.Errorf("%s cut at %d (mapped %v): %d packets, truncated %v; want %d, %v", tc.path, cut, mapped, len(got), st.Truncated, want, !atBoundary)
 			}
 			for i := range got {
 				if !bytes.Equal(got[i].Data, pkts[i].data) || got[i].TS != pkts[i].ts {
@@ -274,5 +276,45 @@ func FuzzReadFile(f *testing.F) {
 func fillRandom(rng *rand.Rand, b []byte) {
 	for i := range b {
 		b[i] = byte(rng.Uint32())
+	}
+}
+
+// TestMappedFileCut cuts a mapped file under the reader: touching the lost
+// pages faults, which under debug.SetPanicOnFault (as tmon owd sets it) is
+// a panic of the reading goroutine carrying the address, not the process
+// killed by SIGBUS.
+func TestMappedFileCut(t *testing.T) {
+	var pkts []synthPacket
+	for i := range 5000 {
+		pkts = append(pkts, synthPacket{ts: 1e18 + int64(i), data: bytes.Repeat([]byte{byte(i)}, 1000)})
+	}
+	p := filepath.Join(t.TempDir(), "cut.pcap")
+	writePcap(t, p, pkts)
+	src, err := OpenFiles(FileConfig{Paths: []string{p}, Map: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, _, _, _, err := src.ReadPacket(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var fault any
+	func() {
+		defer func() { fault = recover() }()
+		for {
+			data, _, _, _, err := src.ReadPacket()
+			if err != nil {
+				t.Errorf("read on after the cut: %v", err)
+				return
+			}
+			_ = data[len(data)-1]
+		}
+	}()
+	if _, ok := fault.(interface{ Addr() uintptr }); !ok {
+		t.Errorf("recovered %v, want a fault with its address", fault)
 	}
 }

@@ -132,14 +132,22 @@ type sessKey struct {
 }
 
 type session struct {
-	probe     int // index into Config.Probes
-	name      string
-	flows     []flowRef // by probe flow id
-	wm        int64
-	closed    bool   // said goodbye, and everything before the bye arrived
-	bye       uint32 // seq of the bye PDU, once it arrived; 0 before
+	probe  int // index into Config.Probes
+	name   string
+	flows  []flowRef // by probe flow id
+	wm     int64
+	closed bool   // said goodbye, and everything before the bye arrived
+	bye    uint32 // seq of the bye PDU, once it arrived; 0 before
+	// continues: the bye said a new session of the probe follows (a roll
+	// to renew its flow ids, probe/roll.go): until it comes, the probe
+	// is waited for at this session's watermark.
+	continues bool
+	id        uint32
 	lastHeard time.Time
 }
+
+// ended: the probe's data is complete and nothing more of it will come.
+func (s *session) ended() bool { return s.closed && !s.continues }
 
 // flowRef is what a probe's flow id means at the collector.
 type flowRef struct {
@@ -384,6 +392,20 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		sink.written = c.thresholds
 	}
 	return c, nil
+}
+
+// WatchIntervals has fn told of every interval once its files are written
+// to the spool, on the goroutine that closed it (tmon owd keeps the
+// per-packet delays for its summary instead of reading them back). fn
+// must not keep iv, which is reused. Call it before the first PDU.
+func (c *Collector) WatchIntervals(fn func(iv *reconcile.Interval)) {
+	prev := c.sink.written
+	c.sink.written = func(iv *reconcile.Interval) {
+		if prev != nil {
+			prev(iv)
+		}
+		fn(iv)
+	}
 }
 
 // SetVolatileSpool makes the spool skip its fsyncs (spool.Writer.SetVolatile):

@@ -77,10 +77,12 @@ type snapSess struct {
 	Floor  uint32 `json:"floor"`
 	WmTime int64  `json:"wm_time"`
 	// Collector side.
-	Wm     int64     `json:"wm"`
-	Closed bool      `json:"closed"`
-	Latest bool      `json:"latest"`
-	Refs   []snapRef `json:"refs,omitempty"` // by probe flow id
+	Wm     int64 `json:"wm"`
+	Closed bool  `json:"closed"`
+	// Continues: the bye said a new session follows (session.continues).
+	Continues bool      `json:"continues,omitempty"`
+	Latest    bool      `json:"latest"`
+	Refs      []snapRef `json:"refs,omitempty"` // by probe flow id
 }
 
 type snapRef struct {
@@ -129,7 +131,7 @@ func (c *Collector) snapshotNow() *snapshot {
 		rs[sessKey{si.Probe, si.Session}] = si
 	}
 	for k, s := range c.sessions {
-		ss := snapSess{Probe: k.probe, Session: k.session, Wm: s.wm, Closed: s.closed, Latest: c.latest[s.probe] == s}
+		ss := snapSess{Probe: k.probe, Session: k.session, Wm: s.wm, Closed: s.closed, Continues: s.continues, Latest: c.latest[s.probe] == s}
 		if si, ok := rs[k]; ok {
 			ss.Known, ss.Floor, ss.WmTime = true, si.Watermark.Seq+1, si.Watermark.ProbeTime
 			delete(rs, k)
@@ -326,17 +328,20 @@ func (c *Collector) restore(sn *snapshot) error {
 		k := sessKey{ss.Probe, ss.Session}
 		s := c.sessions[k]
 		if s == nil {
-			s = &session{probe: pi, name: c.cfg.Probes[pi].Name}
+			s = &session{probe: pi, name: c.cfg.Probes[pi].Name, id: ss.Session}
 			c.sessions[k] = s
 		}
 		s.lastHeard = c.started
-		for i, r := range ss.Refs {
-			if i >= len(s.flows) {
-				s.flows = append(s.flows, flowRef{})
-				c.flowSlots++ // held against maxFlows as when first defined
-			}
-			if r.Defined {
-				s.flows[i] = flowRef{defined: true, oneWay: r.OneWay, id: r.ID, hop: r.Hop, iface: r.Iface}
+		// A closed session's flow ids were released (releaseFlows).
+		if !ss.Closed {
+			for i, r := range ss.Refs {
+				if i >= len(s.flows) {
+					s.flows = append(s.flows, flowRef{})
+					c.flowSlots++ // held against maxFlows as when first defined
+				}
+				if r.Defined {
+					s.flows[i] = flowRef{defined: true, oneWay: r.OneWay, id: r.ID, hop: r.Hop, iface: r.Iface}
+				}
 			}
 		}
 		if ss.Latest || c.latest[pi] == nil {
@@ -377,6 +382,7 @@ func (c *Collector) settle(sn *snapshot) {
 		}
 		s.wm = max(s.wm, ss.Wm)
 		s.closed = s.closed || ss.Closed
+		s.continues = s.continues || ss.Continues
 	}
 	c.maxTime = max(c.maxTime, sn.MaxTime)
 }

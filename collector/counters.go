@@ -110,7 +110,7 @@ func (c *Collector) cutData(now time.Time) error {
 			if now.Sub(c.started) < c.silent {
 				return nil
 			}
-		case s.closed, now.Sub(s.lastHeard) > c.patient:
+		case s.ended(), now.Sub(s.lastHeard) > c.patient:
 		default:
 			w = min(w, s.wm)
 		}

@@ -121,8 +121,12 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		// Ended once every PDU before the bye has arrived too (the
 		// watermark reaches its seq, HandleWatermark): a bye overtaking
 		// a retried PDU must not stop the wait for it.
-		s.bye = f.Header.Seq
-		c.event(time.Now(), "probe.bye", fmt.Sprintf("probe %s session %08x ended cleanly", s.name, f.Header.Session))
+		s.bye, s.continues = f.Header.Seq, f.Continues()
+		if s.continues {
+			c.event(time.Now(), "probe.bye", fmt.Sprintf("probe %s session %08x ended cleanly; a new session follows (flow ids renewed)", s.name, f.Header.Session))
+		} else {
+			c.event(time.Now(), "probe.bye", fmt.Sprintf("probe %s session %08x ended cleanly", s.name, f.Header.Session))
+		}
 	}
 	if t := f.Header.ProbeTime; t > c.maxTime {
 		c.maxTime = t
@@ -142,8 +146,9 @@ func (c *Collector) HandleWatermark(probe uint16, session uint32, w transport.Wa
 	if w.ProbeTime > s.wm {
 		s.wm = w.ProbeTime
 	}
-	if s.bye != 0 && w.Seq >= s.bye {
+	if s.bye != 0 && w.Seq >= s.bye && !s.closed {
 		s.closed = true
+		c.releaseFlows(s)
 	}
 	if w.ProbeTime > c.maxTime {
 		c.maxTime = w.ProbeTime
@@ -165,10 +170,13 @@ func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
 		return nil, err
 	}
 	c.evictSession()
-	s := &session{probe: pi, name: c.cfg.Probes[pi].Name, lastHeard: time.Now()}
+	s := &session{probe: pi, name: c.cfg.Probes[pi].Name, lastHeard: time.Now(), id: id}
 	c.sessions[k] = s
 	kind, detail := "probe.session", fmt.Sprintf("probe %s session %08x started", s.name, id)
-	if old := c.latest[pi]; old != nil {
+	switch old := c.latest[pi]; {
+	case old != nil && old.continues:
+		detail = fmt.Sprintf("probe %s session %08x continues session %08x (flow ids renewed)", s.name, id, old.id)
+	case old != nil:
 		kind = "probe.restart"
 		detail = fmt.Sprintf("probe %s restarted: session %08x replaces an earlier one", s.name, id)
 	}
@@ -196,7 +204,7 @@ func (c *Collector) advance(now time.Time) {
 			if now.Sub(c.started) < c.silent {
 				w = math.MinInt64 // not heard from yet: wait for it
 			}
-		case s.closed:
+		case s.ended():
 		case now.Sub(s.lastHeard) > c.patient:
 			// Silent for longer than the probe retries: what it could
 			// not deliver it gave up (its notice will say so, too late
@@ -243,7 +251,7 @@ func (c *Collector) Close() error {
 	c.advance(time.Now())
 	done := true
 	for pi := range c.cfg.Probes {
-		if s := c.latest[pi]; c.hasHop(pi) && (s == nil || !s.closed) {
+		if s := c.latest[pi]; c.hasHop(pi) && (s == nil || !s.ended()) {
 			done = false
 		}
 	}

@@ -198,7 +198,7 @@ func (c *Collector) liveness(now time.Time) {
 		}
 	}
 	for pi, s := range c.latest {
-		silent := !s.closed && now.Sub(s.lastHeard) > c.silent
+		silent := !s.ended() && now.Sub(s.lastHeard) > c.silent
 		switch {
 		case silent && !c.unreachable[pi]:
 			c.unreachable[pi] = true

@@ -150,7 +150,7 @@ func (c *Collector) oldSessionsEnded(now time.Time) bool {
 	c.liveness(now)
 	for pi := range c.cfg.Probes {
 		s := c.latest[pi]
-		if s == nil || s.closed || now.Sub(s.lastHeard) > c.silent || !c.hasHop(pi) && now.Sub(s.lastHeard) > time.Second {
+		if s == nil || s.ended() || now.Sub(s.lastHeard) > c.silent || !c.hasHop(pi) && now.Sub(s.lastHeard) > time.Second {
 			continue
 		}
 		return false

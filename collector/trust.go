@@ -177,6 +177,16 @@ func (c *Collector) checkJournalLimit(f *pdu.Frame) error {
 	return nil
 }
 
+// releaseFlows gives back a closed session's flow ids: every PDU up to its
+// goodbye has been handled, so none can refer to them any more. A probe
+// that has announced its share of maxFlows starts a new session for that
+// (probe/roll.go); without the release its old sessions would hold the
+// table until maxSessions evicts them. c.mu is held.
+func (c *Collector) releaseFlows(s *session) {
+	c.flowSlots -= int64(len(s.flows))
+	s.flows = nil
+}
+
 // evictSession forgets the probe session heard least recently that is no
 // probe's latest, when the sessions reach conf.Limits.MaxSessions; its
 // flows are released. c.mu is held.

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Config is what a loader loads and where to. Only cmd/tmon-loader reads
@@ -231,6 +234,47 @@ func (l *Loader) createSchema(ctx context.Context, q querier) error {
 		}
 	}
 	return l.createViews(ctx, q)
+}
+
+// MissingColumns lists, as "table.column", the columns of this version's
+// schema that the tables of db lack: a database last written by an older
+// loader, which adds them at its next run (createSchema). A table absent
+// altogether is not listed: readers already treat a table the loader has
+// not made yet as empty. dialectName is "sqlite" or "mysql". It only
+// reads, so a report's read-only account can call it.
+func MissingColumns(ctx context.Context, db *sql.DB, dialectName string) ([]string, error) {
+	var d dialect = &sqliteDialect{}
+	if dialectName == "mysql" {
+		d = &mysqlDialect{}
+	}
+	var missing []string
+	for _, t := range allTables() {
+		have, err := tableColumns(ctx, db, d, t)
+		if err != nil {
+			// Only an absent table is passed over; any other error (a
+			// server gone) is the caller's to report.
+			if isNoTable(err) {
+				continue
+			}
+			return nil, err
+		}
+		for _, c := range t.Columns {
+			if !have[c.Name] {
+				missing = append(missing, t.Name+"."+c.Name)
+			}
+		}
+	}
+	return missing, nil
+}
+
+// isNoTable tells an error that says the table does not exist (SQLite:
+// "no such table"; MySQL/MariaDB: error 1146).
+func isNoTable(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1146
+	}
+	return strings.Contains(err.Error(), "no such table")
 }
 
 // tableColumns returns the names of t's columns in the database.

@@ -22,7 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -31,6 +31,7 @@ import (
 	"github.com/tmon-project/tmon/collector"
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/sieve"
 	"github.com/tmon-project/tmon/transport"
 )
@@ -68,6 +69,9 @@ type Options struct {
 	// (only its name appears in the spool); default the first.
 	Collector string
 	Logger    *slog.Logger // nil: discard
+	// OnInterval, when set, is told of every interval once the spool
+	// holds it (collector.WatchIntervals), on the collector's goroutine.
+	OnInterval func(iv *reconcile.Interval)
 }
 
 // Input is what one capture file stands for: interface Interface of
@@ -121,8 +125,17 @@ const watermarkEvery = 8192
 
 // Run reads every file through the probes' stages into the collector's
 // and closes the spool when all is decided. ctx cancels it.
-func Run(ctx context.Context, o Options) (Result, error) {
-	var res Result
+func Run(ctx context.Context, o Options) (res Result, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if _, ok := p.(interface{ Addr() uintptr }); ok {
+				err = fmt.Errorf("offline: a capture file was cut shorter while read: %v", p)
+				return
+			}
+			panic(p)
+		}
+	}()
 	cfg := o.Config
 	log := o.Logger
 	if log == nil {
@@ -149,7 +162,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	// The spool is rebuilt by running again: no fsyncs, which were most
 	// of the wall time on a busy disk.
 	coll.SetVolatileSpool()
-	src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Logger: log})
+	if o.OnInterval != nil {
+		coll.WatchIntervals(o.OnInterval)
+	}
+	// The files are mapped rather than read (no copy through read(2)):
+	// they are finished captures. One cut shorter while read would make
+	// the lost pages fault: with SetPanicOnFault that is a panic of this
+	// goroutine, turned into an error below, not the process killed.
+	src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Logger: log, Map: true})
 	if err != nil {
 		coll.Close()
 		return res, fmt.Errorf("offline: %w", err)
@@ -163,15 +183,22 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	// PDUs as large as the format allows: no datagram to fit in a path
 	// MTU, and fewer PDUs to hand over. Their bounds change no figure.
 	const maxSize = pdu.MaxPDUSize
+	// The collector's side runs on its own goroutine from here on: every
+	// way out closes the queue before the collector.
+	q := newQueue(coll)
+	abort := func(err error) (Result, error) {
+		q.close()
+		coll.Close()
+		return res, err
+	}
 	probes := make([]*probe, len(cfg.Probes))
 	route := make([]*probe, len(ins)) // by file index
 	for i, in := range ins {
 		p := probes[in.Probe]
 		if p == nil {
-			p = &probe{coll: coll, id: cfg.Probes[in.Probe].ID, defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize)}
+			p = &probe{q: q, id: cfg.Probes[in.Probe].ID, defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize)}
 			if p.an, err = analyse.New(cfg, in.Probe, p, analyse.Config{}); err != nil {
-				coll.Close()
-				return res, fmt.Errorf("offline: %w", err)
+				return abort(fmt.Errorf("offline: %w", err))
 			}
 			probes[in.Probe] = p
 		}
@@ -190,8 +217,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			continue
 		}
 		if err := p.event(now, "start", "offline analysis (tmon owd)"); err != nil {
-			coll.Close()
-			return res, err
+			return abort(err)
 		}
 		// The clocks that stamped the captures are not this host's and
 		// cannot be measured now: they are good only when the
@@ -204,8 +230,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		b := pdu.NewBuilder(pdu.MaxPDUSize)
 		b.AddClock(c)
 		if err := p.send(b, pdu.TypeClock, 0); err != nil {
-			coll.Close()
-			return res, err
+			return abort(err)
 		}
 	}
 
@@ -218,8 +243,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			coll.Close()
-			return res, fmt.Errorf("offline: %w", err)
+			return abort(fmt.Errorf("offline: %w", err))
 		}
 		if ok, _ := sv.Packet(data, ts, iface, lt, &rec); ok {
 			rec.Iface = ifaceOf[iface]
@@ -228,30 +252,26 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		last = max(last, ts)
 		if n++; n%watermarkEvery == 0 {
 			if err := ctx.Err(); err != nil {
-				coll.Close()
-				return res, err
+				return abort(err)
 			}
 			if err := deliver(probes, last); err != nil {
-				coll.Close()
-				return res, err
+				return abort(err)
 			}
 		}
 	}
 	if err := deliver(probes, last); err != nil {
-		coll.Close()
-		return res, err
+		return abort(err)
 	}
 	for _, p := range probes {
 		if p == nil {
 			continue
 		}
 		if err := p.send(pdu.NewBuilder(maxSize), pdu.TypeBye, last); err != nil {
-			coll.Close()
-			return res, err
+			return abort(err)
 		}
 		// Every PDU up to the bye has been delivered: the session ends,
 		// as the receiver's watermark says for a daemon.
-		coll.HandleWatermark(p.id, session, transport.Watermark{Seq: p.seq, ProbeTime: last})
+		p.q.watermark(p.id, transport.Watermark{Seq: p.seq, ProbeTime: last})
 		res.Sightings += p.sightings
 		res.PDUs += p.pdus
 		st := p.an.Stats()
@@ -263,6 +283,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	res.Files = src.Stats()
 	res.Sieve = sv.Stats()
+	if err := q.close(); err != nil {
+		coll.Close()
+		return res, err
+	}
 	if err := coll.Close(); err != nil {
 		return res, fmt.Errorf("offline: %w", err)
 	}
@@ -280,18 +304,20 @@ func deliver(probes []*probe, w int64) error {
 			return err
 		}
 	}
+	var q *queue
 	for _, p := range probes {
 		if p != nil {
-			p.coll.HandleWatermark(p.id, session, transport.Watermark{Seq: p.seq, ProbeTime: w})
+			p.q.watermark(p.id, transport.Watermark{Seq: p.seq, ProbeTime: w})
+			q = p.q
 		}
 	}
-	return nil
+	return q.flush()
 }
 
 // probe is one configured probe's analyser and PDU builders; its PDUs go
 // to the collector as if received.
 type probe struct {
-	coll         *collector.Collector
+	q            *queue
 	id           uint16
 	an           *analyse.Analyser
 	defs, sights *pdu.Builder
@@ -351,19 +377,12 @@ func (p *probe) event(ts int64, kind, detail string) error {
 	return p.send(b, pdu.TypeEvents, 0)
 }
 
-// send finishes b's PDU and hands it to the collector as the receiver
-// would after verifying it.
+// send finishes b's PDU and queues it for the collector, which takes it as
+// it would from the receiver after verifying it.
 func (p *probe) send(b *pdu.Builder, t pdu.Type, clock int64) error {
 	p.seq++
-	buf := b.Finish(pdu.Header{Type: t, Probe: p.id, Session: session, Seq: p.seq, ProbeTime: clock})
-	f, err := pdu.Parse(buf)
-	if err == nil {
-		err = p.coll.HandlePDU(netip.AddrPort{}, &f)
-	}
+	p.q.pdu(p.id, t, p.seq, b.Finish(pdu.Header{Type: t, Probe: p.id, Session: session, Seq: p.seq, ProbeTime: clock}))
 	b.Reset()
 	p.pdus++
-	if err != nil {
-		return fmt.Errorf("offline: probe id %d: %v PDU %d: %w", p.id, t, p.seq, err)
-	}
-	return nil
+	return p.q.err0()
 }

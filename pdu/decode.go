@@ -84,7 +84,13 @@ func Validate(f *Frame) error {
 			return fmt.Errorf("pdu: decode ack: %w", err)
 		}
 		return nil
-	case TypeHeartbeat, TypeBye:
+	case TypeBye:
+		// Empty, or one flags byte with only known flags.
+		if len(f.Body) > 1 || len(f.Body) == 1 && f.Body[0]&^ByeContinues != 0 {
+			return fmt.Errorf("pdu: decode bye: body %x: %w", f.Body, ErrMalformed)
+		}
+		return nil
+	case TypeHeartbeat:
 		if len(f.Body) != 0 {
 			return fmt.Errorf("pdu: decode %v: non-empty body: %w", f.Header.Type, ErrMalformed)
 		}

@@ -203,6 +203,26 @@ func AppendControl(dst []byte, h Header) []byte {
 	return appendFrame(dst, h, nil)
 }
 
+// ByeContinues is the bye's flag that a new session of the probe follows
+// at once (docs/pdu.md): the probe rolled to a new session to renew its
+// flow ids, and the collectors go on waiting for its data.
+const ByeContinues = 0x01
+
+// AppendBye appends a bye: an empty body, or the one flags byte when the
+// probe continues in a new session.
+func AppendBye(dst []byte, h Header, continues bool) []byte {
+	h.Type = TypeBye
+	if continues {
+		return appendFrame(dst, h, []byte{ByeContinues})
+	}
+	return appendFrame(dst, h, nil)
+}
+
+// Continues reports a bye's ByeContinues flag.
+func (f *Frame) Continues() bool {
+	return f.Header.Type == TypeBye && len(f.Body) == 1 && f.Body[0]&ByeContinues != 0
+}
+
 // AppendAck appends to dst the ack of the PDU (session, seq) of probe, sent
 // by a collector at its time now (ns). The acked ids appear twice, in the
 // header and in the body, so that a corrupted ack that passes the CRC is

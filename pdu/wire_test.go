@@ -1,6 +1,7 @@
 package pdu
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"net/netip"
@@ -352,5 +353,43 @@ func TestEmptyPDUs(t *testing.T) {
 		if err := Validate(&f); err != nil {
 			t.Fatalf("%v: %v", typ, err)
 		}
+	}
+}
+
+// A bye is empty, or carries one flags byte: ByeContinues says a new
+// session of the probe follows (a roll). Unknown flags and longer bodies
+// are malformed, a plain bye is the golden one above byte for byte.
+func TestByeContinues(t *testing.T) {
+	h := Header{Type: TypeBye, Probe: 7, Session: 0x01020304, Seq: 6, Floor: 6, ProbeTime: goldenHeader.ProbeTime}
+	if !bytes.Equal(AppendBye(nil, h, false), AppendControl(nil, h)) {
+		t.Error("a plain bye differs from the control frame")
+	}
+	for _, tc := range []struct {
+		body      []byte
+		ok, conts bool
+	}{
+		{nil, true, false},
+		{[]byte{ByeContinues}, true, true},
+		{[]byte{0x02}, false, false},
+		{[]byte{0x81}, false, false},
+		{[]byte{ByeContinues, 0}, false, false},
+	} {
+		b := appendFrame(nil, h, tc.body)
+		f, err := Parse(b)
+		if err != nil {
+			t.Fatalf("body %x: %v", tc.body, err)
+		}
+		err = Validate(&f)
+		if (err == nil) != tc.ok || tc.ok && f.Continues() != tc.conts {
+			t.Errorf("body %x: Validate %v, Continues %v; want ok %v, continues %v", tc.body, err, f.Continues(), tc.ok, tc.conts)
+		}
+		if !tc.ok && !errors.Is(err, ErrMalformed) {
+			t.Errorf("body %x: %v, want ErrMalformed", tc.body, err)
+		}
+	}
+	b := AppendBye(nil, h, true)
+	f, err := Parse(b)
+	if err != nil || Validate(&f) != nil || !f.Continues() || f.Header.Seq != 6 {
+		t.Errorf("AppendBye(continues): %+v %v", f.Header, err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // older than maxBuild, passes on the helpers' events, and advances the data
 // clock that heartbeats and PDU headers carry. It returns nil when every
 // ring is closed and drained.
-func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], pls []*ring.Ring[sieve.Payload], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, shed *shedder, maxBuild time.Duration) error {
+func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], pls []*ring.Ring[sieve.Payload], an *analyse.Analyser, out *output, wms []*watermark, nt *notes, shed *shedder, roll *roller, maxBuild time.Duration) error {
 	batch := make([]sieve.Record, 256)
 	var pl sieve.Payload
 	for {
@@ -45,6 +45,7 @@ func analyseLoop(ctx context.Context, rgs []*ring.Ring[sieve.Record], pls []*rin
 		// Every record captured before w has been analysed: the protocol
 		// analyses may send what ended before it.
 		an.Advance(w)
+		roll.check(an.IDs())
 		nt.drain(out)
 		if out.err != nil {
 			return out.err

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"github.com/tmon-project/tmon/analyse"
@@ -92,7 +91,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var cw *rollout.Watcher
 	var from *conf.Config // the version switched from; nil in the first epoch
 	var switchAt int64    // the data time of the last switch
-	how := "pipeline restarted at the cut of the data (data time), new session"
+	const restarted = "pipeline restarted at the cut of the data (data time), new session"
+	how := restarted
 	if o.WatchConfig && cfg.File != "" {
 		name := p.Name
 		cw = rollout.New(cfg, func(c *conf.Config) bool { _, ok := c.ProbeByName(name); return ok }, ev.event, log)
@@ -143,11 +143,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		ins[i].src = cuts[i]
 	}
+	plan := newCutPlan(cuts)
+	roll := "" // the probe.roll event's detail, after a roll
 	for {
-		r, next, err := runEpoch(ctx, o, cfg, from, &switchAt, how, opened, ins, socks, cuts, cw, ev, log)
+		r, next, err := runEpoch(ctx, o, cfg, from, &switchAt, how, roll, opened, ins, socks, plan, cw, ev, log)
 		res.add(r)
 		o.Ready = nil // closed by the first epoch
-		how = "pipeline restarted at the cut of the data (data time), new session"
+		how, roll = restarted, ""
 		if err != nil || next == nil {
 			if files != nil {
 				res.Files = files.Stats()
@@ -161,6 +163,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			}
 			return res, err
 		}
+		if next == cfg {
+			// A roll (roll.go): the same version, a new session.
+			from, roll = nil, rollNote(cfg, r.Analyser.Flows, switchAt)
+			continue
+		}
 		from, cfg = cfg, next
 	}
 }
@@ -168,8 +175,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 // runEpoch runs the pipeline with one version of the configuration until
 // the input ends, ctx ends, or the cut of a switch (next is then the
 // version to run next).
-func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Config, switchAt *int64, how string, opened string, ins []input, socks []*capture.LiveSource,
-	cuts []*cutSource, cw *rollout.Watcher, ev *eventSink, log *slog.Logger) (res Result, next *conf.Config, _ error) {
+func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Config, switchAt *int64, how, roll string, opened string, ins []input, socks []*capture.LiveSource,
+	plan *cutPlan, cw *rollout.Watcher, ev *eventSink, log *slog.Logger) (res Result, next *conf.Config, _ error) {
 	switchedAt := *switchAt
 	pi, ok := cfg.ProbeByName(o.Name)
 	if !ok {
@@ -186,9 +193,7 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	}
 	nt := newNotes(log, cfg.Transport.MaxPDUSize)
 	ev.set(nt)
-	for _, c := range cuts {
-		c.reset()
-	}
+	plan.reset()
 	svs := make([]*sieve.Sieve, len(ins))
 	wms := make([]*watermark, len(ins))
 	rgs := make([]*ring.Ring[sieve.Record], len(ins))
@@ -259,6 +264,10 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		log.Info("rollout: switched: "+detail, "kind", "config.switch", "version", cfg.Version,
 			"valid_from", time.Unix(0, switchedAt).UTC().Format(time.RFC3339Nano), "late", time.Since(time.Unix(0, switchedAt)))
 	}
+	if roll != "" {
+		out.event(switchedAt, "probe.roll", roll)
+		log.Info("probe: rolled: "+roll, "kind", "probe.roll")
+	}
 
 	sieveErr := make(chan error, len(ins))
 	for i, in := range ins {
@@ -270,7 +279,6 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	wctx, stopWatch := context.WithCancel(context.Background())
 	// Not waited for: a query in flight must not delay the end.
 	go watchClock(wctx, cfg.Clock, log, nt, g)
-	var armed atomic.Int64
 	// Waited for: it reads the cuts when ctx ends, before the next epoch
 	// resets them.
 	armDone := make(chan struct{})
@@ -279,7 +287,7 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		go fetchConfig(wctx, fetcher(cfg, p.Name, cw, log), cfg)
 		go func() {
 			defer close(armDone)
-			armSwitch(wctx, cw, cuts, log, &armed)
+			armSwitch(wctx, cw, plan, log)
 		}()
 	} else {
 		close(armDone)
@@ -303,7 +311,7 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		actx = context.Background()
 	}
 	shed := newShedder(sender.Backlog, sender.Window(), o.Live || o.Speed > 0, log)
-	runErr := analyseLoop(actx, rgs, pls, an, out, wms, nt, shed, cfg.Transport.MaxBuildTime)
+	runErr := analyseLoop(actx, rgs, pls, an, out, wms, nt, shed, newRoller(cfg, plan, log), cfg.Transport.MaxBuildTime)
 	for range ins {
 		err := <-sieveErr
 		if o.Live && errors.Is(err, context.Canceled) {
@@ -325,14 +333,15 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 	}
 	res.Analyser = an.Stats()
 	var nextCfg *conf.Config
-	for _, c := range cuts {
-		if c.cut {
-			nextCfg = cw.Switch(cw.Held())
-			*switchAt = armed.Load()
-			log.Info("rollout: switch: input cut at validFrom, version "+cfg.Version+" ending", "version", cfg.Version,
-				"next", nextCfg.Version, "cut", time.Unix(0, *switchAt).UTC().Format(time.RFC3339Nano))
-			break
-		}
+	switch cut, rolled, at := plan.ended(); {
+	case cut && rolled:
+		nextCfg, *switchAt = cfg, at
+		log.Info("probe: flow ids: input cut at the roll, session ending", "version", cfg.Version, "ids", res.Analyser.Flows,
+			"cut", time.Unix(0, at).UTC().Format(time.RFC3339Nano))
+	case cut:
+		nextCfg, *switchAt = cw.Switch(cw.Held()), at
+		log.Info("rollout: switch: input cut at validFrom, version "+cfg.Version+" ending", "version", cfg.Version,
+			"next", nextCfg.Version, "cut", time.Unix(0, at).UTC().Format(time.RFC3339Nano))
 	}
 	for _, s := range socks {
 		st, _ := s.Stats()
@@ -384,7 +393,11 @@ func runEpoch(ctx context.Context, o Options, cfg *conf.Config, from *conf.Confi
 		dctx, cancel = switchDrain(sender, o.DrainTimeout, min(2*cfg.Transport.Heartbeat, 2*time.Second))
 	}
 	defer cancel()
-	ts, err := sender.Close(dctx)
+	closeSession := sender.Close
+	if nextCfg == cfg {
+		closeSession = sender.Continue // a roll: the collectors wait for the next session
+	}
+	ts, err := closeSession(dctx)
 	res.Transport = ts
 	switch {
 	case err != nil && runErr == nil && nextCfg != nil:

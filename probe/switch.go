@@ -141,9 +141,9 @@ func (e *eventSink) event(kind, detail string) {
 // armSwitch arms the cuts at the validFrom of the version the Watcher
 // holds (re-arming when a newer one replaces it before the instant) and
 // logs the instant when the wall clock reaches it. A version without
-// validFrom is cut at the inputs' clock when it is seen. It returns the
-// data time armed, through armed, when ctx ends.
-func armSwitch(ctx context.Context, cw *rollout.Watcher, cuts []*cutSource, log *slog.Logger, armed *atomic.Int64) {
+// validFrom is cut at the inputs' clock when it is seen.
+func armSwitch(ctx context.Context, cw *rollout.Watcher, plan *cutPlan, log *slog.Logger) {
+	cuts := plan.cuts
 	var cur *conf.Config
 	var timer *time.Timer
 	defer func() {
@@ -168,10 +168,7 @@ func armSwitch(ctx context.Context, cw *rollout.Watcher, cuts []*cutSource, log 
 					at = min(at, c.src.Clock())
 				}
 			}
-			armed.Store(at)
-			for _, c := range cuts {
-				c.arm(at)
-			}
+			plan.armSwitch(at)
 			if timer != nil {
 				timer.Stop()
 			}

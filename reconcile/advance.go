@@ -111,8 +111,7 @@ func (r *Reconciler) slotOf(t int64) int64 { return floorDiv(t, r.interval) }
 func (r *Reconciler) closeThrough(last int64) error {
 	for len(r.slots.open) > 0 && r.slots.open[0].n <= last {
 		sl := r.slots.open[0]
-		sl.finish(&r.group)
-		r.metrics(sl)
+		r.finish(sl)
 		if err := r.sink.WriteInterval(&sl.iv); err != nil {
 			return fmt.Errorf("reconcile: close interval %s: %w", time.Unix(0, sl.iv.Start).UTC().Format(time.RFC3339), err)
 		}
@@ -120,6 +119,7 @@ func (r *Reconciler) closeThrough(last int64) error {
 		if r.last == sl {
 			r.last = nil
 		}
+		sl.release(&r.chunks)
 		r.slots.pop()
 		r.closed = sl.n + 1
 	}

@@ -2,63 +2,90 @@ package reconcile
 
 import (
 	"cmp"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 )
 
-// TestGroupAndSort compares the grouping by stat and the two near-order
-// sorts with the standard library's sorts by the whole key, on inputs from
-// nearly sorted (the insertion sort finishes) to shuffled (it gives up
-// and sorts).
+// TestGroupAndSort checks the delay logs and the two near-order sorts
+// against plain slices and the standard library's sorts by the whole key:
+// delays appended to the logs of random stats come back, stat by stat, as
+// a stable grouping of the input by stat would give them (the chunks
+// reused from round to round through the pool), on inputs from nearly
+// sorted (the insertion sort finishes) to shuffled (it gives up and
+// sorts), and with extreme times (differences that wrap around).
 func TestGroupAndSort(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	var g groupScratch
+	pool := newChunkPool()
+	type entry struct {
+		stat int
+		delayEntry
+	}
 	for round := range 200 {
 		n := r.IntN(3000)
 		nstats := 1 + r.IntN(40)
 		jitter := []int64{0, 3, 50, 1 << 20}[round%4] // how far out of arrival order
-		order := make([]orderEntry, n)
+		start := int64(round) * 1e9
+		order := make([]entry, n)
 		for i := range order {
-			to := int64(i)*10 + r.Int64N(jitter+1)
-			order[i] = orderEntry{stat: int32(r.IntN(nstats)), to: to, from: to - r.Int64N(40+jitter)}
+			to := start + int64(i)*10 + r.Int64N(jitter+1)
+			order[i] = entry{r.IntN(nstats), delayEntry{from: to - r.Int64N(40+jitter), t: to}}
+			if round%10 == 9 && i%7 == 0 {
+				order[i].t = []int64{math.MinInt64, math.MaxInt64, -1}[i%3]
+			}
 		}
-		want := slices.Clone(order)
-		slices.SortStableFunc(want, func(a, b orderEntry) int { return cmp.Compare(a.stat, b.stat) })
-		got, starts := g.groupOrder(slices.Clone(order), nstats)
-		if !slices.Equal(got, want) {
-			t.Fatalf("round %d: grouping differs from a stable sort by stat", round)
+		logs := make([]delayLog, nstats)
+		for i := range logs {
+			logs[i] = newDelayLog(start)
 		}
-		if len(starts) != nstats+1 || starts[nstats] != int32(n) {
-			t.Fatalf("round %d: starts %v for %d entries", round, starts, n)
+		for _, e := range order {
+			logs[e.stat].add(&pool, e.from, e.t)
 		}
 		for si := range nstats {
-			grp := got[starts[si]:starts[si+1]]
-			for _, o := range grp {
-				if o.stat != int32(si) {
-					t.Fatalf("round %d: stat %d in group %d", round, o.stat, si)
+			var want []delayEntry
+			for _, e := range order {
+				if e.stat == si {
+					want = append(want, e.delayEntry)
 				}
 			}
+			grp := logs[si].decode(&pool, start, nil)
+			if !slices.Equal(grp, want) {
+				t.Fatalf("round %d: stat %d: log gives back %d delays, not the %d added in order", round, si, len(grp), len(want))
+			}
 			ref := slices.Clone(grp)
-			slices.SortFunc(ref, func(a, b orderEntry) int {
-				return cmp.Or(cmp.Compare(a.to, b.to), cmp.Compare(a.from, b.from))
+			slices.SortFunc(ref, func(a, b delayEntry) int {
+				return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.from, b.from))
 			})
 			sortArrival(grp)
 			if !slices.Equal(grp, ref) {
 				t.Fatalf("round %d: arrival order differs", round)
 			}
-			seq := make([]seqEntry, len(grp))
-			for i, o := range grp {
-				seq[i] = seqEntry{stat: o.stat, from: o.from, d: o.to - o.from}
+			for i := range grp {
+				grp[i].t -= grp[i].from
 			}
-			sref := slices.Clone(seq)
-			slices.SortFunc(sref, func(a, b seqEntry) int {
-				return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.d, b.d))
+			sref := slices.Clone(grp)
+			slices.SortFunc(sref, func(a, b delayEntry) int {
+				return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.t, b.t))
 			})
-			sortDeparture(seq)
-			if !slices.Equal(seq, sref) {
+			sortDeparture(grp)
+			if !slices.Equal(grp, sref) {
 				t.Fatalf("round %d: departure order differs", round)
 			}
 		}
+		for i := range logs {
+			logs[i].release(&pool, 0)
+		}
+	}
+	// Every chunk made is back in the pool, once.
+	seen := map[int32]bool{}
+	for c := pool.free; c >= 0; c = chunkNext(pool.chunk(c)) {
+		if seen[c] {
+			t.Fatalf("chunk %d twice in the free list", c)
+		}
+		seen[c] = true
+	}
+	if len(seen) != int(pool.made) {
+		t.Errorf("%d chunks free of %d made", len(seen), pool.made)
 	}
 }

@@ -6,7 +6,7 @@ package reconcile
 //
 // Why a heap and not a B-tree on (deadline, index): expiry only ever
 // needs the minimum, never an ordered walk; an intrusive binary heap over
-// an []int32 (each record knows its position) gives O(1) peek and
+// an []int32 (each record's position kept in pos, Reconciler.hpos) gives O(1) peek and
 // O(log n) push, remove and fix in one contiguous array, with no node
 // structure to allocate or chase. Deadlines mostly grow with arrival time,
 // so a push rarely sifts up more than a level or two.
@@ -29,30 +29,30 @@ func (h *expiryHeap) less(i, j int) bool {
 	return h.dl[i] < h.dl[j]
 }
 
-func (h *expiryHeap) swap(recs []record, i, j int) {
+func (h *expiryHeap) swap(pos []int32, i, j int) {
 	h.dl[i], h.dl[j] = h.dl[j], h.dl[i]
 	h.rec[i], h.rec[j] = h.rec[j], h.rec[i]
-	recs[h.rec[i]].hpos = int32(i)
-	recs[h.rec[j]].hpos = int32(j)
+	pos[h.rec[i]] = int32(i)
+	pos[h.rec[j]] = int32(j)
 }
 
-func (h *expiryHeap) push(recs []record, r int32, deadline int64) {
+func (h *expiryHeap) push(pos []int32, r int32, deadline int64) {
 	h.dl = grow(h.dl, 1)
 	h.rec = grow(h.rec, 1)
 	n := len(h.rec) - 1
 	h.dl[n], h.rec[n] = deadline, r
-	recs[r].hpos = int32(n)
-	h.up(recs, n)
+	pos[r] = int32(n)
+	h.up(pos, n)
 }
 
 // remove takes out the record at heap position i.
-func (h *expiryHeap) remove(recs []record, i int32) {
+func (h *expiryHeap) remove(pos []int32, i int32) {
 	n := len(h.rec) - 1
 	if int(i) != n {
-		h.swap(recs, int(i), n)
+		h.swap(pos, int(i), n)
 		h.dl, h.rec = h.dl[:n], h.rec[:n]
-		if !h.down(recs, int(i)) {
-			h.up(recs, int(i))
+		if !h.down(pos, int(i)) {
+			h.up(pos, int(i))
 		}
 		return
 	}
@@ -60,10 +60,10 @@ func (h *expiryHeap) remove(recs []record, i int32) {
 }
 
 // fix gives the record at position i a new deadline.
-func (h *expiryHeap) fix(recs []record, i int32, deadline int64) {
+func (h *expiryHeap) fix(pos []int32, i int32, deadline int64) {
 	h.dl[i] = deadline
-	if !h.down(recs, int(i)) {
-		h.up(recs, int(i))
+	if !h.down(pos, int(i)) {
+		h.up(pos, int(i))
 	}
 }
 
@@ -71,7 +71,7 @@ func (h *expiryHeap) fix(recs []record, i int32, deadline int64) {
 // same comparisons and the same final places, but each entry passed over
 // is written once (and its record's hpos once) instead of twice, the
 // moving one only where it stops.
-func (h *expiryHeap) up(recs []record, j int) {
+func (h *expiryHeap) up(pos []int32, j int) {
 	j0 := j
 	dl, r := h.dl[j], h.rec[j]
 	for j > 0 {
@@ -80,16 +80,16 @@ func (h *expiryHeap) up(recs []record, j int) {
 			break
 		}
 		h.dl[j], h.rec[j] = h.dl[i], h.rec[i]
-		recs[h.rec[j]].hpos = int32(j)
+		pos[h.rec[j]] = int32(j)
 		j = i
 	}
 	if j != j0 {
 		h.dl[j], h.rec[j] = dl, r
-		recs[r].hpos = int32(j)
+		pos[r] = int32(j)
 	}
 }
 
-func (h *expiryHeap) down(recs []record, i0 int) bool {
+func (h *expiryHeap) down(pos []int32, i0 int) bool {
 	i, n := i0, len(h.rec)
 	dl, r := h.dl[i], h.rec[i]
 	for {
@@ -104,12 +104,12 @@ func (h *expiryHeap) down(recs []record, i0 int) bool {
 			break
 		}
 		h.dl[i], h.rec[i] = h.dl[j], h.rec[j]
-		recs[h.rec[i]].hpos = int32(i)
+		pos[h.rec[i]] = int32(i)
 		i = j
 	}
 	if i > i0 {
 		h.dl[i], h.rec[i] = dl, r
-		recs[r].hpos = int32(i)
+		pos[r] = int32(i)
 	}
 	return i > i0
 }

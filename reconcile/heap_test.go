@@ -1,8 +1,10 @@
 package reconcile
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestExpiryHeap drives the heap with random pushes, removals (the top
@@ -11,11 +13,11 @@ import (
 // children's, and the top is the earliest deadline held.
 func TestExpiryHeap(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	recs := make([]record, 5000)
+	hpos := make([]int32, 5000)
 	var h expiryHeap
 	in := map[int32]int64{} // record → deadline, the reference
 	var free []int32
-	for i := range int32(len(recs)) {
+	for i := range int32(len(hpos)) {
 		free = append(free, i)
 	}
 	for op := range 200000 {
@@ -24,7 +26,7 @@ func TestExpiryHeap(t *testing.T) {
 			i := free[len(free)-1]
 			free = free[:len(free)-1]
 			d := r.Int64N(1000)
-			h.push(recs, i, d)
+			h.push(hpos, i, d)
 			in[i] = d
 		case k < 7 && h.len() > 0:
 			pos := int32(0)
@@ -32,14 +34,14 @@ func TestExpiryHeap(t *testing.T) {
 				pos = int32(r.IntN(h.len()))
 			}
 			i := h.rec[pos]
-			h.remove(recs, pos)
+			h.remove(hpos, pos)
 			delete(in, i)
 			free = append(free, i)
 		case h.len() > 0:
 			pos := int32(r.IntN(h.len()))
 			d := r.Int64N(1000)
 			in[h.rec[pos]] = d
-			h.fix(recs, pos, d)
+			h.fix(hpos, pos, d)
 		}
 		if op%97 != 0 && op < 199990 {
 			continue
@@ -49,8 +51,8 @@ func TestExpiryHeap(t *testing.T) {
 		}
 		minD := int64(1 << 62)
 		for p, i := range h.rec {
-			if recs[i].hpos != int32(p) {
-				t.Fatalf("op %d: record %d at %d says %d", op, i, p, recs[i].hpos)
+			if hpos[i] != int32(p) {
+				t.Fatalf("op %d: record %d at %d says %d", op, i, p, hpos[i])
 			}
 			if h.dl[p] != in[i] {
 				t.Fatalf("op %d: record %d deadline %d, reference %d", op, i, h.dl[p], in[i])
@@ -62,6 +64,23 @@ func TestExpiryHeap(t *testing.T) {
 		}
 		if h.len() > 0 && h.topDeadline() != minD {
 			t.Fatalf("op %d: top %d, earliest %d", op, h.topDeadline(), minD)
+		}
+	}
+}
+
+// TestRecordSize keeps the record at 24 bytes: its reference time is held
+// in two 32-bit halves so that no field needs 8-byte alignment, its heap
+// position apart (a waiting 2-hop sighting then takes 60 bytes,
+// BenchmarkReconcileWaiting).
+func TestRecordSize(t *testing.T) {
+	if got := unsafe.Sizeof(record{}); got != 24 {
+		t.Errorf("record is %d bytes, want 24", got)
+	}
+	var rec record
+	for _, ts := range []int64{0, 1, -1, math.MinInt64, math.MaxInt64, 1_733_600_000_123_456_789, -1_733_600_000_123_456_789} {
+		rec.setRef(ts)
+		if got := rec.ref(); got != ts {
+			t.Errorf("ref after setRef(%d) = %d", ts, got)
 		}
 	}
 }

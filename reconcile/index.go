@@ -83,7 +83,7 @@ func (ix *matchIndex) remove(recs []record, i int32) {
 func (ix *matchIndex) candidates(recs []record, fs uint64, lo, hi int64, cands []uint32) []uint32 {
 	for i := ix.heads[ix.bucket(fs)]; i >= 0; i = recs[i].next {
 		rec := &recs[i]
-		if rec.fs() == fs && rec.ref >= lo && rec.ref <= hi {
+		if rec.fs() == fs && rec.ref() >= lo && rec.ref() <= hi {
 			cands = append(cands, uint32(i))
 		}
 	}
@@ -97,7 +97,7 @@ func (ix *matchIndex) candidates(recs []record, fs uint64, lo, hi int64, cands [
 }
 
 func candLess(recs []record, a, b uint32) bool {
-	if ra, rb := recs[a].ref, recs[b].ref; ra != rb {
+	if ra, rb := recs[a].ref(), recs[b].ref(); ra != rb {
 		return ra < rb
 	}
 	return a < b

@@ -155,22 +155,14 @@ type slot struct {
 	iv    Interval
 	stats []PairStats // in creation order; index is a stat id
 	index map[statKey]int32
-	hist  []uint64 // histogram bins of every stat, back to back
-	order []orderEntry
+	hist  []uint64   // histogram bins of every stat, back to back
+	logs  []delayLog // by stat id: the delays measured, until the slot closes (delays.go)
 	mx    slotMetrics
-
-	starts []int32 // after finish: stat i's delays are order[starts[i]:starts[i+1]]
 }
 
 type statKey struct {
 	flow uint32
 	pair int32
-}
-
-// orderEntry is one delay kept until the slot closes, for reordering.
-type orderEntry struct {
-	stat     int32
-	from, to int64
 }
 
 // stat returns the id of the statistics of (flow, pair p of c), creating them.
@@ -183,6 +175,7 @@ func (sl *slot) stat(flow uint32, c *class, p int) int32 {
 	nb := len(c.pairs[p].edges) + 1
 	sl.stats = append(sl.stats, PairStats{Flow: flow, Class: c.index, Pair: p, hoff: int32(len(sl.hist))})
 	sl.hist = append(sl.hist, make([]uint64, nb)...) // make does not escape: appended in place
+	sl.logs = append(sl.logs, newDelayLog(sl.iv.Start))
 	sl.index[k] = si
 	return si
 }
@@ -212,31 +205,11 @@ func (sl *slot) add(si int32, d int64, edges []int64) {
 	sl.hist[int(st.hoff)+lo]++
 }
 
-// finish computes reordering and fills the exported Interval. It may run
-// again on the same slot when the Sink failed. It leaves sl.order grouped
-// by stat, each group in arrival order at hop_to, and sl.starts where each
-// group starts (metrics reads both).
-func (sl *slot) finish(g *groupScratch) {
-	// RFC 4737 style, per flow and pair: in arrival order at hop_to, a
-	// packet is reordered when a packet that left hop_from later arrived
-	// before it.
-	var starts []int32
-	sl.order, starts = g.groupOrder(sl.order, len(sl.stats))
-	sl.starts = append(sl.starts[:0], starts...)
-	for si := range sl.stats {
-		arr := sl.order[sl.starts[si]:sl.starts[si+1]]
-		sortArrival(arr)
-		maxFrom := int64(math.MinInt64)
-		var n uint64
-		for i := range arr {
-			if f := arr[i].from; f < maxFrom {
-				n++
-			} else {
-				maxFrom = f
-			}
-		}
-		sl.stats[si].Reordered = n
-	}
+// finish computes reordering and the metrics (Reconciler.finish) and fills
+// the exported Interval. It may run again on the same slot when the Sink
+// failed: it changes none of what it reads.
+func (r *Reconciler) finish(sl *slot) {
+	r.metrics(sl) // sets each stat's Reordered too
 
 	iv := &sl.iv
 	iv.Stats = append(iv.Stats[:0], sl.stats...)
@@ -256,6 +229,12 @@ func (sl *slot) finish(g *groupScratch) {
 		}
 		return cmp.Compare(a.Pair, b.Pair)
 	})
+	// The metrics in the order of Interval.Stats.
+	iv.Metrics = iv.Metrics[:0]
+	for i := range iv.Stats {
+		id := sl.index[statKey{iv.Stats[i].Flow, int32(iv.Stats[i].Pair)}]
+		iv.Metrics = append(iv.Metrics, r.mx.out[id])
+	}
 	slices.SortFunc(iv.Packets, func(a, b Packet) int {
 		if c := cmp.Compare(a.Flow, b.Flow); c != 0 {
 			return c
@@ -279,7 +258,16 @@ func (sl *slot) finish(g *groupScratch) {
 	})
 }
 
-// reset empties the slot for reuse as slot n, keeping its storage.
+// release gives the slot's delay logs back to the pool once it closed.
+func (sl *slot) release(p *chunkPool) {
+	for i := range sl.logs {
+		sl.logs[i].release(p, 0)
+	}
+	sl.logs = sl.logs[:0]
+}
+
+// reset empties the slot for reuse as slot n, keeping its storage; its
+// delay logs must have been released.
 func (sl *slot) reset(n, length int64) {
 	sl.n = n
 	sl.iv.Start = n * length
@@ -289,7 +277,7 @@ func (sl *slot) reset(n, length int64) {
 	sl.iv.Incomplete = sl.iv.Incomplete[:0]
 	sl.stats = sl.stats[:0]
 	sl.hist = sl.hist[:0]
-	sl.order = sl.order[:0]
+	sl.logs = sl.logs[:0]
 	sl.iv.Metrics = sl.iv.Metrics[:0]
 	sl.iv.Accounting = Accounting{}
 	sl.mx.reset()

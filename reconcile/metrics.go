@@ -175,24 +175,15 @@ func (m *slotMetrics) addViol(si int32) {
 	m.viol[si]++
 }
 
-// seqEntry is one packet of a flow and pair's sequence.
-type seqEntry struct {
-	stat int32
-	lost bool
-	from int64
-	d    int64
-}
-
 // metricsState is the reconciler's scratch space for computing metrics:
 // reused at every interval so that steady state does not allocate.
 type metricsState struct {
 	delay, pdv, ipdv, lossLen, lossDist hist.Hist
-	seq                                 []seqEntry
-	seqStarts                           []int32 // stat i's sequence is seq[seqStarts[i]:seqStarts[i+1]]
+	delays                              []delayEntry // one stat's, decoded from its log
 	pmax                                []int64
 	arena                               []byte
 	spans                               [][2]int32 // arena offsets of the hist fields, 5 per metrics
-	out                                 []Metrics
+	out                                 []Metrics  // by stat id
 }
 
 // compose checks spatial composition for a record that just completed:
@@ -223,40 +214,71 @@ func quantiles(h *hist.Hist, q *Quantiles) {
 	}
 }
 
-// metrics computes Interval.Metrics of slot sl; finish must have run (it
-// groups sl.order by stat, in arrival order).
+// metrics computes the metrics of every stat of slot sl into r.mx.out, by
+// stat id, and sets each stat's Reordered. One stat at a time, its delays
+// are decoded from its log (in the order they were measured), put in
+// arrival order at hop_to for reordering, then in departure order at
+// hop_from, merged with its losses, for the sequence metrics.
 func (r *Reconciler) metrics(sl *slot) {
 	if r.mx == nil {
 		r.mx = new(metricsState)
 	}
 	mx := r.mx
-	// The sequence of each stat in departure order: its delays (grouped
-	// by finish) and its losses, sorted by hop_from time.
-	slices.SortStableFunc(sl.mx.lost, func(a, b lossEntry) int { return cmp.Compare(a.stat, b.stat) })
-	mx.seq = mx.seq[:0]
-	mx.seqStarts = append(mx.seqStarts[:0], 0)
-	li := 0
-	for id := range sl.stats {
-		start := len(mx.seq)
-		for _, o := range sl.order[sl.starts[id]:sl.starts[id+1]] {
-			mx.seq = append(mx.seq, seqEntry{stat: o.stat, from: o.from, d: o.to - o.from})
+	// Each stat's losses together, in hop_from order (entries equal in
+	// both are the same).
+	slices.SortFunc(sl.mx.lost, func(a, b lossEntry) int {
+		if c := cmp.Compare(a.stat, b.stat); c != 0 {
+			return c
 		}
-		for ; li < len(sl.mx.lost) && sl.mx.lost[li].stat == int32(id); li++ {
-			mx.seq = append(mx.seq, seqEntry{stat: int32(id), from: sl.mx.lost[li].from, lost: true})
-		}
-		sortDeparture(mx.seq[start:])
-		mx.seqStarts = append(mx.seqStarts, int32(len(mx.seq)))
-	}
+		return cmp.Compare(a.from, b.from)
+	})
 	mx.out = mx.out[:0]
 	mx.arena = mx.arena[:0]
 	mx.spans = mx.spans[:0]
+	li := 0
 	for id := range sl.stats {
 		st := &sl.stats[id]
 		c := &r.classes[st.Class]
+		mx.delays = sl.logs[id].decode(&r.chunks, sl.iv.Start, mx.delays[:0])
+		ds := mx.delays
+
+		// Arrival order (RFC 4737 style): a packet is reordered when a
+		// packet that left hop_from later arrived before it; its extent
+		// (§4.2.2) is the number of arrival positions between it and
+		// the first such packet.
+		sortArrival(ds)
+		var reordered, extentSum, extentMax uint64
+		mx.pmax = mx.pmax[:0]
+		pm := int64(math.MinInt64)
+		for j := range ds {
+			f := ds[j].from
+			if f < pm {
+				reordered++
+				// The first arrival position whose running maximum
+				// send time exceeds f.
+				i, hi := 0, j
+				for i < hi {
+					mid := int(uint(i+hi) >> 1)
+					if mx.pmax[mid] > f {
+						hi = mid
+					} else {
+						i = mid + 1
+					}
+				}
+				e := uint64(j - i)
+				extentSum += e
+				extentMax = max(extentMax, e)
+			}
+			pm = max(pm, f)
+			mx.pmax = append(mx.pmax, pm)
+		}
+		st.Reordered = reordered
+
 		m := Metrics{
 			Flow: st.Flow, Class: st.Class, Pair: st.Pair,
 			SampleN: c.sample, LossWait: c.timeout,
 			Count: st.Count, Lost: st.Lost, Reordered: st.Reordered, Duplicate: st.Duplicate,
+			ReorderExtentSum: extentSum, ReorderExtentMax: extentMax,
 		}
 		if id < len(sl.mx.viol) {
 			m.ComposeViol = sl.mx.viol[id]
@@ -267,31 +289,48 @@ func (r *Reconciler) metrics(sl *slot) {
 		mx.lossLen.Reset()
 		mx.lossDist.Reset()
 
-		// Sequence in hop_from order: delay, PDV, IPDV, loss patterns.
-		seq := mx.seq[mx.seqStarts[id]:mx.seqStarts[id+1]]
-		run, lastLost := uint64(0), -1
-		for i := range seq {
-			e := &seq[i]
-			if e.lost {
+		// The sequence in hop_from order: the delays by (from, delay),
+		// and the losses, a loss after a delay with the same from time
+		// unless that delay is positive (as if a loss's delay were 0,
+		// and the delays came first): delay, PDV, IPDV, loss patterns.
+		for j := range ds {
+			ds[j].t -= ds[j].from
+		}
+		sortDeparture(ds)
+		lj := li
+		for lj < len(sl.mx.lost) && sl.mx.lost[lj].stat == int32(id) {
+			lj++
+		}
+		lost := sl.mx.lost[li:lj]
+		li = lj
+		run, pos, lastLost := uint64(0), 0, -1
+		prevDelivered, prevD := false, int64(0)
+		for di, k := 0, 0; di < len(ds) || k < len(lost); pos++ {
+			if k < len(lost) && (di == len(ds) || lost[k].from < ds[di].from || lost[k].from == ds[di].from && ds[di].t > 0) {
+				k++
 				run++
 				if lastLost >= 0 {
-					mx.lossDist.Add(int64(i - lastLost))
+					mx.lossDist.Add(int64(pos - lastLost))
 				}
-				lastLost = i
+				lastLost = pos
+				prevDelivered = false
 				continue
 			}
+			d := ds[di].t
+			di++
 			if run > 0 {
 				mx.lossLen.Add(int64(run))
 				run = 0
 			}
-			mx.delay.Add(e.d)
-			mx.pdv.Add(e.d - st.Min)
-			if e.d < 0 {
+			mx.delay.Add(d)
+			mx.pdv.Add(d - st.Min)
+			if d < 0 {
 				m.NegDelay++
 			}
-			if i > 0 && !seq[i-1].lost {
-				mx.ipdv.Add(e.d - seq[i-1].d)
+			if prevDelivered {
+				mx.ipdv.Add(d - prevD)
 			}
+			prevDelivered, prevD = true, d
 		}
 		if run > 0 {
 			mx.lossLen.Add(int64(run))
@@ -304,33 +343,6 @@ func (r *Reconciler) metrics(sl *slot) {
 		m.LossPeriods, m.LossPeriodMax = mx.lossLen.Count(), uint64(mx.lossLen.Max())
 		m.LossDistanceCount, m.LossDistanceMin = mx.lossDist.Count(), uint64(mx.lossDist.Min())
 
-		// Arrival order: reordering extent (RFC 4737 §4.2.2).
-		arr := sl.order[sl.starts[id]:sl.starts[id+1]]
-		mx.pmax = mx.pmax[:0]
-		pm := int64(math.MinInt64)
-		for j := range arr {
-			f := arr[j].from
-			if f < pm {
-				// The first arrival position whose running maximum
-				// send time exceeds f: the earliest packet that arrived
-				// before this one though sent after it.
-				i, hi := 0, j
-				for i < hi {
-					mid := int(uint(i+hi) >> 1)
-					if mx.pmax[mid] > f {
-						hi = mid
-					} else {
-						i = mid + 1
-					}
-				}
-				e := uint64(j - i)
-				m.ReorderExtentSum += e
-				m.ReorderExtentMax = max(m.ReorderExtentMax, e)
-			}
-			pm = max(pm, f)
-			mx.pmax = append(mx.pmax, pm)
-		}
-
 		for _, h := range [...]*hist.Hist{&mx.delay, &mx.pdv, &mx.ipdv, &mx.lossLen, &mx.lossDist} {
 			b := int32(len(mx.arena))
 			mx.arena = h.AppendSparse(mx.arena)
@@ -338,19 +350,12 @@ func (r *Reconciler) metrics(sl *slot) {
 		}
 		mx.out = append(mx.out, m)
 	}
-	// The arena is complete: point the histogram fields into it, then put
-	// the metrics in the order of Interval.Stats.
+	// The arena is complete: point the histogram fields into it.
 	for i := range mx.out {
 		m := &mx.out[i]
 		s := mx.spans[5*i : 5*i+5]
 		for k, dst := range [...]*[]byte{&m.DelayHist, &m.PDVHist, &m.IPDVHist, &m.LossPeriodHist, &m.LossDistanceHist} {
 			*dst = mx.arena[s[k][0]:s[k][1]:s[k][1]]
 		}
-	}
-	iv := &sl.iv
-	iv.Metrics = iv.Metrics[:0]
-	for i := range iv.Stats {
-		id := sl.index[statKey{iv.Stats[i].Flow, int32(iv.Stats[i].Pair)}]
-		iv.Metrics = append(iv.Metrics, mx.out[id])
 	}
 }

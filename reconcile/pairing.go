@@ -72,7 +72,7 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, span ui
 			return
 		}
 		if t < earliest {
-			c.heap.fix(r.recs, rec.hpos, t+c.timeout)
+			c.heap.fix(r.hpos, r.hpos[best], t+c.timeout)
 		}
 		return
 	}
@@ -84,7 +84,8 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, span ui
 	}
 	i := r.alloc()
 	rec := r.at(int32(i))
-	*rec.record = record{ref: t, flow: flow, sig: sig, cls: uint16(c.index), mask: bit}
+	*rec.record = record{flow: flow, sig: sig, cls: uint16(c.index), mask: bit}
+	rec.setRef(t)
 	clear(rec.ts) // a recycled record's times
 	rec.ts[h] = t
 	if rec.sp != nil {
@@ -92,7 +93,7 @@ func (r *Reconciler) place(c *class, flow, sig uint32, h uint8, t int64, span ui
 		rec.sp[h] = span
 	}
 	r.index.insert(r.recs, i, fs)
-	c.heap.push(r.recs, i, t+c.timeout)
+	c.heap.push(r.hpos, i, t+c.timeout)
 	r.live++
 }
 
@@ -190,7 +191,7 @@ func (r *Reconciler) retime(c *class, i int32) {
 	if rec.mask == c.full {
 		deadline = c.tombstone(rec)
 	}
-	c.heap.fix(r.recs, rec.hpos, deadline)
+	c.heap.fix(r.hpos, r.hpos[i], deadline)
 }
 
 // match picks, among the candidates lacking hop h, the record the sighting

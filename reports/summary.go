@@ -4,6 +4,7 @@
 package reports
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -82,7 +83,27 @@ type Summary struct {
 }
 
 // ReadSpool reads every complete owd_* file of a collector's spool.
-func ReadSpool(dir string) (*Summary, error) {
+func ReadSpool(dir string) (*Summary, error) { return readSpool(dir, nil) }
+
+// PairDelays are per-packet delays of one hop pair: owd_packet's delay_ns.
+type PairDelays struct {
+	PairKey
+	Delays []int64
+}
+
+// ReadSpoolDelays is ReadSpool with the owd_packet rows given rather than
+// read: delays must be exactly the spool's (tmon owd keeps them from the
+// intervals it wrote), in any order. Summary.Packets (by t_from, for a
+// comparison with ground truth) is then left empty; PacketRows counts the
+// delays. ReadSpoolDelays takes the slices.
+func ReadSpoolDelays(dir string, delays []PairDelays) (*Summary, error) {
+	if delays == nil {
+		delays = []PairDelays{}
+	}
+	return readSpool(dir, delays)
+}
+
+func readSpool(dir string, delays []PairDelays) (*Summary, error) {
 	s := &Summary{Dir: dir, Packets: map[int64]int64{}, Lost: map[int64]bool{}, FlowKeys: map[string][]string{}}
 	keys := map[string]bool{}
 	err := eachRow(dir, "flows", func(r map[string]string) error {
@@ -96,8 +117,7 @@ func ReadSpool(dir string) (*Summary, error) {
 		return nil, err
 	}
 	pairs := map[PairKey]*Pair{}
-	get := func(r map[string]string) *Pair {
-		k := PairKey{r["class"], r["hop_from"], r["hop_to"]}
+	getKey := func(k PairKey) *Pair {
 		p := pairs[k]
 		if p == nil {
 			p = &Pair{PairKey: k, Flows: map[string]bool{}, Intervals: map[string]bool{}}
@@ -105,6 +125,7 @@ func ReadSpool(dir string) (*Summary, error) {
 		}
 		return p
 	}
+	get := func(r map[string]string) *Pair { return getKey(PairKey{r["class"], r["hop_from"], r["hop_to"]}) }
 	err = eachRow(dir, "owd_stats", func(r map[string]string) error {
 		p := get(r)
 		if secs, err := strconv.ParseFloat(r["interval_s"], 64); err == nil {
@@ -194,23 +215,41 @@ func ReadSpool(dir string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = eachRow(dir, "owd_packet", func(r map[string]string) error {
-		p := get(r)
-		d, err := intCol(r, "delay_ns")
-		if err != nil {
-			return err
+	for _, pd := range delays {
+		p := getKey(pd.PairKey)
+		if p.Delays == nil {
+			p.Delays = pd.Delays
+		} else {
+			p.Delays = append(p.Delays, pd.Delays...)
 		}
-		t, err := intCol(r, "t_from")
+		s.PacketRows += len(pd.Delays)
+	}
+	if delays == nil {
+		// owd_packet has a row per measured packet (millions in a day): read
+		// by scanRows, without a map or a string per row.
+		var last *Pair
+		var lastKey [3][]byte
+		err = scanRows(dir, "owd_packet", []string{"class", "hop_from", "hop_to", "t_from", "delay_ns"}, func(f [][]byte) error {
+			if last == nil || !bytes.Equal(f[0], lastKey[0]) || !bytes.Equal(f[1], lastKey[1]) || !bytes.Equal(f[2], lastKey[2]) {
+				last = getKey(PairKey{string(f[0]), string(f[1]), string(f[2])})
+				lastKey = [3][]byte{f[0], f[1], f[2]}
+			}
+			t, ok1 := parseInt(f[3])
+			d, ok2 := parseInt(f[4])
+			if !ok1 {
+				return fmt.Errorf("column t_from: invalid integer %q", f[3])
+			}
+			if !ok2 {
+				return fmt.Errorf("column delay_ns: invalid integer %q", f[4])
+			}
+			last.Delays = append(last.Delays, d)
+			s.Packets[t] = d
+			s.PacketRows++
+			return nil
+		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		p.Delays = append(p.Delays, d)
-		s.Packets[t] = d
-		s.PacketRows++
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	err = eachRow(dir, "owd_incomplete", func(r map[string]string) error {
 		switch r["kind"] {
@@ -267,15 +306,118 @@ func Percentile(sorted []int64, q float64) (int64, bool) {
 	return sorted[i], true
 }
 
-func eachRow(dir, typ string, fn func(map[string]string) error) error {
+// spoolFiles lists the complete files of type typ in dir, in time order.
+func spoolFiles(dir, typ string) ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, typ, typ+"-*.tsv"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("spool %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// scanRows reads the files of type typ as eachRow does, with the checks of
+// spool.ReadFile (a header line, every row as wide as it, the last line
+// ended by LF), but hands fn only the columns named by cols, as slices of
+// the file's bytes valid during the call: no map, string or slice per row.
+// A column missing from a file's header is an error.
+func scanRows(dir, typ string, cols []string, fn func(fields [][]byte) error) error {
+	files, err := spoolFiles(dir, typ)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("spool %s: %w", dir, err)
+	fields := make([][]byte, len(cols))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("spool: read: %w", err)
+		}
+		if len(b) == 0 {
+			return fmt.Errorf("spool: read %s: empty file", f)
+		}
+		nl := bytes.IndexByte(b, '\n')
+		if b[0] != '#' || nl < 0 {
+			return fmt.Errorf("spool: read %s:1: no header line starting with '#'", f)
+		}
+		if b[len(b)-1] != '\n' {
+			return fmt.Errorf("spool: read %s: last line not ended by LF (incomplete file)", f)
+		}
+		hdr := strings.Split(string(b[1:nl]), "\t")
+		at := make([]int, len(hdr)) // column → position in cols + 1, 0: unwanted
+		for i, c := range cols {
+			j := slices.Index(hdr, c)
+			if j < 0 {
+				return fmt.Errorf("spool: read %s: no column %s", f, c)
+			}
+			at[j] = i + 1
+		}
+		line := 1
+		for rest := b[nl+1:]; len(rest) > 0; {
+			line++
+			end := bytes.IndexByte(rest, '\n')
+			row := rest[:end]
+			rest = rest[end+1:]
+			n := 0
+			for {
+				tab := bytes.IndexByte(row, '\t')
+				field := row
+				if tab >= 0 {
+					field = row[:tab]
+				}
+				if n < len(at) && at[n] > 0 {
+					fields[at[n]-1] = field
+				}
+				n++
+				if tab < 0 {
+					break
+				}
+				row = row[tab+1:]
+			}
+			if n != len(hdr) {
+				return fmt.Errorf("spool: read %s:%d: %d fields, header has %d", f, line, n, len(hdr))
+			}
+			if err := fn(fields); err != nil {
+				return fmt.Errorf("%s: row %d: %w", f, line, err)
+			}
+		}
 	}
-	sort.Strings(files)
+	return nil
+}
+
+// parseInt parses a decimal int64 (an optional '-', then digits) without
+// making a string of it.
+func parseInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	switch {
+	case neg && n <= 1<<63:
+		return int64(-n), true
+	case !neg && n < 1<<63:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+func eachRow(dir, typ string, fn func(map[string]string) error) error {
+	files, err := spoolFiles(dir, typ)
+	if err != nil {
+		return err
+	}
 	for _, f := range files {
 		hdr, rows, err := spool.ReadFile(f)
 		if err != nil {

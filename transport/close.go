@@ -21,12 +21,23 @@ import (
 // returns no error. When none acked everything, the Bye is still sent once
 // to each, and the error is ctx's.
 func (s *Sender) Close(ctx context.Context) (Stats, error) {
+	return s.close(ctx, false)
+}
+
+// Continue closes as Close does, with a Bye that tells the collectors a new
+// session of the probe follows at once (pdu.ByeContinues): they keep
+// waiting for the probe's data instead of taking it for ended.
+func (s *Sender) Continue(ctx context.Context) (Stats, error) {
+	return s.close(ctx, true)
+}
+
+func (s *Sender) close(ctx context.Context, continues bool) (Stats, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return s.Stats(), ErrClosed
 	}
-	s.closed = true
+	s.closed, s.continues = true, continues
 	s.mu.Unlock()
 
 	err := s.drain(ctx)
@@ -42,7 +53,7 @@ func (s *Sender) Close(ctx context.Context) (Stats, error) {
 	if err == nil {
 		h := pdu.Header{Type: pdu.TypeBye, ProbeTime: s.clock()}
 		s.mu.Lock()
-		_, err = s.submit(pdu.AppendControl(nil, h), h)
+		_, err = s.submit(pdu.AppendBye(nil, h, s.continues), h)
 		s.mu.Unlock()
 		if err == nil {
 			err = s.drain(ctx)
@@ -112,7 +123,7 @@ func (s *Sender) closeRedundant(done []*peer) (Stats, error) {
 	byeSeq := s.nextSeq
 	s.bye = true
 	h := pdu.Header{Type: pdu.TypeBye, ProbeTime: s.clock()}
-	b := pdu.AppendControl(nil, h)
+	b := pdu.AppendBye(nil, h, s.continues)
 	var err error
 	if s.nextSeq == math.MaxUint32 {
 		err = ErrSeqExhausted

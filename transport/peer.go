@@ -307,7 +307,7 @@ func (p *peer) sendByeNow(seq uint32) {
 		time.Sleep(wait)
 	}
 	h := pdu.Header{Type: pdu.TypeBye, Probe: p.s.probe, Session: p.s.session, Seq: seq, Floor: p.floor(), ProbeTime: p.s.clock()}
-	b := pdu.AppendControl(nil, h)
+	b := pdu.AppendBye(nil, h, p.s.continues)
 	if p.s.key != nil {
 		b, _ = pdu.NewSigner(p.s.key).Sign(b) // not p.signer: run's goroutine may still use it
 	}

@@ -155,7 +155,9 @@ type Sender struct {
 	// later of the session as a replay, so a notice raised after it (a
 	// long-retry while the Bye's ack is lost) is logged, not sent: sent,
 	// it would never be acked and Close would wait for it in vain.
-	bye       bool
+	bye bool
+	// continues: the Bye says that a new session follows (Continue).
+	continues bool
 	submitted atomic.Uint64
 	lastTime  atomic.Int64 // largest ProbeTime submitted
 

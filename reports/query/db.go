@@ -100,6 +100,16 @@ func (d *DB) Ping(ctx context.Context) error {
 	if err := d.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM owd_pick_1d WHERE start_ns < 0").Scan(&n); err != nil {
 		return fmt.Errorf("database %s: %w (loaded by an older tmon-loader: run the loader once to create the views)", d.Spec, err)
 	}
+	// A page reading a column the database lacks would fail with an SQL
+	// error in the middle of a night: say it once, at the start, with
+	// what to do.
+	missing, err := loader.MissingColumns(ctx, d.db, d.Dialect)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", d.Spec, err)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("database %s was last written by an older tmon-loader: it lacks %s; run this version's tmon-loader on it once (it adds them, rows already there keep NULL: not known)", d.Spec, strings.Join(missing, ", "))
+	}
 	return nil
 }
 

@@ -72,11 +72,11 @@ func eachDB(t *testing.T, spools []loader.Spool, f func(t *testing.T, db *DB)) {
 		f(t, db)
 	})
 	t.Run("mysql", func(t *testing.T) {
-		load, ro, err := fixture.MySQLDSNs()
+		load, ro, err := fixture.MySQLDSNs("_report")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := resetMySQL(load); err != nil {
+		if err := fixture.ResetMySQL(load); err != nil {
 			testenv.Skipf(t, "MariaDB not usable at %s (%v): run .ci/mariadb.sh", load, err)
 		}
 		if err := fx.Load("mysql:"+load, spools...); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/tmon-project/tmon/reports/query"
 	"github.com/tmon-project/tmon/reports/web"
 
+	_ "github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite"
 )
 
@@ -94,8 +95,65 @@ func setup(t *testing.T) *env {
 	return theEnv
 }
 
+// served is a report server on one database of the fixture, and a plain
+// read-only handle on that database for the tests' own counts.
+type served struct {
+	db  *query.DB
+	ts  *httptest.Server
+	raw *sql.DB
+}
+
+var (
+	myOnce   sync.Once
+	theMy    *served
+	myErr    error
+	mySkip   string
+	myClosed []func()
+)
+
+// setupMySQL loads the same fixture into MariaDB (the package's own
+// database, fixture.MySQLDSNs("_web")) and serves it through the read-only
+// account, so that the pages are seen in chromium on both databases.
+func setupMySQL(t *testing.T, e *env) *served {
+	t.Helper()
+	myOnce.Do(func() {
+		load, ro, err := fixture.MySQLDSNs("_web")
+		if err != nil {
+			myErr = err
+			return
+		}
+		if err := fixture.ResetMySQL(load); err != nil {
+			mySkip = fmt.Sprintf("MariaDB not usable at %s (%v): run .ci/mariadb.sh", load, err)
+			return
+		}
+		if myErr = e.fx.Load("mysql:" + load); myErr != nil {
+			return
+		}
+		s := &served{}
+		if s.db, myErr = query.Open("mysql:" + ro); myErr != nil {
+			return
+		}
+		if s.raw, myErr = sql.Open("mysql", ro); myErr != nil {
+			return
+		}
+		s.ts = httptest.NewServer(web.New(s.db, nil, nil))
+		myClosed = append(myClosed, s.ts.Close, func() { s.db.Close() }, func() { s.raw.Close() })
+		theMy = s
+	})
+	if mySkip != "" {
+		testenv.Skipf(t, "%s", mySkip)
+	}
+	if myErr != nil {
+		t.Fatal(myErr)
+	}
+	return theMy
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
+	for _, f := range myClosed {
+		f()
+	}
 	if theEnv != nil {
 		theEnv.ts.Close()
 		theEnv.db.Close()
@@ -152,15 +210,28 @@ type chartInfo struct {
 }
 
 // Every page loads in chromium with no console error or warning, draws its
-// charts, and the charts hold the database's figures.
+// charts, and the charts hold the database's figures: on SQLite and on
+// MariaDB (the same fixture loaded into each).
 func TestPagesInChromium(t *testing.T) {
 	e := setup(t)
+	t.Run("sqlite", func(t *testing.T) {
+		raw, err := sql.Open("sqlite", "file:"+e.dbPath+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		pagesInChromium(t, e, &served{db: e.db, ts: e.ts, raw: raw}, "")
+	})
+	t.Run("mysql", func(t *testing.T) {
+		pagesInChromium(t, e, setupMySQL(t, e), "mysql-")
+	})
+}
+
+// pagesInChromium opens every page of s's server; its screenshots are
+// named with prefix.
+func pagesInChromium(t *testing.T, e *env, s *served, prefix string) {
 	ctx, console := browse(t, e)
-	raw, err := sql.Open("sqlite", "file:"+e.dbPath+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := s.raw
 	var count, lost, packets int64
 	if err := raw.QueryRow("SELECT SUM(count), SUM(lost_sum) FROM owd_stats_1m_one").Scan(&count, &lost); err != nil {
 		t.Fatal(err)
@@ -186,7 +257,7 @@ func TestPagesInChromium(t *testing.T) {
 	} {
 		t.Run(pg.name, func(t *testing.T) {
 			before := len(console())
-			url := e.ts.URL + pg.path + "?" + pg.sel.Values().Encode()
+			url := s.ts.URL + pg.path + "?" + pg.sel.Values().Encode()
 			if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`))); err != nil {
 				t.Fatalf("%s: %v", url, err)
 			}
@@ -222,7 +293,7 @@ func TestPagesInChromium(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(shots, pg.name+".png"), png, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(shots, prefix+pg.name+".png"), png, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			for _, m := range console()[before:] {

@@ -6,18 +6,9 @@ import (
 	"io"
 )
 
-// pcapng block types the guard looks inside (pcapng spec, section 4).
-const (
-	ngSHB = 0x0A0D0D0A // section header block; its type reads the same in both byte orders
-	ngIDB = 0x00000001 // interface description block
-	ngPB  = 0x00000002 // obsolete packet block
-	ngSPB = 0x00000003 // simple packet block
-	ngEPB = 0x00000006 // enhanced packet block
-
-	ngByteOrderMagic = 0x1A2B3C4D
-)
-
-// ngGuard sits between a pcapng file and pcapgo's NgReader and checks the
+// ngGuard is the old reader's front end, kept as part of the reference
+// the tests compare ngReader with (oldReadFile). It sat between a pcapng file
+// and pcapgo's NgReader and checks the
 // block framing before pcapgo sees it. pcapgo trusts the lengths it reads: a
 // bad capture length makes it allocate up to 4 GiB, and it cannot tell a file
 // that ends between two blocks from one cut inside a block (both are io.EOF).
