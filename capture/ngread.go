@@ -44,7 +44,7 @@ var zeroTimeNs = time.Time{}.UnixNano()
 // 65 536 entries: ≈ 30 ms of CPU and 1 800 page faults at the start of
 // every process that links it, more than all the rest of `tmon owd`'s
 // start-up. It reads what pcapgo read, the same way (checked over every
-// pcapng file of the corpus by TestNgReaderAgainstPcapgo): sections in
+// pcapng file of the corpus by TestCorpusReadsAsBefore): sections in
 // either byte order, any number of interfaces each with its own link type,
 // if_tsresol (decimal or binary) and if_tsoffset, enhanced, obsolete and
 // simple packet blocks; other blocks are skipped. Unlike pcapgo it keeps

@@ -394,6 +394,20 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 	return c, nil
 }
 
+// WatchIntervals has fn told of every interval once its files are written
+// to the spool, on the goroutine that closed it (tmon owd keeps the
+// per-packet delays for its summary instead of reading them back). fn
+// must not keep iv, which is reused. Call it before the first PDU.
+func (c *Collector) WatchIntervals(fn func(iv *reconcile.Interval)) {
+	prev := c.sink.written
+	c.sink.written = func(iv *reconcile.Interval) {
+		if prev != nil {
+			prev(iv)
+		}
+		fn(iv)
+	}
+}
+
 // SetVolatileSpool makes the spool skip its fsyncs (spool.Writer.SetVolatile):
 // for offline analysis, whose spool a rerun rebuilds. Call it before the
 // first PDU.

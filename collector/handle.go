@@ -180,6 +180,12 @@ func (c *Collector) sessionOf(probe uint16, id uint32) (*session, error) {
 		kind = "probe.restart"
 		detail = fmt.Sprintf("probe %s restarted: session %08x replaces an earlier one", s.name, id)
 	}
+	if old := c.latest[pi]; old != nil {
+		// Replaced, its bye seen or not (a restart; a redundant
+		// collector that missed it): the probe has left that session, no
+		// retry of it will come, and its flow ids go back to the table.
+		c.releaseFlows(old)
+	}
 	c.latest[pi] = s
 	c.log.Info(detail)
 	c.event(time.Now(), kind, detail)

@@ -177,8 +177,9 @@ func (c *Collector) checkJournalLimit(f *pdu.Frame) error {
 	return nil
 }
 
-// releaseFlows gives back a closed session's flow ids: every PDU up to its
-// goodbye has been handled, so none can refer to them any more. A probe
+// releaseFlows gives back the flow ids of a session that ended (every PDU
+// up to its goodbye has been handled) or that a new session of its probe
+// replaced: none of its PDUs can come any more. A probe
 // that has announced its share of maxFlows starts a new session for that
 // (probe/roll.go); without the release its old sessions would hold the
 // table until maxSessions evicts them. c.mu is held.

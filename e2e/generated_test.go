@@ -92,14 +92,7 @@ func TestGeneratedPath(t *testing.T) {
 			}
 			gc.Delay = d
 			gc.Loss, gc.Dup, gc.Frag, gc.Clashes, gc.IPv6 = 0.01, tc.dup, tc.frag, 6, 0.1
-			dir := t.TempDir()
-			if _, _, err := gen.Generate(gc, dir); err != nil {
-				t.Fatal(err)
-			}
-			truth, err := gen.ReadTruthFile(filepath.Join(dir, "truth.tsv"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir, truth := generate(t, gc)
 			spoolDir := runPath(t, fmt.Sprintf(genConf, tc.interval, freePort(t), slicesAttr()), map[string]string{
 				"pa": filepath.Join(dir, "hop-a.pcap"),
 				"pb": filepath.Join(dir, "hop-b.pcap"),

@@ -2,13 +2,14 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/tmon-project/tmon/internal/testenv"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tmon-project/tmon/internal/testenv"
 )
 
 // TestLiveBench steps the sender's rate up on the live lab until a step

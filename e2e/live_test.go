@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"github.com/tmon-project/tmon/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/tmon-project/tmon/internal/delayline"
 	"github.com/tmon-project/tmon/internal/netlab"
+	"github.com/tmon-project/tmon/internal/testenv"
 	"github.com/tmon-project/tmon/reports"
 	"golang.org/x/sys/unix"
 )

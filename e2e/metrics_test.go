@@ -34,14 +34,7 @@ func TestMetricsSampled(t *testing.T) {
 			}
 			gc.Delay = d
 			gc.Loss, gc.Dup, gc.Frag, gc.Clashes, gc.IPv6 = 0.02, 0.005, 0.01, 0, 0.1
-			dir := t.TempDir()
-			if _, _, err := gen.Generate(gc, dir); err != nil {
-				t.Fatal(err)
-			}
-			truth, err := gen.ReadTruthFile(filepath.Join(dir, "truth.tsv"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir, truth := generate(t, gc)
 			truth = gen.Datagrams(truth) // tmon reassembles fragments
 			interval := 2 * time.Second
 			xml := fmt.Sprintf(genConf, interval, freePort(t), slicesAttr())

@@ -26,14 +26,7 @@ func TestFlowIDRoll(t *testing.T) {
 	gc := gen.DefaultConfig()
 	gc.Seed, gc.Count, gc.Rate = 11, 120, 2 // a minute of traffic, ~6 s between packets of a flow
 	gc.Loss, gc.Dup, gc.Frag, gc.Clashes, gc.IPv6 = 0.05, 0.02, 0, 2, 0
-	dir := t.TempDir()
-	if _, _, err := gen.Generate(gc, dir); err != nil {
-		t.Fatal(err)
-	}
-	truth, err := gen.ReadTruthFile(filepath.Join(dir, "truth.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, truth := generate(t, gc)
 	conf := fmt.Sprintf(genConf, interval, freePort(t), slicesAttr())
 	conf = strings.Replace(conf, `<collector `, fmt.Sprintf(`<limits maxFlows="%d"/>
   <analyses flowIdle="1s"/>

@@ -3,13 +3,13 @@ package e2e
 import (
 	"bufio"
 	"fmt"
-	"github.com/tmon-project/tmon/internal/testenv"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/tmon-project/tmon/internal/testenv"
 	"github.com/tmon-project/tmon/reports"
 )
 

@@ -103,7 +103,7 @@ type classWork struct {
 
 // siblings lists the flows of every (class, flow key): more than one means
 // several collectors loaded the flow. Placeholders (no key) are alone.
-func (m *flowMap) siblings() map[[2]string][]*flowRow {
+func (m *flowView) siblings() map[[2]string][]*flowRow {
 	n := map[[2]string][]*flowRow{}
 	for _, f := range m.info {
 		if f.key.ok {
@@ -122,7 +122,7 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 	for i := range w.redo {
 		w.redo[i] = map[classKey]bool{}
 	}
-	sib := r.flows.siblings()
+	sib := b.flows.siblings()
 	shared := func(f *flowRow) bool { return f.key.ok && len(sib[[2]string{f.class, f.key.s}]) > 1 }
 	cts := classSchema()
 	// Rows of flows that another collector also loaded: which flow's rows
@@ -140,14 +140,14 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 			touched[ct.level] = map[pickKey]string{}
 		}
 		for _, row := range set.rows {
-			if f := r.flows.info[row[ct.flowCol].i]; shared(f) {
+			if f := b.flows.info[row[ct.flowCol].i]; shared(f) {
 				touched[ct.level][pickKey{row[ct.startCol].i, f.id, row[ct.fromCol].s, row[ct.toCol].s}] = f.class
 			}
 		}
 	}
 	// A placeholder that got its key may now share it with another
 	// collector's flow: the keys of its rows are picked anew.
-	for _, f := range r.flows.updates {
+	for _, f := range b.flows.updates {
 		if shared(f) {
 			if err := r.markFlowKeys(ctx, f, w); err != nil {
 				return nil, err
@@ -169,7 +169,7 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 		var key []byte
 		for _, k := range set.order {
 			row := set.rows[k]
-			f := r.flows.info[row[ct.flowCol].i]
+			f := b.flows.info[row[ct.flowCol].i]
 			if w.redo[ct.level][ct.keyOf(row, f.class)] {
 				continue
 			}
@@ -210,7 +210,7 @@ func (r *run) classPrepare(ctx context.Context, b *batch) (*classWork, error) {
 	}
 	for _, ct := range collClassSchema() {
 		if set := b.aggs[ct.flow]; set != nil {
-			w.delta[ct] = r.collClassDelta(ct, set)
+			w.delta[ct] = collClassDelta(ct, set, b.flows.info)
 		}
 	}
 	// Partitions, once per day and table in a run: the loader holds the

@@ -46,11 +46,11 @@ var collClassSchema = sync.OnceValue(func() []*classTable {
 
 // collClassDelta adds a batch's per-flow rows of ct.flow to the rows of
 // ct (one collector's class rows).
-func (r *run) collClassDelta(ct *classTable, set *aggSet) *aggSet {
+func collClassDelta(ct *classTable, set *aggSet, flows map[int64]*flowRow) *aggSet {
 	out := &aggSet{rows: map[string][]val{}}
 	for _, k := range set.order {
 		row := set.rows[k]
-		f := r.flows.info[row[ct.flowCol].i]
+		f := flows[row[ct.flowCol].i]
 		addCollRow(ct, out, row, f.class, f.collector)
 	}
 	return out

@@ -71,7 +71,7 @@ func (r *run) sharedPicks(ctx context.Context, b *batch, li int, sib map[[2]stri
 	ids := map[int64]bool{}
 	for k, class := range touched {
 		times[k.start] = true
-		for _, f := range sib[[2]string{class, r.flows.info[k.flow].key.s}] {
+		for _, f := range sib[[2]string{class, b.flows.info[k.flow].key.s}] {
 			ids[f.id] = true
 		}
 	}
@@ -97,7 +97,7 @@ func (r *run) sharedPicks(ctx context.Context, b *batch, li int, sib map[[2]stri
 					rows.Close()
 					return fmt.Errorf("read %s: %w", st.flow.Name, err)
 				}
-				p := pickStat{collector: r.flows.info[k.flow].collector, count: count}
+				p := pickStat{collector: b.flows.info[k.flow].collector, count: count}
 				if lost.Valid {
 					p.lost = intVal(lost.Int64)
 				}
@@ -127,7 +127,7 @@ func (r *run) sharedPicks(ctx context.Context, b *batch, li int, sib map[[2]stri
 		}
 		var oldBest, newBest *flowRow
 		var ob, nb pickStat
-		for _, f := range sib[[2]string{class, r.flows.info[k.flow].key.s}] {
+		for _, f := range sib[[2]string{class, b.flows.info[k.flow].key.s}] {
 			mk := pickKey{k.start, f.id, k.from, k.to}
 			o, had := old[mk]
 			if had && (oldBest == nil || o.better(ob)) {
@@ -152,7 +152,7 @@ func (r *run) sharedPicks(ctx context.Context, b *batch, li int, sib map[[2]stri
 		switch {
 		case newBest == nil:
 			// No owd_stats row: no pick, the class row has none of it.
-			for _, f := range sib[[2]string{class, r.flows.info[k.flow].key.s}] {
+			for _, f := range sib[[2]string{class, b.flows.info[k.flow].key.s}] {
 				picked[pickKey{k.start, f.id, k.from, k.to}] = false
 			}
 			continue
@@ -166,7 +166,7 @@ func (r *run) sharedPicks(ctx context.Context, b *batch, li int, sib map[[2]stri
 			redo[ck] = true
 			continue
 		}
-		for _, f := range sib[[2]string{class, r.flows.info[k.flow].key.s}] {
+		for _, f := range sib[[2]string{class, b.flows.info[k.flow].key.s}] {
 			picked[pickKey{k.start, f.id, k.from, k.to}] = f == newBest
 		}
 	}

@@ -18,9 +18,46 @@ type field struct {
 // row is one spool line being loaded, with access to its columns by name.
 type row struct {
 	f    []string
-	hdr  map[string]int // spool column name → index, from the file header
+	pos  []int // spoolCol id → index in f, -1 when the header lacks it
 	file *spoolFile
 	res  flowResolver
+	// The last flow resolved (fFlow): a file's rows come flow by flow.
+	lastFlow  int64
+	lastClass string
+	lastID    int64
+}
+
+// spoolCol is a spool column name interned when the record types are
+// declared: a field finds its value in a line by index, instead of hashing
+// the name for every field of every line.
+type spoolCol struct {
+	id   int
+	name string
+}
+
+var spoolColIDs = map[string]int{}
+
+func colOf(name string) spoolCol {
+	id, ok := spoolColIDs[name]
+	if !ok {
+		id = len(spoolColIDs)
+		spoolColIDs[name] = id
+	}
+	return spoolCol{id, name}
+}
+
+// columnPositions maps every interned spool column to its index in a file
+// whose header is hdr (-1: absent).
+func columnPositions(hdr map[string]int) []int {
+	pos := make([]int, len(spoolColIDs))
+	for name, id := range spoolColIDs {
+		i, ok := hdr[name]
+		if !ok {
+			i = -1
+		}
+		pos[id] = i
+	}
+	return pos
 }
 
 // flowResolver turns a collector flow id into the database flow id.
@@ -28,22 +65,22 @@ type flowResolver interface {
 	flowRef(collector string, cflow int64, class string) (int64, error)
 }
 
-// col returns the raw text of spool column name ("" when absent or empty).
-func (r *row) col(name string) string {
-	if i, ok := r.hdr[name]; ok && i < len(r.f) {
+// col returns the raw text of spool column c ("" when absent or empty).
+func (r *row) col(c spoolCol) string {
+	if i := r.pos[c.id]; i >= 0 && i < len(r.f) {
 		return r.f[i]
 	}
 	return ""
 }
 
-func parseInt(r *row, name string) (val, error) {
-	s := r.col(name)
+func parseInt(r *row, c spoolCol) (val, error) {
+	s := r.col(c)
 	if s == "" {
 		return val{}, nil
 	}
 	i, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return val{}, fmt.Errorf("%s %q: not an integer", name, s)
+		return val{}, fmt.Errorf("%s %q: not an integer", c.name, s)
 	}
 	return intVal(i), nil
 }
@@ -57,11 +94,12 @@ func required(v val, name string, err error) (val, error) {
 
 // fInt is an integer column; an empty field is NULL when null, an error otherwise.
 func fInt(db, spool string, op AggOp, null bool) field {
+	c := colOf(spool)
 	return field{
 		Column: Column{Name: db, Kind: KindInt, Null: null, Op: op},
 		needs:  []string{spool},
 		get: func(r *row) (val, error) {
-			v, err := parseInt(r, spool)
+			v, err := parseInt(r, c)
 			if null {
 				return v, err
 			}
@@ -80,11 +118,12 @@ func fOptInt(db, spool string, op AggOp) field {
 
 // fStr is a short string column; empty is an error (keys) unless null.
 func fStr(db, spool string, size int, op AggOp, null bool) field {
+	c := colOf(spool)
 	return field{
 		Column: Column{Name: db, Kind: KindStr, Size: size, Null: null, Op: op},
 		needs:  []string{spool},
 		get: func(r *row) (val, error) {
-			s := r.col(spool)
+			s := r.col(c)
 			if s == "" {
 				if null {
 					return val{}, nil
@@ -108,20 +147,22 @@ func fStr(db, spool string, size int, op AggOp, null bool) field {
 
 // fText is a free-text column; empty stays an empty string.
 func fText(db, spool string) field {
+	c := colOf(spool)
 	return field{
 		Column: Column{Name: db, Kind: KindText},
 		needs:  []string{spool},
-		get:    func(r *row) (val, error) { return textVal(r.col(spool)), nil },
+		get:    func(r *row) (val, error) { return textVal(r.col(c)), nil },
 	}
 }
 
 // fExact is an exact integer of any length (sumsq_ns2); empty is NULL.
 func fExact(db, spool string) field {
+	c := colOf(spool)
 	return field{
 		Column: Column{Name: db, Kind: KindExact, Null: true, Op: OpSumExact},
 		needs:  []string{spool},
 		get: func(r *row) (val, error) {
-			s := r.col(spool)
+			s := r.col(c)
 			if s == "" {
 				return val{}, nil
 			}
@@ -140,11 +181,12 @@ func fExact(db, spool string) field {
 // fSquare is the exact square of an integer spool column: the sum-of-squares
 // part of a counter's statistics.
 func fSquare(db, spool string, optional bool) field {
+	c := colOf(spool)
 	f := field{
 		Column: Column{Name: db, Kind: KindExact, Null: true, Op: OpSumExact},
 		needs:  []string{spool},
 		get: func(r *row) (val, error) {
-			v, err := parseInt(r, spool)
+			v, err := parseInt(r, c)
 			if err != nil || !v.ok {
 				return val{}, err
 			}
@@ -168,11 +210,12 @@ func fOne(db string) field {
 
 // fHex is a hexadecimal spool value (signatures) stored as an integer.
 func fHex(db, spool string) field {
+	c := colOf(spool)
 	return field{
 		Column: Column{Name: db, Kind: KindInt, Null: true},
 		needs:  []string{spool},
 		get: func(r *row) (val, error) {
-			s := r.col(spool)
+			s := r.col(c)
 			if s == "" {
 				return val{}, nil
 			}
@@ -188,11 +231,12 @@ func fHex(db, spool string) field {
 // fEdge is a histogram slice edge; the open edge (empty field) is stored as
 // the sentinel ifEmpty so that edges can be part of the key (NULL can't).
 func fEdge(db, spool string, ifEmpty int64) field {
+	c := colOf(spool)
 	return field{
 		Column: Column{Name: db, Kind: KindInt, Op: OpKey},
 		needs:  []string{spool},
 		get: func(r *row) (val, error) {
-			v, err := parseInt(r, spool)
+			v, err := parseInt(r, c)
 			if err == nil && !v.ok {
 				v = intVal(ifEmpty)
 			}
@@ -211,19 +255,26 @@ func fCollector() field {
 
 // fFlow is the database flow id of the row's (class, flow) columns.
 func fFlow() field {
+	flow, cls := colOf("flow"), colOf("class")
 	return field{
 		Column: Column{Name: "flow_id", Kind: KindInt, Op: OpKey},
 		needs:  []string{"class", "flow"},
 		get: func(r *row) (val, error) {
-			v, err := parseInt(r, "flow")
+			v, err := parseInt(r, flow)
 			if v, err = required(v, "flow", err); err != nil {
 				return v, err
 			}
-			class := r.col("class")
+			class := r.col(cls)
 			if class == "" {
 				return val{}, fmt.Errorf("class: empty")
 			}
+			if r.lastID != 0 && v.i == r.lastFlow && class == r.lastClass {
+				return intVal(r.lastID), nil
+			}
 			id, err := r.res.flowRef(r.file.collector, v.i, class)
+			if err == nil {
+				r.lastFlow, r.lastClass, r.lastID = v.i, class, id
+			}
 			return intVal(id), err
 		},
 	}
@@ -249,11 +300,12 @@ func counterStats(spool string, optional bool) []field {
 // bucket; an empty field is an empty histogram, not NULL, since "no value"
 // is a distribution like any other and merges as such.
 func fHist(db, spool string) field {
+	c := colOf(spool)
 	return field{
 		Column: Column{Name: db, Kind: KindHist, Op: OpHist},
 		needs:  []string{spool},
 		get: func(r *row) (val, error) {
-			h, err := parseSparse(r.col(spool))
+			h, err := parseSparse(r.col(c))
 			if err != nil {
 				return val{}, fmt.Errorf("%s: %w", spool, err)
 			}
@@ -266,12 +318,16 @@ func fHist(db, spool string) field {
 // required by the header); fn sees them parsed, and a NULL result when one
 // is empty.
 func fCalc(db string, op AggOp, spool []string, fn func(v []int64) int64) field {
+	cs := make([]spoolCol, len(spool))
+	for i, s := range spool {
+		cs[i] = colOf(s)
+	}
 	return field{
 		Column: Column{Name: db, Kind: KindInt, Null: true, Op: op},
 		needs:  spool,
 		get: func(r *row) (val, error) {
 			v := make([]int64, len(spool))
-			for i, s := range spool {
+			for i, s := range cs {
 				x, err := parseInt(r, s)
 				if err != nil || !x.ok {
 					return val{}, err
@@ -287,15 +343,16 @@ func fCalc(db string, op AggOp, spool []string, fn func(v []int64) int64) field 
 // per row, summed). The column may be missing from older spool versions: then
 // the value is NULL, "not known", rather than a count of 0.
 func fCountIf(db, spool string, is func(s string) (bool, error)) field {
+	c := colOf(spool)
 	return field{
 		Column: Column{Name: db, Kind: KindInt, Null: true, Op: OpSum},
 		get: func(r *row) (val, error) {
-			if _, ok := r.hdr[spool]; !ok {
+			if r.pos[c.id] < 0 {
 				return val{}, nil
 			}
-			yes, err := is(r.col(spool))
+			yes, err := is(r.col(c))
 			if err != nil {
-				return val{}, fmt.Errorf("%s %q: %w", spool, r.col(spool), err)
+				return val{}, fmt.Errorf("%s %q: %w", spool, r.col(c), err)
 			}
 			if yes {
 				return intVal(1), nil

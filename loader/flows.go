@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 )
 
@@ -13,8 +14,9 @@ import (
 // the order of the files: MySQL burns AUTO_INCREMENT values in rolled-back
 // transactions, which would make a rerun after a crash differ from a clean run.
 //
-// Changes since the last commit are pending; after a failed commit the run
-// ends and the next one reads the map again from the database.
+// Changes since the last sealed batch are pending; seal hands them to that
+// batch. After a failed commit the run ends and the next one reads the map
+// again from the database.
 type flowMap struct {
 	byC   map[cflowKey]int64
 	byKey map[flowKey]int64
@@ -128,11 +130,16 @@ func (m *flowMap) define(collector string, cflow int64, class, key string, first
 		if f.class != class {
 			return fmt.Errorf("flow %d: class %q, but rows loaded before said %q", cflow, class, f.class)
 		}
-		f.key, f.first = strVal(key), first
-		m.byKey[fk] = id
 		if !m.pending[id] {
+			// Inserted by an earlier batch, whose view (seal) may still
+			// be read by its commit: a new row, not a change to it.
+			c := *f
+			f = &c
+			m.info[id] = f
 			m.updates = append(m.updates, f)
 		}
+		f.key, f.first = strVal(key), first
+		m.byKey[fk] = id
 		return nil
 	}
 	id, ok := m.byKey[fk]
@@ -171,8 +178,28 @@ func (m *flowMap) flowRef(collector string, cflow int64, class string) (int64, e
 	return id, nil
 }
 
-// write stores the pending changes in the transaction.
-func (m *flowMap) write(ctx context.Context, d dialect, tx querier) error {
+// flowView is the flow dictionary as a batch left it when its parsing
+// ended: the changes its commit writes, and the flows (class, key,
+// collector) that its per-class work reads. The next batch is parsed while
+// this one commits (run.go) and changes the map, never a view: a flowRow
+// in a view is not modified afterwards (define copies it).
+type flowView struct {
+	info    map[int64]*flowRow
+	inserts []*flowRow // new flows rows, in id order
+	updates []*flowRow // placeholders that got their definition
+	maps    []cflowRow // new flow_ids rows
+}
+
+// seal hands the pending changes to a batch, with a view of the map.
+func (m *flowMap) seal() *flowView {
+	v := &flowView{info: maps.Clone(m.info), inserts: m.inserts, updates: m.updates, maps: m.maps}
+	m.inserts, m.updates, m.maps = nil, nil, nil
+	clear(m.pending)
+	return v
+}
+
+// write stores the batch's changes in its transaction.
+func (m *flowView) write(ctx context.Context, d dialect, tx querier) error {
 	var rows [][]any
 	for _, f := range m.inserts {
 		rows = append(rows, []any{f.id, f.collector, f.class, f.key.arg(KindStr), f.first.arg(KindInt)})
@@ -193,10 +220,4 @@ func (m *flowMap) write(ctx context.Context, d dialect, tx querier) error {
 		rows = append(rows, []any{c.collector, c.cflow, c.id})
 	}
 	return insertRows(ctx, d, tx, &flowIDsTable, colNames(&flowIDsTable), rows, "")
-}
-
-// committed forgets the pending changes once they are in the database.
-func (m *flowMap) committed() {
-	m.inserts, m.updates, m.maps = nil, nil, nil
-	clear(m.pending)
 }

@@ -36,6 +36,7 @@ type batch struct {
 	rows    int
 	nbad    int
 	slab    []any // see rowArgs
+	flows   *flowView
 }
 
 func newBatch() *batch {
@@ -116,9 +117,11 @@ func (r *run) loadAll(ctx context.Context) error {
 	if r.total > 0 {
 		r.log.Info("loading", "files", r.total, "db", r.d.Name())
 	}
+	c := r.startCommitter(ctx)
 	b := newBatch()
 	for _, f := range todo {
 		if err := ctx.Err(); err != nil {
+			c.wait()
 			return err
 		}
 		if err := r.addFile(b, f); err != nil {
@@ -129,16 +132,64 @@ func (r *run) loadAll(ctx context.Context) error {
 			continue
 		}
 		if len(b.files) >= r.cfg.BatchFiles || b.rows >= r.cfg.BatchRows {
-			if err := r.commit(ctx, b); err != nil {
+			b.flows = r.flows.seal()
+			if err := c.send(b); err != nil {
 				return err
 			}
 			b = newBatch()
 		}
 	}
 	if len(b.files) > 0 {
-		return r.commit(ctx, b)
+		b.flows = r.flows.seal()
+		if err := c.send(b); err != nil {
+			return err
+		}
 	}
-	return nil
+	return c.wait()
+}
+
+// committer commits the batches in a goroutine of its own, in order, so
+// that the next batch is read and parsed (on a second core) while the
+// database writes this one: the server's work, or SQLite's, overlaps the
+// loader's. Each batch is still one transaction, committed in file order;
+// the flow ids and file ids are allocated by the parsing side in that
+// order, so the tables are those of one batch after the other. At most one
+// batch waits while another commits, which bounds the memory.
+type committer struct {
+	in   chan *batch
+	done chan struct{}
+	err  error // set before done closes
+}
+
+func (r *run) startCommitter(ctx context.Context) *committer {
+	c := &committer{in: make(chan *batch), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for b := range c.in {
+			if c.err = r.commit(ctx, b); c.err != nil {
+				return // the run ends; its uncommitted files stay in the spool
+			}
+		}
+	}()
+	return c
+}
+
+// send hands b to the committer; it returns the error of an earlier commit,
+// after which the run stops.
+func (c *committer) send(b *batch) error {
+	select {
+	case c.in <- b:
+		return nil
+	case <-c.done:
+		return c.err
+	}
+}
+
+// wait commits what was sent and returns the first error.
+func (c *committer) wait() error {
+	close(c.in)
+	<-c.done
+	return c.err
 }
 
 // loadedSums returns the checksums of those files that loaded_files records,
@@ -224,7 +275,7 @@ func (r *run) parse(b *batch, f *spoolFile, fileID int64) (nrows, nbad int, err 
 		}
 	}
 	rt := f.rt
-	rw := row{hdr: hdr, file: f, res: r.flows}
+	rw := row{pos: columnPositions(hdr), file: f, res: r.flows}
 	vals := make([]val, len(rt.Fields))
 	lineNo := 1
 	// One string of the whole file: the lines and fields are slices of it,
@@ -381,7 +432,7 @@ func (r *run) commit(ctx context.Context, b *batch) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := r.flows.write(ctx, r.d, tx); err != nil {
+	if err := b.flows.write(ctx, r.d, tx); err != nil {
 		return err
 	}
 	for _, rt := range recordTypes {
@@ -413,7 +464,6 @@ func (r *run) commit(ctx context.Context, b *batch) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	r.flows.committed()
 	r.stats.Files += len(b.files)
 	r.stats.Rows += b.rows
 	r.stats.Bad += b.nbad

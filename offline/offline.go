@@ -31,6 +31,7 @@ import (
 	"github.com/tmon-project/tmon/collector"
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/sieve"
 	"github.com/tmon-project/tmon/transport"
 )
@@ -68,6 +69,9 @@ type Options struct {
 	// (only its name appears in the spool); default the first.
 	Collector string
 	Logger    *slog.Logger // nil: discard
+	// OnInterval, when set, is told of every interval once the spool
+	// holds it (collector.WatchIntervals), on the collector's goroutine.
+	OnInterval func(iv *reconcile.Interval)
 }
 
 // Input is what one capture file stands for: interface Interface of
@@ -123,9 +127,13 @@ const watermarkEvery = 8192
 // and closes the spool when all is decided. ctx cancels it.
 func Run(ctx context.Context, o Options) (res Result, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var stop func() // ends the collector's side, once it runs
 	defer func() {
 		if p := recover(); p != nil {
 			if _, ok := p.(interface{ Addr() uintptr }); ok {
+				if stop != nil {
+					stop()
+				}
 				err = fmt.Errorf("offline: a capture file was cut shorter while read: %v", p)
 				return
 			}
@@ -158,6 +166,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	// The spool is rebuilt by running again: no fsyncs, which were most
 	// of the wall time on a busy disk.
 	coll.SetVolatileSpool()
+	if o.OnInterval != nil {
+		coll.WatchIntervals(o.OnInterval)
+	}
 	// The files are mapped rather than read (no copy through read(2)):
 	// they are finished captures. One cut shorter while read would make
 	// the lost pages fault: with SetPanicOnFault that is a panic of this
@@ -179,9 +190,12 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	// The collector's side runs on its own goroutine from here on: every
 	// way out closes the queue before the collector.
 	q := newQueue(coll)
-	abort := func(err error) (Result, error) {
+	stop = func() {
 		q.close()
 		coll.Close()
+	}
+	abort := func(err error) (Result, error) {
+		stop()
 		return res, err
 	}
 	probes := make([]*probe, len(cfg.Probes))

@@ -51,6 +51,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/tmon-project/tmon/conf"
 )
@@ -549,6 +550,14 @@ func (r *Reconciler) measure(c *class, rec recRef, p int) {
 		pk := Packet{Flow: rec.flow, Class: c.index, Pair: p, Sig: rec.sig, From: from, To: to}
 		if rec.sp != nil {
 			pk.SpanFrom, pk.SpanTo = rec.sp[pp.from], rec.sp[pp.to]
+		}
+		if n := len(sl.iv.Packets); n == cap(sl.iv.Packets) && n < 1<<20 {
+			// Doubled up to a million rows (56 MB), not by append's
+			// quarter: an interval's first growth copies and faults in
+			// much less (tmon owd: 1 200 of 8 500 page faults). Beyond,
+			// append's quarter bounds the unused capacity. Slots are
+			// reused: a steady state grows nothing.
+			sl.iv.Packets = slices.Grow(sl.iv.Packets, n+256)
 		}
 		sl.iv.Packets = append(sl.iv.Packets, pk)
 	}

@@ -83,7 +83,27 @@ type Summary struct {
 }
 
 // ReadSpool reads every complete owd_* file of a collector's spool.
-func ReadSpool(dir string) (*Summary, error) {
+func ReadSpool(dir string) (*Summary, error) { return readSpool(dir, nil) }
+
+// PairDelays are per-packet delays of one hop pair: owd_packet's delay_ns.
+type PairDelays struct {
+	PairKey
+	Delays []int64
+}
+
+// ReadSpoolDelays is ReadSpool with the owd_packet rows given rather than
+// read: delays must be exactly the spool's (tmon owd keeps them from the
+// intervals it wrote), in any order. Summary.Packets (by t_from, for a
+// comparison with ground truth) is then left empty; PacketRows counts the
+// delays. ReadSpoolDelays takes the slices.
+func ReadSpoolDelays(dir string, delays []PairDelays) (*Summary, error) {
+	if delays == nil {
+		delays = []PairDelays{}
+	}
+	return readSpool(dir, delays)
+}
+
+func readSpool(dir string, delays []PairDelays) (*Summary, error) {
 	s := &Summary{Dir: dir, Packets: map[int64]int64{}, Lost: map[int64]bool{}, FlowKeys: map[string][]string{}}
 	keys := map[string]bool{}
 	err := eachRow(dir, "flows", func(r map[string]string) error {
@@ -195,30 +215,41 @@ func ReadSpool(dir string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	// owd_packet has a row per measured packet (millions in a day): read
-	// by scanRows, without a map or a string per row.
-	var last *Pair
-	var lastKey [3][]byte
-	err = scanRows(dir, "owd_packet", []string{"class", "hop_from", "hop_to", "t_from", "delay_ns"}, func(f [][]byte) error {
-		if last == nil || !bytes.Equal(f[0], lastKey[0]) || !bytes.Equal(f[1], lastKey[1]) || !bytes.Equal(f[2], lastKey[2]) {
-			last = getKey(PairKey{string(f[0]), string(f[1]), string(f[2])})
-			lastKey = [3][]byte{f[0], f[1], f[2]}
+	for _, pd := range delays {
+		p := getKey(pd.PairKey)
+		if p.Delays == nil {
+			p.Delays = pd.Delays
+		} else {
+			p.Delays = append(p.Delays, pd.Delays...)
 		}
-		t, ok1 := parseInt(f[3])
-		d, ok2 := parseInt(f[4])
-		if !ok1 {
-			return fmt.Errorf("column t_from: invalid integer %q", f[3])
+		s.PacketRows += len(pd.Delays)
+	}
+	if delays == nil {
+		// owd_packet has a row per measured packet (millions in a day): read
+		// by scanRows, without a map or a string per row.
+		var last *Pair
+		var lastKey [3][]byte
+		err = scanRows(dir, "owd_packet", []string{"class", "hop_from", "hop_to", "t_from", "delay_ns"}, func(f [][]byte) error {
+			if last == nil || !bytes.Equal(f[0], lastKey[0]) || !bytes.Equal(f[1], lastKey[1]) || !bytes.Equal(f[2], lastKey[2]) {
+				last = getKey(PairKey{string(f[0]), string(f[1]), string(f[2])})
+				lastKey = [3][]byte{f[0], f[1], f[2]}
+			}
+			t, ok1 := parseInt(f[3])
+			d, ok2 := parseInt(f[4])
+			if !ok1 {
+				return fmt.Errorf("column t_from: invalid integer %q", f[3])
+			}
+			if !ok2 {
+				return fmt.Errorf("column delay_ns: invalid integer %q", f[4])
+			}
+			last.Delays = append(last.Delays, d)
+			s.Packets[t] = d
+			s.PacketRows++
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		if !ok2 {
-			return fmt.Errorf("column delay_ns: invalid integer %q", f[4])
-		}
-		last.Delays = append(last.Delays, d)
-		s.Packets[t] = d
-		s.PacketRows++
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	err = eachRow(dir, "owd_incomplete", func(r map[string]string) error {
 		switch r["kind"] {

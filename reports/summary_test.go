@@ -84,6 +84,26 @@ func TestReadSpoolPackets(t *testing.T) {
 			t.Fatalf("packet at %d: delay %d, want %d", tf, s.Packets[tf], d)
 		}
 	}
+
+	// The same delays given rather than read: the same pairs and delays,
+	// the owd_packet files not read (a damaged one is not noticed).
+	var given []PairDelays
+	for k, d := range want {
+		given = append(given, PairDelays{k, slices.Clone(d)})
+	}
+	writeSpoolFile(t, dir, "owd_packet", "20260101T000020Z", "damaged")
+	s2, err := ReadSpoolDelays(dir, given)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s2.Pairs) != 2 || s2.PacketRows != 500 {
+		t.Fatalf("given: %d pairs, %d rows", len(s2.Pairs), s2.PacketRows)
+	}
+	for i, p := range s2.Pairs {
+		if p.PairKey != s.Pairs[i].PairKey || !slices.Equal(p.Delays, s.Pairs[i].Delays) {
+			t.Errorf("given: pair %v differs from the one read", p.PairKey)
+		}
+	}
 }
 
 // TestReadSpoolPacketErrors: a damaged owd_packet file is an error naming

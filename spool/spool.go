@@ -469,6 +469,10 @@ func appendPrefix(b []byte, start, secs, class string, flow uint32, from, to str
 
 // appendText appends s with TABs and line breaks replaced by spaces, so
 // that free text cannot break the record structure.
+// Text is a name (class, hop) as the spool's text columns hold it: tabs and
+// line breaks made spaces.
+func Text(s string) string { return string(appendText(nil, s)) }
+
 func appendText(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/offline"
+	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/reports"
+	"github.com/tmon-project/tmon/spool"
 )
 
 func runOwd(args []string, stdout, stderr io.Writer) int {
@@ -74,6 +77,15 @@ Flags:
 		return exitFail
 	}
 	dir := *spoolDir
+	// The summary takes the per-packet delays from the intervals as they
+	// are written rather than reading the owd_packet files back (a fifth
+	// of the command's time) — when the spool is this run's alone: files
+	// of an earlier run in it count too, as tmon summary counts them.
+	fresh := dir == ""
+	if !fresh {
+		ents, err := os.ReadDir(dir)
+		fresh = errors.Is(err, os.ErrNotExist) || err == nil && len(ents) == 0
+	}
 	if dir == "" {
 		if *quiet {
 			fmt.Fprintln(stderr, "tmon owd: -q without -spool would produce nothing")
@@ -89,7 +101,13 @@ Flags:
 	defer stop()
 	start := time.Now()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	res, err := offline.Run(ctx, offline.Options{Config: cfg, Files: fs.Args(), Spool: dir, Collector: *coll, Logger: log})
+	var delays *intervalDelays
+	opts := offline.Options{Config: cfg, Files: fs.Args(), Spool: dir, Collector: *coll, Logger: log}
+	if fresh && !*quiet {
+		delays = &intervalDelays{}
+		opts.OnInterval = delays.add
+	}
+	res, err := offline.Run(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "tmon owd:", err)
 		return exitFail
@@ -97,7 +115,12 @@ Flags:
 	if *quiet {
 		return exitOK
 	}
-	s, err := reports.ReadSpool(dir)
+	var s *reports.Summary
+	if delays != nil {
+		s, err = reports.ReadSpoolDelays(dir, delays.pairs(cfg))
+	} else {
+		s, err = reports.ReadSpool(dir)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "tmon owd:", err)
 		return exitFail
@@ -113,4 +136,41 @@ Flags:
 		fmt.Fprintf(stdout, "\nspool: %s\n", *spoolDir)
 	}
 	return exitOK
+}
+
+// intervalDelays keeps the per-packet delays of every interval written, by
+// class and hop pair (reconcile.Packet's indexes).
+type intervalDelays struct {
+	by map[[2]int][]int64
+}
+
+func (d *intervalDelays) add(iv *reconcile.Interval) {
+	if d.by == nil {
+		d.by = map[[2]int][]int64{}
+	}
+	for i := range iv.Packets {
+		pk := &iv.Packets[i]
+		k := [2]int{pk.Class, pk.Pair}
+		v := d.by[k]
+		if v == nil {
+			v = make([]int64, 0, len(iv.Packets))
+		}
+		d.by[k] = append(v, pk.To-pk.From) // owd_packet's delay_ns
+	}
+}
+
+// pairs names the delays' pairs as the spool does (spool.Writer: class,
+// hop_from and hop_to as text columns).
+func (d *intervalDelays) pairs(cfg *conf.Config) []reports.PairDelays {
+	out := []reports.PairDelays{}
+	for k, v := range d.by {
+		c := &cfg.Classes[k[0]]
+		ow := c.OneWay
+		p := ow.Pairs[k[1]]
+		out = append(out, reports.PairDelays{
+			PairKey: reports.PairKey{Class: spool.Text(c.Name), From: spool.Text(ow.Hops[p.From].Name), To: spool.Text(ow.Hops[p.To].Name)},
+			Delays:  v,
+		})
+	}
+	return out
 }

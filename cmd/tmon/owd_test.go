@@ -44,4 +44,16 @@ func TestOwdCommand(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(spool, "owd_packet")); err != nil {
 		t.Errorf("no per-packet files in the spool: %v", err)
 	}
+
+	// The summary took the per-packet delays (exact p50, p99) from memory:
+	// tmon summary reads them from the spool files, and must print the same.
+	owdText := out.String()
+	owdText = owdText[strings.Index(owdText, "\n\n")+2 : strings.LastIndex(owdText, "\nspool: ")]
+	var sum2 bytes.Buffer
+	if st := run([]string{"summary", spool}, &sum2, &errb); st != exitOK {
+		t.Fatalf("summary: status %d: %s", st, errb.String())
+	}
+	if !strings.Contains(owdText, "(exact, from ") || owdText != sum2.String() {
+		t.Errorf("tmon owd's summary:\n%s\ntmon summary of its spool:\n%s", owdText, sum2.String())
+	}
 }
