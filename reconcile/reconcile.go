@@ -228,8 +228,9 @@ type Reconciler struct {
 	// hpos[i] is record i's position in its class's expiry heap, or the
 	// next free record while it is free: apart from the records, so that
 	// sifting the heap, which updates the positions of every entry it
-	// moves, stays within dense arrays (20 % of the reconciliation's time
-	// when they were a field of the records).
+	// moves, stays within dense arrays instead of writing into a record
+	// at each level (the heap's sifting was a tenth of the reconciliation's
+	// time), and the record packs into 24 bytes.
 	hpos  []int32
 	times []int64 // hop times of record i: times[i·stride : (i+1)·stride]
 	// spans of record i like times (Sighting.Span), only when a class
