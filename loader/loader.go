@@ -69,6 +69,10 @@ type Stats struct {
 	Refused  int // incomplete or unreadable files (and manifests), left in the spool
 	Waiting  int // files of interval sets not committed yet, left in the spool
 	Elapsed  time.Duration
+	// Committing is the time spent writing batches (transaction to
+	// commit): the database's share of Elapsed, while the next batch is
+	// parsed meanwhile.
+	Committing time.Duration
 }
 
 // New checks cfg and opens the database handle; it does not connect yet, so

@@ -167,7 +167,10 @@ func (r *run) startCommitter(ctx context.Context) *committer {
 	go func() {
 		defer close(c.done)
 		for b := range c.in {
-			if c.err = r.commit(ctx, b); c.err != nil {
+			start := time.Now()
+			c.err = r.commit(ctx, b)
+			r.stats.Committing += time.Since(start)
+			if c.err != nil {
 				return // the run ends; its uncommitted files stay in the spool
 			}
 		}
