@@ -236,6 +236,17 @@ func (l *Loader) createSchema(ctx context.Context, q querier) error {
 			}
 			l.log.Info("column added to a table of an older loader", "table", t.Name, "column", c.Name)
 		}
+		if t.OldKey != nil {
+			start := time.Now()
+			done, err := l.d.Rekey(ctx, q, t)
+			if err != nil {
+				return fmt.Errorf("loader: %w", err)
+			}
+			if done {
+				l.log.Info("primary key of a table of an older loader changed", "table", t.Name,
+					"from", strings.Join(t.OldKey, ","), "to", strings.Join(t.Key, ","), "elapsed", time.Since(start).Round(time.Millisecond))
+			}
+		}
 	}
 	return l.createViews(ctx, q)
 }
