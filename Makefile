@@ -67,6 +67,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReassemble -fuzztime $(FUZZTIME) ./reassembly
 	$(GO) test -run '^$$' -fuzz FuzzFTPDataPort -fuzztime $(FUZZTIME) ./sieve
 	$(GO) test -run '^$$' -fuzz FuzzControl -fuzztime $(FUZZTIME) ./analyse/ftp
+	$(GO) test -run '^$$' -fuzz FuzzNgReader -fuzztime $(FUZZTIME) ./capture
+	$(GO) test -run '^$$' -fuzz FuzzReadFile -fuzztime $(FUZZTIME) ./capture
 
 # Generated traffic → two probes → collector over UDP on loopback → summary.
 demo: build

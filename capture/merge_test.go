@@ -268,15 +268,21 @@ func TestReadPacketDoesNotAllocate(t *testing.T) {
 		} else {
 			writePcapNg(t, p, pkts)
 		}
-		src := openOne(t, p, 0)
-		src.ReadPacket() // first read sizes the buffers
-		allocs := testing.AllocsPerRun(1000, func() {
-			if _, _, _, _, err := src.ReadPacket(); err != nil {
+		for _, mapped := range []bool{false, true} {
+			src, err := OpenFiles(FileConfig{Paths: []string{p}, Map: mapped})
+			if err != nil {
 				t.Fatal(err)
 			}
-		})
-		if allocs != 0 {
-			t.Errorf("%s: %v allocations per packet", name, allocs)
+			src.ReadPacket() // first read sizes the buffers
+			allocs := testing.AllocsPerRun(1000, func() {
+				if _, _, _, _, err := src.ReadPacket(); err != nil {
+					t.Fatal(err)
+				}
+			})
+			src.Close()
+			if allocs != 0 {
+				t.Errorf("%s (mapped %v): %v allocations per packet", name, mapped, allocs)
+			}
 		}
 	}
 }

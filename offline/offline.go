@@ -127,9 +127,13 @@ const watermarkEvery = 8192
 // and closes the spool when all is decided. ctx cancels it.
 func Run(ctx context.Context, o Options) (res Result, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var stop func() // ends the collector's side, once it runs
 	defer func() {
 		if p := recover(); p != nil {
 			if _, ok := p.(interface{ Addr() uintptr }); ok {
+				if stop != nil {
+					stop()
+				}
 				err = fmt.Errorf("offline: a capture file was cut shorter while read: %v", p)
 				return
 			}
@@ -186,9 +190,12 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	// The collector's side runs on its own goroutine from here on: every
 	// way out closes the queue before the collector.
 	q := newQueue(coll)
-	abort := func(err error) (Result, error) {
+	stop = func() {
 		q.close()
 		coll.Close()
+	}
+	abort := func(err error) (Result, error) {
+		stop()
 		return res, err
 	}
 	probes := make([]*probe, len(cfg.Probes))

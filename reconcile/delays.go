@@ -42,8 +42,8 @@ func newChunkPool() chunkPool { return chunkPool{free: -1} }
 
 // chunk returns chunk i's bytes.
 func (p *chunkPool) chunk(i int32) []byte {
-	b := p.blocks[i/chunksPerBlock]
-	o := int(i%chunksPerBlock) * chunkSize
+	b := p.blocks[uint32(i)/chunksPerBlock]
+	o := int(uint32(i)%chunksPerBlock) * chunkSize
 	return b[o : o+chunkSize : o+chunkSize]
 }
 
@@ -52,7 +52,7 @@ func setChunkNext(ch []byte, n int32) { binary.LittleEndian.PutUint32(ch, uint32
 func chunkEnd(ch []byte) int          { return int(binary.LittleEndian.Uint16(ch[4:])) }
 func setChunkEnd(ch []byte, end int)  { binary.LittleEndian.PutUint16(ch[4:], uint16(end)) }
 
-// get returns an empty chunk with no successor.
+// get returns a chunk with no successor.
 func (p *chunkPool) get() int32 {
 	i := p.free
 	if i >= 0 {
@@ -64,16 +64,18 @@ func (p *chunkPool) get() int32 {
 		i = p.made
 		p.made++
 	}
-	ch := p.chunk(i)
-	setChunkNext(ch, -1)
-	setChunkEnd(ch, chunkHeader)
+	setChunkNext(p.chunk(i), -1)
 	return i
 }
 
-// delayLog is one stat's delays in the order they were measured.
+// delayLog is one stat's delays in the order they were measured. The
+// tail chunk's bytes and data end are kept here (the blocks never move),
+// written into its header when the next chunk is started.
 type delayLog struct {
-	head, tail int32 // chunks; head −1 while empty
-	prev       int64 // hop_from time of the last delay appended
+	cur        []byte // the tail chunk
+	end        int    // end of its data
+	head, tail int32  // chunks; head −1 while empty
+	prev       int64  // hop_from time of the last delay appended
 }
 
 func newDelayLog(start int64) delayLog { return delayLog{head: -1, tail: -1, prev: start} }
@@ -83,32 +85,33 @@ func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
 // add appends the delay measured from time from to time to.
 func (l *delayLog) add(p *chunkPool, from, to int64) {
-	var ch []byte
-	if l.tail >= 0 {
-		ch = p.chunk(l.tail)
+	if l.end+maxDelayBytes > len(l.cur) {
+		l.next(p)
 	}
-	if ch == nil || chunkEnd(ch)+maxDelayBytes > chunkSize {
-		c := p.get()
-		if l.tail >= 0 {
-			setChunkNext(ch, c)
-		} else {
-			l.head = c
-		}
-		l.tail = c
-		ch = p.chunk(c)
-	}
-	e := chunkEnd(ch)
-	e += binary.PutUvarint(ch[e:], zigzag(from-l.prev))
-	e += binary.PutUvarint(ch[e:], zigzag(to-from)) // wraps like the delay itself, and back in decode
-	setChunkEnd(ch, e)
+	e := l.end
+	e += binary.PutUvarint(l.cur[e:], zigzag(from-l.prev))
+	e += binary.PutUvarint(l.cur[e:], zigzag(to-from)) // wraps like the delay itself, and back in decode
+	l.end = e
 	l.prev = from
+}
+
+// next starts a new tail chunk.
+func (l *delayLog) next(p *chunkPool) {
+	c := p.get()
+	if l.tail >= 0 {
+		setChunkEnd(l.cur, l.end)
+		setChunkNext(l.cur, c)
+	} else {
+		l.head = c
+	}
+	l.tail, l.cur, l.end = c, p.chunk(c), chunkHeader
 }
 
 // release gives the log's chunks back to the pool and empties it for a
 // slot starting at start.
 func (l *delayLog) release(p *chunkPool, start int64) {
 	if l.head >= 0 {
-		setChunkNext(p.chunk(l.tail), p.free)
+		setChunkNext(l.cur, p.free)
 		p.free = l.head
 	}
 	*l = newDelayLog(start)
@@ -126,7 +129,11 @@ func (l *delayLog) decode(p *chunkPool, start int64, out []delayEntry) []delayEn
 	prev := start
 	for c := l.head; c >= 0; {
 		ch := p.chunk(c)
-		b := ch[chunkHeader:chunkEnd(ch)]
+		end := l.end
+		if c != l.tail {
+			end = chunkEnd(ch)
+		}
+		b := ch[chunkHeader:end]
 		for len(b) > 0 {
 			u, n := binary.Uvarint(b)
 			b = b[n:]

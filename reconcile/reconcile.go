@@ -51,6 +51,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/tmon-project/tmon/conf"
 )
@@ -227,8 +228,9 @@ type Reconciler struct {
 	// hpos[i] is record i's position in its class's expiry heap, or the
 	// next free record while it is free: apart from the records, so that
 	// sifting the heap, which updates the positions of every entry it
-	// moves, stays within dense arrays (20 % of the reconciliation's time
-	// when they were a field of the records).
+	// moves, stays within dense arrays instead of writing into a record
+	// at each level (the heap's sifting was a tenth of the reconciliation's
+	// time), and the record packs into 24 bytes.
 	hpos  []int32
 	times []int64 // hop times of record i: times[i·stride : (i+1)·stride]
 	// spans of record i like times (Sighting.Span), only when a class
@@ -549,6 +551,14 @@ func (r *Reconciler) measure(c *class, rec recRef, p int) {
 		pk := Packet{Flow: rec.flow, Class: c.index, Pair: p, Sig: rec.sig, From: from, To: to}
 		if rec.sp != nil {
 			pk.SpanFrom, pk.SpanTo = rec.sp[pp.from], rec.sp[pp.to]
+		}
+		if n := len(sl.iv.Packets); n == cap(sl.iv.Packets) && n < 1<<20 {
+			// Doubled up to a million rows (56 MB), not by append's
+			// quarter: an interval's first growth copies and faults in
+			// much less (tmon owd: 1 200 of 8 500 page faults). Beyond,
+			// append's quarter bounds the unused capacity. Slots are
+			// reused: a steady state grows nothing.
+			sl.iv.Packets = slices.Grow(sl.iv.Packets, n+256)
 		}
 		sl.iv.Packets = append(sl.iv.Packets, pk)
 	}
