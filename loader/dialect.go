@@ -35,6 +35,11 @@ type dialect interface {
 	// Lock takes the loader lock of this database, waiting up to wait; it
 	// returns ErrLocked when another loader holds it.
 	Lock(ctx context.Context, conn *sql.Conn, wait time.Duration) (unlock func(), err error)
+	// Rekey gives t, created by an older loader with t.OldKey as its
+	// primary key and the index <name>_i0 on (flow_id, time), its
+	// current primary key t.Key and no index, keeping its rows, in one
+	// statement or transaction. It reports whether it changed anything.
+	Rekey(ctx context.Context, q querier, t *Table) (bool, error)
 	// EnsureView creates view v, or replaces it when its definition
 	// differs, atomically: a report reading meanwhile sees the old or the
 	// new view, never none.
@@ -112,3 +117,23 @@ func openDB(spec string) (*sql.DB, dialect, error) {
 	}
 	return nil, nil, fmt.Errorf("database %q: unknown kind %q (want sqlite or mysql)", spec, kind)
 }
+
+// queryInt runs a query that returns one integer (a count).
+func queryInt(ctx context.Context, q querier, query string, args ...any) (int64, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			return 0, err
+		}
+	}
+	return n, rows.Err()
+}
+
+// oldIndex is the name of the (flow_id, time) index of a table that an
+// older loader keyed otherwise (Table.OldKey).
+func oldIndex(t *Table) string { return t.Name + "_i0" }

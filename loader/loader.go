@@ -69,6 +69,10 @@ type Stats struct {
 	Refused  int // incomplete or unreadable files (and manifests), left in the spool
 	Waiting  int // files of interval sets not committed yet, left in the spool
 	Elapsed  time.Duration
+	// Committing is the time spent writing batches (transaction to
+	// commit): the database's share of Elapsed, while the next batch is
+	// parsed meanwhile.
+	Committing time.Duration
 }
 
 // New checks cfg and opens the database handle; it does not connect yet, so
@@ -231,6 +235,17 @@ func (l *Loader) createSchema(ctx context.Context, q querier) error {
 				return fmt.Errorf("loader: add column %s.%s: %w", t.Name, c.Name, err)
 			}
 			l.log.Info("column added to a table of an older loader", "table", t.Name, "column", c.Name)
+		}
+		if t.OldKey != nil {
+			start := time.Now()
+			done, err := l.d.Rekey(ctx, q, t)
+			if err != nil {
+				return fmt.Errorf("loader: %w", err)
+			}
+			if done {
+				l.log.Info("primary key of a table of an older loader changed", "table", t.Name,
+					"from", strings.Join(t.OldKey, ","), "to", strings.Join(t.Key, ","), "elapsed", time.Since(start).Round(time.Millisecond))
+			}
 		}
 	}
 	return l.createViews(ctx, q)

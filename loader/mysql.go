@@ -300,6 +300,20 @@ func (d *mysqlDialect) Lock(ctx context.Context, conn *sql.Conn, wait time.Durat
 // EnsureView replaces the view (CREATE OR REPLACE is atomic). SQL SECURITY
 // INVOKER: a reader needs SELECT on the tables, which the report account
 // has, and the view does not depend on the loading account that created it.
+// Rekey changes the primary key and drops the index in one ALTER TABLE
+// (atomic DDL: a crash leaves the old table or the new one).
+func (d *mysqlDialect) Rekey(ctx context.Context, q querier, t *Table) (bool, error) {
+	n, err := queryInt(ctx, q, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?", t.Name, oldIndex(t))
+	if err != nil || n == 0 {
+		return false, err
+	}
+	stmt := fmt.Sprintf("ALTER TABLE %s DROP PRIMARY KEY, ADD PRIMARY KEY (%s), DROP INDEX %s", d.Quote(t.Name), quoteList(d, t.Key), d.Quote(oldIndex(t)))
+	if _, err := q.ExecContext(ctx, stmt); err != nil {
+		return false, fmt.Errorf("rekey %s: %w", t.Name, err)
+	}
+	return true, nil
+}
+
 func (d *mysqlDialect) EnsureView(ctx context.Context, q querier, v View) error {
 	_, err := q.ExecContext(ctx, viewSQL(d, v, "OR REPLACE SQL SECURITY INVOKER "))
 	return err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/go-sql-driver/mysql"
@@ -26,6 +27,13 @@ type bulkInserter interface {
 const bulkMin = 1000
 
 var bulkSeq atomic.Uint64
+
+// bulkBufs keeps the text buffers of LOAD DATA: a batch's per-packet rows
+// are some 10 MB, which a fresh buffer allocates and clears every time.
+// Larger ones than maxBulkBuf are left to the garbage collector.
+var bulkBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxBulkBuf = 64 << 20
 
 // BulkInsert sends rows as tab-separated text through LOAD DATA LOCAL
 // INFILE (the driver streams it from memory: nothing is written to a file):
@@ -48,8 +56,14 @@ func (d *mysqlDialect) BulkInsert(ctx context.Context, q querier, t *Table, cols
 	default:
 		return false, nil
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(rows) * len(cols) * 12)
+	buf := bulkBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxBulkBuf {
+			buf.Reset()
+			bulkBufs.Put(buf)
+		}
+	}()
+	buf.Grow(len(rows) * len(cols) * 8)
 	var num [24]byte
 	for _, row := range rows {
 		for i, v := range row {
@@ -62,7 +76,7 @@ func (d *mysqlDialect) BulkInsert(ctx context.Context, q querier, t *Table, cols
 			case int64:
 				buf.Write(strconv.AppendInt(num[:0], x, 10))
 			case string:
-				writeEscaped(&buf, x)
+				writeEscaped(buf, x)
 			default:
 				// Floats would be parsed back by the server: the
 				// INSERT's binary value is exact, text might not be.

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // run is one pass of the loader over the spools, under the database lock.
@@ -166,7 +167,10 @@ func (r *run) startCommitter(ctx context.Context) *committer {
 	go func() {
 		defer close(c.done)
 		for b := range c.in {
-			if c.err = r.commit(ctx, b); c.err != nil {
+			start := time.Now()
+			c.err = r.commit(ctx, b)
+			r.stats.Committing += time.Since(start)
+			if c.err != nil {
 				return // the run ends; its uncommitted files stay in the spool
 			}
 		}
@@ -279,8 +283,17 @@ func (r *run) parse(b *batch, f *spoolFile, fileID int64) (nrows, nbad int, err 
 	vals := make([]val, len(rt.Fields))
 	lineNo := 1
 	// One string of the whole file: the lines and fields are slices of it,
-	// not an allocation each.
-	rest := string(data[min(nl+1, len(data)):])
+	// not an allocation each. It shares the file's bytes, which nothing
+	// writes after read (they are only hashed, parsed and compressed).
+	rest := ""
+	if nl+1 < len(data) {
+		rest = unsafe.String(&data[nl+1], len(data)-nl-1)
+	}
+	// The last value handed to the database per column: a value repeated
+	// from the line before (the interval, the flow, the hops) is passed as
+	// the same interface, not boxed again (an allocation each).
+	last := make([]val, len(rt.Fields))
+	lastArg := make([]any, len(rt.Fields))
 	for len(rest) > 0 {
 		lineNo++
 		var line string
@@ -322,7 +335,10 @@ func (r *run) parse(b *batch, f *spoolFile, fileID int64) (nrows, nbad int, err 
 		default:
 			out := b.rowArgs(len(vals) + 2)
 			for i, v := range vals {
-				out[i] = v.arg(rt.Fields[i].Kind)
+				if !v.same(last[i]) {
+					last[i], lastArg[i] = v, v.arg(rt.Fields[i].Kind)
+				}
+				out[i] = lastArg[i]
 			}
 			out[len(vals)], out[len(vals)+1] = fileID, int64(lineNo)
 			b.records[rt] = append(b.records[rt], out)

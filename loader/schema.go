@@ -51,6 +51,10 @@ type Table struct {
 	Key     []string   // primary key
 	Unique  [][]string // further unique keys (never on partitioned tables)
 	Indexes [][]string // secondary indexes
+	// OldKey is the primary key an older loader gave the table, with an
+	// index on (flow_id, Time) beside it; createSchema gives such a
+	// table Key instead (dialect Rekey). Nil: the key never changed.
+	OldKey []string
 	// Time is the column (ns since the epoch) that partitions the table by day
 	// on MySQL and that retention compares; "" for tables never partitioned and
 	// never expired.

@@ -140,6 +140,32 @@ func (d *sqliteDialect) Lock(ctx context.Context, _ *sql.Conn, wait time.Duratio
 	}, nil
 }
 
+// Rekey copies the rows into a table made with the new key, in one
+// transaction, and puts it in the old one's place.
+func (d *sqliteDialect) Rekey(ctx context.Context, q querier, t *Table) (bool, error) {
+	n, err := queryInt(ctx, q, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ? AND tbl_name = ?", oldIndex(t), t.Name)
+	if err != nil || n == 0 {
+		return false, err
+	}
+	tmp := *t
+	tmp.Name = t.Name + "_rekey"
+	cols := quoteList(d, colNames(t))
+	stmts := []string{"BEGIN IMMEDIATE", "DROP TABLE IF EXISTS " + d.Quote(tmp.Name)}
+	stmts = append(stmts, d.CreateTable(&tmp)...)
+	stmts = append(stmts,
+		fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY %s", d.Quote(tmp.Name), cols, cols, d.Quote(t.Name), quoteList(d, t.Key)),
+		"DROP TABLE "+d.Quote(t.Name),
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", d.Quote(tmp.Name), d.Quote(t.Name)),
+		"COMMIT")
+	for _, stmt := range stmts {
+		if _, err := q.ExecContext(ctx, stmt); err != nil {
+			_, _ = q.ExecContext(ctx, "ROLLBACK")
+			return false, fmt.Errorf("rekey %s: %w", t.Name, err)
+		}
+	}
+	return true, nil
+}
+
 // EnsureView compares the stored definition (SQLite keeps the CREATE text as
 // given) and replaces the view in one transaction when it differs.
 func (d *sqliteDialect) EnsureView(ctx context.Context, q querier, v View) error {

@@ -95,6 +95,13 @@ func (v val) arg(k ColKind) any {
 	}
 }
 
+// same reports whether a record column's value (NULL, an integer or a
+// string: never an exact, float or histogram one) equals w, so that its
+// argument can be reused.
+func (v val) same(w val) bool {
+	return v.ok == w.ok && v.i == w.i && v.s == w.s && v.big == nil && w.big == nil && v.h == nil && w.h == nil && v.f == w.f
+}
+
 // appendKey appends v to a map key; a NUL separates values so that no two
 // different key tuples give the same string.
 func (v val) appendKey(b []byte, k ColKind) []byte {
