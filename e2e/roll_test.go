@@ -46,6 +46,10 @@ func TestFlowIDRoll(t *testing.T) {
 	}
 	for _, p := range ps {
 		p.wait(t, 3*time.Minute)
+		// A share of 10 ids is far below the sieve ring: said at start.
+		if !strings.Contains(p.log.String(), "smaller than the sieve ring") {
+			t.Error("the probe did not warn that its share of flow ids is below its ring")
+		}
 	}
 	coll.stop(t)
 	s, err := reports.ReadSpool(spoolDir)

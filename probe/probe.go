@@ -85,6 +85,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		o.DrainTimeout = 30 * time.Second
 	}
 	log = log.With("probe", p.Name)
+	if share := rollAfter(cfg); share < uint32(o.RingSize) {
+		// roll.go: the sieves read up to a ring ahead of the analyser
+		// before a roll's cut can take effect.
+		log.Warn("probe: a session's share of the collectors' flow ids is smaller than the sieve ring: with heavy flow churn at full-speed replay a session may pass <limits maxFlows> before it rolls; raise maxFlows",
+			"share", share, "ring", o.RingSize, "maxFlows", cfg.Limits.Resolved().MaxFlows, "probes", len(cfg.Probes))
+	}
 
 	// Events before the first epoch (catch-up, opening) wait for it.
 	ev := &eventSink{}
