@@ -75,15 +75,7 @@ func benchReconcile2Hop(b *testing.B, tr *benchTraffic, maxT time.Duration) {
 		DupWindow: time.Millisecond,
 		Pairs:     []conf.HopPair{{From: 0, To: 1, Slices: durs(2*ms, 5*ms, 10*ms, 15*ms)}},
 	}}}}
-	r, err := New(cfg, discard{}, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for f := range uint32(1000) {
-		if err := r.AddFlow(f, 0); err != nil {
-			b.Fatal(err)
-		}
-	}
+	r := benchReconciler(b, cfg)
 	var base int64 = t0
 	i := 0
 	feed := func() {
@@ -142,15 +134,7 @@ func BenchmarkReconcileWaiting(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		r, err := New(cfg, discard{}, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for f := range uint32(1000) {
-			if err := r.AddFlow(f, 0); err != nil {
-				b.Fatal(err)
-			}
-		}
+		r := benchReconciler(b, cfg)
 		b.StartTimer()
 		for i, sig := range sigs {
 			// 1 µs apart: a million sightings span 1 s, within the
@@ -192,15 +176,7 @@ func BenchmarkIntervalDelays(b *testing.B) {
 	var per float64
 	b.ReportAllocs()
 	for range b.N {
-		r, err := New(cfg, discard{}, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for f := range uint32(1000) {
-			if err := r.AddFlow(f, 0); err != nil {
-				b.Fatal(err)
-			}
-		}
+		r := benchReconciler(b, cfg)
 		var heap [2]uint64
 		var done [2]uint64
 		for half := range 2 {
@@ -229,4 +205,20 @@ func BenchmarkIntervalDelays(b *testing.B) {
 		runtime.KeepAlive(r)
 	}
 	b.ReportMetric(per, "B/delay")
+}
+
+// benchReconciler is a reconciler of cfg with the 1000 flows of the
+// benchmark traffic.
+func benchReconciler(b *testing.B, cfg *conf.Config) *Reconciler {
+	b.Helper()
+	r, err := New(cfg, discard{}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for f := range uint32(1000) {
+		if err := r.AddFlow(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return r
 }
