@@ -32,6 +32,36 @@ type readOutcome struct {
 	err       error // it stopped on another error
 }
 
+// drain takes next's records until it ends, and how it ended.
+func (o readOutcome) drain(next func() ([]byte, int64, int, uint16, error)) readOutcome {
+	for {
+		data, ts, wire, link, err := next()
+		switch {
+		case err == io.EOF:
+			return o
+		case errors.Is(err, ErrTruncated):
+			o.truncated = true
+			return o
+		case err != nil:
+			o.err = err
+			return o
+		}
+		o.recs = append(o.recs, record{bytes.Clone(data), ts, wire, link})
+	}
+}
+
+// corpusFiles lists every file under the corpus directory dir.
+func corpusFiles(dir string) []string {
+	var files []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	return files
+}
+
 // newRead reads a file with the reader tmon uses (fileReader), reading it.
 func newRead(path string) readOutcome { return newReadAs(path, false) }
 
@@ -51,20 +81,7 @@ func newReadAs(path string, mapped bool) readOutcome {
 		return o
 	}
 	defer r.close()
-	for {
-		data, ts, wire, link, err := r.next()
-		switch {
-		case err == io.EOF:
-			return o
-		case errors.Is(err, ErrTruncated):
-			o.truncated = true
-			return o
-		case err != nil:
-			o.err = err
-			return o
-		}
-		o.recs = append(o.recs, record{bytes.Clone(data), ts, wire, link})
-	}
+	return o.drain(r.next)
 }
 
 // oldRead reads a file the way the reader before ngReader did: pcapng
@@ -125,20 +142,7 @@ func oldRead(path string) (o readOutcome) {
 			return data, ci.Timestamp.UnixNano(), ci.Length, uint16(pr.LinkType()), err
 		}
 	}
-	for {
-		data, ts, wire, link, err := next()
-		switch {
-		case err == io.EOF:
-			return o
-		case errors.Is(err, ErrTruncated):
-			o.truncated = true
-			return o
-		case err != nil:
-			o.err = err
-			return o
-		}
-		o.recs = append(o.recs, record{bytes.Clone(data), ts, wire, link})
-	}
+	return o.drain(next)
 }
 
 // TestCorpusReadsAsBefore reads every pcapng capture of the corpus, and a
@@ -155,13 +159,7 @@ func oldRead(path string) (o readOutcome) {
 // by the other at its first record.
 func TestCorpusReadsAsBefore(t *testing.T) {
 	dir := corpusDir(t, "")
-	var files []string
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			files = append(files, p)
-		}
-		return nil
-	})
+	files := corpusFiles(dir)
 	counts := map[string]int{}
 	tmp := t.TempDir()
 	var records, ends int

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/gopacket/pcapgo"
@@ -18,13 +17,7 @@ import (
 // same stamps and lengths, and an error where pcapgo has one.
 func TestRawPcapAgreesWithPcapgo(t *testing.T) {
 	dir := corpusDir(t, "")
-	var files []string
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			files = append(files, p)
-		}
-		return nil
-	})
+	files := corpusFiles(dir)
 	var compared, records int
 	for _, p := range files {
 		b, err := os.ReadFile(p)
