@@ -60,11 +60,15 @@ var errUnknownFlow = errors.New("sightings of a flow not yet defined")
 // Collector is the state of a running collector. Its methods are called
 // from the receiver's goroutine and from the ticker, under mu.
 type Collector struct {
-	mu      sync.Mutex
-	cfg     *conf.Config
-	self    string
-	log     *slog.Logger
+	mu   sync.Mutex
+	cfg  *conf.Config
+	self string
+	log  *slog.Logger
+	// rec is called under mu, or, while rq is set, only by the
+	// reconciling goroutine, which rq feeds (recqueue.go).
 	rec     *reconcile.Reconciler
+	rq      *recQueue
+	sbuf    []reconcile.Sighting // a PDU's sightings, while rq is nil
 	sp      *spool.Writer
 	sink    *journaledSink
 	silent  time.Duration
@@ -292,6 +296,11 @@ func runVersion(ctx context.Context, o Options, v *versions) (*conf.Config, erro
 		close(o.Ready)
 	}
 
+	// From here on the reconciler has its own goroutine (recqueue.go);
+	// Close and closeSwitch end it.
+	c.mu.Lock()
+	c.startReconciling()
+	c.mu.Unlock()
 	syncDone, stopSync := make(chan struct{}), make(chan struct{})
 	if c.j != nil {
 		go func() {

@@ -101,7 +101,7 @@ type snapClock struct {
 // maybeCompact compacts the journal when it is over its limit. c.mu is
 // held and the spool holds every row handled so far.
 func (c *Collector) maybeCompact() {
-	if c.j == nil || c.rcv == nil || c.j.size < c.compactLimit() {
+	if c.j == nil || c.rcv == nil || c.j.bytes() < c.compactLimit() {
 		return
 	}
 	if err := c.compact(); err != nil {
@@ -234,6 +234,7 @@ func keep(b []byte, floors map[sessKey]uint32, horizon int64) bool {
 
 // compact rewrites the journal: see maybeCompact. c.mu is held.
 func (c *Collector) compact() error {
+	c.recBarrier() // the reconciler's state goes with the journal's PDUs
 	sn := c.snapshotNow()
 	snap, err := json.Marshal(sn)
 	if err != nil {
@@ -290,11 +291,12 @@ func (c *Collector) compact() error {
 		d.Sync()
 		d.Close()
 	}
-	before := c.j.size
 	c.syncMu.Lock() // the syncer may be syncing the old file
+	c.j.mu.Lock()
+	before := c.j.size
 	c.j.f.Close()
-	nj.path, nj.kept = c.j.path, nj.size
-	*c.j = *nj
+	c.j.f, c.j.size, c.j.kept, c.j.pending, c.j.broken = nj.f, nj.size, nj.size, nil, false
+	c.j.mu.Unlock()
 	c.syncMu.Unlock()
 	c.compactions++
 	c.log.Info("collector: journal compacted", "bytes_before", before, "bytes_after", nj.size,

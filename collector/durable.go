@@ -139,22 +139,8 @@ func (s *journaledSink) CommitSet(set *spool.Set) error {
 		if err != nil {
 			return err
 		}
-		before := s.j.size
-		if err := s.j.append(recCommit, b); err != nil {
+		if err := s.j.commit(recCommit, b); err != nil {
 			return err
-		}
-		killpoint.At("journal.commit")
-		if err := s.j.sync(); err != nil {
-			// Not committed after all: cut the record off, or stop using
-			// the journal if that fails too.
-			if s.j.f.Truncate(before) != nil {
-				s.j.broken = true
-			} else if _, serr := s.j.f.Seek(before, 0); serr != nil {
-				s.j.broken = true
-			} else {
-				s.j.size = before
-			}
-			return fmt.Errorf("collector: journal sync: %w", err)
 		}
 	}
 	if set.Interval {

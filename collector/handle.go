@@ -59,26 +59,27 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 			return fmt.Errorf("collector: probe %s: %w", s.name, err)
 		}
 	case pdu.TypeSightings:
-		// First check that every flow is defined, so that a refused PDU
-		// has changed nothing; the probe sends it again, by then after
-		// the definition.
+		// Every flow must be defined, so that a refused PDU has changed
+		// nothing; the probe sends it again, by then after the
+		// definition.
 		var r pdu.SightingReader
 		var p pdu.Sighting
+		b := c.sightBuf()
 		r.Reset(f.Body)
 		for r.Next(&p) {
 			if int(p.Flow) >= len(s.flows) || !s.flows[p.Flow].defined {
+				c.dropSightBuf(b)
 				return errUnknownFlow
+			}
+			if fl := &s.flows[p.Flow]; fl.oneWay {
+				b = append(b, reconcile.Sighting{Flow: fl.id, Hop: fl.hop, Sig: p.Sig, TS: p.TS, Size: p.Size, Span: p.Span})
 			}
 		}
 		if err := r.Err(); err != nil {
+			c.dropSightBuf(b)
 			return fmt.Errorf("collector: probe %s: %w", s.name, err)
 		}
-		r.Reset(f.Body)
-		for r.Next(&p) {
-			if fl := s.flows[p.Flow]; fl.oneWay {
-				c.rec.Add(reconcile.Sighting{Flow: fl.id, Hop: fl.hop, Sig: p.Sig, TS: p.TS, Size: p.Size, Span: p.Span})
-			}
-		}
+		c.recAdd(b)
 	case pdu.TypeEvents:
 		var r pdu.EventReader
 		var e pdu.Event
@@ -222,7 +223,7 @@ func (c *Collector) advance(now time.Time) {
 	}
 	c.wmBuf = wm
 	// Each class waits for the probes of its own hops.
-	c.spoolHealth(c.rec.AdvanceProbes(wm))
+	c.recAdvance(wm)
 }
 
 func (c *Collector) hasHop(pi int) bool {
@@ -254,6 +255,7 @@ func (c *Collector) tick(now time.Time) {
 func (c *Collector) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.stopReconciling()
 	c.advance(time.Now())
 	done := true
 	for pi := range c.cfg.Probes {
@@ -321,9 +323,9 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 		c.nextFlow++
 		c.setGlobal(d.Key, id)
 		if cl.OneWay != nil {
-			if err := c.rec.AddFlow(id, int(d.Key.Class)); err != nil {
-				return fmt.Errorf("flow %d: %w", d.ID, err)
-			}
+			// Cannot fail: the class exists and is one-way.
+			class := int(d.Key.Class)
+			c.recDo(func(r *reconcile.Reconciler) { r.AddFlow(id, class) })
 		}
 		if !c.replaying || c.replayFlows {
 			if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {

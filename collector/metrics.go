@@ -50,7 +50,7 @@ func (c *Collector) metrics() health.Func {
 
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		k := c.rec.Counters()
+		k := c.recCounters()
 		e.Gauge("tmon_collector_reconcile_records", "Records held by the reconciler: waiting for sightings, or kept for the duplicate window (the backlog).", float64(k.Live))
 		e.Counter("tmon_collector_sightings_total", "Sightings given to the reconciler.", float64(k.Sightings))
 		for _, o := range []struct {

@@ -169,7 +169,7 @@ func (c *Collector) journalTick() {
 	}
 	err := c.j.flushPending()
 	c.journalHealth(err)
-	if err == nil && c.sp.Buffered() == 0 && !c.sp.Unfinished() && c.j.size > 0 {
+	if err == nil && c.sp.Buffered() == 0 && !c.sp.Unfinished() && c.j.bytes() > 0 {
 		if err := c.j.append(recSpooled, nil); err != nil {
 			c.journalHealth(err)
 			return
@@ -223,7 +223,8 @@ func (c *Collector) givenUp(s *session, detail string) {
 	}
 	for ci := range c.cfg.Classes {
 		if hops := c.probeHops(s.probe, ci); hops != 0 {
-			c.rec.AddGap(reconcile.Gap{Class: ci, Hops: hops, From: g.From, To: g.To})
+			gap := reconcile.Gap{Class: ci, Hops: hops, From: g.From, To: g.To}
+			c.recDo(func(r *reconcile.Reconciler) { r.AddGap(gap) })
 		}
 	}
 }
