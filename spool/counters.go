@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strconv"
@@ -119,12 +120,7 @@ func (w *Writer) dataRows() []*intervalRows {
 	return []*intervalRows{&w.counters, &w.rtt, &w.tcp, &w.ftp}
 }
 
-func countLines(b []byte) int {
-	n := 0
-	for _, c := range b {
-		if c == '\n' {
-			n++
-		}
-	}
-	return n
-}
+// countLines counts the rows of b (bytes.Count is vectorised: a loop over
+// the bytes was 2 % of tmon owd's CPU time, twice over a 5 MB owd_packet
+// file).
+func countLines(b []byte) int { return bytes.Count(b, []byte{'\n'}) }

@@ -351,24 +351,33 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 		// tens of megabytes by appending copied it over and over.
 		pkts = make([]byte, 0, len(iv.Packets)*128)
 	}
+	// The text columns of a row depend on its class and hop pair only:
+	// made once for every run of rows of the same (they come sorted by
+	// flow, a flow has one class).
+	lastClass, lastPair := -1, -1
+	var head, hops []byte // "<start>\t<class>\t", "\t<hop_from>\t<hop_to>\t"
 	for i := range iv.Packets {
 		pk := &iv.Packets[i]
-		ow, p, err := w.pair(pk.Class, pk.Pair)
-		if err != nil {
-			return fmt.Errorf("spool: write interval %d: flow %d: %w", iv.Start, pk.Flow, err)
+		if pk.Class != lastClass || pk.Pair != lastPair {
+			ow, p, err := w.pair(pk.Class, pk.Pair)
+			if err != nil {
+				return fmt.Errorf("spool: write interval %d: flow %d: %w", iv.Start, pk.Flow, err)
+			}
+			head = append(appendText(append(append(head[:0], start...), '\t'), w.cfg.Classes[pk.Class].Name), '\t')
+			hops = appendText(append(hops[:0], '\t'), ow.Hops[p.From].Name)
+			hops = append(appendText(append(hops, '\t'), ow.Hops[p.To].Name), '\t')
+			lastClass, lastPair = pk.Class, pk.Pair
 		}
-		pkts = append(pkts, start...)
-		pkts = appendText(append(pkts, '\t'), w.cfg.Classes[pk.Class].Name)
-		pkts = strconv.AppendUint(append(pkts, '\t'), uint64(pk.Flow), 10)
+		pkts = append(pkts, head...)
+		pkts = appendDecUint(pkts, uint64(pk.Flow))
 		pkts = appendSig(append(pkts, '\t'), pk.Sig)
-		pkts = appendText(append(pkts, '\t'), ow.Hops[p.From].Name)
-		pkts = appendText(append(pkts, '\t'), ow.Hops[p.To].Name)
-		pkts = strconv.AppendInt(append(pkts, '\t'), pk.From, 10)
-		pkts = strconv.AppendInt(append(pkts, '\t'), pk.To, 10)
-		pkts = strconv.AppendInt(append(pkts, '\t'), pk.To-pk.From, 10)
-		pkts = strconv.AppendUint(append(pkts, '\t'), uint64(pk.SpanFrom), 10)
-		pkts = strconv.AppendUint(append(pkts, '\t'), uint64(pk.SpanTo), 10)
-		pkts = strconv.AppendInt(append(pkts, '\t'), (pk.To-int64(pk.SpanTo))-(pk.From-int64(pk.SpanFrom)), 10)
+		pkts = append(pkts, hops...)
+		pkts = appendDecInt(pkts, pk.From)
+		pkts = appendDecInt(append(pkts, '\t'), pk.To)
+		pkts = appendDecInt(append(pkts, '\t'), pk.To-pk.From)
+		pkts = appendDecUint(append(pkts, '\t'), uint64(pk.SpanFrom))
+		pkts = appendDecUint(append(pkts, '\t'), uint64(pk.SpanTo))
+		pkts = appendDecInt(append(pkts, '\t'), (pk.To-int64(pk.SpanTo))-(pk.From-int64(pk.SpanFrom)))
 		pkts = append(pkts, '\n')
 	}
 	for i := range iv.Incomplete {
