@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -126,20 +125,6 @@ const watermarkEvery = 8192
 // Run reads every file through the probes' stages into the collector's
 // and closes the spool when all is decided. ctx cancels it.
 func Run(ctx context.Context, o Options) (res Result, err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	var stop func() // ends the collector's side, once it runs
-	defer func() {
-		if p := recover(); p != nil {
-			if _, ok := p.(interface{ Addr() uintptr }); ok {
-				if stop != nil {
-					stop()
-				}
-				err = fmt.Errorf("offline: a capture file was cut shorter while read: %v", p)
-				return
-			}
-			panic(p)
-		}
-	}()
 	cfg := o.Config
 	log := o.Logger
 	if log == nil {
@@ -169,11 +154,11 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if o.OnInterval != nil {
 		coll.WatchIntervals(o.OnInterval)
 	}
-	// The files are mapped rather than read (no copy through read(2)):
-	// they are finished captures. One cut shorter while read would make
-	// the lost pages fault: with SetPanicOnFault that is a panic of this
-	// goroutine, turned into an error below, not the process killed.
-	src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Logger: log, Map: true})
+	// The files are read, not mapped (capture.FileConfig.Map): on a
+	// virtual machine with shadow page tables the first touch of each
+	// mapped page cost more than read(2)'s copy into a buffer that stays
+	// in cache (capture's readChunk).
+	src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Logger: log})
 	if err != nil {
 		coll.Close()
 		return res, fmt.Errorf("offline: %w", err)
@@ -190,7 +175,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	// The collector's side runs on its own goroutine from here on: every
 	// way out closes the queue before the collector.
 	q := newQueue(coll)
-	stop = func() {
+	stop := func() {
 		q.close()
 		coll.Close()
 	}
