@@ -80,9 +80,12 @@ type snapSess struct {
 	Wm     int64 `json:"wm"`
 	Closed bool  `json:"closed"`
 	// Continues: the bye said a new session follows (session.continues).
-	Continues bool      `json:"continues,omitempty"`
-	Latest    bool      `json:"latest"`
-	Refs      []snapRef `json:"refs,omitempty"` // by probe flow id
+	Continues bool `json:"continues,omitempty"`
+	// Released: its flow ids went back (releaseFlows); Refs are kept for
+	// the replay of its PDUs the compaction kept (ageing.go).
+	Released bool      `json:"released,omitempty"`
+	Latest   bool      `json:"latest"`
+	Refs     []snapRef `json:"refs,omitempty"` // by probe flow id
 }
 
 type snapRef struct {
@@ -131,7 +134,7 @@ func (c *Collector) snapshotNow() *snapshot {
 		rs[sessKey{si.Probe, si.Session}] = si
 	}
 	for k, s := range c.sessions {
-		ss := snapSess{Probe: k.probe, Session: k.session, Wm: s.wm, Closed: s.closed, Continues: s.continues, Latest: c.latest[s.probe] == s}
+		ss := snapSess{Probe: k.probe, Session: k.session, Wm: s.wm, Closed: s.closed, Continues: s.continues, Latest: c.latest[s.probe] == s, Released: s.released}
 		if si, ok := rs[k]; ok {
 			ss.Known, ss.Floor, ss.WmTime = true, si.Watermark.Seq+1, si.Watermark.ProbeTime
 			delete(rs, k)
@@ -334,20 +337,38 @@ func (c *Collector) restore(sn *snapshot) error {
 			c.sessions[k] = s
 		}
 		s.lastHeard = c.started
-		// A closed session's flow ids were released (releaseFlows).
-		if !ss.Closed {
-			for i, r := range ss.Refs {
-				if i >= len(s.flows) {
-					s.flows = append(s.flows, flowRef{})
+		// A released session's flow ids went back (releaseFlows): its
+		// refs, kept for the replay of its PDUs, hold no slot nor flow.
+		// (A closed session of an older snapshot has none.)
+		released := ss.Released || ss.Closed
+		for i, r := range ss.Refs {
+			if i >= len(s.flows) {
+				s.flows = append(s.flows, flowRef{})
+				if !released {
 					c.flowSlots++ // held against maxFlows as when first defined
 				}
-				if r.Defined {
-					s.flows[i] = flowRef{defined: true, oneWay: r.OneWay, id: r.ID, hop: r.Hop, iface: r.Iface}
+			}
+			if r.Defined {
+				s.flows[i] = flowRef{defined: true, oneWay: r.OneWay, id: r.ID, hop: r.Hop, iface: r.Iface}
+				if !released {
+					c.ref(r.ID)
 				}
 			}
 		}
+		if released && !s.released {
+			s.released = true
+			c.idleSessions = append(c.idleSessions, idleSession{s, sn.MaxTime})
+		}
 		if ss.Latest || c.latest[pi] == nil {
 			c.latest[pi] = s
+		}
+	}
+	// Flows no session refers to wait to be forgotten, from the
+	// snapshot's data time (a conservative mark).
+	for id, e := range c.byID {
+		if e.refs == 0 {
+			e.mark = max(sn.MaxTime, 1)
+			c.idleFlows = append(c.idleFlows, idleFlow{id, e.mark})
 		}
 	}
 	for _, k := range sn.Clocks {

@@ -45,6 +45,14 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		return err
 	}
 	s.lastHeard = time.Now()
+	if s.released && !c.replaying {
+		switch f.Header.Type {
+		case pdu.TypeFlowDef, pdu.TypeSightings, pdu.TypeCounters, pdu.TypeRTT, pdu.TypeTCPConn, pdu.TypeFTP:
+			// Its flow ids went back: nothing of it refers to them any
+			// more (a replay of a compaction's PDUs still may).
+			return errUnknownFlow
+		}
+	}
 	switch f.Header.Type {
 	case pdu.TypeFlowDef:
 		var r pdu.FlowDefReader
@@ -64,6 +72,7 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		// definition.
 		var r pdu.SightingReader
 		var p pdu.Sighting
+		maxSeen := c.maxSeen
 		b := c.sightBuf()
 		r.Reset(f.Body)
 		for r.Next(&p) {
@@ -74,12 +83,14 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 			if fl := &s.flows[p.Flow]; fl.oneWay {
 				b = append(b, reconcile.Sighting{Flow: fl.id, Hop: fl.hop, Sig: p.Sig, TS: p.TS, Size: p.Size, Span: p.Span})
 			}
+			maxSeen = max(maxSeen, p.TS)
 		}
 		if err := r.Err(); err != nil {
 			c.dropSightBuf(b)
 			return fmt.Errorf("collector: probe %s: %w", s.name, err)
 		}
 		c.recAdd(b)
+		c.maxSeen = maxSeen
 	case pdu.TypeEvents:
 		var r pdu.EventReader
 		var e pdu.Event
@@ -242,6 +253,7 @@ func (c *Collector) tick(now time.Time) {
 	defer c.mu.Unlock()
 	c.liveness(now)
 	c.advance(now)
+	c.ageFlows()
 	err := c.cutData(now)
 	c.reportReconcile(now, false)
 	c.spoolHealth(errors.Join(err, c.sp.Cut(now)))
@@ -318,6 +330,11 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 	// sees it (counters and the other analyses refer to it); one-way flows
 	// at a hop of their path also go to the reconciler.
 	id, known := c.global[d.Key]
+	if !known && c.replayKept {
+		// Defined before the compaction and forgotten since: no PDU the
+		// replay meets refers to it any more (ageing.go).
+		return nil
+	}
 	if !known {
 		id = c.nextFlow
 		c.nextFlow++
@@ -340,6 +357,10 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 		}
 	}
 	ref.iface = d.Iface
+	if old := s.flows[d.ID]; old.defined {
+		c.unref(old.id)
+	}
+	c.ref(id)
 	s.flows[d.ID] = ref
 	return nil
 }

@@ -185,8 +185,20 @@ func (c *Collector) checkJournalLimit(f *pdu.Frame) error {
 // (probe/roll.go); without the release its old sessions would hold the
 // table until maxSessions evicts them. c.mu is held.
 func (c *Collector) releaseFlows(s *session) {
+	if s.released {
+		return
+	}
+	s.released = true
 	c.flowSlots -= int64(len(s.flows))
-	s.flows = nil
+	for _, f := range s.flows {
+		if f.defined {
+			c.unref(f.id)
+		}
+	}
+	if len(s.flows) > 0 {
+		// Kept until a compaction can keep none of its PDUs (ageing.go).
+		c.idleSessions = append(c.idleSessions, idleSession{s, c.dataMark()})
+	}
 }
 
 // evictSession forgets the probe session heard least recently that is no
@@ -209,7 +221,8 @@ func (c *Collector) evictSession() {
 	if old == nil {
 		return
 	}
-	c.flowSlots -= int64(len(old.flows))
+	c.releaseFlows(old)
+	old.flows = nil
 	delete(c.sessions, oldK)
 	if !c.sessionLimitSaid {
 		c.sessionLimitSaid = true // every eviction is an event; the log says it once
