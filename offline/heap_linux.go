@@ -4,6 +4,7 @@ package offline
 
 import (
 	"runtime"
+	"runtime/debug"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -21,12 +22,13 @@ import (
 // sees. It returns false when the kernel refused the advice.
 func hugeHeap(size int) bool {
 	const huge = 2 << 20
+	// No collection started by the allocation itself: one is made below.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	b := make([]byte, size)
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	from := int((p+huge-1)&^(huge-1) - p)
 	to := int((p+uintptr(size))&^(huge-1) - p)
 	ok := from < to && unix.Madvise(b[from:to], unix.MADV_HUGEPAGE) == nil
-	runtime.GC() // b is unreachable here
-
+	runtime.GC() // b is unreachable here: its pages are free
 	return ok
 }
