@@ -3,6 +3,7 @@ package collector
 import (
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -271,4 +272,58 @@ func colIndex(hdr []string) map[string]int {
 		m[strings.TrimPrefix(h, "#")] = i
 	}
 	return m
+}
+
+// TestReleasedSessionRefs: the replay of a released session's flow
+// definitions (PDUs a compaction kept) takes and gives back no reference:
+// a live session's flow of the same key stays referred to, and a flow only
+// the released session defines waits to be forgotten.
+func TestReleasedSessionRefs(t *testing.T) {
+	cfg, err := conf.Parse(strings.NewReader(ageingXML), "t.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCollector(t, cfg, t.TempDir(), 1<<40)
+	key := flow.Key{Class: 0, Fields: flow.Set(0).With(flow.Dst), Dst: netip.AddrFrom4([4]byte{10, 9, 9, 9})}
+	old, err := c.sessionOf(1, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.flowDef(old, &pdu.FlowDef{ID: 0, Key: key}); err != nil {
+		t.Fatal(err)
+	}
+	live, err := c.sessionOf(2, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.flowDef(live, &pdu.FlowDef{ID: 3, Key: key}); err != nil {
+		t.Fatal(err)
+	}
+	id := c.global[key]
+	c.releaseFlows(old)
+	if e := c.byID[id]; e.refs != 1 {
+		t.Fatalf("after the release: %d references, want the live session's 1", e.refs)
+	}
+	// Replayed: the same definition, and one of its id 1 (another key).
+	key2 := key
+	key2.Dst = netip.AddrFrom4([4]byte{10, 9, 9, 10})
+	c.replaying = true
+	for _, d := range []pdu.FlowDef{{ID: 0, Key: key}, {ID: 0, Key: key2}} {
+		if err := c.flowDef(old, &d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.replaying = false
+	if e := c.byID[id]; e.refs != 1 {
+		t.Errorf("after the released session's definitions replayed: %d references, want 1", e.refs)
+	}
+	if e := c.byID[c.global[key2]]; e == nil || e.refs != 0 {
+		t.Errorf("a flow defined by a released session only: %+v, want no reference", e)
+	}
+	if i := slices.IndexFunc(c.idleFlows, func(q idleFlow) bool { return q.id == c.global[key2] }); i < 0 {
+		t.Error("a flow defined by a released session only does not wait to be forgotten")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -357,10 +357,15 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 		}
 	}
 	ref.iface = d.Iface
-	if old := s.flows[d.ID]; old.defined {
-		c.unref(old.id)
+	if !s.released { // a released session's ids refer to nothing (replayed PDUs of it)
+		if old := s.flows[d.ID]; old.defined {
+			c.unref(old.id)
+		}
+		c.ref(id)
+	} else if e := c.byID[id]; !known && e != nil {
+		e.mark = c.dataMark() // referred to by nothing: waits to be forgotten
+		c.idleFlows = append(c.idleFlows, idleFlow{id, e.mark})
 	}
-	c.ref(id)
 	s.flows[d.ID] = ref
 	return nil
 }
