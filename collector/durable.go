@@ -43,7 +43,15 @@ func (c *Collector) HoldAck(ack []byte, to netip.AddrPort) {
 		return
 	}
 	c.ackMu.Lock()
-	c.held = append(c.held, heldAck{append([]byte(nil), ack...), to})
+	if n := len(c.held); n < cap(c.held) {
+		// The syncer hands back the array of the batch it sent: its
+		// buffers are reused (no allocation per PDU).
+		c.held = c.held[:n+1]
+		h := &c.held[n]
+		h.b, h.to = append(h.b[:0], ack...), to
+	} else {
+		c.held = append(c.held, heldAck{append([]byte(nil), ack...), to})
+	}
 	c.ackMu.Unlock()
 	select {
 	case c.kick <- struct{}{}:
