@@ -172,6 +172,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	// PDUs as large as the format allows: no datagram to fit in a path
 	// MTU, and fewer PDUs to hand over. Their bounds change no figure.
 	const maxSize = pdu.MaxPDUSize
+	// The few control PDUs are small: a builder of the largest size for
+	// each was 64 KiB zeroed and faulted in.
+	const ctlSize = 4096
 	// The collector's side runs on its own goroutine from here on: every
 	// way out closes the queue before the collector.
 	q := newQueue(coll)
@@ -188,7 +191,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	for i, in := range ins {
 		p := probes[in.Probe]
 		if p == nil {
-			p = &probe{q: q, id: cfg.Probes[in.Probe].ID, defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize)}
+			p = &probe{q: q, id: cfg.Probes[in.Probe].ID, defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), ctl: pdu.NewBuilder(ctlSize)}
 			if p.an, err = analyse.New(cfg, in.Probe, p, analyse.Config{}); err != nil {
 				return abort(fmt.Errorf("offline: %w", err))
 			}
@@ -219,9 +222,8 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		if cfg.Clock.AssumeSynced {
 			c.Synced, c.Assumed = true, true
 		}
-		b := pdu.NewBuilder(pdu.MaxPDUSize)
-		b.AddClock(c)
-		if err := p.send(b, pdu.TypeClock, 0); err != nil {
+		p.ctl.AddClock(c)
+		if err := p.send(p.ctl, pdu.TypeClock, 0); err != nil {
 			return abort(err)
 		}
 	}
@@ -258,7 +260,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		if p == nil {
 			continue
 		}
-		if err := p.send(pdu.NewBuilder(maxSize), pdu.TypeBye, last); err != nil {
+		if err := p.send(p.ctl, pdu.TypeBye, last); err != nil {
 			return abort(err)
 		}
 		// Every PDU up to the bye has been delivered: the session ends,
@@ -313,6 +315,7 @@ type probe struct {
 	id           uint16
 	an           *analyse.Analyser
 	defs, sights *pdu.Builder
+	ctl          *pdu.Builder // the start event, clock and bye PDUs
 	seq          uint32
 	err          error
 	// counts
@@ -364,9 +367,8 @@ func (p *probe) flush(clock int64) error {
 }
 
 func (p *probe) event(ts int64, kind, detail string) error {
-	b := pdu.NewBuilder(pdu.MaxPDUSize)
-	b.AddEvent(pdu.Event{TS: ts, Kind: kind, Detail: detail})
-	return p.send(b, pdu.TypeEvents, 0)
+	p.ctl.AddEvent(pdu.Event{TS: ts, Kind: kind, Detail: detail})
+	return p.send(p.ctl, pdu.TypeEvents, 0)
 }
 
 // send finishes b's PDU and queues it for the collector, which takes it as

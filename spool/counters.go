@@ -99,7 +99,7 @@ func (w *Writer) cutData(wm int64) error {
 		var from []*intervalRows
 		for _, ir := range irs {
 			if rows, ok := ir.rows[s]; ok {
-				files = append(files, setFile{ir.typ, ir.cols, rows})
+				files = append(files, setFile{typ: ir.typ, cols: ir.cols, rows: rows})
 				from = append(from, ir)
 			}
 		}

@@ -271,7 +271,7 @@ func (w *Writer) Close() error {
 // cut writes buf to its file and empties it. On failure (disk full) the
 // rows stay buffered, and the next Cut tries again.
 func (w *Writer) cut(buf *buffer) error {
-	if err := w.writeSet(buf.start, []setFile{{buf.typ, buf.cols, buf.rows}}, false, false); err != nil {
+	if err := w.writeSet(buf.start, []setFile{{typ: buf.typ, cols: buf.cols, rows: buf.rows}}, false, false); err != nil {
 		return err
 	}
 	buf.rows = buf.rows[:0]
@@ -297,7 +297,7 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 	start := strconv.FormatInt(iv.Start, 10)
 	secs := strconv.FormatFloat(iv.Length.Seconds(), 'f', -1, 64)
 
-	var stats, hist, pkts, inc, mets []byte
+	var stats, hist, inc, mets []byte
 	for i := range iv.Stats {
 		st := &iv.Stats[i]
 		ow, p, err := w.pair(st.Class, st.Pair)
@@ -346,39 +346,13 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 			hist = append(hist, '\n')
 		}
 	}
-	if len(iv.Packets) > 0 {
-		// Sized once (a row is about 100 bytes): growing a buffer of
-		// tens of megabytes by appending copied it over and over.
-		pkts = make([]byte, 0, len(iv.Packets)*128)
-	}
-	// The text columns of a row depend on its class and hop pair only:
-	// made once for every run of rows of the same (they come sorted by
-	// flow, a flow has one class).
-	lastClass, lastPair := -1, -1
-	var head, hops []byte // "<start>\t<class>\t", "\t<hop_from>\t<hop_to>\t"
+	// Checked first: the rows are made while the set is written.
 	for i := range iv.Packets {
-		pk := &iv.Packets[i]
-		if pk.Class != lastClass || pk.Pair != lastPair {
-			ow, p, err := w.pair(pk.Class, pk.Pair)
-			if err != nil {
+		if pk := &iv.Packets[i]; i == 0 || pk.Class != iv.Packets[i-1].Class || pk.Pair != iv.Packets[i-1].Pair {
+			if _, _, err := w.pair(pk.Class, pk.Pair); err != nil {
 				return fmt.Errorf("spool: write interval %d: flow %d: %w", iv.Start, pk.Flow, err)
 			}
-			head = append(appendText(append(append(head[:0], start...), '\t'), w.cfg.Classes[pk.Class].Name), '\t')
-			hops = appendText(append(hops[:0], '\t'), ow.Hops[p.From].Name)
-			hops = append(appendText(append(hops, '\t'), ow.Hops[p.To].Name), '\t')
-			lastClass, lastPair = pk.Class, pk.Pair
 		}
-		pkts = append(pkts, head...)
-		pkts = appendDecUint(pkts, uint64(pk.Flow))
-		pkts = appendSig(append(pkts, '\t'), pk.Sig)
-		pkts = append(pkts, hops...)
-		pkts = appendDecInt(pkts, pk.From)
-		pkts = appendDecInt(append(pkts, '\t'), pk.To)
-		pkts = appendDecInt(append(pkts, '\t'), pk.To-pk.From)
-		pkts = appendDecUint(append(pkts, '\t'), uint64(pk.SpanFrom))
-		pkts = appendDecUint(append(pkts, '\t'), uint64(pk.SpanTo))
-		pkts = appendDecInt(append(pkts, '\t'), (pk.To-int64(pk.SpanTo))-(pk.From-int64(pk.SpanFrom)))
-		pkts = append(pkts, '\n')
 	}
 	for i := range iv.Incomplete {
 		in := &iv.Incomplete[i]
@@ -420,8 +394,15 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 	}
 
 	var files []setFile
-	for _, f := range [...]setFile{{TypeStats, ColsStats, stats}, {TypeHist, ColsHist, hist}, {TypePacket, ColsPacket, pkts}, {TypeIncomplete, ColsIncomplete, inc}, {TypeMetrics, ColsMetrics, mets}, {TypeAccounting, ColsAccounting, acct}} {
-		if len(f.rows) > 0 {
+	for _, f := range [...]setFile{
+		{typ: TypeStats, cols: ColsStats, rows: stats},
+		{typ: TypeHist, cols: ColsHist, rows: hist},
+		{typ: TypePacket, cols: ColsPacket, gen: w.packetRows(iv, start)},
+		{typ: TypeIncomplete, cols: ColsIncomplete, rows: inc},
+		{typ: TypeMetrics, cols: ColsMetrics, rows: mets},
+		{typ: TypeAccounting, cols: ColsAccounting, rows: acct},
+	} {
+		if len(f.rows) > 0 || f.gen != nil && len(iv.Packets) > 0 {
 			files = append(files, f)
 		}
 	}
