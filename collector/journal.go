@@ -21,6 +21,8 @@ import (
 // files, or a flows or events file: the commit point of docs/spool.md), 'S'
 // a point where every flow and event row of earlier PDUs is in a spool
 // file ('I', an interval written, from older collectors, is still read).
+// 'A' lists the collector flow ids the flow dictionary forgot at that
+// point (ageing.go): the replay forgets them there too.
 //
 // At start, the collector replays the journal through the receiver (which
 // rebuilds each session's duplicate window, so retransmissions of PDUs
