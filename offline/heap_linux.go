@@ -22,6 +22,9 @@ import (
 // sees. It returns false when the kernel refused the advice.
 func hugeHeap(size int) bool {
 	const huge = 2 << 20
+	if unsafe.Sizeof(uintptr(0)) < 8 {
+		return false // a large allocation may not fit a 32-bit address space
+	}
 	// No collection started by the allocation itself: one is made below.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	b := make([]byte, size)
