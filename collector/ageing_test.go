@@ -251,19 +251,7 @@ func TestFlowAgeing(t *testing.T) {
 	if err := c2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got := intervalFiles(t, dir)
-	for name, w := range want {
-		if g, ok := got[name]; !ok {
-			t.Errorf("%s missing after the restart", name)
-		} else if g != w {
-			t.Errorf("%s differs after the restart:\n got %.300q\nwant %.300q", name, g, w)
-		}
-	}
-	for name := range got {
-		if _, ok := want[name]; !ok {
-			t.Errorf("%s written only with the restart", name)
-		}
-	}
+	sameIntervalFiles(t, intervalFiles(t, dir), want)
 }
 
 func colIndex(hdr []string) map[string]int {
