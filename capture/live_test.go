@@ -151,7 +151,7 @@ func TestLiveVeth(t *testing.T) {
 		})
 	}()
 
-	var got, other int
+	var got, other, back int
 	var last int64
 	deadline := time.Now().Add(10 * time.Second)
 	for got < n && time.Now().Before(deadline) {
@@ -165,10 +165,20 @@ func TestLiveVeth(t *testing.T) {
 		if iface != 3 || lt != LinkTypeEthernet {
 			t.Fatalf("iface %d link type %d", iface, lt)
 		}
-		if ts < last {
-			t.Fatalf("packet %d: time %d before the previous %d", got, ts, last)
+		// The kernel stamps a frame where it enters the network core, on
+		// whichever CPU handles it: two frames handled on different CPUs
+		// can be stamped a hair out of their delivery order (seen once in
+		// a loaded run). The order the capture delivers is the datagrams'
+		// (checked below); a stamp may step back by a little, not by
+		// what would be an hour, a second or a wrong unit.
+		if ts < last-int64(time.Millisecond) {
+			t.Fatalf("packet %d: time %d is %v before the previous %d", got, ts, time.Duration(last-ts), last)
 		}
-		last = ts
+		if ts < last {
+			back++
+			t.Logf("packet %d: stamped %v before the previous", got, time.Duration(last-ts))
+		}
+		last = max(last, ts)
 		if len(data) < 42 || binary.BigEndian.Uint16(data[12:]) != 0x0800 || data[23] != 17 {
 			other++
 			continue
@@ -191,6 +201,9 @@ func TestLiveVeth(t *testing.T) {
 	end := time.Now().UnixNano()
 	if got != n {
 		t.Fatalf("captured %d of %d datagrams (%d other frames)", got, n, other)
+	}
+	if back > n/100 {
+		t.Errorf("%d of %d stamps before their predecessor's: not the order of delivery", back, n)
 	}
 	if last < start || last > end {
 		t.Fatalf("last stamp %d outside the test's [%d, %d]: not a kernel time in ns", last, start, end)

@@ -80,11 +80,11 @@ func newFileReader(path string, f *os.File, mapped bool) (r *fileReader, err err
 	var c chunkReader
 	var m []byte
 	var format string
-	size := int64(rawPcapChunk)
+	size := int64(readChunk)
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 		// A buffer the size of a small file: 830 small captures must
-		// not cost 4 MB each.
-		size = min(st.Size(), rawPcapChunk)
+		// not cost a chunk each.
+		size = min(st.Size(), readChunk)
 		if mapped && st.Size() >= 4 {
 			m = mapFile(f, st.Size())
 		}

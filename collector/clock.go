@@ -7,6 +7,7 @@ import (
 
 	"github.com/tmon-project/tmon/clock"
 	"github.com/tmon-project/tmon/pdu"
+	"github.com/tmon-project/tmon/reconcile"
 	"github.com/tmon-project/tmon/spool"
 )
 
@@ -55,7 +56,11 @@ func (c *Collector) clockPDU(s *session, body []byte) error {
 	var k pdu.Clock
 	r.Reset(body)
 	for r.Next(&k) {
-		c.clk.set(s.probe, k)
+		// In the reconciler's turn: it and the spool read the clocks
+		// when they close an interval, which must see the records
+		// handled before, not after.
+		pi, k := s.probe, k
+		c.recDo(func(*reconcile.Reconciler) { c.clk.set(pi, k) })
 		c.log.Debug("probe clock", "probe", s.name, "synced", k.Synced, "assumed", k.Assumed,
 			"offset", time.Duration(k.Offset), "root_distance", time.Duration(k.RootDistance), "stratum", k.Stratum, "server", k.Server)
 	}

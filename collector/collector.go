@@ -60,11 +60,15 @@ var errUnknownFlow = errors.New("sightings of a flow not yet defined")
 // Collector is the state of a running collector. Its methods are called
 // from the receiver's goroutine and from the ticker, under mu.
 type Collector struct {
-	mu      sync.Mutex
-	cfg     *conf.Config
-	self    string
-	log     *slog.Logger
+	mu   sync.Mutex
+	cfg  *conf.Config
+	self string
+	log  *slog.Logger
+	// rec is called under mu, or, while rq is set, only by the
+	// reconciling goroutine, which rq feeds (recqueue.go).
 	rec     *reconcile.Reconciler
+	rq      *recQueue
+	sbuf    []reconcile.Sighting // a PDU's sightings, while rq is nil
 	sp      *spool.Writer
 	sink    *journaledSink
 	silent  time.Duration
@@ -109,12 +113,23 @@ type Collector struct {
 	sessions map[sessKey]*session
 	latest   map[int]*session // probe index → its current session
 	global   map[flow.Key]uint32
-	classOf  []uint16 // collector flow id → class index
+	byID     map[uint32]*flowEntry // collector flow id → key, references (ageing.go)
 	nextFlow uint32
-	rw       recWatch         // reconcile events (events.go)
-	alarms   *alarm.Watcher   // thresholds; nil when none
-	notifier *alarm.Notifier  // webhook and SNMP trap; nil when none
-	cw       *rollout.Watcher // the configuration file's new versions; nil when not watched
+	// Ageing (ageing.go): flows no session refers to and released
+	// sessions, in data-time order; the flows forgotten; the latest
+	// sighting time seen.
+	idleFlows    []idleFlow
+	idleSessions []idleSession
+	forgotten    uint64
+	maxSeen      int64
+	// replayKept: the journal's replay is in the PDUs a compaction kept,
+	// whose flows the snapshot holds (a flow they define that it lacks was
+	// forgotten).
+	replayKept bool
+	rw         recWatch         // reconcile events (events.go)
+	alarms     *alarm.Watcher   // thresholds; nil when none
+	notifier   *alarm.Notifier  // webhook and SNMP trap; nil when none
+	cw         *rollout.Watcher // the configuration file's new versions; nil when not watched
 	// The switch (switch.go): since is when the version in force took
 	// over (0: at start); switchAt, once the next version's validFrom is
 	// reached, its instant, and switchTo that version.
@@ -136,8 +151,11 @@ type session struct {
 	name   string
 	flows  []flowRef // by probe flow id
 	wm     int64
-	closed bool   // said goodbye, and everything before the bye arrived
-	bye    uint32 // seq of the bye PDU, once it arrived; 0 before
+	closed bool // said goodbye, and everything before the bye arrived
+	// released: its flow ids went back (releaseFlows); it takes no more
+	// flows, sightings or records. flows is kept for a while (ageing.go).
+	released bool
+	bye      uint32 // seq of the bye PDU, once it arrived; 0 before
 	// continues: the bye said a new session of the probe follows (a roll
 	// to renew its flow ids, probe/roll.go): until it comes, the probe
 	// is waited for at this session's watermark.
@@ -292,6 +310,11 @@ func runVersion(ctx context.Context, o Options, v *versions) (*conf.Config, erro
 		close(o.Ready)
 	}
 
+	// From here on the reconciler has its own goroutine (recqueue.go);
+	// Close and closeSwitch end it.
+	c.mu.Lock()
+	c.startReconciling()
+	c.mu.Unlock()
 	syncDone, stopSync := make(chan struct{}), make(chan struct{})
 	if c.j != nil {
 		go func() {
@@ -372,6 +395,7 @@ func New(cfg *conf.Config, name, spoolDir string, log *slog.Logger) (*Collector,
 		sessions:    make(map[sessKey]*session),
 		latest:      make(map[int]*session),
 		global:      make(map[flow.Key]uint32),
+		byID:        make(map[uint32]*flowEntry),
 		started:     time.Now(),
 		kick:        make(chan struct{}, 1),
 	}
@@ -416,10 +440,7 @@ func (c *Collector) SetVolatileSpool() { c.sp.SetVolatile() }
 // setGlobal records the collector flow id of a flow instance.
 func (c *Collector) setGlobal(k flow.Key, id uint32) {
 	c.global[k] = id
-	for int(id) >= len(c.classOf) {
-		c.classOf = append(c.classOf, 0)
-	}
-	c.classOf[id] = k.Class
+	c.byID[id] = &flowEntry{key: k}
 }
 
 // HandlePDU takes one verified PDU from the receiver.

@@ -80,9 +80,12 @@ type snapSess struct {
 	Wm     int64 `json:"wm"`
 	Closed bool  `json:"closed"`
 	// Continues: the bye said a new session follows (session.continues).
-	Continues bool      `json:"continues,omitempty"`
-	Latest    bool      `json:"latest"`
-	Refs      []snapRef `json:"refs,omitempty"` // by probe flow id
+	Continues bool `json:"continues,omitempty"`
+	// Released: its flow ids went back (releaseFlows); Refs are kept for
+	// the replay of its PDUs the compaction kept (ageing.go).
+	Released bool      `json:"released,omitempty"`
+	Latest   bool      `json:"latest"`
+	Refs     []snapRef `json:"refs,omitempty"` // by probe flow id
 }
 
 type snapRef struct {
@@ -101,7 +104,7 @@ type snapClock struct {
 // maybeCompact compacts the journal when it is over its limit. c.mu is
 // held and the spool holds every row handled so far.
 func (c *Collector) maybeCompact() {
-	if c.j == nil || c.rcv == nil || c.j.size < c.compactLimit() {
+	if c.j == nil || c.rcv == nil || c.j.bytes() < c.compactLimit() {
 		return
 	}
 	if err := c.compact(); err != nil {
@@ -131,7 +134,7 @@ func (c *Collector) snapshotNow() *snapshot {
 		rs[sessKey{si.Probe, si.Session}] = si
 	}
 	for k, s := range c.sessions {
-		ss := snapSess{Probe: k.probe, Session: k.session, Wm: s.wm, Closed: s.closed, Continues: s.continues, Latest: c.latest[s.probe] == s}
+		ss := snapSess{Probe: k.probe, Session: k.session, Wm: s.wm, Closed: s.closed, Continues: s.continues, Latest: c.latest[s.probe] == s, Released: s.released}
 		if si, ok := rs[k]; ok {
 			ss.Known, ss.Floor, ss.WmTime = true, si.Watermark.Seq+1, si.Watermark.ProbeTime
 			delete(rs, k)
@@ -234,6 +237,7 @@ func keep(b []byte, floors map[sessKey]uint32, horizon int64) bool {
 
 // compact rewrites the journal: see maybeCompact. c.mu is held.
 func (c *Collector) compact() error {
+	c.recBarrier() // the reconciler's state goes with the journal's PDUs
 	sn := c.snapshotNow()
 	snap, err := json.Marshal(sn)
 	if err != nil {
@@ -290,11 +294,12 @@ func (c *Collector) compact() error {
 		d.Sync()
 		d.Close()
 	}
-	before := c.j.size
 	c.syncMu.Lock() // the syncer may be syncing the old file
+	c.j.mu.Lock()
+	before := c.j.size
 	c.j.f.Close()
-	nj.path, nj.kept = c.j.path, nj.size
-	*c.j = *nj
+	c.j.f, c.j.size, c.j.kept, c.j.pending, c.j.broken = nj.f, nj.size, nj.size, nil, false
+	c.j.mu.Unlock()
 	c.syncMu.Unlock()
 	c.compactions++
 	c.log.Info("collector: journal compacted", "bytes_before", before, "bytes_after", nj.size,
@@ -332,20 +337,38 @@ func (c *Collector) restore(sn *snapshot) error {
 			c.sessions[k] = s
 		}
 		s.lastHeard = c.started
-		// A closed session's flow ids were released (releaseFlows).
-		if !ss.Closed {
-			for i, r := range ss.Refs {
-				if i >= len(s.flows) {
-					s.flows = append(s.flows, flowRef{})
+		// A released session's flow ids went back (releaseFlows): its
+		// refs, kept for the replay of its PDUs, hold no slot nor flow.
+		// (A closed session of an older snapshot has none.)
+		released := ss.Released || ss.Closed
+		for i, r := range ss.Refs {
+			if i >= len(s.flows) {
+				s.flows = append(s.flows, flowRef{})
+				if !released {
 					c.flowSlots++ // held against maxFlows as when first defined
 				}
-				if r.Defined {
-					s.flows[i] = flowRef{defined: true, oneWay: r.OneWay, id: r.ID, hop: r.Hop, iface: r.Iface}
+			}
+			if r.Defined {
+				s.flows[i] = flowRef{defined: true, oneWay: r.OneWay, id: r.ID, hop: r.Hop, iface: r.Iface}
+				if !released {
+					c.ref(r.ID)
 				}
 			}
 		}
+		if released && !s.released {
+			s.released = true
+			c.idleSessions = append(c.idleSessions, idleSession{s, sn.MaxTime})
+		}
 		if ss.Latest || c.latest[pi] == nil {
 			c.latest[pi] = s
+		}
+	}
+	// Flows no session refers to wait to be forgotten, from the
+	// snapshot's data time (a conservative mark).
+	for id, e := range c.byID {
+		if e.refs == 0 {
+			e.mark = max(sn.MaxTime, 1)
+			c.idleFlows = append(c.idleFlows, idleFlow{id, e.mark})
 		}
 	}
 	for _, k := range sn.Clocks {

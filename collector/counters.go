@@ -89,8 +89,8 @@ func (c *Collector) flowNames(s *session, flow uint32) (class, iface string, err
 
 // className returns the class name of a collector flow id.
 func (c *Collector) className(id uint32) (string, bool) {
-	if int(id) < len(c.classOf) {
-		return c.cfg.Classes[c.classOf[id]].Name, true
+	if e := c.byID[id]; e != nil {
+		return c.cfg.Classes[e.key.Class].Name, true
 	}
 	return "", false
 }

@@ -43,7 +43,15 @@ func (c *Collector) HoldAck(ack []byte, to netip.AddrPort) {
 		return
 	}
 	c.ackMu.Lock()
-	c.held = append(c.held, heldAck{append([]byte(nil), ack...), to})
+	if n := len(c.held); n < cap(c.held) {
+		// The syncer hands back the array of the batch it sent: its
+		// buffers are reused (no allocation per PDU).
+		c.held = c.held[:n+1]
+		h := &c.held[n]
+		h.b, h.to = append(h.b[:0], ack...), to
+	} else {
+		c.held = append(c.held, heldAck{append([]byte(nil), ack...), to})
+	}
 	c.ackMu.Unlock()
 	select {
 	case c.kick <- struct{}{}:
@@ -139,22 +147,8 @@ func (s *journaledSink) CommitSet(set *spool.Set) error {
 		if err != nil {
 			return err
 		}
-		before := s.j.size
-		if err := s.j.append(recCommit, b); err != nil {
+		if err := s.j.commit(recCommit, b); err != nil {
 			return err
-		}
-		killpoint.At("journal.commit")
-		if err := s.j.sync(); err != nil {
-			// Not committed after all: cut the record off, or stop using
-			// the journal if that fails too.
-			if s.j.f.Truncate(before) != nil {
-				s.j.broken = true
-			} else if _, serr := s.j.f.Seek(before, 0); serr != nil {
-				s.j.broken = true
-			} else {
-				s.j.size = before
-			}
-			return fmt.Errorf("collector: journal sync: %w", err)
 		}
 	}
 	if set.Interval {

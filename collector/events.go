@@ -26,7 +26,7 @@ func (c *Collector) reportReconcile(now time.Time, final bool) {
 		return
 	}
 	c.rw.start = start
-	k := c.rec.Counters()
+	k := c.recCounters()
 	prev := c.rw.last
 	c.rw.last = k
 	for _, e := range []struct {

@@ -45,6 +45,14 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 		return err
 	}
 	s.lastHeard = time.Now()
+	if s.released && !c.replaying {
+		switch f.Header.Type {
+		case pdu.TypeFlowDef, pdu.TypeSightings, pdu.TypeCounters, pdu.TypeRTT, pdu.TypeTCPConn, pdu.TypeFTP:
+			// Its flow ids went back: nothing of it refers to them any
+			// more (a replay of a compaction's PDUs still may).
+			return errUnknownFlow
+		}
+	}
 	switch f.Header.Type {
 	case pdu.TypeFlowDef:
 		var r pdu.FlowDefReader
@@ -59,26 +67,30 @@ func (c *Collector) handleLocked(f *pdu.Frame) error {
 			return fmt.Errorf("collector: probe %s: %w", s.name, err)
 		}
 	case pdu.TypeSightings:
-		// First check that every flow is defined, so that a refused PDU
-		// has changed nothing; the probe sends it again, by then after
-		// the definition.
+		// Every flow must be defined, so that a refused PDU has changed
+		// nothing; the probe sends it again, by then after the
+		// definition.
 		var r pdu.SightingReader
 		var p pdu.Sighting
+		maxSeen := c.maxSeen
+		b := c.sightBuf()
 		r.Reset(f.Body)
 		for r.Next(&p) {
 			if int(p.Flow) >= len(s.flows) || !s.flows[p.Flow].defined {
+				c.dropSightBuf(b)
 				return errUnknownFlow
 			}
+			if fl := &s.flows[p.Flow]; fl.oneWay {
+				b = append(b, reconcile.Sighting{Flow: fl.id, Hop: fl.hop, Sig: p.Sig, TS: p.TS, Size: p.Size, Span: p.Span})
+			}
+			maxSeen = max(maxSeen, p.TS)
 		}
 		if err := r.Err(); err != nil {
+			c.dropSightBuf(b)
 			return fmt.Errorf("collector: probe %s: %w", s.name, err)
 		}
-		r.Reset(f.Body)
-		for r.Next(&p) {
-			if fl := s.flows[p.Flow]; fl.oneWay {
-				c.rec.Add(reconcile.Sighting{Flow: fl.id, Hop: fl.hop, Sig: p.Sig, TS: p.TS, Size: p.Size, Span: p.Span})
-			}
-		}
+		c.recAdd(b)
+		c.maxSeen = maxSeen
 	case pdu.TypeEvents:
 		var r pdu.EventReader
 		var e pdu.Event
@@ -222,7 +234,7 @@ func (c *Collector) advance(now time.Time) {
 	}
 	c.wmBuf = wm
 	// Each class waits for the probes of its own hops.
-	c.spoolHealth(c.rec.AdvanceProbes(wm))
+	c.recAdvance(wm)
 }
 
 func (c *Collector) hasHop(pi int) bool {
@@ -241,6 +253,7 @@ func (c *Collector) tick(now time.Time) {
 	defer c.mu.Unlock()
 	c.liveness(now)
 	c.advance(now)
+	c.ageFlows()
 	err := c.cutData(now)
 	c.reportReconcile(now, false)
 	c.spoolHealth(errors.Join(err, c.sp.Cut(now)))
@@ -254,6 +267,7 @@ func (c *Collector) tick(now time.Time) {
 func (c *Collector) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.stopReconciling()
 	c.advance(time.Now())
 	done := true
 	for pi := range c.cfg.Probes {
@@ -316,14 +330,19 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 	// sees it (counters and the other analyses refer to it); one-way flows
 	// at a hop of their path also go to the reconciler.
 	id, known := c.global[d.Key]
+	if !known && c.replayKept {
+		// Defined before the compaction and forgotten since: no PDU the
+		// replay meets refers to it any more (ageing.go).
+		return nil
+	}
 	if !known {
 		id = c.nextFlow
 		c.nextFlow++
 		c.setGlobal(d.Key, id)
 		if cl.OneWay != nil {
-			if err := c.rec.AddFlow(id, int(d.Key.Class)); err != nil {
-				return fmt.Errorf("flow %d: %w", d.ID, err)
-			}
+			// Cannot fail: the class exists and is one-way.
+			class := int(d.Key.Class)
+			c.recDo(func(r *reconcile.Reconciler) { r.AddFlow(id, class) })
 		}
 		if !c.replaying || c.replayFlows {
 			if err := c.sp.WriteFlow(time.Now(), id, cl.Name, keyText(d)); err != nil {
@@ -338,6 +357,15 @@ func (c *Collector) flowDef(s *session, d *pdu.FlowDef) error {
 		}
 	}
 	ref.iface = d.Iface
+	if !s.released { // a released session's ids refer to nothing (replayed PDUs of it)
+		if old := s.flows[d.ID]; old.defined {
+			c.unref(old.id)
+		}
+		c.ref(id)
+	} else if e := c.byID[id]; !known && e != nil {
+		e.mark = c.dataMark() // referred to by nothing: waits to be forgotten
+		c.idleFlows = append(c.idleFlows, idleFlow{id, e.mark})
+	}
 	s.flows[d.ID] = ref
 	return nil
 }

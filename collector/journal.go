@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+
+	"github.com/tmon-project/tmon/internal/killpoint"
 )
 
 // The journal makes a collector restart lose nothing it acked. Every PDU
@@ -18,6 +21,8 @@ import (
 // files, or a flows or events file: the commit point of docs/spool.md), 'S'
 // a point where every flow and event row of earlier PDUs is in a spool
 // file ('I', an interval written, from older collectors, is still read).
+// 'A' lists the collector flow ids the flow dictionary forgot at that
+// point (ageing.go): the replay forgets them there too.
 //
 // At start, the collector replays the journal through the receiver (which
 // rebuilds each session's duplicate window, so retransmissions of PDUs
@@ -38,6 +43,11 @@ import (
 // the loader's sight (docs/spool.md: names starting with a dot are not
 // spool files).
 type journal struct {
+	// mu orders the appends of the receiving goroutine (PDU records) and
+	// of the reconciliation goroutine (an interval's commit record, with
+	// its sync): a record is written whole, and a commit record that could
+	// not be synced is cut off before anything follows it.
+	mu   sync.Mutex
 	f    *os.File
 	path string
 	size int64 // bytes of whole records written
@@ -142,7 +152,7 @@ func encode(b []byte, kind byte, payload []byte) []byte {
 
 // write writes whole records into the file (not a buffer: a killed process
 // must not lose them). On failure the file is cut back to its last whole
-// record, so a later write starts clean.
+// record, so a later write starts clean. j.mu is held.
 func (j *journal) write(rec []byte) error {
 	if j.broken {
 		return errors.New("collector: journal: unusable after a failed write")
@@ -164,6 +174,12 @@ func (j *journal) write(rec []byte) error {
 
 // flushPending writes the pending PDU record, if any.
 func (j *journal) flushPending() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.flushPendingLocked()
+}
+
+func (j *journal) flushPendingLocked() error {
 	if j.pending == nil {
 		return nil
 	}
@@ -176,7 +192,13 @@ func (j *journal) flushPending() error {
 
 // append writes one record, after the pending one.
 func (j *journal) append(kind byte, payload []byte) error {
-	if err := j.flushPending(); err != nil {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.appendLocked(kind, payload)
+}
+
+func (j *journal) appendLocked(kind byte, payload []byte) error {
+	if err := j.flushPendingLocked(); err != nil {
 		return err
 	}
 	j.buf = encode(j.buf[:0], kind, payload)
@@ -186,20 +208,57 @@ func (j *journal) append(kind byte, payload []byte) error {
 // appendPDU writes a PDU record; on failure the record becomes pending:
 // the PDU is handled, and is written before any later record.
 func (j *journal) appendPDU(payload []byte) error {
-	err := j.append(recPDU, payload)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	err := j.appendLocked(recPDU, payload)
 	if err != nil && j.pending == nil {
 		j.pending = encode(nil, recPDU, payload)
 	}
 	return err
 }
 
-// sync makes the journal durable against a machine crash.
+// sync makes the journal durable against a machine crash. It runs
+// without j.mu (appends go on meanwhile); the collector's syncMu keeps a
+// compaction from replacing the file under it.
 func (j *journal) sync() error {
 	return j.f.Sync()
 }
 
+// commit appends a record and syncs it, with nothing written in between;
+// when the sync fails the record is cut off again (or, failing that, the
+// journal marked broken), so that it does not exist.
+func (j *journal) commit(kind byte, payload []byte) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	before := j.size
+	if err := j.appendLocked(kind, payload); err != nil {
+		return err
+	}
+	killpoint.At("journal.commit")
+	if err := j.f.Sync(); err != nil {
+		if j.f.Truncate(before) != nil {
+			j.broken = true
+		} else if _, serr := j.f.Seek(before, io.SeekStart); serr != nil {
+			j.broken = true
+		} else {
+			j.size = before
+		}
+		return fmt.Errorf("collector: journal sync: %w", err)
+	}
+	return nil
+}
+
+// bytes returns the size of the whole records written.
+func (j *journal) bytes() int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.size
+}
+
 // reset empties the journal: everything it held is in the spool.
 func (j *journal) reset() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if err := j.f.Truncate(0); err != nil {
 		return fmt.Errorf("collector: journal: %w", err)
 	}

@@ -50,7 +50,7 @@ func (c *Collector) metrics() health.Func {
 
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		k := c.rec.Counters()
+		k := c.recCounters()
 		e.Gauge("tmon_collector_reconcile_records", "Records held by the reconciler: waiting for sightings, or kept for the duplicate window (the backlog).", float64(k.Live))
 		e.Counter("tmon_collector_sightings_total", "Sightings given to the reconciler.", float64(k.Sightings))
 		for _, o := range []struct {
@@ -64,6 +64,8 @@ func (c *Collector) metrics() health.Func {
 		e.Counter("tmon_collector_sightings_late_total", "Sightings dropped because their interval was already written (late rows).", float64(k.Late))
 		e.Counter("tmon_collector_sightings_invalid_total", "Sightings of an undeclared flow or a hop outside the path.", float64(k.Invalid))
 		e.Counter("tmon_collector_intervals_total", "Intervals closed and handed to the spool.", float64(k.Intervals))
+		e.Gauge("tmon_collector_flows", "Flow instances the collector knows (its flow dictionary; forgotten once unused, see docs/transport.md).", float64(len(c.global)))
+		e.Counter("tmon_collector_flows_forgotten_total", "Flow instances forgotten: no session referred to them and the reconciler held nothing of them.", float64(c.forgotten))
 		now := time.Now()
 		for pi, s := range c.latest {
 			l := []string{"probe", c.cfg.Probes[pi].Name}

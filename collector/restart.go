@@ -117,10 +117,27 @@ func (c *Collector) openJournal(spoolDir string) error {
 			return fmt.Errorf("collector: journal: %w", err)
 		}
 	}
+	// The PDUs a compaction kept: after its snapshot, before its 'S'.
+	keptFrom, keptTo := -1, -1
 	for i, r := range recs {
+		switch {
+		case r.kind == recSnapshot:
+			keptFrom, keptTo = i, len(recs)
+		case r.kind == recSpooled && keptFrom >= 0 && keptTo == len(recs):
+			keptTo = i
+		}
+	}
+	for i, r := range recs {
+		if r.kind == recAged {
+			if err := c.replayAged(r.payload); err != nil {
+				c.log.Warn(err.Error())
+			}
+			continue
+		}
 		if r.kind != recPDU {
 			continue
 		}
+		c.replayKept = i > keptFrom && i < keptTo
 		c.replayFlows, c.replayEvents, c.replayCounters = i > lastFlows, i > lastEvents, i > lastSpooled
 		c.replayAt = i
 		if err := c.rcv.Replay(r.payload, c); err != nil {
@@ -133,7 +150,7 @@ func (c *Collector) openJournal(spoolDir string) error {
 		c.replayFlows, c.replayEvents, c.replayCounters = false, false, false
 		c.settle(snap)
 	}
-	c.replaying, c.replayFlows, c.replayEvents, c.replayCounters = false, false, false, false
+	c.replaying, c.replayFlows, c.replayEvents, c.replayCounters, c.replayKept = false, false, false, false, false
 	c.dataDone = nil
 	if n > 0 || snap != nil {
 		detail := fmt.Sprintf("replayed %d PDUs from the journal (%d refused); intervals up to %s were written before",
@@ -169,7 +186,7 @@ func (c *Collector) journalTick() {
 	}
 	err := c.j.flushPending()
 	c.journalHealth(err)
-	if err == nil && c.sp.Buffered() == 0 && !c.sp.Unfinished() && c.j.size > 0 {
+	if err == nil && c.sp.Buffered() == 0 && !c.sp.Unfinished() && c.j.bytes() > 0 {
 		if err := c.j.append(recSpooled, nil); err != nil {
 			c.journalHealth(err)
 			return
@@ -223,7 +240,8 @@ func (c *Collector) givenUp(s *session, detail string) {
 	}
 	for ci := range c.cfg.Classes {
 		if hops := c.probeHops(s.probe, ci); hops != 0 {
-			c.rec.AddGap(reconcile.Gap{Class: ci, Hops: hops, From: g.From, To: g.To})
+			gap := reconcile.Gap{Class: ci, Hops: hops, From: g.From, To: g.To}
+			c.recDo(func(r *reconcile.Reconciler) { r.AddGap(gap) })
 		}
 	}
 }

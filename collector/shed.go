@@ -69,7 +69,7 @@ func (c *Collector) applyShed(pi int) {
 			}
 		}
 	}
-	c.rec.SetShed(pi, gs)
+	c.recDo(func(r *reconcile.Reconciler) { r.SetShed(pi, gs) })
 }
 
 // probeHops returns the hops of one-way class ci (a bit per hop) at which

@@ -189,7 +189,8 @@ func (c *Collector) switchGap(at int64, prior bool) {
 			all |= c.probeHops(pi, ci)
 		}
 		if all != 0 {
-			c.rec.AddGap(reconcile.Gap{Class: ci, Hops: all, From: at, To: at, Prior: prior, Ending: !prior})
+			g := reconcile.Gap{Class: ci, Hops: all, From: at, To: at, Prior: prior, Ending: !prior}
+			c.recDo(func(r *reconcile.Reconciler) { r.AddGap(g) })
 		}
 	}
 }
@@ -205,7 +206,8 @@ func (c *Collector) silentGaps(at int64) {
 		}
 		for ci := range c.cfg.Classes {
 			if h := c.probeHops(pi, ci); h != 0 && c.cfg.Classes[ci].OneWay != nil {
-				c.rec.AddGap(reconcile.Gap{Class: ci, Hops: h, From: s.wm, To: at})
+				g := reconcile.Gap{Class: ci, Hops: h, From: s.wm, To: at}
+				c.recDo(func(r *reconcile.Reconciler) { r.AddGap(g) })
 			}
 		}
 	}
@@ -256,6 +258,7 @@ func (c *Collector) switched(from *conf.Config, at int64) {
 func (c *Collector) closeSwitch(spoolDir string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.stopReconciling()
 	at, to := c.switchAt, c.switchTo
 	c.silentGaps(at)
 	c.advance(time.Now())

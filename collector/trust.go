@@ -154,23 +154,24 @@ func (c *Collector) checkJournalLimit(f *pdu.Frame) error {
 	if c.j == nil || c.replaying {
 		return nil
 	}
-	if c.j.size < c.trust.lastJournal {
+	size := c.j.bytes()
+	if size < c.trust.lastJournal {
 		clear(c.trust.share)
 	}
-	c.trust.lastJournal = c.j.size
+	c.trust.lastJournal = size
 	if c.trust.share == nil {
 		c.trust.share = make(map[uint16]int64)
 	}
 	fair := c.limits.MaxJournal / int64(max(len(c.cfg.Probes), 1))
-	if c.j.size >= c.limits.MaxJournal && c.trust.share[f.Header.Probe] >= fair {
+	if size >= c.limits.MaxJournal && c.trust.share[f.Header.Probe] >= fair {
 		if !c.journalLimitSaid {
 			c.journalLimitSaid = true
 			c.event(time.Now(), "collector.limit", fmt.Sprintf("maxJournal=%d reached: PDUs of probe id %d (%d bytes since the last compaction, more than its share %d) are not acked until a compaction makes room",
 				c.limits.MaxJournal, f.Header.Probe, c.trust.share[f.Header.Probe], fair))
 		}
-		return fmt.Errorf("journal %d bytes: %w (maxJournal %d, probe id %d over its share)", c.j.size, errLimit, c.limits.MaxJournal, f.Header.Probe)
+		return fmt.Errorf("journal %d bytes: %w (maxJournal %d, probe id %d over its share)", size, errLimit, c.limits.MaxJournal, f.Header.Probe)
 	}
-	if c.j.size < c.limits.MaxJournal {
+	if size < c.limits.MaxJournal {
 		c.journalLimitSaid = false
 	}
 	c.trust.share[f.Header.Probe] += int64(len(f.Signed) + len(f.Auth) + pdu.TrailerSize)
@@ -184,8 +185,20 @@ func (c *Collector) checkJournalLimit(f *pdu.Frame) error {
 // (probe/roll.go); without the release its old sessions would hold the
 // table until maxSessions evicts them. c.mu is held.
 func (c *Collector) releaseFlows(s *session) {
+	if s.released {
+		return
+	}
+	s.released = true
 	c.flowSlots -= int64(len(s.flows))
-	s.flows = nil
+	for _, f := range s.flows {
+		if f.defined {
+			c.unref(f.id)
+		}
+	}
+	if len(s.flows) > 0 {
+		// Kept until a compaction can keep none of its PDUs (ageing.go).
+		c.idleSessions = append(c.idleSessions, idleSession{s, c.dataMark()})
+	}
 }
 
 // evictSession forgets the probe session heard least recently that is no
@@ -208,7 +221,8 @@ func (c *Collector) evictSession() {
 	if old == nil {
 		return
 	}
-	c.flowSlots -= int64(len(old.flows))
+	c.releaseFlows(old)
+	old.flows = nil
 	delete(c.sessions, oldK)
 	if !c.sessionLimitSaid {
 		c.sessionLimitSaid = true // every eviction is an event; the log says it once

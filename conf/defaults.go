@@ -237,3 +237,30 @@ func DefaultSlices() []time.Duration {
 		time.Second,
 	}
 }
+
+// DefaultSieveRing is the capacity of a probe's sieve→analyser ring, in
+// records, unless a probe is told otherwise: how far its sieves may read
+// ahead of its analyser.
+const DefaultSieveRing = 1 << 16
+
+// SessionFlowShare is a probe session's share of the collectors' flow ids:
+// half of maxFlows over the probes, so that every probe's current session
+// and the one it just ended fit. A probe rolls to a new session once its
+// session has announced that many (probe/roll.go).
+func (c *Config) SessionFlowShare() int {
+	return max(c.Limits.Resolved().MaxFlows/(2*max(len(c.Probes), 1)), 1)
+}
+
+// FlowShareWarning says why a session's share of the collectors' flow ids
+// is too small for a probe whose sieves read up to ring records ahead of
+// its analyser ("" when it is not): the roll's cut takes effect only after
+// what the sieves have read, so at a full-speed replay with heavy flow
+// churn a session could pass <limits maxFlows> before it rolls.
+func (c *Config) FlowShareWarning(ring int) string {
+	share := c.SessionFlowShare()
+	if share >= ring {
+		return ""
+	}
+	return fmt.Sprintf("a probe session's share of the collectors' flow ids (maxFlows %d / (2 × %d probes) = %d) is smaller than the sieve ring (%d records): with heavy flow churn at full-speed replay a session may pass maxFlows before it rolls; raise maxFlows to at least %d",
+		c.Limits.Resolved().MaxFlows, max(len(c.Probes), 1), share, ring, 2*max(len(c.Probes), 1)*ring)
+}

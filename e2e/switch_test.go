@@ -92,9 +92,12 @@ func TestConfigSwitch(t *testing.T) {
 		d := w.Sub(at)
 		spread = append(spread, d)
 		// A timer: a few ms late on a loaded machine (measured 0.2–4.4 ms
-		// with load average 16–40); the bound leaves room for CI.
-		if d < 0 || d > 50*time.Millisecond {
-			t.Errorf("%s acted %v after validFrom, want within 50ms", p.name, d)
+		// with load average 16–40, once 100–146 ms with benchmarks running
+		// on both cores). The bound is below what acting on anything but
+		// the instant would give: the next heartbeat (300 ms here), the
+		// next config poll or interval (≥ 1 s).
+		if d < 0 || d > 250*time.Millisecond {
+			t.Errorf("%s acted %v after validFrom, want within 250ms", p.name, d)
 		}
 	}
 	t.Logf("collector, pa, pb acted at validFrom + %v", spread)

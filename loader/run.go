@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -294,6 +295,12 @@ func (r *run) parse(b *batch, f *spoolFile, fileID int64) (nrows, nbad int, err 
 	// the same interface, not boxed again (an allocation each).
 	last := make([]val, len(rt.Fields))
 	lastArg := make([]any, len(rt.Fields))
+	fid := any(fileID) // boxed once, not at every row
+	if !rt.Aggregate && rt != flowsType {
+		// Room for every line at once: a batch's rows are not copied
+		// again and again as the slice doubles.
+		b.records[rt] = slices.Grow(b.records[rt], strings.Count(rest, "\n")+1)
+	}
 	for len(rest) > 0 {
 		lineNo++
 		var line string
@@ -340,7 +347,7 @@ func (r *run) parse(b *batch, f *spoolFile, fileID int64) (nrows, nbad int, err 
 				}
 				out[i] = lastArg[i]
 			}
-			out[len(vals)], out[len(vals)+1] = fileID, int64(lineNo)
+			out[len(vals)], out[len(vals)+1] = fid, int64(lineNo)
 			b.records[rt] = append(b.records[rt], out)
 		}
 	}

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -126,20 +125,6 @@ const watermarkEvery = 8192
 // Run reads every file through the probes' stages into the collector's
 // and closes the spool when all is decided. ctx cancels it.
 func Run(ctx context.Context, o Options) (res Result, err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	var stop func() // ends the collector's side, once it runs
-	defer func() {
-		if p := recover(); p != nil {
-			if _, ok := p.(interface{ Addr() uintptr }); ok {
-				if stop != nil {
-					stop()
-				}
-				err = fmt.Errorf("offline: a capture file was cut shorter while read: %v", p)
-				return
-			}
-			panic(p)
-		}
-	}()
 	cfg := o.Config
 	log := o.Logger
 	if log == nil {
@@ -169,11 +154,11 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if o.OnInterval != nil {
 		coll.WatchIntervals(o.OnInterval)
 	}
-	// The files are mapped rather than read (no copy through read(2)):
-	// they are finished captures. One cut shorter while read would make
-	// the lost pages fault: with SetPanicOnFault that is a panic of this
-	// goroutine, turned into an error below, not the process killed.
-	src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Logger: log, Map: true})
+	// The files are read, not mapped (capture.FileConfig.Map): on a
+	// virtual machine with shadow page tables the first touch of each
+	// mapped page cost more than read(2)'s copy into a buffer that stays
+	// in cache (capture's readChunk).
+	src, err := capture.OpenFiles(capture.FileConfig{Paths: o.Files, Logger: log})
 	if err != nil {
 		coll.Close()
 		return res, fmt.Errorf("offline: %w", err)
@@ -187,10 +172,13 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	// PDUs as large as the format allows: no datagram to fit in a path
 	// MTU, and fewer PDUs to hand over. Their bounds change no figure.
 	const maxSize = pdu.MaxPDUSize
+	// The few control PDUs are small: a builder of the largest size for
+	// each was 64 KiB zeroed and faulted in.
+	const ctlSize = 4096
 	// The collector's side runs on its own goroutine from here on: every
 	// way out closes the queue before the collector.
 	q := newQueue(coll)
-	stop = func() {
+	stop := func() {
 		q.close()
 		coll.Close()
 	}
@@ -203,7 +191,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	for i, in := range ins {
 		p := probes[in.Probe]
 		if p == nil {
-			p = &probe{q: q, id: cfg.Probes[in.Probe].ID, defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize)}
+			p = &probe{q: q, id: cfg.Probes[in.Probe].ID, defs: pdu.NewBuilder(maxSize), sights: pdu.NewBuilder(maxSize), ctl: pdu.NewBuilder(ctlSize)}
 			if p.an, err = analyse.New(cfg, in.Probe, p, analyse.Config{}); err != nil {
 				return abort(fmt.Errorf("offline: %w", err))
 			}
@@ -234,9 +222,8 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		if cfg.Clock.AssumeSynced {
 			c.Synced, c.Assumed = true, true
 		}
-		b := pdu.NewBuilder(pdu.MaxPDUSize)
-		b.AddClock(c)
-		if err := p.send(b, pdu.TypeClock, 0); err != nil {
+		p.ctl.AddClock(c)
+		if err := p.send(p.ctl, pdu.TypeClock, 0); err != nil {
 			return abort(err)
 		}
 	}
@@ -273,7 +260,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		if p == nil {
 			continue
 		}
-		if err := p.send(pdu.NewBuilder(maxSize), pdu.TypeBye, last); err != nil {
+		if err := p.send(p.ctl, pdu.TypeBye, last); err != nil {
 			return abort(err)
 		}
 		// Every PDU up to the bye has been delivered: the session ends,
@@ -328,6 +315,7 @@ type probe struct {
 	id           uint16
 	an           *analyse.Analyser
 	defs, sights *pdu.Builder
+	ctl          *pdu.Builder // the start event, clock and bye PDUs
 	seq          uint32
 	err          error
 	// counts
@@ -379,9 +367,8 @@ func (p *probe) flush(clock int64) error {
 }
 
 func (p *probe) event(ts int64, kind, detail string) error {
-	b := pdu.NewBuilder(pdu.MaxPDUSize)
-	b.AddEvent(pdu.Event{TS: ts, Kind: kind, Detail: detail})
-	return p.send(b, pdu.TypeEvents, 0)
+	p.ctl.AddEvent(pdu.Event{TS: ts, Kind: kind, Detail: detail})
+	return p.send(p.ctl, pdu.TypeEvents, 0)
 }
 
 // send finishes b's PDU and queues it for the collector, which takes it as

@@ -36,7 +36,7 @@ type Options struct {
 	// Realtime, with Speed 1, replays each packet at the wall-clock time of
 	// its stamp (capture.FileConfig.Realtime).
 	Realtime bool
-	// RingSize is the sieve→analyser ring capacity (power of two); default 65536.
+	// RingSize is the sieve→analyser ring capacity (power of two); default conf.DefaultSieveRing.
 	RingSize int
 	// DrainTimeout bounds the wait for the collectors' acks at the end; default 30s.
 	DrainTimeout time.Duration
@@ -79,17 +79,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			p.Name, len(o.Files), len(p.Interfaces), ifaceNames(p))
 	}
 	if o.RingSize == 0 {
-		o.RingSize = 1 << 16
+		o.RingSize = conf.DefaultSieveRing
 	}
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 30 * time.Second
 	}
 	log = log.With("probe", p.Name)
-	if share := rollAfter(cfg); share < uint32(o.RingSize) {
+	if w := cfg.FlowShareWarning(o.RingSize); w != "" {
 		// roll.go: the sieves read up to a ring ahead of the analyser
 		// before a roll's cut can take effect.
-		log.Warn("probe: a session's share of the collectors' flow ids is smaller than the sieve ring: with heavy flow churn at full-speed replay a session may pass <limits maxFlows> before it rolls; raise maxFlows",
-			"share", share, "ring", o.RingSize, "maxFlows", cfg.Limits.Resolved().MaxFlows, "probes", len(cfg.Probes))
+		log.Warn("probe: "+w, "ring", o.RingSize, "maxFlows", cfg.Limits.Resolved().MaxFlows, "probes", len(cfg.Probes))
 	}
 
 	// Events before the first epoch (catch-up, opening) wait for it.

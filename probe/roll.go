@@ -94,15 +94,8 @@ type roller struct {
 	armed bool
 }
 
-// rollAfter is a session's share of the collectors' flow ids: half of
-// maxFlows over the probes, so that every probe's current session and the
-// one it just ended fit.
-func rollAfter(cfg *conf.Config) uint32 {
-	return uint32(max(cfg.Limits.Resolved().MaxFlows/(2*max(len(cfg.Probes), 1)), 1))
-}
-
 func newRoller(cfg *conf.Config, plan *cutPlan, log *slog.Logger) *roller {
-	return &roller{plan: plan, after: rollAfter(cfg), iv: int64(cfg.Interval), log: log}
+	return &roller{plan: plan, after: uint32(cfg.SessionFlowShare()), iv: int64(cfg.Interval), log: log}
 }
 
 // check runs in the analyser loop after each batch with the ids announced
@@ -132,5 +125,5 @@ func (r *roller) check(ids uint32) {
 // rollNote is the probe.roll event's detail.
 func rollNote(cfg *conf.Config, ids uint64, at int64) string {
 	return fmt.Sprintf("session ended at the first packet stamped at or after %s after announcing %d flow ids, its share (%d) of the collectors' <limits maxFlows=%d> over %d probes: same version %q, new session",
-		time.Unix(0, at).UTC().Format(time.RFC3339Nano), ids, rollAfter(cfg), cfg.Limits.Resolved().MaxFlows, len(cfg.Probes), cfg.Version)
+		time.Unix(0, at).UTC().Format(time.RFC3339Nano), ids, cfg.SessionFlowShare(), cfg.Limits.Resolved().MaxFlows, len(cfg.Probes), cfg.Version)
 }

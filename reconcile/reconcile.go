@@ -220,7 +220,7 @@ func (rec recRef) tsArray() [MaxHops]int64 {
 type Reconciler struct {
 	interval int64 // slot length, ns
 	classes  []class
-	flows    []int32 // flow id → index into classes; -1: undeclared
+	flows    flowTable // flow id → index into classes; -1: undeclared
 	sink     Sink
 	max      int
 
@@ -372,10 +372,7 @@ func (r *Reconciler) AddFlow(id uint32, class int) error {
 	if r.classes[class].index < 0 {
 		return fmt.Errorf("reconcile: add flow %d: class %d: %w", id, class, ErrNoOneWay)
 	}
-	for uint32(len(r.flows)) <= id {
-		r.flows = append(r.flows, -1)
-	}
-	r.flows[id] = int32(class)
+	r.flows.set(id, int32(class))
 	return nil
 }
 
@@ -404,14 +401,15 @@ func absDiff(a, b int64) int64 {
 func (r *Reconciler) Add(s Sighting) {
 	r.c.Sightings++
 	t := s.TS
-	if s.Flow >= uint32(len(r.flows)) || r.flows[s.Flow] < 0 {
+	ci := r.flows.get(s.Flow)
+	if ci < 0 {
 		r.c.Invalid++
 		a := &r.openSlot(t).iv.Accounting
 		a.Sightings++
 		a.Invalid++
 		return
 	}
-	c := &r.classes[r.flows[s.Flow]]
+	c := &r.classes[ci]
 	if int(s.Hop) >= c.nhops {
 		r.c.Invalid++
 		a := &r.openSlot(t).iv.Accounting

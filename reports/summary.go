@@ -285,7 +285,7 @@ func readSpool(dir string, delays []PairDelays) (*Summary, error) {
 		if p.M != nil {
 			p.M.finish(p)
 		}
-		slices.Sort(p.Delays)
+		sortDelays(p.Delays)
 		s.Pairs = append(s.Pairs, p)
 	}
 	sort.Slice(s.Pairs, func(i, j int) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -106,6 +107,14 @@ type setFile struct {
 	typ  string
 	cols []string
 	rows []byte
+	// gen, when set, makes the rows instead: it hands put the rows a
+	// piece at a time (whole rows, each piece valid only during the call).
+	// A volatile writer streams them into the file, so that tens of
+	// megabytes of per-packet rows are never held at once; a durable one
+	// collects them first, as it writes and syncs a set's files at once.
+	gen func(put func(rows []byte) error) error
+	// lines and size count the rows (set by writeSet).
+	lines, size int
 }
 
 // freeN returns the smallest n such that no file of the set, complete,
@@ -157,10 +166,26 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 		}
 		return nil
 	}
+	if !w.volatile {
+		for i := range files {
+			if f := &files[i]; f.gen != nil {
+				var rows []byte
+				if err := f.gen(func(b []byte) error { rows = append(rows, b...); return nil }); err != nil {
+					return err
+				}
+				f.rows, f.gen = rows, nil
+			}
+		}
+	}
+	for i := range files {
+		if f := &files[i]; f.gen == nil {
+			f.lines, f.size = countLines(f.rows), len(f.rows)
+		}
+	}
 	defer func() {
 		w.failing = err
 		for _, f := range files {
-			w.count.wrote(f.typ, f.rows, len(f.cols)+len(f.rows)+sumLen(f.cols), err)
+			w.count.wrote(f.typ, f.lines, len(f.cols)+f.size+sumLen(f.cols), err)
 		}
 		if err != nil {
 			err = fmt.Errorf("spool: write %s: %w", s.Path(w.dir, s.Types[0]), err)
@@ -189,42 +214,64 @@ func (w *Writer) writeSet(start int64, files []setFile, manifest, interval bool)
 	// Every file is written and synced at once: the fsyncs overlap (one
 	// journal commit of the file system serves several), where one after
 	// the other they cost a disk flush each while the collector waits.
-	var man []byte
 	type pending struct {
 		path, hdr string
-		rows      []byte
+		f         *setFile
 	}
 	var todo []pending
-	for _, f := range files {
+	for i := range files {
+		f := &files[i]
 		tmp := s.TmpPath(w.dir, f.typ)
 		written = append(written, tmp)
-		hdr := "#" + strings.Join(f.cols, "\t") + "\n"
-		todo = append(todo, pending{tmp, hdr, f.rows})
-		if manifest {
-			sum := sha256.New()
-			io.WriteString(sum, hdr)
-			sum.Write(f.rows)
-			man = append(man, f.typ+"\t"+s.Name(f.typ)+"\t"...)
-			man = strconv.AppendInt(man, int64(countLines(f.rows)), 10)
-			man = strconv.AppendInt(append(man, '\t'), int64(len(hdr)+len(f.rows)), 10)
-			man = append(append(man, '\t'), hex.EncodeToString(sum.Sum(nil))...)
-			man = append(man, '\n')
-		}
+		todo = append(todo, pending{tmp, "#" + strings.Join(f.cols, "\t") + "\n", f})
 	}
-	if manifest {
-		tmp := s.TmpPath(w.dir, TypeSets)
-		written = append(written, tmp)
-		todo = append(todo, pending{tmp, "#" + strings.Join(ColsSets, "\t") + "\n", man})
+	var man []byte
+	manLine := func(p pending, sum hash.Hash) {
+		man = append(man, p.f.typ+"\t"+s.Name(p.f.typ)+"\t"...)
+		man = strconv.AppendInt(man, int64(p.f.lines), 10)
+		man = strconv.AppendInt(append(man, '\t'), int64(len(p.hdr)+p.f.size), 10)
+		man = append(append(man, '\t'), hex.EncodeToString(sum.Sum(nil))...)
+		man = append(man, '\n')
 	}
+	manTmp := s.TmpPath(w.dir, TypeSets)
+	manHdr := "#" + strings.Join(ColsSets, "\t") + "\n"
 	if w.volatile {
-		// Nothing to overlap: one after the other, no goroutines.
+		// Nothing to overlap: one after the other, no goroutines, each
+		// file summed as it is written.
 		for _, p := range todo {
-			if err := writeFile(p.path, p.hdr, p.rows, false); err != nil {
+			var sum hash.Hash
+			if manifest {
+				sum = sha256.New()
+			}
+			if err := writeSetFile(p.path, p.hdr, p.f, sum); err != nil {
+				return err
+			}
+			if manifest {
+				manLine(p, sum)
+			}
+		}
+		if manifest {
+			written = append(written, manTmp)
+			if err := writeFile(manTmp, manHdr, man, false); err != nil {
 				return err
 			}
 		}
-	} else if err := inParallel(len(todo), func(i int) error { return writeFile(todo[i].path, todo[i].hdr, todo[i].rows, true) }); err != nil {
-		return err
+	} else {
+		for _, p := range todo {
+			if manifest {
+				sum := sha256.New()
+				io.WriteString(sum, p.hdr)
+				sum.Write(p.f.rows)
+				manLine(p, sum)
+			}
+		}
+		if manifest {
+			written = append(written, manTmp)
+			todo = append(todo, pending{manTmp, manHdr, &setFile{rows: man}})
+		}
+		if err := inParallel(len(todo), func(i int) error { return writeFile(todo[i].path, todo[i].hdr, todo[i].f.rows, true) }); err != nil {
+			return err
+		}
 	}
 	if testHookBeforeRename != nil {
 		if err := testHookBeforeRename(written[0]); err != nil {
@@ -385,33 +432,6 @@ func Recover(dir string, committed []Set) (rolled int, err error) {
 		}
 	}
 	return rolled, nil
-}
-
-// writeFile writes header and rows into a new file at path and syncs it
-// (when sync).
-func writeFile(path, hdr string, rows []byte, sync bool) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	// Two writes: the rows are in memory already, a buffer would only
-	// copy them (and was a 64 KiB allocation per file).
-	if _, err = f.WriteString(hdr); err == nil {
-		_, err = f.Write(rows)
-	}
-	if sync {
-		err = errors.Join(err, f.Sync())
-	}
-	return errors.Join(err, f.Close())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // sumLen is the length of the names in cols: with len(cols) (their TABs,

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strconv"
@@ -98,7 +99,7 @@ func (w *Writer) cutData(wm int64) error {
 		var from []*intervalRows
 		for _, ir := range irs {
 			if rows, ok := ir.rows[s]; ok {
-				files = append(files, setFile{ir.typ, ir.cols, rows})
+				files = append(files, setFile{typ: ir.typ, cols: ir.cols, rows: rows})
 				from = append(from, ir)
 			}
 		}
@@ -119,12 +120,7 @@ func (w *Writer) dataRows() []*intervalRows {
 	return []*intervalRows{&w.counters, &w.rtt, &w.tcp, &w.ftp}
 }
 
-func countLines(b []byte) int {
-	n := 0
-	for _, c := range b {
-		if c == '\n' {
-			n++
-		}
-	}
-	return n
-}
+// countLines counts the rows of b (bytes.Count is vectorised: a loop over
+// the bytes was 2 % of tmon owd's CPU time, twice over a 5 MB owd_packet
+// file).
+func countLines(b []byte) int { return bytes.Count(b, []byte{'\n'}) }

@@ -271,7 +271,7 @@ func (w *Writer) Close() error {
 // cut writes buf to its file and empties it. On failure (disk full) the
 // rows stay buffered, and the next Cut tries again.
 func (w *Writer) cut(buf *buffer) error {
-	if err := w.writeSet(buf.start, []setFile{{buf.typ, buf.cols, buf.rows}}, false, false); err != nil {
+	if err := w.writeSet(buf.start, []setFile{{typ: buf.typ, cols: buf.cols, rows: buf.rows}}, false, false); err != nil {
 		return err
 	}
 	buf.rows = buf.rows[:0]
@@ -297,7 +297,7 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 	start := strconv.FormatInt(iv.Start, 10)
 	secs := strconv.FormatFloat(iv.Length.Seconds(), 'f', -1, 64)
 
-	var stats, hist, pkts, inc, mets []byte
+	var stats, hist, inc, mets []byte
 	for i := range iv.Stats {
 		st := &iv.Stats[i]
 		ow, p, err := w.pair(st.Class, st.Pair)
@@ -346,30 +346,13 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 			hist = append(hist, '\n')
 		}
 	}
-	if len(iv.Packets) > 0 {
-		// Sized once (a row is about 100 bytes): growing a buffer of
-		// tens of megabytes by appending copied it over and over.
-		pkts = make([]byte, 0, len(iv.Packets)*128)
-	}
+	// Checked first: the rows are made while the set is written.
 	for i := range iv.Packets {
-		pk := &iv.Packets[i]
-		ow, p, err := w.pair(pk.Class, pk.Pair)
-		if err != nil {
-			return fmt.Errorf("spool: write interval %d: flow %d: %w", iv.Start, pk.Flow, err)
+		if pk := &iv.Packets[i]; i == 0 || pk.Class != iv.Packets[i-1].Class || pk.Pair != iv.Packets[i-1].Pair {
+			if _, _, err := w.pair(pk.Class, pk.Pair); err != nil {
+				return fmt.Errorf("spool: write interval %d: flow %d: %w", iv.Start, pk.Flow, err)
+			}
 		}
-		pkts = append(pkts, start...)
-		pkts = appendText(append(pkts, '\t'), w.cfg.Classes[pk.Class].Name)
-		pkts = strconv.AppendUint(append(pkts, '\t'), uint64(pk.Flow), 10)
-		pkts = appendSig(append(pkts, '\t'), pk.Sig)
-		pkts = appendText(append(pkts, '\t'), ow.Hops[p.From].Name)
-		pkts = appendText(append(pkts, '\t'), ow.Hops[p.To].Name)
-		pkts = strconv.AppendInt(append(pkts, '\t'), pk.From, 10)
-		pkts = strconv.AppendInt(append(pkts, '\t'), pk.To, 10)
-		pkts = strconv.AppendInt(append(pkts, '\t'), pk.To-pk.From, 10)
-		pkts = strconv.AppendUint(append(pkts, '\t'), uint64(pk.SpanFrom), 10)
-		pkts = strconv.AppendUint(append(pkts, '\t'), uint64(pk.SpanTo), 10)
-		pkts = strconv.AppendInt(append(pkts, '\t'), (pk.To-int64(pk.SpanTo))-(pk.From-int64(pk.SpanFrom)), 10)
-		pkts = append(pkts, '\n')
 	}
 	for i := range iv.Incomplete {
 		in := &iv.Incomplete[i]
@@ -411,8 +394,15 @@ func (w *Writer) WriteInterval(iv *reconcile.Interval) error {
 	}
 
 	var files []setFile
-	for _, f := range [...]setFile{{TypeStats, ColsStats, stats}, {TypeHist, ColsHist, hist}, {TypePacket, ColsPacket, pkts}, {TypeIncomplete, ColsIncomplete, inc}, {TypeMetrics, ColsMetrics, mets}, {TypeAccounting, ColsAccounting, acct}} {
-		if len(f.rows) > 0 {
+	for _, f := range [...]setFile{
+		{typ: TypeStats, cols: ColsStats, rows: stats},
+		{typ: TypeHist, cols: ColsHist, rows: hist},
+		{typ: TypePacket, cols: ColsPacket, gen: w.packetRows(iv, start)},
+		{typ: TypeIncomplete, cols: ColsIncomplete, rows: inc},
+		{typ: TypeMetrics, cols: ColsMetrics, rows: mets},
+		{typ: TypeAccounting, cols: ColsAccounting, rows: acct},
+	} {
+		if len(f.rows) > 0 || f.gen != nil && len(iv.Packets) > 0 {
 			files = append(files, f)
 		}
 	}

@@ -28,7 +28,7 @@ func typeIndex(typ string) int {
 	return -1
 }
 
-func (c *counters) wrote(typ string, rows []byte, bytes int, err error) {
+func (c *counters) wrote(typ string, lines, bytes int, err error) {
 	i := typeIndex(typ)
 	if i < 0 {
 		return
@@ -37,14 +37,8 @@ func (c *counters) wrote(typ string, rows []byte, bytes int, err error) {
 		c.errors[i].Add(1)
 		return
 	}
-	n := 0
-	for _, b := range rows {
-		if b == '\n' {
-			n++
-		}
-	}
 	c.files[i].Add(1)
-	c.rows[i].Add(uint64(n))
+	c.rows[i].Add(uint64(lines))
 	c.bytes[i].Add(uint64(bytes))
 }
 

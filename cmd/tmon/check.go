@@ -22,7 +22,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 
 Validates each tmon XML configuration file as every probe and collector
 would on start-up. Prints "FILE: ok (...)" for a good file, and one line
-"FILE:LINE: <element>: problem" per problem otherwise.
+"FILE:LINE: <element>: problem" per problem otherwise. A setting that
+works but could hurt is said as "FILE:LINE: <element>: warning: ..." on
+standard error; it does not change the exit status.
 Exit status: 0 when every file is good, 1 when any has a problem, 2 on usage errors.
 `)
 	}
@@ -46,6 +48,13 @@ Exit status: 0 when every file is good, 1 when any has a problem, 2 on usage err
 			status = exitFail
 			printErrors(stderr, err)
 			continue
+		}
+		if w := c.FlowShareWarning(conf.DefaultSieveRing); w != "" {
+			line := c.Limits.Line
+			if line == 0 {
+				line = c.Line
+			}
+			fmt.Fprintf(stderr, "%s:%d: <limits>: warning: %s\n", path, line, w)
 		}
 		from := "valid immediately"
 		if !c.ValidFrom.IsZero() {

@@ -95,6 +95,53 @@ func TestCheckErrorLines(t *testing.T) {
 	}
 }
 
+// TestCheckFlowShareWarning checks that tmon check says when a probe
+// session's share of the collectors' flow ids is below the sieve ring, on
+// the <limits> line, without failing the file; and says nothing at the
+// defaults. Hand-computed: maxFlows 100000 over 2 probes gives a share of
+// 100000 / (2 × 2) = 25000 ids, below the 65536-record ring; at least
+// 2 × 2 × 65536 = 262144 would do.
+func TestCheckFlowShareWarning(t *testing.T) {
+	dir := t.TempDir()
+	key, err := os.ReadFile("../../conf/testdata/p1.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"p1.key", "p2.key"} {
+		if err := os.WriteFile(filepath.Join(dir, k), key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(name, limits string) string {
+		path := filepath.Join(dir, name)
+		xml := "<tmon>\n  <collector name=\"c1\" address=\"localhost:47390\"/>\n" + limits +
+			"  <probe name=\"p1\" id=\"1\" keyFile=\"p1.key\"><interface name=\"eth0\"/></probe>\n" +
+			"  <probe name=\"p2\" id=\"2\" keyFile=\"p2.key\"><interface name=\"eth0\"/></probe>\n</tmon>\n"
+		if err := os.WriteFile(path, []byte(xml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	small := write("small.xml", "  <limits maxFlows=\"100000\"/>\n")
+	var stdout, stderr bytes.Buffer
+	if got := run([]string{"check", small}, &stdout, &stderr); got != exitOK {
+		t.Fatalf("status %d, want 0 (a warning is not a failure)\nstderr: %s", got, &stderr)
+	}
+	want := small + ":3: <limits>: warning: a probe session's share of the collectors' flow ids (maxFlows 100000 / (2 × 2 probes) = 25000) is smaller than the sieve ring (65536 records)"
+	if !strings.HasPrefix(stderr.String(), want) || !strings.Contains(stderr.String(), "raise maxFlows to at least 262144") {
+		t.Errorf("stderr:\n%s\nwant it to start with:\n%s", &stderr, want)
+	}
+	if !strings.Contains(stdout.String(), small+": ok (2 probes") {
+		t.Errorf("stdout: %s", &stdout)
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	if got := run([]string{"check", write("default.xml", "")}, &stdout, &stderr); got != exitOK || stderr.Len() != 0 {
+		t.Errorf("at the default maxFlows: status %d, stderr %q", got, &stderr)
+	}
+}
+
 func TestCommandTable(t *testing.T) {
 	seen := map[string]bool{}
 	for _, c := range commands {

@@ -97,6 +97,8 @@ Flags:
 		}
 		defer os.RemoveAll(dir)
 	}
+	// One analysis and the process exits: its heap is tuned for that.
+	offline.BatchHeap(fs.Args()...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	start := time.Now()

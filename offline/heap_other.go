@@ -1,0 +1,5 @@
+//go:build !linux
+
+package offline
+
+func hugeHeap(int) bool { return false }
