@@ -65,3 +65,66 @@ func TestRecentTableAgreesWithMap(t *testing.T) {
 		}
 	}
 }
+
+// TestClashWithRecentAtEdges: a packet completes; a later packet of the
+// same flow and signature, after the first was decided (so only the
+// recent table remembers it), is a clash when the watermark has not passed
+// the first's until (the later of its last sighting + DupWindow and its
+// reference time + MaxTransit) and it is at most MaxTransit from the
+// first's reference time, with the watermark at, just before and just after that
+// until, and with or without a sweep of the table at that watermark.
+func TestClashWithRecentAtEdges(t *testing.T) {
+	const maxT = 100 * ms
+	const e = 2 * ms // a step of watermark
+	for _, off := range []int64{-1, 0, 1} {
+		// until = ref + maxT (the second sighting's delay is shorter),
+		// on a whole millisecond shifted by off.
+		until := t0 + 2000*ms + off
+		ref := until - maxT
+		for _, dwm := range []int64{-1, 0, 1, e} {
+			for _, sweep := range []bool{false, true} {
+				for _, dt := range []int64{maxT, maxT + 1} {
+					r, sink := newPath3(t)
+					x := func(hop uint8, ts int64) { r.Add(Sighting{Flow: 2, Hop: hop, Sig: 0x5eed, TS: ts}) }
+					x(0, ref)
+					x(1, ref+10*ms)
+					// The first advance sweeps the table (the first
+					// ever); the second sweeps it again only when it
+					// is a maxT of watermark later.
+					first := until + dwm - maxT
+					if !sweep {
+						first++
+					}
+					for _, w := range []int64{first, until + dwm} {
+						if err := r.Advance(w); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if r.Counters().Live != 0 {
+						t.Fatalf("the first packet is still live at watermark %d: the test needs it decided", until+dwm)
+					}
+					x(0, ref+dt)
+					x(1, ref+dt+10*ms)
+					flush(t, r)
+					want := uint64(0)
+					if dwm <= 0 && dt <= maxT {
+						want = 1
+					}
+					if c := r.Counters(); c.Clashes != want || c.Completed != 2 {
+						t.Errorf("until %d (%+d), watermark until%+d, sweep %v, second packet at ref+%d: %d clashes, %d completed; want %d, 2",
+							until, off, dwm, sweep, dt, c.Clashes, c.Completed, want)
+					}
+					var clashes uint64
+					for _, iv := range sink.ivs {
+						for _, st := range iv.Stats {
+							clashes += st.Clashes
+						}
+					}
+					if clashes != want {
+						t.Errorf("until %d, watermark until%+d: %d clashes in the intervals, want %d", until, dwm, clashes, want)
+					}
+				}
+			}
+		}
+	}
+}
