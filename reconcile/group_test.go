@@ -89,3 +89,64 @@ func TestGroupAndSort(t *testing.T) {
 		t.Errorf("%d chunks free of %d made", len(seen), pool.made)
 	}
 }
+
+// TestSortPackets checks sortPackets against the standard library's sort
+// by the whole key: rows in the order records are decided (nearly by From,
+// every flow and pair interleaved), already sorted, reversed, shuffled
+// (the insertion sort gives up), one group only, and with rows that tie
+// on the whole key (any order of those is the file's order: the result
+// must be sorted and hold the same rows).
+func TestSortPackets(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	decided := func(n, flows, pairs int, jitter int64) []Packet {
+		p := make([]Packet, n)
+		for i := range p {
+			p[i] = Packet{Flow: uint32(r.IntN(flows)), Pair: r.IntN(pairs), Sig: r.Uint32(),
+				From: int64(i)*1000 + r.Int64N(jitter+1)}
+			p[i].To = p[i].From + r.Int64N(1e6)
+			p[i].Class = int(p[i].Flow % 3)
+		}
+		return p
+	}
+	cases := map[string][]Packet{
+		"empty":    nil,
+		"one":      decided(1, 1, 1, 0),
+		"decided":  decided(50000, 200, 3, 5000),
+		"in order": decided(20000, 1, 1, 0),
+		"groups":   decided(20000, 1000, 2, 0),
+		"one flow": decided(20000, 1, 1, 50000),
+	}
+	rev := decided(10000, 20, 2, 0)
+	slices.Reverse(rev)
+	cases["reversed"] = rev
+	shuf := decided(10000, 20, 2, 0)
+	r.Shuffle(len(shuf), func(i, j int) { shuf[i], shuf[j] = shuf[j], shuf[i] })
+	cases["shuffled"] = shuf
+	for name, in := range cases {
+		got, want := slices.Clone(in), slices.Clone(in)
+		sortPackets(got)
+		slices.SortFunc(want, comparePackets)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %d rows not in the order of the whole key", name, len(in))
+		}
+	}
+
+	// Ties: the same flow, pair, From and signature, told apart by To.
+	tied := decided(5000, 5, 2, 0)
+	for i := range tied {
+		tied[i].From = int64(i/7) * 1000
+		tied[i].Sig = uint32(i % 3)
+	}
+	r.Shuffle(len(tied), func(i, j int) { tied[i], tied[j] = tied[j], tied[i] })
+	got := slices.Clone(tied)
+	sortPackets(got)
+	if !slices.IsSortedFunc(got, comparePackets) {
+		t.Error("ties: not sorted")
+	}
+	byAll := func(a, b Packet) int { return cmp.Or(comparePackets(a, b), cmp.Compare(a.To, b.To)) }
+	slices.SortFunc(got, byAll)
+	slices.SortFunc(tied, byAll)
+	if !slices.Equal(got, tied) {
+		t.Error("ties: rows lost, doubled or changed")
+	}
+}

@@ -235,18 +235,7 @@ func (r *Reconciler) finish(sl *slot) {
 		id := sl.index[statKey{iv.Stats[i].Flow, int32(iv.Stats[i].Pair)}]
 		iv.Metrics = append(iv.Metrics, r.mx.out[id])
 	}
-	slices.SortFunc(iv.Packets, func(a, b Packet) int {
-		if c := cmp.Compare(a.Flow, b.Flow); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.Pair, b.Pair); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.From, b.From); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Sig, b.Sig)
-	})
+	sortPackets(iv.Packets)
 	slices.SortFunc(iv.Incomplete, func(a, b Incomplete) int {
 		if c := cmp.Compare(a.Flow, b.Flow); c != 0 {
 			return c

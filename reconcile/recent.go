@@ -11,27 +11,51 @@ import "math"
 // table kept for that: no tombstones, no allocation in steady state.
 //
 // The table holds every packet completed in the last one to two maximum
-// transit times (200 k entries, 12 MB at a million packets per second), so
-// each lookup was a cache miss, one on every new record (get) and one on
-// every completion (put): a quarter of the reconciliation's time. Two
-// things take most of them off the critical path. A filter (a blocked
-// Bloom filter, 4 bits per slot, two bits per entry in one word, an L2
-// cache's worth) answers most gets, which are nearly all for packets that
-// clash with nothing, without touching the table. And puts wait in a short
-// list (pend) and go into the table together, where their misses overlap
+// transit times (two million entries, 96 MB at a million packets per
+// second), so each lookup is a cache and a TLB miss, one on every new
+// record (get) and one on every completion (put). Two things take most of
+// them off the critical path. A filter answers most gets without touching
+// the table (see the until filter below). And puts wait in a short list
+// (pend) and go into the table together, where their misses overlap
 // instead of following one another; a get the filter lets through looks in
 // that list first, and a sweep empties it, so that the table answers
 // exactly as if every put had gone in at once.
+//
+// The until filter is a blocked Bloom filter whose cells are bytes, not
+// bits: each entry sets two cells of one cache line to at least the
+// epoch of its until time (watermark progress in units of a 64th of the
+// maximum transit or less, counted from the last sweep's). A get asks
+// whether the entry of fs can still clash (its until at or after the
+// watermark), and the filter answers no for an entry absent and also for
+// one present but expired: its cells are below the watermark's epoch
+// unless a live entry shares them. A bit filter answered "maybe" for every
+// expired entry still held until the next sweep, which in a trace whose
+// signatures come back after about a second (a replayed or periodic one)
+// meant a table miss at nearly every new record: a third of the
+// reconciliation's time.
 type recentTable struct {
 	slots []recentSlot // length a power of two; a zero slot is free
 	spare []recentSlot // the other table, filled by sweep
 	shift uint         // 64 − log2(len(slots))
 	n     int          // entries held
 
-	filter []uint64    // len(slots)/16 words: the bits of every entry held or pending
-	fshift uint        // 64 − log2(len(filter))
+	// cells is the until filter, in blocks of 64: 0 empty, else 1 + the
+	// epoch of the greatest until marked there, counted from base, held
+	// at 255 (a time far ahead reads as live until the next sweep counts
+	// it again). Four cells per entry kept by the last sweep, or more
+	// (cellsFor): with two cells an entry, about one in twenty gets of an
+	// absent or expired entry then passes.
+	cells  []uint8
+	kept   int   // entries kept by the last sweep, or held at the last growth
+	cshift uint  // 64 − log2(len(cells)/64)
+	unit   uint  // an epoch is 1<<unit ns: a 64th of the largest maxTransit or less
+	base   int64 // epoch of the last sweep's watermark: cell value 1
+	// thr is the least cell value that may be live at the current
+	// watermark (setWatermark); 0 when the watermark is too far past base
+	// for the cells to tell (every get then looks in the table).
+	thr    uint8
 	pend   []recentPut // puts not yet in slots, in order; at most pendMax
-	spareF []uint64    // the filter rehash fills
+	spareC []uint8     // the cells rehash fills
 }
 
 // recentPut is a put waiting in recentTable.pend.
@@ -67,38 +91,95 @@ func (s *recentSlot) set(fs uint64, d recentDone) {
 	s.fs, s.ref, s.until = fs, d.ref, d.until^math.MinInt64
 }
 
-func newRecentTable() recentTable {
+// newRecentTable returns a table for classes whose largest MaxTransit is
+// maxT ns, swept once per maxT of watermark progress (sweepRecent): the
+// watermark moves at most 64 epochs from one sweep to the next.
+func newRecentTable(maxT int64) recentTable {
 	var t recentTable
+	for maxT>>t.unit >= 64 {
+		t.unit++
+	}
 	t.slots = t.alloc(1 << 10)
 	t.setShift()
-	t.filter = make([]uint64, len(t.slots)/16)
-	t.setFilterShift()
+	t.cells = make([]uint8, cellsFor(0, 0))
+	t.setCellShift()
+	t.thr = 1
 	t.pend = make([]recentPut, 0, pendMax)
 	return t
 }
 
-func (t *recentTable) setFilterShift() {
-	t.fshift = 64
-	for s := len(t.filter); s > 1; s >>= 1 {
-		t.fshift--
+// cellsFor returns the number of cells of the filter for n entries: the
+// power of two at least 4n, or have when that is up to twice as many
+// (the size does not flip at every sweep as n varies, and the cells are
+// reused).
+func cellsFor(n, have int) int {
+	want := 1 << 12
+	for want < 4*n {
+		want <<= 1
+	}
+	if have >= want && have <= 2*want {
+		return have
+	}
+	return want
+}
+
+func (t *recentTable) setCellShift() {
+	t.cshift = 64
+	for s := len(t.cells) / 64; s > 1; s >>= 1 {
+		t.cshift--
 	}
 }
 
-// filterBits returns the filter word of fs and its two bits in it.
-func (t *recentTable) filterBits(fs uint64) (int, uint64) {
+// cellsOf returns the indexes of fs's two cells (one cache line).
+func (t *recentTable) cellsOf(fs uint64) (int, int) {
 	h := (fs ^ fs>>29) * 0xBF58476D1CE4E5B9 // another mix than find's
-	return int(h >> t.fshift), 1<<(h&63) | 1<<(h>>6&63)
+	line := int(h>>t.cshift) << 6           // h>>64 is 0: one line
+	return line | int(h&63), line | int(h>>6&63)
 }
 
-// mayHold reports whether fs may be in the table or pending: false is sure.
-func (t *recentTable) mayHold(fs uint64) bool {
-	w, b := t.filterBits(fs)
-	return t.filter[w]&b == b
+// level is the cell value of an entry that can clash until until: its
+// epoch counted from base, at least 1 (an entry already expired reads as
+// live at most until the watermark's epoch passes base) and at most 255.
+func (t *recentTable) level(until int64) uint8 {
+	e := until >> t.unit // floor, negative times included
+	if e < t.base {
+		return 1
+	}
+	if d := uint64(e) - uint64(t.base); d < 254 {
+		return uint8(d + 1)
+	}
+	return 255
 }
 
-func (t *recentTable) mark(fs uint64) {
-	w, b := t.filterBits(fs)
-	t.filter[w] |= b
+// setWatermark sets the threshold of the cells at watermark wm: an entry
+// with until ≥ wm has an epoch at least wm's, so cells of at least wm's
+// level. Beyond 254 epochs from base a held cell no longer says how far
+// ahead its entry is: the filter is then not used.
+func (t *recentTable) setWatermark(wm int64) {
+	e := wm >> t.unit
+	switch {
+	case e <= t.base:
+		t.thr = 1
+	case uint64(e)-uint64(t.base) < 255:
+		t.thr = uint8(uint64(e)-uint64(t.base)) + 1
+	default:
+		t.thr = 0
+	}
+}
+
+// mayClash reports whether the entry of fs may be held (or pending) with
+// an until at or after the watermark of the last setWatermark: false is
+// sure.
+func (t *recentTable) mayClash(fs uint64) bool {
+	i, j := t.cellsOf(fs)
+	return t.cells[i] >= t.thr && t.cells[j] >= t.thr
+}
+
+func (t *recentTable) mark(fs uint64, until int64) {
+	i, j := t.cellsOf(fs)
+	v := t.level(until)
+	t.cells[i] = max(t.cells[i], v)
+	t.cells[j] = max(t.cells[j], v)
 }
 
 func (t *recentTable) alloc(size int) []recentSlot {
@@ -122,8 +203,11 @@ func (t *recentTable) find(fs uint64) *recentSlot {
 	}
 }
 
+// get returns the entry of fs when it is held with an until at or after
+// the watermark of the last setWatermark; it may also return an expired
+// one, which the caller tells by its until.
 func (t *recentTable) get(fs uint64) (recentDone, bool) {
-	if !t.mayHold(fs) {
+	if !t.mayClash(fs) {
 		return recentDone{}, false
 	}
 	if len(t.pend) > 0 && t.n+len(t.pend) >= t.pend[0].limit {
@@ -151,7 +235,7 @@ func (t *recentTable) get(fs uint64) (recentDone, bool) {
 // held; d.until must not be math.MinInt64. It takes effect in the table at the
 // next flush, which get, sweep and a full pend list call.
 func (t *recentTable) put(fs uint64, d recentDone, limit int) {
-	t.mark(fs)
+	t.mark(fs, d.until)
 	t.pend = append(t.pend, recentPut{fs, d, limit})
 	if len(t.pend) == pendMax {
 		t.flush()
@@ -180,13 +264,17 @@ func (t *recentTable) putNow(fs uint64, d recentDone, limit int) {
 		t.n++
 	}
 	s.set(fs, d)
-	t.mark(fs)
+	t.mark(fs, d.until)
 }
 
-// sweep forgets the entries whose until is before wm.
+// sweep forgets the entries whose until is before wm, and counts the
+// filter's epochs from wm's.
 func (t *recentTable) sweep(wm int64) {
 	t.flush()
+	t.base = wm >> t.unit
 	t.rehash(len(t.slots), wm)
+	t.kept = t.n
+	t.setWatermark(wm)
 }
 
 // rehash moves the entries with until ≥ keep into a table of size slots.
@@ -200,23 +288,24 @@ func (t *recentTable) rehash(size int, keep int64) {
 	}
 	t.setShift()
 	// The filter is rebuilt: what sweep forgets must leave it, or it would
-	// fill up. Pending entries keep their bits: putNow marks them again
+	// fill up. Pending entries keep their cells: putNow marks them again
 	// as they go in (a rehash for growth happens while the list empties).
-	oldF := t.filter
-	if n := len(t.slots) / 16; len(t.spareF) == n {
-		t.filter = t.spareF
-		clear(t.filter)
+	oldC := t.cells
+	t.kept = max(t.kept, size/4) // a growth: the entries held
+	if n := cellsFor(t.kept, len(t.cells)); len(t.spareC) == n {
+		t.cells = t.spareC
+		clear(t.cells)
 	} else {
-		t.filter = make([]uint64, n)
+		t.cells = make([]uint8, n)
 	}
-	t.setFilterShift()
+	t.setCellShift()
 	t.n = 0
 	for i := range old {
 		if s := &old[i]; !s.free() && s.done().until >= keep {
 			*t.find(s.fs) = *s
-			t.mark(s.fs)
+			t.mark(s.fs, s.done().until)
 			t.n++
 		}
 	}
-	t.spare, t.spareF = old, oldF
+	t.spare, t.spareC = old, oldC
 }

@@ -300,7 +300,6 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		index:    newMatchIndex(),
 		wm:       math.MinInt64,
 		closed:   math.MinInt64,
-		recent:   newRecentTable(),
 		chunks:   newChunkPool(),
 	}
 	r.clk.assumed = cfg.Clock.AssumeSynced
@@ -321,6 +320,7 @@ func New(cfg *conf.Config, sink Sink, opt Options) (*Reconciler, error) {
 		r.spanOn = r.spanOn || c.perPacket
 		r.maxTransit = max(r.maxTransit, c.maxT)
 	}
+	r.recent = newRecentTable(r.maxTransit)
 	return r, nil
 }
 
@@ -645,9 +645,11 @@ func (r *Reconciler) clashesRecent(fs uint64, t, maxT int64) bool {
 }
 
 // sweepRecent forgets the completed packets that can no longer clash, once
-// per maximum transit time of watermark progress.
+// per maximum transit time of watermark progress, and gives the table's
+// filter the watermark at every one.
 func (r *Reconciler) sweepRecent() {
 	if r.wm-r.swept < r.maxTransit && r.wm != math.MaxInt64 {
+		r.recent.setWatermark(r.wm)
 		return
 	}
 	r.swept = r.wm

@@ -7,9 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/tmon-project/tmon/conf"
 )
 
@@ -128,24 +125,15 @@ func ask(ctx context.Context, c *Component) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", c.Endpoint, resp.Status)
 	}
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
+	prefix := "tmon_" + c.Role
+	fams, err := firstLabels(resp.Body, prefix+"_info", prefix+"_config_held_info")
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.Endpoint, err)
 	}
 	label := func(family, name string) (string, bool) {
-		f, ok := fams[family]
-		if !ok || len(f.GetMetric()) == 0 {
-			return "", false
-		}
-		for _, l := range f.GetMetric()[0].GetLabel() {
-			if l.GetName() == name {
-				return l.GetValue(), true
-			}
-		}
-		return "", false
+		v, ok := fams[family][name]
+		return v, ok
 	}
-	prefix := "tmon_" + c.Role
 	v, ok := label(prefix+"_info", "config_version")
 	if !ok {
 		return fmt.Errorf("%s: no %s_info: not a tmon %s", c.Endpoint, prefix, c.Role)

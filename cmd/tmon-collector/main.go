@@ -13,6 +13,8 @@ import (
 
 	"github.com/tmon-project/tmon/collector"
 	"github.com/tmon-project/tmon/internal/cli"
+
+	_ "github.com/tmon-project/tmon/health/prom" // the metrics endpoint
 )
 
 func main() {

@@ -20,6 +20,8 @@ import (
 	"github.com/tmon-project/tmon/conf"
 	"github.com/tmon-project/tmon/health"
 	"github.com/tmon-project/tmon/loader"
+
+	_ "github.com/tmon-project/tmon/health/prom" // the metrics endpoint
 )
 
 const usage = `tmon-loader loads tmon spool files (docs/spool.md) into a database.

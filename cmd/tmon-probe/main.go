@@ -13,6 +13,8 @@ import (
 
 	"github.com/tmon-project/tmon/internal/cli"
 	"github.com/tmon-project/tmon/probe"
+
+	_ "github.com/tmon-project/tmon/health/prom" // the metrics endpoint
 )
 
 func main() {
