@@ -14,7 +14,7 @@
 // daemon's main links in (a blank import, as an SQL driver). So that the
 // packages a short-lived command shares with the daemons (tmon owd runs
 // the collector's code) do not carry the client's and protobuf's package
-// initialisation, about 10 ms of CPU at each start of a process.
+// initialisation, about 4 ms of CPU at each start of a process (tmon -h 18 → 14 ms).
 package health
 
 import (
