@@ -38,14 +38,9 @@ func churnTraffic(t *testing.T, base int64, sessions int) (ds [][]byte, sent, lo
 		i %= flows
 		return flow.Key{Class: 0, Fields: flow.Set(0).With(flow.Dst), Dst: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})}
 	}
-	type probe struct {
-		id  uint16
-		seq uint32
-		b   *pdu.Builder
-	}
-	ps := []*probe{{id: 1, b: pdu.NewBuilder(1400)}, {id: 2, b: pdu.NewBuilder(1400)}}
+	ps := []*probeState{{id: 1, b: pdu.NewBuilder(1400)}, {id: 2, b: pdu.NewBuilder(1400)}}
 	last := false // the last session's bye says none follows
-	emit := func(p *probe, sess uint32, hd pdu.Header) {
+	emit := func(p *probeState, sess uint32, hd pdu.Header) {
 		p.seq++
 		var d []byte
 		if hd.Type == pdu.TypeBye {
